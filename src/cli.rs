@@ -1,0 +1,154 @@
+//! The command line: the lab's positional form `tcplab SERVICE ROLE HOST PORT [BYTES]`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use tcplab::client::uppercase::{DEFAULT_CHUNK, Strategy};
+use tcplab::proto::lines::DEFAULT_MAX_LINE;
+use tcplab::size::parse_size;
+
+/// Client/server communication using TCP: the lab's three programs, wire-compatible
+/// with its Python scripts, and a look at what TCP is doing.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcplab",
+    version,
+    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab lines client 127.0.0.1 1234 notes.txt\n\nExit codes: 0 success, 1 runtime error, 2 usage error."
+)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The services and the demo.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The 16-octet exchange of tcp_simple.py: "Hello world!!!!!" in, "Goodbye for now!" back.
+    Simple {
+        /// Server or client.
+        #[command(subcommand)]
+        role: SimpleRole,
+    },
+    /// tcp_uppercase.py: the client streams BYTES, the server sends them back upper-cased.
+    Uppercase {
+        /// Server or client.
+        #[command(subcommand)]
+        role: UppercaseRole,
+    },
+    /// The handout's task: the server reads the connection like a file and prints each line.
+    Lines {
+        /// Server or client.
+        #[command(subcommand)]
+        role: LinesRole,
+    },
+    /// Runs the lab end to end on the loopback interface and narrates each step.
+    Demo,
+}
+
+/// Where a server listens or a client connects.
+#[derive(Debug, Args)]
+pub struct Endpoint {
+    /// Interface address ("" or " " = every interface; e.g. 127.0.0.1, ::1, 10.0.2.15)
+    /// for a server; the server's address for a client.
+    #[arg(value_name = "HOST", allow_hyphen_values = false)]
+    pub host: String,
+    /// TCP port, 0-65535 (0 lets a server pick a free one).
+    #[arg(value_name = "PORT", value_parser = parse_port)]
+    pub port: u16,
+}
+
+/// Options every server has.
+#[derive(Debug, Args)]
+pub struct ServerOpts {
+    /// Serve one connection, then exit (for scripts and tests).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// The simple service's roles.
+#[derive(Debug, Subcommand)]
+pub enum SimpleRole {
+    /// Listen at HOST PORT; answer each client's 16 octets with 16 of our own.
+    Server {
+        #[command(flatten)]
+        at: Endpoint,
+        #[command(flatten)]
+        opts: ServerOpts,
+    },
+    /// Connect to HOST PORT, send "Hello world!!!!!", print the reply.
+    Client {
+        #[command(flatten)]
+        at: Endpoint,
+    },
+}
+
+/// The upper-case service's roles.
+#[derive(Debug, Subcommand)]
+pub enum UppercaseRole {
+    /// Listen at HOST PORT; send every byte back with ASCII letters capitalized.
+    Server {
+        #[command(flatten)]
+        at: Endpoint,
+        /// Accepted and ignored, as in the lab.
+        #[arg(value_name = "BYTES", value_parser = parse_size)]
+        bytes: Option<u64>,
+        #[command(flatten)]
+        opts: ServerOpts,
+        /// Print the lab's "N bytes already capitalized" after every read.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Connect to HOST PORT, send BYTES of "hello foobar bye", check the upper case comes back.
+    Client {
+        #[command(flatten)]
+        at: Endpoint,
+        /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
+        #[arg(value_name = "BYTES", value_parser = parse_size)]
+        bytes: u64,
+        /// How to drive the socket: naive is the lab's client and deadlocks at large sizes.
+        #[arg(long, value_enum, default_value = "threads")]
+        strategy: Strategy,
+        /// Bytes per write (16 reproduces the lab's one sendall per message).
+        #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
+        chunk: usize,
+    },
+}
+
+/// The lines service's roles.
+#[derive(Debug, Subcommand)]
+pub enum LinesRole {
+    /// Listen at HOST PORT; read each connection like a file and print each line.
+    Server {
+        #[command(flatten)]
+        at: Endpoint,
+        #[command(flatten)]
+        opts: ServerOpts,
+        /// Longest line accepted; a longer one closes that client's connection.
+        #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = DEFAULT_MAX_LINE as u64)]
+        max_line: u64,
+    },
+    /// Connect to HOST PORT and send FILE (or standard input) line by line.
+    Client {
+        #[command(flatten)]
+        at: Endpoint,
+        /// The file to send; standard input when absent or "-".
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.trim().parse::<u16>().map_err(|_| {
+        format!("'{text}' is not a port: give a number from 0 to 65535 (0 picks a free one)")
+    })
+}
+
+fn parse_chunk(text: &str) -> Result<usize, String> {
+    match parse_size(text)? {
+        0 => Err("the chunk size must be at least 1 byte".to_string()),
+        n if n > (64 << 20) => Err(format!("'{text}' is too large a chunk: at most 64M")),
+        n => Ok(n as usize),
+    }
+}

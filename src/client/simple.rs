@@ -1,0 +1,26 @@
+//! The simple client: send the 16-octet greeting, receive-all the 16-octet answer.
+
+use std::io::Write;
+
+use crate::addr::{self, Names};
+use crate::error::{IoContext, Result};
+use crate::io::recv_all;
+use crate::proto::simple::{GREETING, MESSAGE_LEN, repr};
+use crate::report::console::say;
+
+/// Runs one exchange with the server at HOST:PORT and returns the server's reply.
+pub fn run(host: &str, port: u16) -> Result<[u8; MESSAGE_LEN]> {
+    let mut stream = addr::connect(host, port)?;
+    let names = Names::of(&stream)?;
+    let peer = addr::show(names.peer);
+    say(format!(
+        "Client has been assigned socket name {}",
+        addr::show(names.local)
+    ));
+    stream
+        .write_all(GREETING)
+        .ctx(|| format!("could not send to {peer}"))?;
+    let reply = recv_all(&mut stream, &peer)?;
+    say(format!("The server said {}", repr(&reply)));
+    Ok(reply)
+}

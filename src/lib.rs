@@ -1,0 +1,29 @@
+//! tcplab runs the three programs of the classic "client/server communication using
+//! TCP" lab — `simple`, `uppercase` and `lines` — as servers and clients that speak
+//! the lab's exact bytes, and shows what TCP is doing underneath.
+//!
+//! # Layout
+//!
+//! - [`proto`]: the protocol cores — what each program says and expects — with no
+//!   sockets, threads or clocks, so any I/O strategy can drive them.
+//! - [`addr`]: the lab's HOST/PORT rules, binding with `SO_REUSEADDR`, connecting.
+//! - [`server`]: the accept loop and one connection handler per service.
+//! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy.
+//! - [`report`]: human-readable figures and whole-line console output.
+//! - [`io`]: blocking-socket helpers shared by servers and clients (receive-all).
+//! - [`demo`]: the guided tour behind `tcplab demo`.
+//! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
+//! - [`error`]: the library's error type and the exit code each error maps to.
+#![warn(missing_docs)]
+
+pub mod addr;
+pub mod client;
+pub mod demo;
+pub mod error;
+pub mod io;
+pub mod proto;
+pub mod report;
+pub mod server;
+pub mod size;
+
+pub use error::{Error, Result};
