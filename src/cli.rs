@@ -52,10 +52,10 @@ pub enum Command {
 pub struct Endpoint {
     /// Interface address ("" or " " = every interface; e.g. 127.0.0.1, ::1, 10.0.2.15)
     /// for a server; the server's address for a client.
-    #[arg(value_name = "HOST", allow_hyphen_values = false)]
+    #[arg(value_name = "HOST")]
     pub host: String,
     /// TCP port, 0-65535 (0 lets a server pick a free one).
-    #[arg(value_name = "PORT", value_parser = parse_port)]
+    #[arg(value_name = "PORT", value_parser = parse_port, allow_hyphen_values = true)]
     pub port: u16,
 }
 
@@ -105,7 +105,7 @@ pub enum UppercaseRole {
         #[command(flatten)]
         at: Endpoint,
         /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
-        #[arg(value_name = "BYTES", value_parser = parse_size)]
+        #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
         bytes: u64,
         /// How to drive the socket: naive is the lab's client and deadlocks at large sizes.
         #[arg(long, value_enum, default_value = "threads")]

@@ -62,13 +62,12 @@ impl LineFramer {
         while let Some(nl) = memchr(b'\n', bytes) {
             let (head, rest) = (&bytes[..nl], &bytes[nl + 1..]);
             if self.partial.is_empty() {
-                self.check(head.len())?;
-                self.emit(head, &mut on_line);
+                self.emit(head, &mut on_line)?;
             } else {
-                self.check(self.partial.len() + head.len())?;
+                self.check((self.partial.len() + head.len()).saturating_sub(1))?;
                 let mut line = std::mem::take(&mut self.partial);
                 line.extend_from_slice(head);
-                self.emit(&line, &mut on_line);
+                self.emit(&line, &mut on_line)?;
                 line.clear();
                 self.partial = line;
             }
@@ -85,8 +84,7 @@ impl LineFramer {
     pub fn finish(&mut self, mut on_line: impl FnMut(&[u8])) -> Result<(), LineTooLong> {
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
-            self.check(line.len())?;
-            self.emit(&line, &mut on_line);
+            self.emit(&line, &mut on_line)?;
         }
         Ok(())
     }
@@ -102,9 +100,12 @@ impl LineFramer {
         }
     }
 
-    fn emit(&mut self, line: &[u8], on_line: &mut impl FnMut(&[u8])) {
+    fn emit(&mut self, line: &[u8], on_line: &mut impl FnMut(&[u8])) -> Result<(), LineTooLong> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.check(line.len())?;
         self.lines += 1;
-        on_line(line.strip_suffix(b"\r").unwrap_or(line));
+        on_line(line);
+        Ok(())
     }
 }
 

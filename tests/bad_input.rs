@@ -1,0 +1,153 @@
+//! Every kind of bad input gets one clear line on stderr and the documented exit
+//! code: 1 for runtime errors, 2 for usage errors; never a panic.
+
+use std::net::TcpListener;
+
+use crate::util::{Server, tcplab_run};
+
+/// A port on loopback where nothing listens (bound, then released).
+fn closed_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port().to_string()
+}
+
+#[test]
+fn connection_refused_names_the_address() {
+    let port = closed_port();
+    for service in [
+        &["simple", "client"][..],
+        &["uppercase", "client"],
+        &["lines", "client"],
+    ] {
+        let mut args = service.to_vec();
+        args.extend(["127.0.0.1", &port]);
+        if service[0] == "uppercase" {
+            args.push("64");
+        }
+        tcplab_run(&args)
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has(&format!(
+                "connection refused: no server listens at 127.0.0.1:{port}"
+            ));
+    }
+}
+
+#[test]
+fn address_in_use_names_the_address() {
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    for service in ["simple", "uppercase", "lines"] {
+        tcplab_run(&[service, "server", "127.0.0.1", &port])
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has(&format!("address 127.0.0.1:{port} is already in use"));
+    }
+}
+
+#[test]
+fn unknown_host_is_named() {
+    tcplab_run(&["simple", "client", "no-such-host.invalid", "1234"])
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("unknown host 'no-such-host.invalid'");
+}
+
+#[test]
+fn a_port_outside_0_to_65535_is_a_usage_error() {
+    for port in ["65536", "-1", "http", ""] {
+        tcplab_run(&["simple", "client", "127.0.0.1", port])
+            .assert_code(2)
+            .assert_one_error_line();
+    }
+    tcplab_run(&["simple", "server", "127.0.0.1", "99999"])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("'99999' is not a port");
+}
+
+#[test]
+fn bytes_that_are_not_a_size_is_a_usage_error() {
+    for bytes in ["lots", "1.5G", "12Q", "-4"] {
+        tcplab_run(&["uppercase", "client", "127.0.0.1", "1", bytes])
+            .assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has("is not a size");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_named() {
+    let server = Server::tcplab(&["lines", "server", "127.0.0.1", "0"]);
+    tcplab_run(&[
+        "lines",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "/no/such/file.txt",
+    ])
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has("could not read '/no/such/file.txt': no such file or directory");
+    let dir = std::env::temp_dir();
+    tcplab_run(&[
+        "lines",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        dir.to_str().unwrap(),
+    ])
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has("is a directory");
+}
+
+#[test]
+fn a_peer_that_closes_early_is_reported_by_client_and_server() {
+    // Client side: a fake server that sends 5 of the 16 octets and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let fake = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 16];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"Goodb").unwrap();
+    });
+    tcplab_run(&["simple", "client", "127.0.0.1", &port])
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("was supposed to receive 16 bytes but only received 5 bytes");
+    fake.join().unwrap();
+
+    // Server side, with --once: the one connection failed, so the exit is 1.
+    let server = Server::tcplab(&["simple", "server", "127.0.0.1", "0", "--once"]);
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+        s.write_all(b"Hello world").unwrap();
+    }
+    server
+        .wait()
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("was supposed to receive 16 bytes but only received 11 bytes");
+}
+
+#[test]
+fn help_and_usage() {
+    tcplab_run(&["--help"])
+        .assert_ok()
+        .assert_stdout_has("uppercase")
+        .assert_stdout_has("Exit codes");
+    tcplab_run(&["uppercase", "client", "--help"])
+        .assert_ok()
+        .assert_stdout_has("--strategy");
+    tcplab_run(&["frobnicate"])
+        .assert_code(2)
+        .assert_one_error_line();
+    tcplab_run(&["simple", "client", "127.0.0.1"])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("<PORT>");
+}

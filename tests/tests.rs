@@ -1,0 +1,12 @@
+//! Integration tests: they drive the built `tcplab` binary against itself, against an
+//! independent Python peer (tests/peers/lab.py) and against raw sockets, and assert
+//! the bytes and lines that cross the wire.
+
+mod util;
+
+mod bad_input;
+mod lines;
+mod props;
+mod python_peer;
+mod simple;
+mod uppercase;

@@ -1,0 +1,298 @@
+//! Helpers that run the built binary and real peers, with bounded waits.
+
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Longest a test waits for any one program.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The built `tcplab` binary.
+pub fn tcplab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tcplab"))
+}
+
+/// The independent Python peer that follows LAB.md.
+pub fn python_peer() -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-u")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lab.py"));
+    cmd
+}
+
+/// A finished program's status and output.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub what: String,
+}
+
+impl Output {
+    /// Exit code, or -1 when killed by a signal.
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), code, "unexpected exit code\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        self.assert_code(0)
+    }
+
+    #[track_caller]
+    pub fn assert_stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{self}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{self}"
+        );
+        self
+    }
+
+    /// Bad input must give exactly one line on stderr, and no panic.
+    #[track_caller]
+    pub fn assert_one_error_line(&self) -> &Self {
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "want one stderr line\n{self}"
+        );
+        assert!(!self.stderr.contains("panicked"), "panic\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "command: {}\nstatus: {}\n--- stdout\n{}--- stderr\n{}---",
+            self.what, self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push_str(&format!(" {:?}", a.to_string_lossy()));
+    }
+    s
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Waits for `child` up to `limit`, killing it (and failing the test) past that.
+fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs a command to completion with `stdin` as its input, bounded by [`TIMEOUT`].
+pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
+    let what = describe(&cmd);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not start {what}: {e}"));
+    let input = stdin.to_vec();
+    let mut pipe = child.stdin.take().unwrap();
+    let feeder = thread::spawn(move || {
+        use std::io::Write;
+        let _ = pipe.write_all(&input);
+    });
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    let status = wait_bounded(&mut child, TIMEOUT, &what);
+    let _ = feeder.join();
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+        what,
+    }
+}
+
+/// Runs a command to completion with empty input.
+pub fn run(cmd: Command) -> Output {
+    run_with_input(cmd, b"")
+}
+
+/// `tcplab ARGS...` to completion.
+pub fn tcplab_run(args: &[&str]) -> Output {
+    let mut cmd = tcplab();
+    cmd.args(args);
+    run(cmd)
+}
+
+/// A server running in the background, its address read from `Listening at ADDR`.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    lines: Receiver<String>,
+    seen: RefCell<Vec<String>>,
+    stderr: Option<thread::JoinHandle<String>>,
+    what: String,
+}
+
+impl Server {
+    /// Starts `tcplab ARGS...` and waits for its first line.
+    pub fn tcplab(args: &[&str]) -> Server {
+        let mut cmd = tcplab();
+        cmd.args(args);
+        Server::start(cmd)
+    }
+
+    /// Starts any server command that prints `Listening at ADDR` first.
+    pub fn start(mut cmd: Command) -> Server {
+        let what = describe(&cmd);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {what}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Some(drain(child.stderr.take().unwrap()));
+        let first = match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = stderr.unwrap().join().unwrap();
+                panic!("{what} printed no first line; stderr:\n{err}");
+            }
+        };
+        let addr = first
+            .strip_prefix("Listening at ")
+            .unwrap_or_else(|| panic!("{what}: first line is {first:?}"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{what}: bad address in {first:?}: {e}"));
+        Server {
+            child: Some(child),
+            addr,
+            lines,
+            seen: RefCell::new(vec![first]),
+            stderr,
+            what,
+        }
+    }
+
+    /// The port it listens at.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The port as an argument.
+    pub fn port_arg(&self) -> String {
+        self.port().to_string()
+    }
+
+    /// Waits until a line containing `needle` is printed; returns the lines so far.
+    #[track_caller]
+    pub fn wait_for_line(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                let hit = line.contains(needle);
+                self.seen.borrow_mut().push(line);
+                if hit {
+                    return self.seen.borrow().clone();
+                }
+            }
+        }
+        panic!(
+            "{} never printed {needle:?}; it printed:\n{}",
+            self.what,
+            self.seen.borrow().join("\n")
+        );
+    }
+
+    /// Waits for the server to exit by itself (after `--once`).
+    pub fn wait(mut self) -> Output {
+        let mut child = self.child.take().unwrap();
+        let status = wait_bounded(&mut child, TIMEOUT, &self.what);
+        self.collect(status)
+    }
+
+    /// Stops the server and returns what it printed.
+    pub fn stop(mut self) -> Output {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        self.collect(status)
+    }
+
+    fn collect(&mut self, status: ExitStatus) -> Output {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.seen.borrow_mut().push(line);
+        }
+        let stdout: String = self
+            .seen
+            .borrow()
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Output {
+            status,
+            stdout,
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+            what: self.what.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
