@@ -41,7 +41,10 @@ pub fn show(addr: SocketAddr) -> String {
 /// Resolves HOST and PORT to socket addresses (literals need no lookup).
 pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let host = host.trim();
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -180,6 +183,9 @@ mod tests {
 
     #[test]
     fn literals_resolve_without_lookup() {
-        assert_eq!(resolve("[::1]", 7).unwrap(), vec!["[::1]:7".parse().unwrap()]);
+        assert_eq!(
+            resolve("[::1]", 7).unwrap(),
+            vec!["[::1]:7".parse().unwrap()]
+        );
     }
 }

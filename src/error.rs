@@ -6,7 +6,9 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Nothing listens at the address the client tried.
-    #[error("connection refused: no server listens at {addr} (is the server running, and on that address?)")]
+    #[error(
+        "connection refused: no server listens at {addr} (is the server running, and on that address?)"
+    )]
     ConnectionRefused {
         /// The address as the user gave it (host and port).
         addr: String,
@@ -20,7 +22,9 @@ pub enum Error {
         secs: u64,
     },
     /// Another socket already holds the address a server wanted.
-    #[error("address {addr} is already in use: another program listens there (stop it, or pick another port; 0 picks a free one)")]
+    #[error(
+        "address {addr} is already in use: another program listens there (stop it, or pick another port; 0 picks a free one)"
+    )]
     AddrInUse {
         /// The address that was taken.
         addr: String,
@@ -40,7 +44,9 @@ pub enum Error {
         reason: String,
     },
     /// The peer closed before a fixed-size message was complete (the lab's recvall).
-    #[error("the peer closed the connection early: was supposed to receive {expected} bytes but only received {got} bytes")]
+    #[error(
+        "the peer closed the connection early: was supposed to receive {expected} bytes but only received {got} bytes"
+    )]
     ShortRead {
         /// Bytes the protocol requires.
         expected: usize,

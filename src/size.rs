@@ -21,7 +21,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn not_a_size(text: &str) -> String {
-    format!("'{text}' is not a size: give a number of bytes, optionally with K, M or G (1G = 1073741824)")
+    format!(
+        "'{text}' is not a size: give a number of bytes, optionally with K, M or G (1G = 1073741824)"
+    )
 }
 
 #[cfg(test)]

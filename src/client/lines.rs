@@ -26,14 +26,15 @@ pub struct Sent {
 /// have been read. A server's error reply (an overlong line) is an error here.
 pub fn run(host: &str, port: u16, input: Option<&Path>) -> Result<Sent> {
     let source: Box<dyn Read> = match input {
-        Some(path) if path.as_os_str() != "-" => Box::new(
-            File::open(path).ctx(|| format!("could not read '{}'", path.display()))?,
-        ),
+        Some(path) if path.as_os_str() != "-" => {
+            Box::new(File::open(path).ctx(|| format!("could not read '{}'", path.display()))?)
+        }
         _ => Box::new(io::stdin()),
     };
-    let name = input
-        .filter(|p| p.as_os_str() != "-")
-        .map_or_else(|| "standard input".to_string(), |p| format!("'{}'", p.display()));
+    let name = input.filter(|p| p.as_os_str() != "-").map_or_else(
+        || "standard input".to_string(),
+        |p| format!("'{}'", p.display()),
+    );
     let stream = addr::connect(host, port)?;
     let names = Names::of(&stream)?;
     let peer = addr::show(names.peer);

@@ -133,7 +133,10 @@ mod tests {
     fn splits_on_newlines_across_pieces() {
         let (lines, r) = frame(&[b"one\ntw", b"o\r", b"\nthree"], 100);
         assert!(r.is_ok());
-        assert_eq!(lines, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+        assert_eq!(
+            lines,
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
     }
 
     #[test]

@@ -100,7 +100,10 @@ mod tests {
         let mut r = RecvAll::new();
         r.push(b"Hello");
         let msg = r.closed_early().to_string();
-        assert!(msg.contains("was supposed to receive 16 bytes but only received 5 bytes"), "{msg}");
+        assert!(
+            msg.contains("was supposed to receive 16 bytes but only received 5 bytes"),
+            "{msg}"
+        );
     }
 
     #[test]

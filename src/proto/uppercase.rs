@@ -151,7 +151,9 @@ impl Verifier {
 
     /// How many of the next `n` returned bytes fall within the expected stream.
     pub fn remaining_within(&self, n: usize) -> usize {
-        self.expected_total.saturating_sub(self.received).min(n as u64) as usize
+        self.expected_total
+            .saturating_sub(self.received)
+            .min(n as u64) as usize
     }
 
     /// The verdict once the stream has ended.
@@ -252,7 +254,13 @@ mod tests {
         let exp = Repeated::expected(64);
         let mut v = Verifier::new(32);
         v.check(exp.at(0, 20), exp.at(0, 20));
-        assert_eq!(v.verdict(), Verdict::Short { received: 20, expected: 32 });
+        assert_eq!(
+            v.verdict(),
+            Verdict::Short {
+                received: 20,
+                expected: 32
+            }
+        );
         v.check(exp.at(20, 12), exp.at(20, 12));
         assert_eq!(v.verdict(), Verdict::Verified { bytes: 32 });
 

@@ -44,10 +44,7 @@ pub fn handle(stream: TcpStream, names: Names, max_line: usize) -> Result<u64> {
         .finish(|line| print_line(&mut batch, line))
         .map_err(|e| Error::Protocol(e.to_string()))?;
     flush(&mut batch)?;
-    crate::report::console::say(format!(
-        "  {peer}: {} lines; socket closed",
-        framer.lines()
-    ));
+    crate::report::console::say(format!("  {peer}: {} lines; socket closed", framer.lines()));
     Ok(framer.lines())
 }
 

@@ -55,8 +55,9 @@ pub fn serve_one_at_a_time(
                 addr::show(names.local),
                 addr::show(names.peer)
             ));
-            handle(stream, names)
-                .map_err(|e| Error::Protocol(format!("connection from {}: {e}", addr::show(names.peer))))
+            handle(stream, names).map_err(|e| {
+                Error::Protocol(format!("connection from {}: {e}", addr::show(names.peer)))
+            })
         });
         if once {
             return result;
