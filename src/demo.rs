@@ -1,8 +1,198 @@
-//! `tcplab demo`: the guided tour.
+//! `tcplab demo`: the lab end to end on the loopback interface. Each step runs the
+//! real `tcplab` programs as separate processes, shows their output, and explains it.
 
-use crate::error::Result;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
-/// Runs the tour.
+use crate::error::{Error, IoContext, Result};
+
+/// The demo's address: loopback, so nothing leaves this machine.
+const HOST: &str = "127.0.0.1";
+
+/// Runs the tour and fails if any step's program fails.
 pub fn run() -> Result<()> {
+    let exe = std::env::current_exe().ctx(|| "could not find the tcplab program itself")?;
+    let tour = Tour { exe };
+    say("tcplab demo: the TCP lab, end to end, on this machine's loopback interface.");
+    say("Every step runs real tcplab servers and clients as separate processes. A server");
+    say("given port 0 asks the operating system for a free port and prints the one it got.");
+    tour.simple()?;
+    tour.uppercase()?;
+    tour.lines()?;
+    heading("Done");
+    say("Every program exited 0. Try them yourself: `tcplab --help` lists them all.");
     Ok(())
+}
+
+struct Tour {
+    exe: std::path::PathBuf,
+}
+
+/// A server started for one step, with its port read from `Listening at ADDR`.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    port: String,
+}
+
+impl Tour {
+    fn simple(&self) -> Result<()> {
+        heading("Step 1. The simple exchange (tcp_simple.py)");
+        say("The server listens; the client connects, sends 16 octets and reads 16 back.");
+        let server = self.server(&["simple", "server", HOST, "0", "--once"])?;
+        let client = self.client(&["simple", "client", HOST, &server.port], b"")?;
+        let server_out = self.finish(server)?;
+        show("client", &client);
+        show("server", &server_out);
+        let peer = after(&server_out, "Socket peer: ");
+        let name = after(&server_out, "Socket name: ");
+        explain(&[
+            &format!(
+                "The connection socket {name} has the listening port: accept() made it for this one client."
+            ),
+            &format!("Its peer, {peer}, is the client's socket; the client's OS picked that port."),
+            "TCP may deliver the 16 octets in pieces, so both sides loop until all have come",
+            "(the lab's receive-all): there is no recvall() in the socket API.",
+        ]);
+        Ok(())
+    }
+
+    fn uppercase(&self) -> Result<()> {
+        heading("Step 2. The upper-case round trip (tcp_uppercase.py)");
+        say(
+            "The client streams 1 MiB of \"hello foobar bye\"; the server sends it back capitalized.",
+        );
+        let server = self.server(&["uppercase", "server", HOST, "0", "--once"])?;
+        let client = self.client(&["uppercase", "client", HOST, &server.port, "1M"], b"")?;
+        let server_out = self.finish(server)?;
+        show("client", &client);
+        show("server", &server_out);
+        explain(&[
+            "The client's writes were 256 KiB each, yet the server's reads came in other sizes:",
+            "a TCP stream has no message boundaries, only bytes in order.",
+            "The client sends and receives at the same time (two threads). The lab's client sends",
+            "everything first, and at large sizes that deadlocks: `--strategy naive` shows it.",
+        ]);
+        Ok(())
+    }
+
+    fn lines(&self) -> Result<()> {
+        heading("Step 3. A stream read like a file (the handout's task)");
+        say("The server wraps the connection in a buffered reader and prints each line it reads.");
+        let input =
+            b"{\"lab\": \"tcp\", \"step\": 3}\na TCP stream reads like a file\nline by line\n";
+        let server = self.server(&["lines", "server", HOST, "0", "--once"])?;
+        let client = self.client(&["lines", "client", HOST, &server.port], input)?;
+        let server_out = self.finish(server)?;
+        show("client", &client);
+        show("server", &server_out);
+        explain(&[
+            "The reader splits the stream at newlines, whatever sizes it arrived in, so line-",
+            "and JSON-oriented code works on a socket unchanged.",
+        ]);
+        Ok(())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        say(format!("  $ tcplab {}", args.join(" ")));
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args).stderr(Stdio::inherit());
+        cmd
+    }
+
+    fn server(&self, args: &[&str]) -> Result<Server> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ctx(|| "could not start the server")?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut first = String::new();
+        stdout
+            .read_line(&mut first)
+            .ctx(|| "could not read the server's output")?;
+        let port = first
+            .trim()
+            .strip_prefix("Listening at ")
+            .and_then(|a| a.rsplit(':').next())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Protocol("the demo's server did not start".into()))?;
+        say(format!("  server │ {}", first.trim_end()));
+        Ok(Server {
+            child,
+            stdout,
+            port,
+        })
+    }
+
+    fn client(&self, args: &[&str], input: &[u8]) -> Result<String> {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ctx(|| "could not start the client")?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(input).ctx(|| "could not feed the client")?;
+        drop(stdin);
+        let out = child
+            .wait_with_output()
+            .ctx(|| "could not wait for the client")?;
+        if !out.status.success() {
+            return Err(Error::Protocol(format!(
+                "the demo's client failed ({})",
+                out.status
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn finish(&self, mut server: Server) -> Result<String> {
+        let mut rest = String::new();
+        for line in (&mut server.stdout).lines() {
+            rest.push_str(&line.ctx(|| "could not read the server's output")?);
+            rest.push('\n');
+        }
+        let status = server
+            .child
+            .wait()
+            .ctx(|| "could not wait for the server")?;
+        if !status.success() {
+            return Err(Error::Protocol(format!(
+                "the demo's server failed ({status})"
+            )));
+        }
+        Ok(rest)
+    }
+}
+
+fn say(line: impl AsRef<str>) {
+    crate::report::console::say(line);
+}
+
+fn heading(title: &str) {
+    say("");
+    say(title);
+    say("-".repeat(title.chars().count()));
+}
+
+fn show(who: &str, output: &str) {
+    for line in output.lines() {
+        say(format!("  {who} │ {line}"));
+    }
+}
+
+fn explain(lines: &[&str]) {
+    for line in lines {
+        say(format!("  » {line}"));
+    }
+}
+
+/// The rest of the first line containing `label`, or "?" when absent.
+fn after<'a>(output: &'a str, label: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.split_once(label).map(|(_, rest)| rest.trim()))
+        .unwrap_or("?")
 }

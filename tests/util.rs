@@ -199,13 +199,13 @@ impl Server {
                 }
             }
         });
-        let stderr = Some(drain(child.stderr.take().unwrap()));
+        let stderr = drain(child.stderr.take().unwrap());
         let first = match lines.recv_timeout(Duration::from_secs(20)) {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let err = stderr.unwrap().join().unwrap();
+                let err = stderr.join().unwrap();
                 panic!("{what} printed no first line; stderr:\n{err}");
             }
         };
@@ -219,7 +219,7 @@ impl Server {
             addr,
             lines,
             seen: RefCell::new(vec![first]),
-            stderr,
+            stderr: Some(stderr),
             what,
         }
     }

@@ -1,0 +1,14 @@
+//! `tcplab demo` runs the whole lab and exits 0.
+
+use crate::util::tcplab_run;
+
+#[test]
+fn demo_runs_every_step_and_exits_zero() {
+    let out = tcplab_run(&["demo"]);
+    out.assert_ok()
+        .assert_stdout_has("The server said b'Goodbye for now!'")
+        .assert_stdout_has("Verified: all 1048576 bytes came back upper-cased")
+        .assert_stdout_has("server │ a TCP stream reads like a file")
+        .assert_stdout_has("Every program exited 0");
+    assert!(out.stderr.is_empty(), "{out}");
+}
