@@ -77,12 +77,18 @@ fn blank_host_listens_on_every_interface_for_ipv4_and_ipv6() {
 
 #[test]
 fn server_restarts_on_the_same_port_straight_after_a_connection() {
-    // The server closes first, so its end of the connection sits in TIME_WAIT:
-    // without SO_REUSEADDR the second bind would fail with "address in use".
+    // The server closes first (this client waits for its end of stream before
+    // closing), so the server's end sits in TIME_WAIT: without SO_REUSEADDR the
+    // second bind would fail with "address in use".
     let first = Server::tcplab(&["simple", "server", "127.0.0.1", "0", "--once"]);
     let port = first.port_arg();
-    tcplab_run(&["simple", "client", "127.0.0.1", &port]).assert_ok();
+    let mut s = TcpStream::connect(first.addr).unwrap();
+    s.write_all(b"Hello world!!!!!").unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"Goodbye for now!");
     first.wait().assert_ok();
+    drop(s);
     let time_wait = std::process::Command::new("ss")
         .args([
             "-tan",
