@@ -100,20 +100,49 @@ pub enum UppercaseRole {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// Connect to HOST PORT, send BYTES of "hello foobar bye", check the upper case comes back.
+    /// Connect to HOST PORT, send BYTES of "hello foobar bye" (or a file), check the upper case comes back.
+    #[command(group(clap::ArgGroup::new("payload").required(true).args(["bytes", "input"])))]
     Client {
         #[command(flatten)]
         at: Endpoint,
-        /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
-        #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
-        bytes: u64,
-        /// How to drive the socket: naive is the lab's client and deadlocks at large sizes.
-        #[arg(long, value_enum, default_value = "threads")]
-        strategy: Strategy,
-        /// Bytes per write (16 reproduces the lab's one sendall per message).
-        #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
-        chunk: usize,
+        #[command(flatten)]
+        opts: UppercaseClientOpts,
     },
+}
+
+/// The upper-case client's options.
+#[derive(Debug, Args)]
+pub struct UppercaseClientOpts {
+    /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
+    #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
+    pub bytes: Option<u64>,
+    /// How to drive the socket: naive is the lab's client and deadlocks at large sizes.
+    #[arg(long, value_enum, default_value = "threads")]
+    pub strategy: Strategy,
+    /// Bytes per write (16 reproduces the lab's one sendall per message).
+    #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
+    pub chunk: usize,
+    /// Send this file's bytes (- for standard input) instead of the lab's message.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the upper-cased bytes that come back to FILE (- for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print one JSON report on standard output instead of the human-readable lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw bytes sent and received and the socket queues over time to FILE.svg.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Stop and explain when nothing has moved for this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
+    pub stall_timeout: f64,
+    /// Show progress bars on standard error even when it is not a terminal.
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never show progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// The lines service's roles.
@@ -143,6 +172,15 @@ fn parse_port(text: &str) -> Result<u16, String> {
     text.trim().parse::<u16>().map_err(|_| {
         format!("'{text}' is not a port: give a number from 0 to 65535 (0 picks a free one)")
     })
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 fn parse_chunk(text: &str) -> Result<usize, String> {

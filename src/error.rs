@@ -56,6 +56,9 @@ pub enum Error {
     /// The bytes that came back are not what was expected.
     #[error("verification failed: {0}")]
     Verification(String),
+    /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
+    #[error("{}", .0.explanation.join("\n  "))]
+    Stalled(Box<crate::observe::watchdog::Diagnosis>),
     /// The peer broke the protocol in some other way.
     #[error("{0}")]
     Protocol(String),
@@ -87,9 +90,13 @@ pub fn plain_io(e: &io::Error) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The process exit code this error maps to: 1 for every runtime error.
+    /// The process exit code this error maps to: 3 for a stall, 1 for every other
+    /// runtime error.
     pub fn exit_code(&self) -> u8 {
-        1
+        match self {
+            Error::Stalled(_) => 3,
+            _ => 1,
+        }
     }
 
     /// Wraps an I/O error with what we were doing.

@@ -13,6 +13,7 @@
 //! - [`io`]: blocking-socket helpers shared by servers and clients (receive-all).
 //! - [`demo`]: the guided tour behind `tcplab demo`.
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
+//! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
 //! - [`error`]: the library's error type and the exit code each error maps to.
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod demo;
 pub mod error;
 pub mod io;
+pub mod observe;
 pub mod proto;
 pub mod report;
 pub mod server;

@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
+use cli::UppercaseClientOpts;
 use cli::{Cli, Command, LinesRole, SimpleRole, UppercaseRole};
-use tcplab::client::uppercase::Job;
+use tcplab::client::uppercase::{Options, OutputTo, Source};
 use tcplab::proto::uppercase::round_up;
+use tcplab::report::progress::When;
 use tcplab::{client, demo, server};
 
 const USAGE_ERROR: u8 = 2;
@@ -75,17 +77,8 @@ fn run(cli: Cli) -> tcplab::Result<()> {
                     server::uppercase::handle(stream, names, verbose).map(drop)
                 })
             }
-            UppercaseRole::Client {
-                at,
-                bytes,
-                strategy,
-                chunk,
-            } => {
-                let job = Job {
-                    total: round_up(bytes),
-                    chunk,
-                };
-                client::uppercase::run(&at.host, at.port, strategy, job).map(drop)
+            UppercaseRole::Client { at, opts } => {
+                client::uppercase::run(&at.host, at.port, uppercase_options(opts)?).map(drop)
             }
         },
         Command::Lines { role } => match role {
@@ -103,4 +96,32 @@ fn run(cli: Cli) -> tcplab::Result<()> {
         },
         Command::Demo => demo::run(),
     }
+}
+
+fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
+    let source = match (&o.input, o.bytes) {
+        (Some(path), _) => Source::file(path)?,
+        (None, Some(bytes)) => Source::pattern(round_up(bytes)),
+        (None, None) => unreachable!("clap requires BYTES or --input"),
+    };
+    let output = match o.output {
+        None => OutputTo::Nowhere,
+        Some(p) if p.as_os_str() == "-" => OutputTo::Stdout,
+        Some(p) => OutputTo::File(p),
+    };
+    let progress = match (o.progress, o.no_progress) {
+        (_, true) => When::Never,
+        (true, false) => When::Always,
+        (false, false) => When::Auto,
+    };
+    Ok(Options {
+        strategy: o.strategy,
+        chunk: o.chunk,
+        source,
+        output,
+        json: o.json,
+        plot: o.plot,
+        stall_timeout: std::time::Duration::from_secs_f64(o.stall_timeout),
+        progress,
+    })
 }

@@ -94,7 +94,7 @@ proptest! {
         capitalize(&mut back);
         let mut incoming = Incoming::new(total, window);
         for p in split(&back, &cuts) {
-            incoming.accept(p);
+            incoming.accept(p).unwrap();
         }
         prop_assert!(incoming.verdict().is_verified(), "{:?}", incoming.verdict());
         // One flipped byte anywhere is caught.
@@ -103,7 +103,7 @@ proptest! {
             back[at] ^= 0x01;
             let mut incoming = Incoming::new(total, window);
             for p in split(&back, &cuts) {
-                incoming.accept(p);
+                incoming.accept(p).unwrap();
             }
             prop_assert!(!incoming.verdict().is_verified());
         }

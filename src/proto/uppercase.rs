@@ -327,38 +327,62 @@ impl Outgoing {
 /// How much of the returned stream the lab's client prints: its first `recv(42)`.
 pub const FIRST_DATA_LEN: usize = 42;
 
+/// Where the bytes that should come back are found, piece by piece.
+pub trait Expected {
+    /// The `len` bytes of the expected stream that start at `offset`; pieces are
+    /// asked for in order, each at most the window the checker was made with.
+    fn piece(&mut self, offset: u64, len: usize) -> std::io::Result<&[u8]>;
+}
+
+impl Expected for Repeated {
+    fn piece(&mut self, offset: u64, len: usize) -> std::io::Result<&[u8]> {
+        Ok(self.at(offset, len))
+    }
+}
+
 /// The client's receiving side: checks every returned byte and keeps the first few
 /// to show, as the lab's client prints "The first data received says ...".
 #[derive(Debug)]
-pub struct Incoming {
-    expected: Repeated,
+pub struct Incoming<E = Repeated> {
+    expected: E,
     window: usize,
     verifier: Verifier,
     first: Vec<u8>,
 }
 
-impl Incoming {
-    /// Expects `total` capitalized bytes back, checked in pieces of up to `window`.
+impl Incoming<Repeated> {
+    /// Expects `total` bytes of the capitalized message back, checked in pieces of
+    /// up to `window` bytes.
     pub fn new(total: u64, window: usize) -> Self {
         let window = window.max(1);
+        Self::with_expected(total, window, Repeated::expected(window))
+    }
+}
+
+impl<E: Expected> Incoming<E> {
+    /// Expects `total` bytes back, as `expected` gives them, `window` at a time.
+    pub fn with_expected(total: u64, window: usize, expected: E) -> Self {
         Incoming {
-            expected: Repeated::expected(window),
-            window,
+            expected,
+            window: window.max(1),
             verifier: Verifier::new(total),
             first: Vec::new(),
         }
     }
 
-    /// Takes the next piece of the returned stream, of any length.
-    pub fn accept(&mut self, got: &[u8]) {
+    /// Takes the next piece of the returned stream, of any length. Fails only when
+    /// the expected stream cannot be read.
+    pub fn accept(&mut self, got: &[u8]) -> std::io::Result<()> {
         if self.verifier.received() == 0 && !got.is_empty() {
             self.first = got[..got.len().min(FIRST_DATA_LEN)].to_vec();
         }
         for piece in got.chunks(self.window) {
+            let offset = self.verifier.received();
             let within = self.verifier.remaining_within(piece.len());
-            let expected = self.expected.at(self.verifier.received(), within);
+            let expected = self.expected.piece(offset, within)?;
             self.verifier.check(piece, expected);
         }
+        Ok(())
     }
 
     /// Bytes received so far.

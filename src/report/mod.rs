@@ -1,4 +1,7 @@
-//! What the user sees: figures in human units and whole lines on the console.
+//! What the user sees: figures in human units, whole lines on the console, progress
+//! bars and plots.
 
 pub mod console;
 pub mod human;
+pub mod plot;
+pub mod progress;

@@ -2,20 +2,11 @@
 //! buffer and this client's receive buffer fill, the server blocks writing and stops
 //! reading, this client's send buffer fills, and both wait for ever: the deadlock.
 
-use std::net::TcpStream;
-
-use super::{Counters, Job, receive_all, send_all};
-use crate::addr::Names;
+use super::{Transfer, receive_all, send_all};
 use crate::error::Result;
-use crate::proto::uppercase::Incoming;
 
 /// Sends the whole job, then receives the whole answer, in one thread.
-pub fn transfer(
-    stream: &TcpStream,
-    names: &Names,
-    job: Job,
-    counters: &Counters,
-) -> Result<Incoming> {
-    send_all(stream, names, job, counters)?;
-    receive_all(stream, names, job, counters)
+pub fn transfer(t: Transfer<'_>) -> Result<()> {
+    send_all(t.stream, t.peer, t.outbound, t.counters)?;
+    receive_all(t.stream, t.peer, t.inbound, t.counters)
 }

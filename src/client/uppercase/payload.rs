@@ -1,0 +1,291 @@
+//! What the client sends and what must come back: the lab's repeated message, or the
+//! bytes of a file (`--input`). Memory stays bounded either way: a file is read in
+//! chunks to send, and read again, in step with what returns, to verify.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::proto::uppercase::{Expected, Incoming, Outgoing, Repeated, Verdict, capitalize};
+
+/// The bytes the client sends.
+#[derive(Debug)]
+pub enum Source {
+    /// `total` bytes of the repeated 16-byte message.
+    Pattern {
+        /// Bytes to send, a multiple of 16.
+        total: u64,
+    },
+    /// A file's bytes (standard input is spooled to an unnamed file first).
+    File {
+        /// Its name, for messages.
+        name: String,
+        /// The open file, read from the start by each side.
+        file: File,
+        /// Its length when the transfer started.
+        len: u64,
+    },
+}
+
+impl Source {
+    /// `total` bytes of the lab's message.
+    pub fn pattern(total: u64) -> Self {
+        Source::Pattern { total }
+    }
+
+    /// The file at `path`, or standard input for `-`.
+    pub fn file(path: &Path) -> Result<Self> {
+        let (name, file) = if path.as_os_str() == "-" {
+            ("standard input".to_string(), spool_stdin()?)
+        } else {
+            let name = format!("'{}'", path.display());
+            let file = File::open(path).ctx(|| format!("could not read {name}"))?;
+            (name, file)
+        };
+        let meta = file.metadata().ctx(|| format!("could not read {name}"))?;
+        if meta.is_dir() {
+            return Err(Error::Protocol(format!(
+                "could not read {name}: it is a directory"
+            )));
+        }
+        Ok(Source::File {
+            len: meta.len(),
+            name,
+            file,
+        })
+    }
+
+    /// Bytes to send in all.
+    pub fn total(&self) -> u64 {
+        match self {
+            Source::Pattern { total } => *total,
+            Source::File { len, .. } => *len,
+        }
+    }
+
+    /// The sending side, `chunk` bytes per write.
+    pub fn outbound(&self, chunk: usize) -> Result<Outbound> {
+        Ok(match self {
+            Source::Pattern { total } => Outbound::Pattern(Outgoing::new(*total, chunk)),
+            Source::File { name, file, len } => Outbound::File {
+                file: reopen(file, name)?,
+                name: name.clone(),
+                buf: vec![0; chunk.max(1)],
+                start: 0,
+                end: 0,
+                sent: 0,
+                total: *len,
+            },
+        })
+    }
+
+    /// The receiving side, checking pieces of up to `window` bytes.
+    pub fn inbound(&self, window: usize, output: Option<Box<dyn Write + Send>>) -> Result<Inbound> {
+        let total = self.total();
+        let check = match self {
+            Source::Pattern { .. } => Check::Pattern(Incoming::new(total, window)),
+            Source::File { name, file, .. } => Check::File(Incoming::with_expected(
+                total,
+                window,
+                FileExpected {
+                    file: reopen(file, name)?,
+                    buf: vec![0; window.max(1)],
+                },
+            )),
+        };
+        Ok(Inbound { check, output })
+    }
+}
+
+/// Standard input cannot be read twice, so it goes to an unnamed temporary file first.
+fn spool_stdin() -> Result<File> {
+    let dir = std::env::temp_dir();
+    let path: PathBuf = dir.join(format!("tcplab-input-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .ctx(|| format!("could not create a spool file in {}", dir.display()))?;
+    let _ = std::fs::remove_file(&path);
+    io::copy(&mut io::stdin().lock(), &mut file).ctx(|| "could not read standard input")?;
+    Ok(file)
+}
+
+/// A second, independent read position on the same file.
+fn reopen(file: &File, name: &str) -> Result<File> {
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file));
+    File::open(&path).ctx(|| format!("could not read {name}"))
+}
+
+/// The sending side of a transfer.
+#[derive(Debug)]
+pub enum Outbound {
+    /// The repeated message.
+    Pattern(Outgoing),
+    /// A file, read a chunk at a time.
+    File {
+        /// Where the bytes come from.
+        file: File,
+        /// Its name, for messages.
+        name: String,
+        /// One chunk.
+        buf: Vec<u8>,
+        /// Unsent bytes are `buf[start..end]`.
+        start: usize,
+        /// See `start`.
+        end: usize,
+        /// Bytes the socket has taken.
+        sent: u64,
+        /// Bytes to send in all.
+        total: u64,
+    },
+}
+
+impl Outbound {
+    /// The next bytes to write; empty once everything is sent.
+    pub fn chunk(&mut self) -> Result<&[u8]> {
+        match self {
+            Outbound::Pattern(out) => Ok(out.next_chunk()),
+            Outbound::File {
+                file,
+                name,
+                buf,
+                start,
+                end,
+                sent,
+                total,
+            } => {
+                if start == end && sent < total {
+                    let want = (*total - *sent).min(buf.len() as u64) as usize;
+                    let n = read_full(file, &mut buf[..want])
+                        .ctx(|| format!("could not read {name}"))?;
+                    if n < want {
+                        return Err(Error::Protocol(format!(
+                            "{name} shrank while it was being sent ({} of {total} bytes)",
+                            *sent + n as u64
+                        )));
+                    }
+                    (*start, *end) = (0, n);
+                }
+                Ok(&buf[*start..*end])
+            }
+        }
+    }
+
+    /// Records that the socket took `n` bytes of the last [`chunk`](Self::chunk).
+    pub fn consume(&mut self, n: usize) {
+        match self {
+            Outbound::Pattern(out) => out.advance(n),
+            Outbound::File { start, sent, .. } => {
+                *start += n;
+                *sent += n as u64;
+            }
+        }
+    }
+
+    /// Bytes sent so far.
+    pub fn sent(&self) -> u64 {
+        match self {
+            Outbound::Pattern(out) => out.sent(),
+            Outbound::File { sent, .. } => *sent,
+        }
+    }
+
+    /// True once every byte has been handed to the socket.
+    pub fn is_done(&self) -> bool {
+        match self {
+            Outbound::Pattern(out) => out.is_done(),
+            Outbound::File { sent, total, .. } => sent == total,
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The expected stream for a file: the file again, capitalized as it is read.
+#[derive(Debug)]
+pub struct FileExpected {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl Expected for FileExpected {
+    fn piece(&mut self, _offset: u64, len: usize) -> io::Result<&[u8]> {
+        let len = len.min(self.buf.len());
+        let n = read_full(&mut self.file, &mut self.buf[..len])?;
+        capitalize(&mut self.buf[..n]);
+        Ok(&self.buf[..n])
+    }
+}
+
+#[derive(Debug)]
+enum Check {
+    Pattern(Incoming<Repeated>),
+    File(Incoming<FileExpected>),
+}
+
+/// The receiving side of a transfer: verifies, and copies to `--output` if asked.
+pub struct Inbound {
+    check: Check,
+    output: Option<Box<dyn Write + Send>>,
+}
+
+impl Inbound {
+    /// Takes the next piece of the returned stream.
+    pub fn accept(&mut self, got: &[u8]) -> Result<()> {
+        if let Some(out) = &mut self.output {
+            out.write_all(got).ctx(|| "could not write the output")?;
+        }
+        match &mut self.check {
+            Check::Pattern(inc) => inc.accept(got),
+            Check::File(inc) => inc.accept(got),
+        }
+        .ctx(|| "could not read the input again to verify")
+    }
+
+    /// Ends the stream: flushes the output.
+    pub fn finish(&mut self) -> Result<()> {
+        if let Some(out) = &mut self.output {
+            out.flush().ctx(|| "could not write the output")?;
+        }
+        Ok(())
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        match &self.check {
+            Check::Pattern(inc) => inc.received(),
+            Check::File(inc) => inc.received(),
+        }
+    }
+
+    /// The start of the returned stream.
+    pub fn first_data(&self) -> &[u8] {
+        match &self.check {
+            Check::Pattern(inc) => inc.first_data(),
+            Check::File(inc) => inc.first_data(),
+        }
+    }
+
+    /// Whether what came back is right.
+    pub fn verdict(&self) -> Verdict {
+        match &self.check {
+            Check::Pattern(inc) => inc.verdict(),
+            Check::File(inc) => inc.verdict(),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The watchdog thread that runs beside every strategy: several times a second it
+//! samples the byte counts and the client socket's kernel queues, moves the progress
+//! bars, records the timeline for `--plot`, and — when nothing has moved for the
+//! stall timeout — reads the server end's queues, explains the stall, and shuts the
+//! socket down so the blocked strategy returns.
+
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Counters, Strategy};
+use crate::addr::Names;
+use crate::observe::watchdog::{
+    Diagnosis, Point, QueueFigures, Situation, StallDetector, Timeline, diagnose,
+};
+use crate::observe::{queues, sockdiag};
+use crate::report::progress::{Progress, When};
+
+/// How often the watchdog samples.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// What the watchdog needs to know about the transfer.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOptions {
+    /// The strategy running.
+    pub strategy: Strategy,
+    /// Bytes to send in all.
+    pub total: u64,
+    /// Stop after this long without progress.
+    pub stall_timeout: Duration,
+    /// Whether to draw progress bars.
+    pub progress: When,
+}
+
+/// What the watchdog saw.
+#[derive(Debug, Default)]
+pub struct Watched {
+    /// Progress and queues over time.
+    pub timeline: Timeline,
+    /// Set when it stopped a stalled transfer.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// Runs `work` (the transfer) while a watchdog thread watches `stream`.
+pub fn watch<T: Send>(
+    stream: &TcpStream,
+    names: &Names,
+    counters: &Counters,
+    opts: WatchOptions,
+    work: impl FnOnce() -> T + Send,
+) -> (T, Watched) {
+    let (done, stop) = mpsc::channel::<()>();
+    thread::scope(|scope| {
+        let watchdog = scope.spawn(move || sample_until(stop, stream, names, counters, opts));
+        let result = work();
+        drop(done);
+        let watched = watchdog.join().unwrap_or_default();
+        (result, watched)
+    })
+}
+
+fn sample_until(
+    stop: mpsc::Receiver<()>,
+    stream: &TcpStream,
+    names: &Names,
+    counters: &Counters,
+    opts: WatchOptions,
+) -> Watched {
+    let started = Instant::now();
+    let progress = Progress::new(opts.total, opts.progress);
+    let mut detector = StallDetector::new(opts.stall_timeout);
+    let mut watched = Watched {
+        timeline: Timeline::new(),
+        diagnosis: None,
+    };
+    loop {
+        let finished = !matches!(
+            stop.recv_timeout(SAMPLE_EVERY),
+            Err(RecvTimeoutError::Timeout)
+        );
+        let at = started.elapsed();
+        let (sent, received) = (counters.sent(), counters.received());
+        let client = client_queues(stream);
+        let q = client.unwrap_or_default();
+        watched.timeline.push(Point {
+            t: at.as_secs_f64(),
+            sent,
+            received,
+            recv_queue: q.recv_queue,
+            send_queue: q.send_queue,
+        });
+        progress.update(sent, received);
+        if finished {
+            break;
+        }
+        if let Some(still_for) = detector.observe(at, sent, received) {
+            watched.diagnosis = Some(diagnose(&Situation {
+                strategy: opts.strategy.name().to_string(),
+                reads_only_after_sending: opts.strategy == Strategy::Naive,
+                total: opts.total,
+                sent,
+                received,
+                still_for,
+                client,
+                server: server_queues(names),
+            }));
+            // Wake the strategy, wherever it is blocked.
+            let _ = stream.shutdown(Shutdown::Both);
+            break;
+        }
+    }
+    progress.finish();
+    watched
+}
+
+fn client_queues(stream: &TcpStream) -> Option<QueueFigures> {
+    queues::read(stream).ok().map(|q| QueueFigures {
+        recv_queue: q.recv_queue,
+        send_queue: q.send_queue,
+        rcvbuf: q.rcvbuf,
+        sndbuf: q.sndbuf,
+    })
+}
+
+/// The server end of this connection, from the kernel's socket diagnostics: the
+/// socket whose own address is our peer and whose peer is us.
+fn server_queues(names: &Names) -> Result<QueueFigures, String> {
+    match sockdiag::lookup(names.peer, names.local) {
+        Ok(Some(q)) => Ok(QueueFigures {
+            recv_queue: q.recv_queue,
+            send_queue: q.send_queue,
+            rcvbuf: q.rcvbuf,
+            sndbuf: q.sndbuf,
+        }),
+        Ok(None) => Err(format!(
+            "the server at {} is not on this machine (or not visible from here)",
+            crate::addr::show(names.peer)
+        )),
+        Err(e) => Err(format!(
+            "the kernel's socket diagnostics could not be read ({})",
+            crate::error::plain_io(&e)
+        )),
+    }
+}
