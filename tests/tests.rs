@@ -5,6 +5,7 @@
 mod util;
 
 mod bad_input;
+mod deadlock;
 mod demo;
 mod lines;
 mod props;

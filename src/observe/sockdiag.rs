@@ -55,6 +55,8 @@ const MAX_DATAGRAMS: usize = 8;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerQueues {
     /// Bytes received and not yet read (`idiag_rqueue`; what `ss` shows as Recv-Q).
+    /// Once the peer's FIN has come and until the reader sees end of file, the FIN
+    /// counts as one more (unlike `SIOCINQ`).
     pub recv_queue: u64,
     /// Bytes written and not yet acknowledged, sent or not (`idiag_wqueue`; Send-Q).
     pub send_queue: u64,
@@ -434,6 +436,24 @@ mod tests {
             queues::read(&server).unwrap().recv_queue,
             at_server.recv_queue
         );
+    }
+
+    #[test]
+    fn a_peer_that_closed_leaves_close_wait() {
+        let Some((mut client, server)) = pair("127.0.0.1:0") else {
+            return;
+        };
+        client.write_all(&[b'a'; 10]).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let found = settle(
+            || server_end(&client),
+            |q| q.is_some_and(|q| q.state_name() == "CLOSE_WAIT"),
+        );
+        let found = found.expect("the server's socket is found");
+        assert_eq!(found.state_name(), "CLOSE_WAIT");
+        // The unread FIN counts as a byte here but not in SIOCINQ.
+        assert_eq!(found.recv_queue, 11, "{found:?}");
+        assert_eq!(queues::read(&server).unwrap().recv_queue, 10);
     }
 
     #[test]

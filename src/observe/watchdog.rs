@@ -142,7 +142,7 @@ pub fn diagnose(s: &Situation) -> Diagnosis {
     )];
     if s.sent > s.received {
         lines.push(format!(
-            "The client raced ahead of the server by {} bytes ({}): they sit in the kernel's buffers.",
+            "The client is {} bytes ({}) ahead of what came back: they sit in the kernel's buffers.",
             s.sent - s.received,
             human::bytes(s.sent - s.received)
         ));
@@ -199,6 +199,12 @@ fn explain(
                     "and the server has stopped reading: its receive queue {}.",
                     queue_tail(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
                 ));
+                let in_flight = c.send_queue + srv.recv_queue;
+                lines.push(format!(
+                    "The server has read about {} bytes: the client raced ahead of it by the {} in those two queues.",
+                    s.sent.saturating_sub(in_flight),
+                    human::bytes(in_flight)
+                ));
             }
             None => lines.push(
                 "So the server is blocked writing back to it, and has stopped reading what this client sends."
@@ -223,8 +229,7 @@ fn explain(
             )),
             None => lines.push("The server has stopped reading what this client sends.".into()),
         }
-        lines
-            .push("This is not a deadlock of this client: the server is stuck or too busy.".into());
+        lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
         return StallKind::PeerNotReading;
     }
     if !sending && c.send_queue == 0 && c.recv_queue == 0 {
@@ -390,7 +395,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("raced ahead of the server by 14680064 bytes"),
+            text.contains("14680064 bytes (14.00 MiB) ahead of what came back"),
+            "{text}"
+        );
+        assert!(
+            text.contains("The server has read about 9437184 bytes"),
             "{text}"
         );
         assert!(text.contains("deadlock"), "{text}");

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::addr::{self, Names};
 use crate::error::{IoContext, Result};
+use crate::observe::reads::ReadSizes;
 use crate::proto::uppercase::capitalize;
 use crate::report::console::say;
 use crate::report::human;
@@ -14,62 +15,46 @@ use crate::report::human;
 /// Read size for a connection: large, so a gigabyte costs few system calls.
 pub const READ_SIZE: usize = 256 * 1024;
 
-/// How a connection's stream arrived: a TCP stream has no message boundaries, and
-/// these figures show it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ReadStats {
-    /// Bytes read (and capitalized and sent back).
-    pub bytes: u64,
-    /// `read` calls that returned data.
-    pub reads: u64,
-    /// Smallest read.
-    pub min: usize,
-    /// Largest read.
-    pub max: usize,
-}
-
-impl ReadStats {
-    fn record(&mut self, n: usize) {
-        self.min = if self.reads == 0 { n } else { self.min.min(n) };
-        self.max = self.max.max(n);
-        self.reads += 1;
-        self.bytes += n as u64;
-    }
-}
-
 /// Serves one client until it shuts down its sending side; `verbose` prints the lab's
 /// "N bytes already capitalized" after every read.
-pub fn handle(mut stream: TcpStream, names: Names, verbose: bool) -> Result<ReadStats> {
+pub fn handle(mut stream: TcpStream, names: Names, verbose: bool) -> Result<ReadSizes> {
     let peer = addr::show(names.peer);
     let started = Instant::now();
     let mut buf = vec![0u8; READ_SIZE];
-    let mut stats = ReadStats::default();
+    let mut stats = ReadSizes::default();
     loop {
-        let n = stream
-            .read(&mut buf)
-            .ctx(|| format!("could not receive from {peer} after {} bytes", stats.bytes))?;
+        let n = stream.read(&mut buf).ctx(|| {
+            format!(
+                "could not receive from {peer} after {} bytes",
+                stats.bytes()
+            )
+        })?;
         if n == 0 {
             break;
         }
         capitalize(&mut buf[..n]);
-        stream
-            .write_all(&buf[..n])
-            .ctx(|| format!("could not send back to {peer} after {} bytes", stats.bytes))?;
+        stream.write_all(&buf[..n]).ctx(|| {
+            format!(
+                "could not send back to {peer} after {} bytes",
+                stats.bytes()
+            )
+        })?;
         stats.record(n);
         if verbose {
-            say(format!("  {} bytes already capitalized", stats.bytes));
+            say(format!("  {} bytes already capitalized", stats.bytes()));
         }
     }
     drop(stream);
     let elapsed = started.elapsed();
     say(format!(
-        "  {peer}: {} bytes capitalized in {} ({}); {} reads of {}..{} bytes; socket closed",
-        stats.bytes,
+        "  {peer}: {} bytes capitalized in {} ({}); {} reads, min/median/max {}/{}/{} bytes; socket closed",
+        stats.bytes(),
         human::seconds(elapsed),
-        human::rate(stats.bytes, elapsed),
-        stats.reads,
-        stats.min,
-        stats.max
+        human::rate(stats.bytes(), elapsed),
+        stats.reads(),
+        stats.min(),
+        stats.median(),
+        stats.max()
     ));
     Ok(stats)
 }
