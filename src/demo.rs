@@ -19,8 +19,11 @@ pub fn run() -> Result<()> {
     tour.simple()?;
     tour.uppercase()?;
     tour.lines()?;
+    tour.deadlock()?;
     heading("Done");
-    say("Every program exited 0. Try them yourself: `tcplab --help` lists them all.");
+    say(
+        "Every step behaved as the lab says. Try the programs yourself: `tcplab --help` lists them.",
+    );
     Ok(())
 }
 
@@ -32,7 +35,34 @@ struct Tour {
 struct Server {
     child: Child,
     stdout: BufReader<ChildStdout>,
+    stderr: std::thread::JoinHandle<String>,
     port: String,
+}
+
+impl Server {
+    /// Stops a server that has no `--once`, and shows what it said on stderr.
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        show_stderr(self.stderr);
+    }
+}
+
+fn show_stderr(stderr: std::thread::JoinHandle<String>) {
+    let text = stderr.join().unwrap_or_default();
+    for line in text.lines() {
+        say(format!(
+            "  server ! {}",
+            line.trim_start_matches("tcplab: ")
+        ));
+    }
+}
+
+/// A finished client: exit code and output.
+struct Finished {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
 }
 
 impl Tour {
@@ -93,6 +123,75 @@ impl Tour {
         Ok(())
     }
 
+    fn deadlock(&self) -> Result<()> {
+        heading("Step 4. The deadlock, and three ways out");
+        say("The lab's client sends everything before it reads anything. With 1 GiB to send, the");
+        say("buffers fill and both programs freeze. tcplab's watchdog samples the kernel's socket");
+        say(
+            "queues, notices that nothing moves, and explains (here after 2 s; the default is 5 s).",
+        );
+        let server = self.server(&["uppercase", "server", HOST, "0"])?;
+        let naive = self.run_client(&[
+            "uppercase",
+            "client",
+            HOST,
+            &server.port,
+            "1G",
+            "--strategy",
+            "naive",
+            "--stall-timeout",
+            "2",
+            "--no-progress",
+        ])?;
+        show("client", &naive.stdout);
+        show("client", naive.stderr.trim_start_matches("tcplab: "));
+        if naive.code != Some(3) {
+            server.stop();
+            return Err(Error::Protocol(format!(
+                "the naive client was expected to stall (exit 3), but exited with {:?}",
+                naive.code
+            )));
+        }
+        say(format!("  (exit code {})", 3));
+        explain(&[
+            "Four queues are full: the client's send queue and the server's receive queue hold",
+            "the request; the server's send queue and the client's receive queue hold the answer",
+            "that the client will not read until it has sent everything. Each side waits for the other.",
+        ]);
+        say("The same gigabyte with each fix:");
+        for strategy in ["threads", "nonblocking", "async"] {
+            let fixed = self.run_client(&[
+                "uppercase",
+                "client",
+                HOST,
+                &server.port,
+                "1G",
+                "--strategy",
+                strategy,
+                "--no-progress",
+            ])?;
+            let verified = fixed.stdout.lines().find(|l| l.starts_with("Verified"));
+            match (fixed.code, verified) {
+                (Some(0), Some(line)) => say(format!("  client │ {strategy:>11}: {line}")),
+                _ => {
+                    server.stop();
+                    return Err(Error::Protocol(format!(
+                        "the {strategy} client failed: {}",
+                        fixed.stderr.trim()
+                    )));
+                }
+            }
+        }
+        server.stop();
+        explain(&[
+            "The server's complaint above is the naive client hanging up on it mid-answer.",
+            "threads: one thread sends while another receives (the handout's fix 2).",
+            "nonblocking: neither call ever blocks; one poll loop serves both directions (fix 1).",
+            "async: tokio drives the sending and receiving halves concurrently.",
+        ]);
+        Ok(())
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         say(format!("  $ tcplab {}", args.join(" ")));
         let mut cmd = Command::new(&self.exe);
@@ -105,9 +204,16 @@ impl Tour {
             .command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .ctx(|| "could not start the server")?;
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut errors = child.stderr.take().expect("stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut errors, &mut text);
+            text
+        });
         let mut first = String::new();
         stdout
             .read_line(&mut first)
@@ -122,7 +228,24 @@ impl Tour {
         Ok(Server {
             child,
             stdout,
+            stderr,
             port,
+        })
+    }
+
+    /// Runs a client that may fail, and returns what it did.
+    fn run_client(&self, args: &[&str]) -> Result<Finished> {
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .ctx(|| "could not run the client")?;
+        Ok(Finished {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
 
@@ -158,6 +281,7 @@ impl Tour {
             .child
             .wait()
             .ctx(|| "could not wait for the server")?;
+        show_stderr(server.stderr);
         if !status.success() {
             return Err(Error::Protocol(format!(
                 "the demo's server failed ({status})"

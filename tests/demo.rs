@@ -9,6 +9,9 @@ fn demo_runs_every_step_and_exits_zero() {
         .assert_stdout_has("The server said b'Goodbye for now!'")
         .assert_stdout_has("Verified: all 1048576 bytes came back upper-cased")
         .assert_stdout_has("server │ a TCP stream reads like a file")
-        .assert_stdout_has("Every program exited 0");
+        .assert_stdout_has("Each waits for the other: deadlock")
+        .assert_stdout_has("(exit code 3)")
+        .assert_stdout_has("async: Verified: all 1073741824 bytes")
+        .assert_stdout_has("Every step behaved as the lab says");
     assert!(out.stderr.is_empty(), "{out}");
 }

@@ -1,7 +1,12 @@
 //! Live progress on standard error: bytes sent and bytes received as two bars with
-//! rates. Shown only when asked for or when standard error is a terminal.
+//! rates on a terminal; with `--progress` and no terminal (a log file), one plain
+//! line a second instead of escape codes.
 
+use std::cell::Cell;
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use crate::report::human;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -16,27 +21,50 @@ pub enum When {
     Auto,
 }
 
-/// The two bars of a transfer.
-pub struct Progress {
-    _multi: MultiProgress,
-    sent: ProgressBar,
-    received: ProgressBar,
+/// The progress display of a transfer.
+pub enum Progress {
+    /// Two bars on a terminal.
+    Bars {
+        /// Keeps the bars drawn together.
+        _multi: MultiProgress,
+        /// Bytes sent.
+        sent: ProgressBar,
+        /// Bytes received.
+        received: ProgressBar,
+    },
+    /// A line a second, for logs.
+    Lines {
+        /// When the transfer started.
+        started: Instant,
+        /// When the last line was printed.
+        last: Cell<Instant>,
+        /// Bytes each way.
+        total: u64,
+    },
+    /// Nothing.
+    Hidden,
 }
 
+/// How often a plain progress line is printed.
+const LINE_EVERY: Duration = Duration::from_secs(1);
+
 impl Progress {
-    /// Bars for a transfer of `total` bytes each way.
+    /// Progress for a transfer of `total` bytes each way.
     pub fn new(total: u64, when: When) -> Self {
-        let show = match when {
-            When::Always => true,
-            When::Never => false,
-            When::Auto => std::io::stderr().is_terminal(),
-        };
-        let target = if show {
-            ProgressDrawTarget::stderr_with_hz(10)
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let multi = MultiProgress::with_draw_target(target);
+        let terminal = std::io::stderr().is_terminal();
+        match (when, terminal) {
+            (When::Never, _) | (When::Auto, false) => Progress::Hidden,
+            (When::Always, false) => Progress::Lines {
+                started: Instant::now(),
+                last: Cell::new(Instant::now()),
+                total,
+            },
+            (_, true) => Self::bars(total),
+        }
+    }
+
+    fn bars(total: u64) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let style = ProgressStyle::with_template(
             "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13}",
         )
@@ -50,22 +78,48 @@ impl Progress {
         };
         let sent = bar("sent");
         let received = bar("received");
-        Progress {
+        Progress::Bars {
             _multi: multi,
             sent,
             received,
         }
     }
 
-    /// Moves the bars to the current counts.
-    pub fn update(&self, sent: u64, received: u64) {
-        self.sent.set_position(sent);
-        self.received.set_position(received);
+    /// Shows the current counts.
+    pub fn update(&self, sent_now: u64, received_now: u64) {
+        match self {
+            Progress::Bars { sent, received, .. } => {
+                sent.set_position(sent_now);
+                received.set_position(received_now);
+            }
+            Progress::Lines {
+                started,
+                last,
+                total,
+            } => {
+                if last.get().elapsed() >= LINE_EVERY {
+                    last.set(Instant::now());
+                    let elapsed = started.elapsed();
+                    eprintln!(
+                        "progress: {} s: sent {} of {} ({}), received {} ({})",
+                        elapsed.as_secs(),
+                        human::bytes(sent_now),
+                        human::bytes(*total),
+                        human::rate(sent_now, elapsed),
+                        human::bytes(received_now),
+                        human::rate(received_now, elapsed)
+                    );
+                }
+            }
+            Progress::Hidden => {}
+        }
     }
 
     /// Leaves the bars where they stopped (a frozen bar tells its own story).
     pub fn finish(&self) {
-        self.sent.abandon();
-        self.received.abandon();
+        if let Progress::Bars { sent, received, .. } = self {
+            sent.abandon();
+            received.abandon();
+        }
     }
 }

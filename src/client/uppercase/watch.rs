@@ -74,6 +74,7 @@ fn sample_until(
         timeline: Timeline::new(),
         diagnosis: None,
     };
+    watched.timeline.push(Point::default());
     loop {
         let finished = !matches!(
             stop.recv_timeout(SAMPLE_EVERY),
