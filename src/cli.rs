@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 use tcplab::client::uppercase::{DEFAULT_CHUNK, Strategy};
 use tcplab::proto::lines::DEFAULT_MAX_LINE;
+use tcplab::server::Strategy as ServerStrategy;
+use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 use tcplab::size::parse_size;
 
 /// Client/server communication using TCP: the lab's three programs, wire-compatible
@@ -14,7 +16,7 @@ use tcplab::size::parse_size;
 #[command(
     name = "tcplab",
     version,
-    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab lines client 127.0.0.1 1234 notes.txt\n\nExit codes: 0 success, 1 runtime error, 2 usage error."
+    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab uppercase server 0.0.0.0 1234 --idle-timeout 30 --max-connections 5000\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab lines client 127.0.0.1 1234 notes.txt\n\nExit codes: 0 success, 1 runtime error, 2 usage error."
 )]
 pub struct Cli {
     /// What to run.
@@ -62,9 +64,25 @@ pub struct Endpoint {
 /// Options every server has.
 #[derive(Debug, Args)]
 pub struct ServerOpts {
-    /// Serve one connection, then exit (for scripts and tests).
+    /// Serve one connection, then exit with its result (for scripts and tests).
     #[arg(long)]
     pub once: bool,
+    /// blocking: one client at a time, as in the lab; threads: a thread per client;
+    /// async: thousands of clients on a few threads.
+    #[arg(long, value_enum, default_value = "async")]
+    pub strategy: ServerStrategy,
+    /// Serve at most N clients at once; more wait in the backlog until a slot frees.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_count)]
+    pub max_connections: usize,
+    /// Close a connection that sends nothing for this many seconds (default: never).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub idle_timeout: Option<f64>,
+    /// On SIGINT/SIGTERM, let connections in flight finish for this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
+    pub grace: f64,
+    /// Print only the listening line, errors and the shutdown summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The simple service's roles.
@@ -157,6 +175,9 @@ pub enum LinesRole {
         /// Longest line accepted; a longer one closes that client's connection.
         #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = DEFAULT_MAX_LINE as u64)]
         max_line: u64,
+        /// Print the client's address before each line.
+        #[arg(long)]
+        prefix: bool,
     },
     /// Connect to HOST PORT and send FILE (or standard input) line by line.
     Client {
@@ -172,6 +193,15 @@ fn parse_port(text: &str) -> Result<u16, String> {
     text.trim().parse::<u16>().map_err(|_| {
         format!("'{text}' is not a port: give a number from 0 to 65535 (0 picks a free one)")
     })
+}
+
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a count: give a whole number of at least 1"
+        )),
+    }
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {

@@ -9,10 +9,13 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 use cli::UppercaseClientOpts;
-use cli::{Cli, Command, LinesRole, SimpleRole, UppercaseRole};
+use std::time::Duration;
+
+use cli::{Cli, Command, Endpoint, LinesRole, ServerOpts, SimpleRole, UppercaseRole};
 use tcplab::client::uppercase::{Options, OutputTo, Source};
 use tcplab::proto::uppercase::round_up;
 use tcplab::report::progress::When;
+use tcplab::server::Service;
 use tcplab::{client, demo, server};
 
 const USAGE_ERROR: u8 = 2;
@@ -58,44 +61,60 @@ fn usage_error(e: clap::Error) -> ExitCode {
 }
 
 fn run(cli: Cli) -> tcplab::Result<()> {
+    tcplab::server::limits::raise_open_files_limit();
     match cli.command {
         Command::Simple { role } => match role {
-            SimpleRole::Server { at, opts } => {
-                let listener = tcplab::addr::bind(&at.host, at.port)?;
-                server::announce(&listener)?;
-                server::serve_one_at_a_time(&listener, opts.once, server::simple::handle)
-            }
+            SimpleRole::Server { at, opts } => serve(at, opts, Service::Simple, |_| {}),
             SimpleRole::Client { at } => client::simple::run(&at.host, at.port).map(drop),
         },
         Command::Uppercase { role } => match role {
             UppercaseRole::Server {
                 at, opts, verbose, ..
-            } => {
-                let listener = tcplab::addr::bind(&at.host, at.port)?;
-                server::announce(&listener)?;
-                server::serve_one_at_a_time(&listener, opts.once, |stream, names| {
-                    server::uppercase::handle(stream, names, verbose).map(drop)
-                })
-            }
+            } => serve(at, opts, Service::Uppercase, |o| o.verbose = verbose),
             UppercaseRole::Client { at, opts } => {
                 client::uppercase::run(&at.host, at.port, uppercase_options(opts)?).map(drop)
             }
         },
         Command::Lines { role } => match role {
-            LinesRole::Server { at, opts, max_line } => {
-                let listener = tcplab::addr::bind(&at.host, at.port)?;
-                server::announce(&listener)?;
-                let max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
-                server::serve_one_at_a_time(&listener, opts.once, |stream, names| {
-                    server::lines::handle(stream, names, max_line).map(drop)
-                })
-            }
+            LinesRole::Server {
+                at,
+                opts,
+                max_line,
+                prefix,
+            } => serve(at, opts, Service::Lines, |o| {
+                o.max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
+                o.prefix = prefix;
+            }),
             LinesRole::Client { at, file } => {
                 client::lines::run(&at.host, at.port, file.as_deref()).map(drop)
             }
         },
         Command::Demo => demo::run(),
     }
+}
+
+/// Binds HOST:PORT and runs a server for `service`; `extra` sets its own options.
+fn serve(
+    at: Endpoint,
+    opts: ServerOpts,
+    service: Service,
+    extra: impl FnOnce(&mut server::Options),
+) -> tcplab::Result<()> {
+    let listener = tcplab::addr::bind(&at.host, at.port)?;
+    let mut options = server::Options {
+        service,
+        strategy: opts.strategy,
+        once: opts.once,
+        verbose: false,
+        quiet: opts.quiet,
+        max_line: tcplab::proto::lines::DEFAULT_MAX_LINE,
+        prefix: false,
+        idle_timeout: opts.idle_timeout.map(Duration::from_secs_f64),
+        max_connections: opts.max_connections,
+        grace: Duration::from_secs_f64(opts.grace),
+    };
+    extra(&mut options);
+    server::run(listener, options)
 }
 
 fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
@@ -121,7 +140,7 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         output,
         json: o.json,
         plot: o.plot,
-        stall_timeout: std::time::Duration::from_secs_f64(o.stall_timeout),
+        stall_timeout: Duration::from_secs_f64(o.stall_timeout),
         progress,
     })
 }

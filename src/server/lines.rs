@@ -1,57 +1,148 @@
 //! The lines server's connection handler, the handout's task: read the connection
-//! through a buffered reader, like a file, and print each line.
+//! through a buffered reader, like a file, and print each line. Each batch of lines
+//! goes to standard output in one write, so lines from concurrent clients never mix
+//! within a line.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
-use crate::addr::{self, Names};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use super::{Conn, Traffic};
 use crate::error::{Error, IoContext, Result};
-use crate::proto::lines::LineFramer;
+use crate::proto::lines::{LineFramer, LineTooLong};
 use crate::report::console::write_lines;
 
-/// The buffered reader's capacity.
+/// The buffered reader's capacity for a blocking connection.
 pub const READER_CAPACITY: usize = 64 * 1024;
+/// The buffered reader's capacity for an async connection (thousands may be open).
+pub const ASYNC_READER_CAPACITY: usize = 8 * 1024;
 
 /// Serves one client: prints every line it sends until end of stream. A line longer
-/// than `max_line` gets an error line back and ends this connection only.
-pub fn handle(stream: TcpStream, names: Names, max_line: usize) -> Result<u64> {
-    let peer = addr::show(names.peer);
-    let mut reader = BufReader::with_capacity(READER_CAPACITY, &stream);
-    let mut framer = LineFramer::new(max_line);
-    let mut batch = Vec::with_capacity(READER_CAPACITY);
-    let print_line = |batch: &mut Vec<u8>, line: &[u8]| {
-        batch.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
-        batch.push(b'\n');
-    };
+/// than `--max-line` gets an error line back and ends this connection only.
+pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Result<()> {
+    let mut printer = Printer::new(conn);
+    let mut reader = BufReader::with_capacity(READER_CAPACITY, &*stream);
     loop {
         let buf = reader
             .fill_buf()
-            .ctx(|| format!("could not receive from {peer}"))?;
+            .map_err(|e| conn.recv_error(e, traffic.bytes_in))?;
         if buf.is_empty() {
             break;
         }
         let n = buf.len();
-        let pushed = framer.push(buf, |line| print_line(&mut batch, line));
+        traffic.bytes_in += n as u64;
+        let pushed = printer.push(buf);
         reader.consume(n);
-        flush(&mut batch)?;
+        printer.flush()?;
         if let Err(too_long) = pushed {
-            // Tell the client why, then hang up; the server goes on with others.
-            let _ = (&stream).write_all(format!("error: {too_long}\n").as_bytes());
+            let reply = printer.refuse(too_long);
+            let _ = (&*stream).write_all(reply.as_bytes());
+            traffic.bytes_out += reply.len() as u64;
             return Err(Error::Protocol(too_long.to_string()));
         }
     }
-    framer
-        .finish(|line| print_line(&mut batch, line))
-        .map_err(|e| Error::Protocol(e.to_string()))?;
-    flush(&mut batch)?;
-    crate::report::console::say(format!("  {peer}: {} lines; socket closed", framer.lines()));
-    Ok(framer.lines())
+    printer.finish()
 }
 
-fn flush(batch: &mut Vec<u8>) -> Result<()> {
-    if !batch.is_empty() {
-        write_lines(batch).ctx(|| "could not write to standard output")?;
-        batch.clear();
+/// The same service on an async connection.
+pub async fn handle_async(
+    stream: &mut tokio::net::TcpStream,
+    conn: &Conn<'_>,
+    traffic: &mut Traffic,
+) -> Result<()> {
+    let mut printer = Printer::new(conn);
+    let (read_half, mut write_half) = stream.split();
+    let mut reader = tokio::io::BufReader::with_capacity(ASYNC_READER_CAPACITY, read_half);
+    loop {
+        let filled = match conn.opts.idle_timeout {
+            None => reader.fill_buf().await,
+            Some(idle) => match tokio::time::timeout(idle, reader.fill_buf()).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            },
+        };
+        let buf = filled.map_err(|e| conn.recv_error(e, traffic.bytes_in))?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        traffic.bytes_in += n as u64;
+        let pushed = printer.push(buf);
+        reader.consume(n);
+        printer.flush()?;
+        if let Err(too_long) = pushed {
+            let reply = printer.refuse(too_long);
+            let _ = write_half.write_all(reply.as_bytes()).await;
+            traffic.bytes_out += reply.len() as u64;
+            return Err(Error::Protocol(too_long.to_string()));
+        }
     }
-    Ok(())
+    printer.finish()
+}
+
+/// Frames lines and prints them in batches, with the peer's address when asked.
+struct Printer<'a> {
+    conn: &'a Conn<'a>,
+    framer: LineFramer,
+    batch: Vec<u8>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(conn: &'a Conn<'a>) -> Self {
+        Printer {
+            conn,
+            framer: LineFramer::new(conn.opts.max_line),
+            batch: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> std::result::Result<(), LineTooLong> {
+        let (batch, prefix) = (&mut self.batch, self.conn.opts.prefix);
+        let peer = &self.conn.peer;
+        self.framer
+            .push(bytes, |line| print_line(batch, prefix, peer, line))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            write_lines(&self.batch).ctx(|| "could not write to standard output")?;
+            self.batch.clear();
+            if self.batch.capacity() > READER_CAPACITY * 4 {
+                // A long line grew the batch; give the memory back.
+                self.batch = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
+    /// The line sent to a client whose line was too long.
+    fn refuse(&self, too_long: LineTooLong) -> String {
+        format!("error: {too_long}\n")
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let (batch, prefix) = (&mut self.batch, self.conn.opts.prefix);
+        let peer = &self.conn.peer;
+        self.framer
+            .finish(|line| print_line(batch, prefix, peer, line))
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        self.flush()?;
+        self.conn.say(format!(
+            "  {}: {} lines; socket closed",
+            self.conn.peer,
+            self.framer.lines()
+        ));
+        Ok(())
+    }
+}
+
+fn print_line(batch: &mut Vec<u8>, prefix: bool, peer: &str, line: &[u8]) {
+    if prefix {
+        batch.push(b'[');
+        batch.extend_from_slice(peer.as_bytes());
+        batch.extend_from_slice(b"] ");
+    }
+    batch.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+    batch.push(b'\n');
 }

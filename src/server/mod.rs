@@ -1,24 +1,127 @@
-//! Servers: one accept loop, and one connection handler per service.
-//!
-//! The loop here is the lab's: one connection at a time (`blocking`). A handler only
-//! sees a connected stream, so other drivers can run the same handlers.
+//! Servers: one connection handler per service (simple, uppercase, lines), each in a
+//! blocking and an async flavour over the same protocol core, and three drivers that
+//! run them — the lab's one-at-a-time loop ([`blocking`]), a thread per connection
+//! ([`threads`]), and tokio ([`async`](mod@r#async), the default).
 
+pub mod r#async;
+pub mod blocking;
+pub mod limits;
 pub mod lines;
+pub mod shutdown;
 pub mod simple;
+pub mod threads;
 pub mod uppercase;
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::thread;
+use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::addr::{self, Names};
 use crate::error::{Error, Result};
-use crate::report::console::{say, warn};
+use crate::report::console::say;
 
-/// After an accept error such as running out of descriptors, wait this long before
-/// trying again, so the loop neither dies nor spins.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub use limits::{Tally, Traffic};
+
+/// How a server drives its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    /// The lab's loop: one connection at a time; the next waits in the backlog.
+    Blocking,
+    /// A thread per connection.
+    Threads,
+    /// tokio: thousands of connections on a few threads.
+    Async,
+}
+
+/// Which of the lab's programs a server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The 16-octet exchange.
+    Simple,
+    /// The upper-case echo.
+    Uppercase,
+    /// Print each line.
+    Lines,
+}
+
+/// Everything a server is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The program.
+    pub service: Service,
+    /// The driver.
+    pub strategy: Strategy,
+    /// Serve one connection, then exit with its result.
+    pub once: bool,
+    /// Uppercase: print "N bytes already capitalized" after every read.
+    pub verbose: bool,
+    /// Print only the listening line, errors and the shutdown summary.
+    pub quiet: bool,
+    /// Lines: the longest line accepted.
+    pub max_line: usize,
+    /// Lines: print the peer's address before each line.
+    pub prefix: bool,
+    /// Close a connection that sends nothing for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Connections served at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// On SIGINT/SIGTERM, how long connections in flight may take to finish.
+    pub grace: Duration,
+}
+
+/// One connection, as its handler sees it.
+#[derive(Debug)]
+pub struct Conn<'a> {
+    /// The connection socket's names.
+    pub names: Names,
+    /// The peer's address, for messages.
+    pub peer: String,
+    /// The server's options.
+    pub opts: &'a Options,
+}
+
+impl Conn<'_> {
+    /// A per-connection status line, unless the server is quiet.
+    pub fn say(&self, line: impl AsRef<str>) {
+        if !self.opts.quiet {
+            say(line);
+        }
+    }
+
+    /// The error for a failed receive: an idle timeout is said as such.
+    pub fn recv_error(&self, e: io::Error, after: u64) -> Error {
+        match (e.kind(), self.opts.idle_timeout) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(idle)) => {
+                Error::Protocol(format!(
+                    "closed after {} s without data (--idle-timeout)",
+                    idle.as_secs_f64()
+                ))
+            }
+            _ => Error::io(
+                format!("could not receive from {} after {after} bytes", self.peer),
+                e,
+            ),
+        }
+    }
+
+    /// The error for a failed send.
+    pub fn send_error(&self, e: io::Error, after: u64) -> Error {
+        Error::io(
+            format!("could not send to {} after {after} bytes", self.peer),
+            e,
+        )
+    }
+
+    /// Prints the lab's lines for a new connection: its peer and the two socket names.
+    fn announce(&self) {
+        self.say(format!(
+            "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
+            self.peer,
+            addr::show(self.names.local),
+            self.peer
+        ));
+    }
+}
 
 /// Prints `Listening at ADDR`, the first line of every server's output.
 pub fn announce(listener: &TcpListener) -> Result<()> {
@@ -29,58 +132,21 @@ pub fn announce(listener: &TcpListener) -> Result<()> {
     Ok(())
 }
 
-/// Serves connections one at a time, as the lab's server does: accept, print the
-/// connection socket's names, run `handle`, repeat. A failed connection is reported
-/// on standard error and the loop goes on; with `once`, the first connection's
-/// result is the server's.
-pub fn serve_one_at_a_time(
-    listener: &TcpListener,
-    once: bool,
-    mut handle: impl FnMut(TcpStream, Names) -> Result<()>,
-) -> Result<()> {
-    loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) if transient_accept_error(&e) => {
-                warn(format!("could not accept a connection: {e}; retrying"));
-                thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-            Err(e) => return Err(Error::io("could not accept a connection", e)),
-        };
-        let result = Names::of(&stream).and_then(|names| {
-            say(format!(
-                "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
-                addr::show(names.peer),
-                addr::show(names.local),
-                addr::show(names.peer)
-            ));
-            handle(stream, names).map_err(|e| {
-                Error::Protocol(format!("connection from {}: {e}", addr::show(names.peer)))
-            })
-        });
-        if once {
-            return result;
-        }
-        if let Err(e) = result {
-            warn(format!("{e}"));
-        }
+/// Announces the server, then runs it with the chosen driver until it is stopped
+/// (SIGINT or SIGTERM), or after one connection with `once`.
+pub fn run(listener: TcpListener, opts: Options) -> Result<()> {
+    announce(&listener)?;
+    if opts.once {
+        return blocking::serve_once(&listener, &opts);
+    }
+    match opts.strategy {
+        Strategy::Blocking => blocking::serve(&listener, &opts),
+        Strategy::Threads => threads::serve(&listener, &opts),
+        Strategy::Async => r#async::serve(listener, &opts),
     }
 }
 
-/// Accept errors that concern one connection or a passing shortage, not the listener.
-fn transient_accept_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::EMFILE
-                | libc::ENFILE
-                | libc::ENOBUFS
-                | libc::ENOMEM
-                | libc::ECONNABORTED
-                | libc::EINTR
-                | libc::EPROTO
-                | libc::EPERM
-        )
-    )
+/// The message for a connection that failed, naming its peer.
+fn failed(peer: &str, e: &Error) -> String {
+    format!("connection from {peer}: {e}")
 }
