@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use tcplab::client::uppercase::{DEFAULT_CHUNK, Strategy};
 use tcplab::proto::lines::DEFAULT_MAX_LINE;
+use tcplab::report::progress::When;
 use tcplab::server::Strategy as ServerStrategy;
 use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 use tcplab::size::parse_size;
@@ -99,6 +100,18 @@ pub enum SimpleRole {
     Client {
         #[command(flatten)]
         at: Endpoint,
+        /// Open N connections at once, each doing the exchange (a load generator).
+        #[arg(long, value_name = "N", value_parser = parse_count)]
+        connections: Option<usize>,
+        /// With --connections: each client repeats the exchange (a new connection
+        /// each time) for this many seconds.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+        duration: Option<f64>,
+        /// With --connections: print one JSON report instead of the summary line.
+        #[arg(long, requires = "connections")]
+        json: bool,
+        #[command(flatten)]
+        progress: ProgressOpts,
     },
 }
 
@@ -134,9 +147,13 @@ pub struct UppercaseClientOpts {
     /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
     #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
     pub bytes: Option<u64>,
-    /// How to drive the socket: naive is the lab's client and deadlocks at large sizes.
-    #[arg(long, value_enum, default_value = "threads")]
-    pub strategy: Strategy,
+    /// How to drive the socket [default: threads; async with --connections]. naive is
+    /// the lab's client and deadlocks at large sizes.
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// Open N connections at once, each doing the round trip (a load generator).
+    #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"])]
+    pub connections: Option<usize>,
     /// Bytes per write (16 reproduces the lab's one sendall per message).
     #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
     pub chunk: usize,
@@ -155,12 +172,30 @@ pub struct UppercaseClientOpts {
     /// Stop and explain when nothing has moved for this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
     pub stall_timeout: f64,
-    /// Show progress bars on standard error even when it is not a terminal.
+    #[command(flatten)]
+    pub progress: ProgressOpts,
+}
+
+/// Progress display options.
+#[derive(Debug, Args)]
+pub struct ProgressOpts {
+    /// Show progress on standard error even when it is not a terminal.
     #[arg(long, overrides_with = "no_progress")]
     pub progress: bool,
-    /// Never show progress bars.
+    /// Never show progress.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl ProgressOpts {
+    /// When to draw progress.
+    pub fn when(&self) -> When {
+        match (self.progress, self.no_progress) {
+            (_, true) => When::Never,
+            (true, false) => When::Always,
+            (false, false) => When::Auto,
+        }
+    }
 }
 
 /// The lines service's roles.

@@ -12,9 +12,9 @@ use cli::UppercaseClientOpts;
 use std::time::Duration;
 
 use cli::{Cli, Command, Endpoint, LinesRole, ServerOpts, SimpleRole, UppercaseRole};
-use tcplab::client::uppercase::{Options, OutputTo, Source};
+use tcplab::client::load::{Job, LoadOptions};
+use tcplab::client::uppercase::{Options, OutputTo, Source, Strategy};
 use tcplab::proto::uppercase::round_up;
-use tcplab::report::progress::When;
 use tcplab::server::Service;
 use tcplab::{client, demo, server};
 
@@ -65,15 +65,55 @@ fn run(cli: Cli) -> tcplab::Result<()> {
     match cli.command {
         Command::Simple { role } => match role {
             SimpleRole::Server { at, opts } => serve(at, opts, Service::Simple, |_| {}),
-            SimpleRole::Client { at } => client::simple::run(&at.host, at.port).map(drop),
+            SimpleRole::Client {
+                at,
+                connections: None,
+                ..
+            } => client::simple::run(&at.host, at.port).map(drop),
+            SimpleRole::Client {
+                at,
+                connections: Some(connections),
+                duration,
+                json,
+                progress,
+            } => {
+                let job = Job::Simple {
+                    duration: duration.map(Duration::from_secs_f64),
+                };
+                let opts = LoadOptions {
+                    connections,
+                    job,
+                    json,
+                    progress: progress.when(),
+                };
+                client::load::run(&at.host, at.port, opts).map(drop)
+            }
         },
         Command::Uppercase { role } => match role {
             UppercaseRole::Server {
                 at, opts, verbose, ..
             } => serve(at, opts, Service::Uppercase, |o| o.verbose = verbose),
-            UppercaseRole::Client { at, opts } => {
-                client::uppercase::run(&at.host, at.port, uppercase_options(opts)?).map(drop)
-            }
+            UppercaseRole::Client { at, opts } => match opts.connections {
+                Some(connections) => {
+                    if opts.strategy.is_some_and(|s| s != Strategy::Async) {
+                        return Err(tcplab::Error::Protocol(
+                            "--connections drives its connections with the async strategy; leave out --strategy".into(),
+                        ));
+                    }
+                    let opts = LoadOptions {
+                        connections,
+                        job: Job::Uppercase {
+                            total: round_up(opts.bytes.unwrap_or(0)),
+                        },
+                        json: opts.json,
+                        progress: opts.progress.when(),
+                    };
+                    client::load::run(&at.host, at.port, opts).map(drop)
+                }
+                None => {
+                    client::uppercase::run(&at.host, at.port, uppercase_options(opts)?).map(drop)
+                }
+            },
         },
         Command::Lines { role } => match role {
             LinesRole::Server {
@@ -128,19 +168,14 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         Some(p) if p.as_os_str() == "-" => OutputTo::Stdout,
         Some(p) => OutputTo::File(p),
     };
-    let progress = match (o.progress, o.no_progress) {
-        (_, true) => When::Never,
-        (true, false) => When::Always,
-        (false, false) => When::Auto,
-    };
     Ok(Options {
-        strategy: o.strategy,
+        strategy: o.strategy.unwrap_or(Strategy::Threads),
         chunk: o.chunk,
         source,
         output,
         json: o.json,
         plot: o.plot,
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
-        progress,
+        progress: o.progress.when(),
     })
 }

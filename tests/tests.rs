@@ -10,5 +10,6 @@ mod demo;
 mod lines;
 mod props;
 mod python_peer;
+mod servers;
 mod simple;
 mod uppercase;

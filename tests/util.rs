@@ -254,6 +254,37 @@ impl Server {
         );
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal to the server (SIGTERM, SIGINT).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with a pid we started.
+        let rc = unsafe { libc::kill(self.pid() as i32, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Peak resident memory so far, in bytes (VmHWM).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kb * 1024
+    }
+
+    /// The lines printed so far, without waiting.
+    pub fn lines_so_far(&self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.borrow_mut().push(line);
+        }
+        self.seen.borrow().clone()
+    }
+
     /// Waits for the server to exit by itself (after `--once`).
     pub fn wait(mut self) -> Output {
         let mut child = self.child.take().unwrap();

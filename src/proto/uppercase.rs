@@ -28,9 +28,10 @@ pub fn capitalize(buf: &mut [u8]) {
 }
 
 /// The message repeated, laid out once so any window of the stream is one slice.
+/// Clones share the bytes, so thousands of connections can use one pattern.
 #[derive(Debug, Clone)]
 pub struct Repeated {
-    bytes: Vec<u8>,
+    bytes: std::sync::Arc<[u8]>,
     window: usize,
 }
 
@@ -288,9 +289,14 @@ pub struct Outgoing {
 impl Outgoing {
     /// `total` bytes of the repeated [`MESSAGE`], offered `chunk` bytes at a time.
     pub fn new(total: u64, chunk: usize) -> Self {
-        let chunk = chunk.max(1);
+        Self::with_pattern(total, Repeated::outgoing(chunk.max(1)))
+    }
+
+    /// `total` bytes cut from a shared `pattern`, a window at a time.
+    pub fn with_pattern(total: u64, pattern: Repeated) -> Self {
+        let chunk = pattern.window.max(1);
         Outgoing {
-            pattern: Repeated::outgoing(chunk),
+            pattern,
             total,
             sent: 0,
             chunk,

@@ -123,3 +123,46 @@ impl Progress {
         }
     }
 }
+
+/// A single bar counting finished items (the load generator's connections).
+pub struct Counter {
+    bar: Option<ProgressBar>,
+}
+
+impl Counter {
+    /// A bar up to `total`, labelled `what`.
+    pub fn new(total: u64, what: &str, when: When) -> Self {
+        let show = match when {
+            When::Always => true,
+            When::Never => false,
+            When::Auto => std::io::stderr().is_terminal(),
+        };
+        let bar = show.then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
+            bar.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{bar:40}} {{pos}}/{{len}} {what} done, {{elapsed}}"
+                ))
+                .expect("the template is valid")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Counter { bar }
+    }
+
+    /// One more finished.
+    pub fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    /// Done.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}

@@ -3,65 +3,71 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{READ_SIZE, Transfer, settle};
+use super::{Counters, Inbound, Outbound, READ_SIZE, Transfer, settle};
 use crate::error::{IoContext, Result};
 
 /// Sends and receives as two futures joined on a single-threaded runtime.
 pub fn transfer(t: Transfer<'_>) -> Result<()> {
-    let Transfer {
-        stream,
-        peer,
-        outbound,
-        inbound,
-        counters,
-    } = t;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .ctx(|| "could not start the async runtime")?;
-    let clone = stream.try_clone().ctx(|| "could not clone the socket")?;
+    let clone = t.stream.try_clone().ctx(|| "could not clone the socket")?;
     clone
         .set_nonblocking(true)
         .ctx(|| "could not make the socket non-blocking")?;
     runtime.block_on(async {
-        let mut socket =
+        let socket =
             tokio::net::TcpStream::from_std(clone).ctx(|| "could not register the socket")?;
-        let (mut reader, mut writer) = socket.split();
-        let send = async {
-            loop {
-                let chunk = outbound.chunk()?;
-                if chunk.is_empty() {
-                    break;
-                }
-                let n = writer
-                    .write(chunk)
-                    .await
-                    .ctx(|| format!("could not send to {peer} after {} bytes", outbound.sent()))?;
-                outbound.consume(n);
-                counters.add_sent(n);
-            }
-            writer
-                .shutdown()
-                .await
-                .ctx(|| format!("could not shut down the sending side to {peer}"))
-        };
-        let receive = async {
-            let mut buf = vec![0u8; READ_SIZE];
-            loop {
-                let n = reader.read(&mut buf).await.ctx(|| {
-                    format!(
-                        "could not receive from {peer} after {} bytes",
-                        inbound.received()
-                    )
-                })?;
-                if n == 0 {
-                    return Ok(());
-                }
-                inbound.accept(&buf[..n])?;
-                counters.add_received(n);
-            }
-        };
-        let (sent, received) = tokio::join!(send, receive);
-        settle(received, sent, inbound)
+        drive(socket, t.peer, t.outbound, t.inbound, t.counters, READ_SIZE).await
     })
+}
+
+/// Drives one connection: the sending half and the receiving half concurrently,
+/// reading `read_size` bytes at a time. The load generator runs thousands of these.
+pub async fn drive(
+    mut socket: tokio::net::TcpStream,
+    peer: &str,
+    outbound: &mut Outbound,
+    inbound: &mut Inbound,
+    counters: &Counters,
+    read_size: usize,
+) -> Result<()> {
+    let (mut reader, mut writer) = socket.split();
+    let send = async {
+        loop {
+            let chunk = outbound.chunk()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let n = writer
+                .write(chunk)
+                .await
+                .ctx(|| format!("could not send to {peer} after {} bytes", outbound.sent()))?;
+            outbound.consume(n);
+            counters.add_sent(n);
+        }
+        writer
+            .shutdown()
+            .await
+            .ctx(|| format!("could not shut down the sending side to {peer}"))
+    };
+    let receive = async {
+        let mut buf = vec![0u8; read_size];
+        loop {
+            let n = reader.read(&mut buf).await.ctx(|| {
+                format!(
+                    "could not receive from {peer} after {} bytes",
+                    inbound.received()
+                )
+            })?;
+            if n == 0 {
+                return Ok(());
+            }
+            inbound.accept(&buf[..n])?;
+            counters.add_received(n);
+        }
+    };
+    let (sent, received) = tokio::join!(send, receive);
+    settle(received, sent, inbound)
 }

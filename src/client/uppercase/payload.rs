@@ -98,6 +98,23 @@ impl Source {
     }
 }
 
+impl Outbound {
+    /// `total` bytes of the message cut from a pattern shared between connections.
+    pub fn shared_pattern(total: u64, pattern: Repeated) -> Self {
+        Outbound::Pattern(Outgoing::with_pattern(total, pattern))
+    }
+}
+
+impl Inbound {
+    /// Expects `total` capitalized bytes, checked against a shared pattern.
+    pub fn shared_pattern(total: u64, window: usize, expected: Repeated) -> Self {
+        Inbound {
+            check: Check::Pattern(Incoming::with_expected(total, window, expected)),
+            output: None,
+        }
+    }
+}
+
 /// Standard input cannot be read twice, so it goes to an unnamed temporary file first.
 fn spool_stdin() -> Result<File> {
     let dir = std::env::temp_dir();
