@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
 
@@ -20,6 +21,7 @@ pub fn run() -> Result<()> {
     tour.uppercase()?;
     tour.lines()?;
     tour.deadlock()?;
+    tour.many_clients()?;
     heading("Done");
     say(
         "Every step behaved as the lab says. Try the programs yourself: `tcplab --help` lists them.",
@@ -40,6 +42,24 @@ struct Server {
 }
 
 impl Server {
+    /// Reads the server's output until a line contains `needle`.
+    fn read_until(&mut self, needle: &str) -> Result<()> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self
+                .stdout
+                .read_line(&mut line)
+                .ctx(|| "could not read the server's output")?;
+            if n == 0 {
+                return Err(Error::Protocol("the demo's server ended early".into()));
+            }
+            if line.contains(needle) {
+                return Ok(());
+            }
+        }
+    }
+
     /// Stops a server that has no `--once`, and shows what it said on stderr.
     fn stop(mut self) {
         let _ = self.child.kill();
@@ -192,6 +212,74 @@ impl Tour {
         Ok(())
     }
 
+    fn many_clients(&self) -> Result<()> {
+        heading("Step 5. One client at a time, or many");
+        say("The lab's server accepts one connection and serves it to the end before it accepts");
+        say(
+            "the next. Client A connects and keeps its connection open; client B then sends a line.",
+        );
+        for strategy in ["blocking", "async"] {
+            say("");
+            let mut server =
+                self.server(&["lines", "server", HOST, "0", "--strategy", strategy])?;
+            say("  # client A, which keeps its standard input (and so its connection) open:");
+            let mut a = self
+                .command(&["lines", "client", HOST, &server.port])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .ctx(|| "could not start client A")?;
+            let mut a_input = a.stdin.take().expect("stdin is piped");
+            a_input
+                .write_all(b"A: connected first, and still connected\n")
+                .ctx(|| "could not feed client A")?;
+            a_input.flush().ctx(|| "could not feed client A")?;
+            server.read_until("A: connected first")?;
+            let started = std::time::Instant::now();
+            say("  # client B, with one line to send:");
+            let mut b = self
+                .command(&["lines", "client", HOST, &server.port])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .ctx(|| "could not start client B")?;
+            let mut b_input = b.stdin.take().expect("stdin is piped");
+            b_input
+                .write_all(b"B: hello\n")
+                .ctx(|| "could not feed client B")?;
+            drop(b_input);
+            let waited = wait_up_to(&mut b, Duration::from_secs(2))?;
+            match waited {
+                Some(_) => say(format!(
+                    "  {strategy}: client B was served at once ({} ms), while A was still connected.",
+                    started.elapsed().as_millis()
+                )),
+                None => {
+                    say(format!(
+                        "  {strategy}: after 2 s client B is still waiting: its connection sits in the listening socket's backlog."
+                    ));
+                    say("  Client A hangs up now.");
+                }
+            }
+            drop(a_input);
+            let _ = a.wait();
+            let _ = b.wait();
+            if waited.is_none() {
+                say(format!(
+                    "  {strategy}: client B was served {} ms after it connected, once A was gone.",
+                    started.elapsed().as_millis()
+                ));
+            }
+            server.stop();
+        }
+        explain(&[
+            "A blocking server serves one client at a time. The async server (the default) serves",
+            "thousands at once on a few threads; `--strategy threads` gives each client a thread.",
+            "Try the load generator: tcplab simple client 127.0.0.1 PORT --connections 64 --duration 5",
+        ]);
+        Ok(())
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         say(format!("  $ tcplab {}", args.join(" ")));
         let mut cmd = Command::new(&self.exe);
@@ -288,6 +376,20 @@ impl Tour {
             )));
         }
         Ok(rest)
+    }
+}
+
+/// Waits for a child up to `limit`; its status, or None if it is still running.
+fn wait_up_to(child: &mut Child, limit: Duration) -> Result<Option<std::process::ExitStatus>> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().ctx(|| "could not wait for a client")? {
+            return Ok(Some(status));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
