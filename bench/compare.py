@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Runs tcplab's end-to-end comparisons side by side, several times each, and writes
+bench/RESULTS.md with medians and ratios. Called by bench/run (which installs the
+peers and builds tcplab); standard library only.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "tcplab")
+BENCH = os.path.join(ROOT, "bench")
+QUICK = "--quick" in sys.argv
+RUNS = 1 if QUICK else 3
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_connectable(port, limit=10.0):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens at 127.0.0.1:{port}")
+
+
+class Server:
+    """A server process; its port from 'Listening at ADDR', or one we chose."""
+
+    def __init__(self, cmd, port=None, stdout_null=False):
+        self.cmd = cmd
+        if port is not None:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if stdout_null else None,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+            self.port = port
+            wait_connectable(port)
+            return
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        first = self.proc.stdout.readline().decode()
+        m = re.match(r"Listening at .*:(\d+)", first)
+        if not m:
+            self.stop()
+            raise RuntimeError(f"{cmd}: first line {first!r}")
+        self.port = int(m.group(1))
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        while self.proc.stdout.read(1 << 16):
+            pass
+
+    def peak_rss(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except Exception:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def run_json(cmd, timeout=300):
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def tcplab_uppercase(port, size="1G", extra=()):
+    r = run_json([BIN, "uppercase", "client", "127.0.0.1", str(port), size, "--json",
+                  "--no-progress", *extra])
+    assert r["verified"], r
+    return r["goodput_bytes_per_sec"]
+
+
+def iperf3_one_way(size):
+    port = free_port()
+    srv = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        wait_connectable_iperf(port)
+        r = run_json(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", str(size), "-J"])
+        return r["end"]["sum_received"]["bytes"] / r["end"]["sum_received"]["seconds"]
+    finally:
+        srv.wait(timeout=30)
+
+
+def wait_connectable_iperf(port):
+    # A plain connect would be taken as iperf3's one (-1) client: watch the socket table.
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        ss = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True)
+        if ss.stdout.strip():
+            return
+        time.sleep(0.02)
+    raise RuntimeError("iperf3 did not start")
+
+
+results = []
+
+
+def record(name, ours, theirs, unit, peer, target=None, note=""):
+    ratio = ours / theirs if theirs else float("nan")
+    met = "" if target is None else ("yes" if ratio >= target else "**no**")
+    results.append((name, ours, theirs, unit, peer, ratio, target, met, note))
+    log(f"  {name}: tcplab {ours:,.1f} {unit} vs {peer} {theirs:,.1f} {unit}: ratio {ratio:.2f}"
+        + ("" if target is None else f" (target {target}: {met})"))
+
+
+def bench_uppercase():
+    size = "256M" if QUICK else "1G"
+    nbytes = 256 * MiB if QUICK else GiB
+    log(f"1. uppercase {size} round trip")
+    srv = Server([BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet"])
+    try:
+        by_strategy = {}
+        for strategy in ["threads", "nonblocking", "async"]:
+            by_strategy[strategy] = median(
+                [tcplab_uppercase(srv.port, size, ["--strategy", strategy]) for _ in range(RUNS)])
+        default = by_strategy["threads"]
+    finally:
+        srv.stop()
+    socat_port = free_port()
+    socat = Server(["socat", f"TCP-LISTEN:{socat_port},reuseaddr,fork", "SYSTEM:tr a-z A-Z"],
+                   port=socat_port)
+    try:
+        via_socat = median([tcplab_uppercase(socat_port, size) for _ in range(RUNS)])
+    finally:
+        socat.stop()
+    wire = median([iperf3_one_way(nbytes) for _ in range(RUNS)])
+    record(f"uppercase {size} round trip, goodput each way", default / MiB, wire / MiB, "MiB/s",
+           "iperf3, one stream, one way", 0.8)
+    record(f"uppercase {size} round trip, goodput each way", default / MiB, via_socat / MiB,
+           "MiB/s", "socat + tr a-z A-Z", 4.0)
+    for strategy in ["nonblocking", "async"]:
+        record(f"uppercase {size}, client --strategy {strategy}", by_strategy[strategy] / MiB,
+               default / MiB, "MiB/s", "client --strategy threads (default)")
+
+
+def bench_chunk16():
+    size = 16 * MiB if QUICK else 64 * MiB
+    log(f"2. the lab's 16-byte writes, {size // MiB} MiB")
+    srv = Server([BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet"])
+    try:
+        ours, theirs = [], []
+        for _ in range(RUNS):
+            ours.append(tcplab_uppercase(srv.port, str(size), ["--chunk", "16"]))
+            out = subprocess.run([sys.executable, os.path.join(BENCH, "lab_uppercase_client.py"),
+                                  "127.0.0.1", str(srv.port), str(size)],
+                                 capture_output=True, text=True, check=True, timeout=600)
+            secs, got = out.stdout.split()
+            theirs.append(int(got) / float(secs))
+    finally:
+        srv.stop()
+    record(f"--chunk 16, {size // MiB} MiB round trip", median(ours) / MiB, median(theirs) / MiB,
+           "MiB/s", "Python lab-style client (sendall per 16 bytes)", 10.0)
+
+
+def simple_rate(port, seconds):
+    r = run_json([BIN, "simple", "client", "127.0.0.1", str(port), "--connections", "64",
+                  "--duration", str(seconds), "--json", "--no-progress"])
+    if not r["verified"]:
+        raise RuntimeError(f"simple load not verified: {r['errors']}")
+    return r["exchanges_per_sec"]
+
+
+def bench_simple():
+    seconds = 3 if QUICK else 10
+    log(f"3. simple exchanges per second, 64 connections, {seconds} s")
+    ours, theirs = [], []
+    for _ in range(RUNS):
+        srv = Server([BIN, "simple", "server", "127.0.0.1", "0", "--quiet"])
+        try:
+            ours.append(simple_rate(srv.port, seconds))
+        finally:
+            srv.stop()
+        py = Server([sys.executable, "-u", os.path.join(BENCH, "lab_simple_server.py"),
+                     "127.0.0.1", "0"])
+        try:
+            theirs.append(simple_rate(py.port, seconds))
+        finally:
+            py.stop()
+    record("simple exchanges per second (64 connections)", median(ours), median(theirs),
+           "exchanges/s", "Python lab-style server", 2.0)
+
+
+def bench_lines():
+    n = 1_000_000 if QUICK else 10_000_000
+    log(f"4. lines per second, {n:,} short lines")
+    path = os.path.join("/tmp", f"tcplab-bench-lines-{n}.txt")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            for i in range(0, n, 10000):
+                f.write("".join(f"line {j:08d}\n" for j in range(i, min(n, i + 10000))))
+    ours, theirs = [], []
+    for _ in range(RUNS):
+        for servers, out in [
+            ([BIN, "lines", "server", "127.0.0.1", "{port}", "--quiet"], ours),
+            ([sys.executable, os.path.join(BENCH, "lab_lines_server.py"), "127.0.0.1", "{port}"],
+             theirs),
+        ]:
+            port = free_port()
+            srv = Server([a.replace("{port}", str(port)) for a in servers], port=port,
+                         stdout_null=True)
+            try:
+                start = time.perf_counter()
+                subprocess.run([BIN, "lines", "client", "127.0.0.1", str(port), path],
+                               check=True, stdout=subprocess.DEVNULL, timeout=600)
+                out.append(n / (time.perf_counter() - start))
+            finally:
+                srv.stop()
+    record(f"lines per second ({n:,} lines, output to /dev/null)", median(ours), median(theirs),
+           "lines/s", "Python makefile()/readline server", 10.0)
+
+
+def bench_many():
+    n = 2000 if QUICK else 10000
+    log(f"5. {n:,} concurrent 64 KiB uppercase connections")
+    per_conn, goodput = [], []
+    for _ in range(RUNS):
+        srv = Server([BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet"])
+        try:
+            r = run_json([BIN, "uppercase", "client", "127.0.0.1", str(srv.port), "64K",
+                          "--connections", str(n), "--json", "--no-progress"])
+            assert r["verified"] and r["failed"] == 0, r
+            per_conn.append(srv.peak_rss() / n)
+            goodput.append(r["goodput_bytes_per_sec"])
+        finally:
+            srv.stop()
+    pc = median(per_conn)
+    results.append((f"{n:,} concurrent 64 KiB connections: server peak RSS per connection",
+                    pc / 1024, 64, "KiB", "the budget", (pc / 1024) / 64, None,
+                    "yes" if pc <= 64 * 1024 else "**no**",
+                    f"aggregate goodput {median(goodput) / MiB:,.0f} MiB/s each way"))
+    log(f"  peak RSS per connection {pc / 1024:.1f} KiB; goodput {median(goodput) / MiB:.0f} MiB/s")
+
+
+def bench_criterion():
+    log("6. criterion micro-benchmarks")
+    out = subprocess.run(["cargo", "bench", "--locked", "--bench", "cores", "--",
+                          "--warm-up-time", "1", "--measurement-time", "3"],
+                         cwd=ROOT, capture_output=True, text=True)
+    found = []
+    name = None
+    for line in out.stdout.splitlines():
+        if line and not line.startswith(" ") and "time:" in line:
+            name = line.split("time:")[0].strip()
+        elif line and not line.startswith(" ") and not line.startswith("Benchmarking"):
+            name = line.strip() or name
+        m = re.search(r"thrpt:\s+\[\S+ \S+ (\S+) (\S+)", line)
+        if m and name:
+            found.append((name, m.group(1), m.group(2)))
+    for name, value, unit in found:
+        log(f"  {name}: {value} {unit}")
+    return found
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model or platform.machine()}), Linux {platform.release()}"
+
+
+def write_results(micro, started):
+    lines = [
+        "# tcplab benchmark results",
+        "",
+        f"- machine: {machine()}",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- command: `bench/run{' --quick' if QUICK else ''}` "
+        f"({RUNS} run(s) of each; medians; took {time.time() - started:.0f} s)",
+        "",
+        "| comparison | tcplab | peer | peer's figure | ratio | target | met | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, ours, theirs, unit, peer, ratio, target, met, note in results:
+        tgt = "" if target is None else f"≥ {target}"
+        if unit == "KiB":
+            lines.append(f"| {name} | {ours:,.1f} KiB | {peer} | {theirs} KiB | "
+                         f"{ratio:.2f} of the budget | ≤ 64 KiB | {met} |")
+        else:
+            lines.append(f"| {name} | {ours:,.1f} {unit} | {peer} | {theirs:,.1f} {unit} | "
+                         f"{ratio:.2f} | {tgt} | {met} |")
+        lines[-1] += f" {note} |"
+    lines += ["", "Micro-benchmarks (criterion, `cargo bench --bench cores`):", ""]
+    lines += [f"- {name}: {value} {unit}" for name, value, unit in micro] or ["- (none ran)"]
+    notes_path = os.path.join(BENCH, "NOTES.md")
+    if os.path.exists(notes_path):
+        with open(notes_path) as f:
+            lines += ["", f.read().strip()]
+    with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    started = time.time()
+    if not os.path.exists(BIN):
+        sys.exit(f"build tcplab first: {BIN} is missing (bench/run does it)")
+    bench_uppercase()
+    bench_chunk16()
+    bench_simple()
+    bench_lines()
+    bench_many()
+    micro = bench_criterion()
+    write_results(micro, started)
+
+
+if __name__ == "__main__":
+    main()
