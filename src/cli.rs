@@ -147,14 +147,15 @@ pub struct UppercaseClientOpts {
     /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
     #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
     pub bytes: Option<u64>,
-    /// How to drive the socket [default: threads; async with --connections]. naive is
-    /// the lab's client and deadlocks at large sizes.
+    /// How to drive the socket [default: async, the fastest measured]. naive is the
+    /// lab's client and deadlocks at large sizes.
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
     /// Open N connections at once, each doing the round trip (a load generator).
     #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"])]
     pub connections: Option<usize>,
-    /// Bytes per write (16 reproduces the lab's one sendall per message).
+    /// Bytes per message (16 reproduces the lab's 16-byte sendall per message; small
+    /// messages are gathered, up to 1024 per writev system call).
     #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
     pub chunk: usize,
     /// Send this file's bytes (- for standard input) instead of the lab's message.

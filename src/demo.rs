@@ -120,8 +120,8 @@ impl Tour {
         explain(&[
             "The client's writes were 256 KiB each, yet the server's reads came in other sizes:",
             "a TCP stream has no message boundaries, only bytes in order.",
-            "The client sends and receives at the same time (two threads). The lab's client sends",
-            "everything first, and at large sizes that deadlocks: `--strategy naive` shows it.",
+            "The client sends and receives at the same time (one async task drives both halves).",
+            "The lab's client sends everything first, and at large sizes that deadlocks: step 4.",
         ]);
         Ok(())
     }

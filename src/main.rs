@@ -169,7 +169,7 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         Some(p) => OutputTo::File(p),
     };
     Ok(Options {
-        strategy: o.strategy.unwrap_or(Strategy::Threads),
+        strategy: o.strategy.unwrap_or(Strategy::Async),
         chunk: o.chunk,
         source,
         output,

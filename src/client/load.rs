@@ -228,6 +228,7 @@ impl Shared {
             &self.peer,
             &mut outbound,
             &mut inbound,
+            LOAD_IO_SIZE,
             &self.counters,
             LOAD_IO_SIZE,
         )

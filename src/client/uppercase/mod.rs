@@ -19,7 +19,7 @@ pub mod threads;
 pub mod watch;
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use payload::{Inbound, Outbound, Source};
+pub use payload::{Inbound, MAX_IOV, Outbound, Source, gather_size, messages};
 
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
@@ -142,6 +142,8 @@ pub struct Transfer<'a> {
     pub outbound: &'a mut Outbound,
     /// Where what comes back is checked.
     pub inbound: &'a mut Inbound,
+    /// Bytes per message (`--chunk`): each is its own buffer in a vectored write.
+    pub chunk: usize,
     /// Progress, for the watchdog.
     pub counters: &'a Counters,
 }
@@ -253,6 +255,7 @@ fn run_into(host: &str, port: u16, opts: &Options, report: &mut Report) -> Resul
         peer: &peer,
         outbound: &mut outbound,
         inbound: &mut inbound,
+        chunk: opts.chunk,
         counters: &counters,
     };
     let watch_opts = watch::WatchOptions {
@@ -323,14 +326,22 @@ fn open_output(output: &OutputTo) -> Result<Option<Box<dyn Write + Send>>> {
 
 /// Writes the whole payload, then shuts down the sending side so the server sees
 /// end of stream. Blocks whenever the send buffer is full.
-fn send_all(stream: &TcpStream, peer: &str, out: &mut Outbound, counters: &Counters) -> Result<()> {
+fn send_all(
+    stream: &TcpStream,
+    peer: &str,
+    out: &mut Outbound,
+    chunk: usize,
+    counters: &Counters,
+) -> Result<()> {
     let mut writer = stream;
     loop {
-        let chunk = out.chunk()?;
-        if chunk.is_empty() {
+        let data = out.chunk()?;
+        if data.is_empty() {
             break;
         }
-        let n = match writer.write(chunk) {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let count = messages(data, chunk, &mut iov);
+        let n = match writer.write_vectored(&iov[..count]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {

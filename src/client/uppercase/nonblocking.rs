@@ -2,13 +2,13 @@
 //! writes while the socket is writable and reads while it is readable, in one thread.
 //! Neither call ever blocks, so neither direction can hold the other up.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{READ_SIZE, Transfer};
+use super::{MAX_IOV, READ_SIZE, Transfer, messages};
 use crate::error::{IoContext, Result};
 
 const CONNECTION: Token = Token(0);
@@ -20,6 +20,7 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
         peer,
         outbound,
         inbound,
+        chunk,
         counters,
     } = t;
     let clone = stream.try_clone().ctx(|| "could not clone the socket")?;
@@ -40,7 +41,7 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut sending = true;
     loop {
-        if sending && !write_while_writable(&mut socket, outbound, counters, peer)? {
+        if sending && !write_while_writable(&mut socket, outbound, chunk, counters, peer)? {
             // Everything is out: half-close, and from now on only reading matters.
             socket
                 .shutdown(Shutdown::Write)
@@ -61,15 +62,18 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
 fn write_while_writable(
     socket: &mut TcpStream,
     out: &mut super::Outbound,
+    chunk: usize,
     counters: &super::Counters,
     peer: &str,
 ) -> Result<bool> {
     loop {
-        let chunk = out.chunk()?;
-        if chunk.is_empty() {
+        let data = out.chunk()?;
+        if data.is_empty() {
             return Ok(false);
         }
-        match socket.write(chunk) {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let count = messages(data, chunk, &mut iov);
+        match socket.write_vectored(&iov[..count]) {
             Ok(n) => {
                 out.consume(n);
                 counters.add_sent(n);

@@ -15,10 +15,11 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
         peer,
         outbound,
         inbound,
+        chunk,
         counters,
     } = t;
     thread::scope(|scope| {
-        let sender = scope.spawn(|| send_all(stream, peer, outbound, counters));
+        let sender = scope.spawn(|| send_all(stream, peer, outbound, chunk, counters));
         let received = receive_all(stream, peer, inbound, counters);
         // The server ends its stream only after ours, so a sender still running now
         // is blocked on a peer that gave up: wake it.
