@@ -132,7 +132,10 @@ pub enum UppercaseRole {
         verbose: bool,
     },
     /// Connect to HOST PORT, send BYTES of "hello foobar bye" (or a file), check the upper case comes back.
-    #[command(group(clap::ArgGroup::new("payload").required(true).args(["bytes", "input"])))]
+    #[command(
+        group(clap::ArgGroup::new("payload").required(true).args(["bytes", "input"])),
+        override_usage = "tcplab uppercase client [OPTIONS] HOST PORT <BYTES | --input FILE>"
+    )]
     Client {
         #[command(flatten)]
         at: Endpoint,

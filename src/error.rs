@@ -59,6 +59,9 @@ pub enum Error {
     /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
     #[error("{}", .0.explanation.join("\n  "))]
     Stalled(Box<crate::observe::watchdog::Diagnosis>),
+    /// The command line asks for something that cannot be done (exit code 2).
+    #[error("{0} (see 'tcplab --help')")]
+    Usage(String),
     /// The peer broke the protocol in some other way.
     #[error("{0}")]
     Protocol(String),
@@ -90,11 +93,12 @@ pub fn plain_io(e: &io::Error) -> String {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The process exit code this error maps to: 3 for a stall, 1 for every other
-    /// runtime error.
+    /// The process exit code this error maps to: 2 for a usage error, 3 for a stall,
+    /// 1 for every other runtime error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Stalled(_) => 3,
+            Error::Usage(_) => 2,
             _ => 1,
         }
     }

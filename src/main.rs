@@ -158,6 +158,7 @@ fn serve(
 }
 
 fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
+    check_paths(&o)?;
     let source = match (&o.input, o.bytes) {
         (Some(path), _) => Source::file(path)?,
         (None, Some(bytes)) => Source::pattern(round_up(bytes)),
@@ -178,4 +179,41 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
         progress: o.progress.when(),
     })
+}
+
+/// Refuses path combinations that would lose data: an output that is the input
+/// (it would be truncated before it is sent), JSON and data both on standard output,
+/// a plot in a directory that does not exist (found out only after the transfer).
+fn check_paths(o: &UppercaseClientOpts) -> tcplab::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let usage = |m: String| Err(tcplab::Error::Usage(m));
+    let is_dash = |p: &std::path::Path| p.as_os_str() == "-";
+    if let (Some(input), Some(output)) = (&o.input, &o.output)
+        && !is_dash(input)
+        && !is_dash(output)
+        && let (Ok(a), Ok(b)) = (std::fs::metadata(input), std::fs::metadata(output))
+        && (a.dev(), a.ino()) == (b.dev(), b.ino())
+    {
+        return usage(format!(
+            "--output '{}' is the input file: it would be overwritten before it is sent",
+            output.display()
+        ));
+    }
+    if o.json && o.output.as_deref().is_some_and(is_dash) {
+        return usage("--json and --output - would both write to standard output".into());
+    }
+    if let Some(plot) = &o.plot {
+        let dir = match plot.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return usage(format!(
+                "cannot write the plot '{}': there is no directory '{}'",
+                plot.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }

@@ -185,7 +185,66 @@ fn every_byte_value_round_trips_from_a_file_with_each_strategy() {
     ]);
     let out = run_with_input(cmd, &data);
     out.assert_ok().assert_stderr_has("Verified: all");
-    assert!(out.stdout.as_bytes() == String::from_utf8_lossy(&want).as_bytes());
+    assert!(out.stdout_bytes == want, "standard output differs");
+}
+
+#[test]
+fn a_pipe_as_input_is_sent_whole_not_as_zero_bytes() {
+    let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
+    let mut cmd = tcplab();
+    cmd.args([
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "--input",
+        "/dev/stdin",
+    ]);
+    run_with_input(cmd, b"hello through a pipe")
+        .assert_ok()
+        .assert_stdout_has("Verified: all 20 bytes");
+}
+
+#[test]
+fn a_local_failure_is_reported_as_itself_not_as_a_stall() {
+    let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
+    for strategy in ALL {
+        tcplab_run(&[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &server.port_arg(),
+            "4M",
+            "--strategy",
+            strategy,
+            "--output",
+            "/dev/full",
+        ])
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("could not write the output: no space left on device");
+    }
+}
+
+#[test]
+fn an_output_that_is_the_input_is_refused_before_anything_is_lost() {
+    let input = temp_path("same.bin");
+    std::fs::write(&input, b"keep me").unwrap();
+    let path = input.to_str().unwrap();
+    tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        "1",
+        "--input",
+        path,
+        "--output",
+        path,
+    ])
+    .assert_code(2)
+    .assert_one_error_line()
+    .assert_stderr_has("is the input file");
+    assert_eq!(std::fs::read(&input).unwrap(), b"keep me");
 }
 
 #[test]

@@ -87,7 +87,9 @@ fn an_overlong_line_gets_an_error_and_closes_only_that_connection() {
     let mut cmd = tcplab();
     cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);
     let long = run_with_input(cmd, b"short\nthis line is far too long\n");
-    long.assert_code(1).assert_one_error_line();
+    long.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("answered: error: line 2 is longer than 10 bytes");
     let mut cmd = tcplab();
     cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);
     run_with_input(cmd, b"fine\n").assert_ok();

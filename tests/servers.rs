@@ -180,8 +180,11 @@ fn an_overlong_line_closes_only_its_own_connection_under_each_strategy() {
         cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);
         run_with_input(cmd, b"next client\n").assert_ok();
         server.wait_for_line("next client");
+        // A graceful stop waits for the refused connection's thread to finish too.
+        server.signal(libc::SIGTERM);
         server
-            .stop()
+            .wait()
+            .assert_ok()
             .assert_stderr_has("line 2 is longer than 1024 bytes");
     }
 }

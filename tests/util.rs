@@ -29,6 +29,8 @@ pub fn python_peer() -> Command {
 pub struct Output {
     pub status: ExitStatus,
     pub stdout: String,
+    /// Standard output as raw bytes (`stdout` is its lossy UTF-8 reading).
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
     pub what: String,
 }
@@ -99,11 +101,16 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+fn drain(r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    let bytes = drain_bytes(r);
+    thread::spawn(move || String::from_utf8_lossy(&bytes.join().unwrap()).into_owned())
+}
+
+fn drain_bytes(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        buf
     })
 }
 
@@ -138,13 +145,15 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
         use std::io::Write;
         let _ = pipe.write_all(&input);
     });
-    let out = drain(child.stdout.take().unwrap());
+    let out = drain_bytes(child.stdout.take().unwrap());
     let err = drain(child.stderr.take().unwrap());
     let status = wait_bounded(&mut child, TIMEOUT, &what);
     let _ = feeder.join();
+    let stdout_bytes = out.join().unwrap();
     Output {
         status,
-        stdout: out.join().unwrap(),
+        stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+        stdout_bytes,
         stderr: err.join().unwrap(),
         what,
     }
@@ -312,6 +321,7 @@ impl Server {
             .collect();
         Output {
             status,
+            stdout_bytes: stdout.clone().into_bytes(),
             stdout,
             stderr: self.stderr.take().unwrap().join().unwrap(),
             what: self.what.clone(),

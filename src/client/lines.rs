@@ -1,9 +1,10 @@
 //! The lines client: sends a file or standard input line by line, then closes.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::net::Shutdown;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
@@ -11,6 +12,26 @@ use crate::report::console::say;
 
 /// Most of a server's complaint that we keep to show.
 const MAX_REPLY: u64 = 4096;
+/// Bytes of input read (and sent) at a time.
+const INPUT_BUFFER: usize = 64 * 1024;
+/// How long to wait for the server's complaint after a failed send.
+const COMPLAINT_WAIT: Duration = Duration::from_secs(1);
+
+/// After a failed send: the server's error line, if it sent one before closing.
+fn server_complaint(stream: &TcpStream, peer: &str) -> Option<Error> {
+    let _ = stream.set_read_timeout(Some(COMPLAINT_WAIT));
+    let mut reply = Vec::new();
+    let _ = stream.take(MAX_REPLY).read_to_end(&mut reply);
+    (!reply.is_empty()).then(|| answered(peer, &reply))
+}
+
+fn answered(peer: &str, reply: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(reply);
+    Error::Protocol(format!(
+        "the server at {peer} answered: {}",
+        text.trim_end()
+    ))
+}
 
 /// What a lines session sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,46 +64,40 @@ pub fn run(host: &str, port: u16, input: Option<&Path>) -> Result<Sent> {
         addr::show(names.local)
     ));
 
-    let mut reader = BufReader::new(source);
-    let mut writer = BufWriter::new(&stream);
-    let mut line = Vec::new();
+    // The input goes out as it is read, a buffer at a time (typed lines as they are
+    // typed), so a file with no newline at all costs no more memory than any other.
+    let mut reader = BufReader::with_capacity(INPUT_BUFFER, source);
     let mut sent = Sent { lines: 0, bytes: 0 };
+    let mut ends_with_newline = true;
     loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .ctx(|| format!("could not read {name}"))?;
-        if n == 0 {
+        let buf = reader.fill_buf().ctx(|| format!("could not read {name}"))?;
+        if buf.is_empty() {
             break;
         }
-        writer
-            .write_all(&line)
-            .ctx(|| format!("could not send to {peer}"))?;
-        sent.lines += 1;
-        sent.bytes += n as u64;
-        // Typed lines go out as they are typed; a file's go out in large writes.
-        if reader.buffer().is_empty() {
-            writer.flush().ctx(|| format!("could not send to {peer}"))?;
+        let n = buf.len();
+        if let Err(e) = (&stream).write_all(buf) {
+            return Err(server_complaint(&stream, &peer)
+                .unwrap_or_else(|| Error::io(format!("could not send to {peer}"), e)));
         }
+        sent.lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        ends_with_newline = buf[n - 1] == b'\n';
+        sent.bytes += n as u64;
+        reader.consume(n);
     }
-    writer.flush().ctx(|| format!("could not send to {peer}"))?;
-    drop(writer);
-    stream
-        .shutdown(Shutdown::Write)
-        .ctx(|| format!("could not close the connection to {peer}"))?;
+    if !ends_with_newline {
+        sent.lines += 1;
+    }
+    if let Err(e) = stream.shutdown(Shutdown::Write) {
+        return Err(server_complaint(&stream, &peer)
+            .unwrap_or_else(|| Error::io(format!("could not close the connection to {peer}"), e)));
+    }
 
     let mut reply = Vec::new();
-    (&stream)
-        .take(MAX_REPLY)
-        .read_to_end(&mut reply)
-        .ctx(|| format!("could not receive from {peer}"))?;
+    let read = (&stream).take(MAX_REPLY).read_to_end(&mut reply);
     if !reply.is_empty() {
-        let text = String::from_utf8_lossy(&reply);
-        return Err(Error::Protocol(format!(
-            "the server at {peer} answered: {}",
-            text.trim_end()
-        )));
+        return Err(answered(&peer, &reply));
     }
+    read.ctx(|| format!("could not receive from {peer}"))?;
     say(format!(
         "Sent {} lines ({} bytes) to {peer}",
         sent.lines, sent.bytes

@@ -140,14 +140,23 @@ pub fn diagnose(s: &Situation) -> Diagnosis {
         s.total,
         s.received
     )];
-    if s.sent > s.received {
-        lines.push(format!(
-            "The client is {} bytes ({}) ahead of what came back: they sit in the kernel's buffers.",
-            s.sent - s.received,
-            human::bytes(s.sent - s.received)
-        ));
-    }
     let server = s.server.as_ref().ok().copied();
+    if s.sent > s.received {
+        let ahead = s.sent - s.received;
+        let mut line = format!(
+            "The client is {ahead} bytes ({}) ahead of what came back",
+            human::bytes(ahead)
+        );
+        if let (Some(c), Some(srv)) = (s.client, server) {
+            let queued = c.send_queue + c.recv_queue + srv.send_queue + srv.recv_queue;
+            line.push_str(&format!(
+                "; {} of them sit in the four queues of this connection",
+                human::bytes(queued)
+            ));
+        }
+        line.push('.');
+        lines.push(line);
+    }
     let kind = match s.client {
         None => {
             lines.push(
@@ -229,6 +238,14 @@ fn explain(
             )),
             None => lines.push("The server has stopped reading what this client sends.".into()),
         }
+        lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
+        return StallKind::PeerNotReading;
+    }
+    if let Some(srv) = server.filter(|srv| srv.recv_queue > 0 && c.recv_queue == 0) {
+        lines.push(format!(
+            "The server has stopped reading: its receive queue {}, and nothing comes back.",
+            queue_tail(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
+        ));
         lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
         return StallKind::PeerNotReading;
     }
@@ -395,7 +412,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("14680064 bytes (14.00 MiB) ahead of what came back"),
+            text.contains("14680064 bytes (14.00 MiB) ahead of what came back; 15.00 MiB of them sit in the four queues"),
             "{text}"
         );
         assert!(
@@ -423,6 +440,18 @@ mod tests {
             text.contains("server end's queues are not shown: not on this machine"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_server_that_never_reads_a_small_request_is_not_called_silent() {
+        let mut s = situation("threads", 65536, 0, QueueFigures::default());
+        s.total = 65536;
+        s.server = Ok(QueueFigures {
+            recv_queue: 65536,
+            ..QueueFigures::default()
+        });
+        let d = diagnose(&s);
+        assert_eq!(d.kind, StallKind::PeerNotReading);
     }
 
     #[test]

@@ -133,21 +133,32 @@ impl Verifier {
 
     /// Checks the next piece of the returned stream against what should be there.
     /// `expected` is as long as the part of `got` that falls within the stream.
+    /// Bytes of `got` that fall within the stream but have no counterpart in
+    /// `expected` (a source that came up short) count as mismatches.
     pub fn check(&mut self, got: &[u8], expected: &[u8]) {
-        let within = got.len().min(expected.len());
-        if got[..within] != expected[..within] {
-            for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let within = self.remaining_within(got.len());
+        let comparable = within.min(expected.len());
+        if got[..comparable] != expected[..comparable] {
+            for (i, (g, e)) in got[..comparable].iter().zip(expected).enumerate() {
                 if g != e {
-                    self.mismatched += 1;
-                    self.first_mismatch.get_or_insert(Mismatch {
-                        offset: self.received + i as u64,
-                        expected: *e,
-                        got: *g,
-                    });
+                    self.mismatch_at(i, *e, *g);
                 }
             }
         }
+        for (i, g) in got.iter().enumerate().take(within).skip(comparable) {
+            // Nothing to compare with: never count such a byte as verified.
+            self.mismatch_at(i, 0, *g);
+        }
         self.received += got.len() as u64;
+    }
+
+    fn mismatch_at(&mut self, i: usize, expected: u8, got: u8) {
+        self.mismatched += 1;
+        self.first_mismatch.get_or_insert(Mismatch {
+            offset: self.received + i as u64,
+            expected,
+            got,
+        });
     }
 
     /// How many of the next `n` returned bytes fall within the expected stream.
@@ -248,6 +259,17 @@ mod tests {
         assert_eq!(p.at(0, 16), MESSAGE);
         assert_eq!(p.at(16 * 1000 + 6, 10), b"foobar bye");
         assert_eq!(Repeated::expected(32).at(0, 16), b"HELLO FOOBAR BYE");
+    }
+
+    #[test]
+    fn bytes_without_an_expected_counterpart_never_verify() {
+        let mut v = Verifier::new(8);
+        v.check(b"ABCDxxxx", b"ABCD");
+        assert!(
+            matches!(v.verdict(), Verdict::Mismatch { matched: 4, .. }),
+            "{:?}",
+            v.verdict()
+        );
     }
 
     #[test]

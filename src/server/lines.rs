@@ -3,10 +3,11 @@
 //! goes to standard output in one write, so lines from concurrent clients never mix
 //! within a line.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use super::{Conn, Traffic};
 use crate::error::{Error, IoContext, Result};
@@ -39,10 +40,46 @@ pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Res
             let reply = printer.refuse(too_long);
             let _ = (&*stream).write_all(reply.as_bytes());
             traffic.bytes_out += reply.len() as u64;
+            drop(reader);
+            drain(stream);
             return Err(Error::Protocol(too_long.to_string()));
         }
     }
     printer.finish()
+}
+
+/// How long, and how much, a refused client's input is read and dropped after the
+/// error line, so that closing with unread data (which sends a reset) does not
+/// destroy the error line before the client reads it.
+const DRAIN_FOR: Duration = Duration::from_secs(1);
+const DRAIN_AT_MOST: usize = 4 << 20;
+
+fn drain(stream: &mut TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(DRAIN_FOR));
+    let started = Instant::now();
+    let mut buf = [0u8; 16 * 1024];
+    let mut drained = 0;
+    while drained < DRAIN_AT_MOST && started.elapsed() < DRAIN_FOR {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+async fn drain_async(read_half: &mut (impl tokio::io::AsyncRead + Unpin)) {
+    let mut buf = [0u8; 16 * 1024];
+    let mut drained = 0;
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while drained < DRAIN_AT_MOST {
+            match read_half.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// The same service on an async connection.
@@ -74,7 +111,9 @@ pub async fn handle_async(
         if let Err(too_long) = pushed {
             let reply = printer.refuse(too_long);
             let _ = write_half.write_all(reply.as_bytes()).await;
+            let _ = write_half.shutdown().await;
             traffic.bytes_out += reply.len() as u64;
+            drain_async(&mut reader).await;
             return Err(Error::Protocol(too_long.to_string()));
         }
     }

@@ -76,6 +76,26 @@ pub async fn drive(
             counters.add_received(n);
         }
     };
-    let (sent, received) = tokio::join!(send, receive);
-    settle(received, sent, inbound)
+    let mut sent = None;
+    let received = {
+        tokio::pin!(send, receive);
+        loop {
+            tokio::select! {
+                result = &mut send, if sent.is_none() => {
+                    match result {
+                        Ok(()) => sent = Some(Ok(())),
+                        // Nothing more can come back in full: stop receiving.
+                        Err(e) => break Err(e),
+                    }
+                }
+                // The server ends its stream after ours; a sender still busy now is
+                // blocked on a peer that gave up, so it is dropped.
+                result = &mut receive => break Ok(result),
+            }
+        }
+    };
+    match received {
+        Ok(received) => settle(received, sent.unwrap_or(Ok(())), inbound),
+        Err(send_error) => Err(send_error),
+    }
 }

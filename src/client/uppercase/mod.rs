@@ -277,18 +277,26 @@ fn run_into(host: &str, port: u16, opts: &Options, report: &mut Report) -> Resul
     report.bytes_sent = counters.sent();
     report.bytes_received = inbound.received();
     report.goodput_bytes_per_sec = report.bytes_received as f64 / elapsed.as_secs_f64().max(1e-9);
-    if let Some(path) = &opts.plot {
+    let plotted = opts.plot.as_ref().map(|path| {
         let title = format!(
             "tcplab uppercase client, {} strategy, {} bytes",
             opts.strategy.name(),
             report.bytes_total
         );
-        crate::report::plot::write_svg(path, &title, watched.timeline.points())?;
-    }
-    if let Some(diagnosis) = watched.diagnosis {
+        crate::report::plot::write_svg(path, &title, watched.timeline.points())
+    });
+    // A transfer that completed as the watchdog fired did not stall.
+    let completed = result.is_ok() && inbound.verdict().is_verified();
+    if let (Some(diagnosis), false) = (watched.diagnosis, completed) {
+        if let Some(Err(e)) = plotted {
+            console::warn(e.to_string());
+        }
         report.stalled = true;
         report.diagnosis = Some(diagnosis.clone());
         return Err(Error::Stalled(Box::new(diagnosis)));
+    }
+    if let Some(Err(e)) = plotted {
+        return Err(e);
     }
     result?;
     inbound.finish()?;
@@ -387,14 +395,33 @@ fn receive_all(
     }
 }
 
-/// Combines the two directions' results: a receive error explains more than the
-/// broken pipe it causes in the sender, and a short or wrong answer (the verdict)
-/// says more than the sender's error.
+/// Combines the two directions' results into the one that explains most:
+/// 1. a local failure (a file, the output) on either side — it caused the rest;
+/// 2. wrong bytes (a mismatch verdict), whatever the connection did afterwards;
+/// 3. a receive error — it explains the broken pipe it causes in the sender;
+/// 4. a short answer (the verdict) rather than the sender's broken pipe.
 fn settle(received: Result<()>, sent: Result<()>, inbound: &Inbound) -> Result<()> {
+    let verdict = inbound.verdict();
     match (received, sent) {
+        (Err(e), _) | (_, Err(e)) if !caused_by_peer(&e) => Err(e),
+        _ if matches!(verdict, Verdict::Mismatch { .. }) => Ok(()),
         (Err(e), _) => Err(e),
-        (Ok(()), Ok(())) => Ok(()),
-        (Ok(()), Err(_)) if !inbound.verdict().is_verified() => Ok(()),
-        (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Err(_)) if !verdict.is_verified() => Ok(()),
+        (Ok(()), sent) => sent,
+    }
+}
+
+/// True for errors the peer causes: a reset, a broken pipe, an aborted connection.
+fn caused_by_peer(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => matches!(
+            source.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::NotConnected
+                | io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }

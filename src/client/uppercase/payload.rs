@@ -36,18 +36,25 @@ impl Source {
 
     /// The file at `path`, or standard input for `-`.
     pub fn file(path: &Path) -> Result<Self> {
-        let (name, file) = if path.as_os_str() == "-" {
-            ("standard input".to_string(), spool_stdin()?)
+        let (name, mut file) = if path.as_os_str() == "-" {
+            let name = "standard input".to_string();
+            let file = spool(&mut io::stdin().lock(), &name)?;
+            (name, file)
         } else {
             let name = format!("'{}'", path.display());
             let file = File::open(path).ctx(|| format!("could not read {name}"))?;
             (name, file)
         };
-        let meta = file.metadata().ctx(|| format!("could not read {name}"))?;
+        let mut meta = file.metadata().ctx(|| format!("could not read {name}"))?;
         if meta.is_dir() {
             return Err(Error::Protocol(format!(
                 "could not read {name}: it is a directory"
             )));
+        }
+        if !meta.is_file() {
+            // A pipe or a device has no length and cannot be read twice: spool it.
+            file = spool(&mut file, &name)?;
+            meta = file.metadata().ctx(|| format!("could not read {name}"))?;
         }
         Ok(Source::File {
             len: meta.len(),
@@ -147,8 +154,9 @@ pub fn messages<'a>(
     n
 }
 
-/// Standard input cannot be read twice, so it goes to an unnamed temporary file first.
-fn spool_stdin() -> Result<File> {
+/// Standard input and pipes cannot be read twice, so they go to an unnamed temporary
+/// file first (on disk, not in memory).
+fn spool(source: &mut impl Read, name: &str) -> Result<File> {
     let dir = std::env::temp_dir();
     let path: PathBuf = dir.join(format!("tcplab-input-{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
@@ -158,7 +166,7 @@ fn spool_stdin() -> Result<File> {
         .open(&path)
         .ctx(|| format!("could not create a spool file in {}", dir.display()))?;
     let _ = std::fs::remove_file(&path);
-    io::copy(&mut io::stdin().lock(), &mut file).ctx(|| "could not read standard input")?;
+    io::copy(source, &mut file).ctx(|| format!("could not read {name}"))?;
     Ok(file)
 }
 

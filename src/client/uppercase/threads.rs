@@ -19,7 +19,14 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
         counters,
     } = t;
     thread::scope(|scope| {
-        let sender = scope.spawn(|| send_all(stream, peer, outbound, chunk, counters));
+        let sender = scope.spawn(|| {
+            let sent = send_all(stream, peer, outbound, chunk, counters);
+            if sent.is_err() {
+                // The receiver would wait for an answer that cannot come: wake it.
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            sent
+        });
         let received = receive_all(stream, peer, inbound, counters);
         // The server ends its stream only after ours, so a sender still running now
         // is blocked on a peer that gave up: wake it.
