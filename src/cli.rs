@@ -217,6 +217,10 @@ pub enum LinesRole {
         /// Print the client's address before each line.
         #[arg(long)]
         prefix: bool,
+        /// JSON lines: parse each line as a JSON value and print it compactly; an
+        /// invalid line is reported with its number and the connection goes on.
+        #[arg(long)]
+        json: bool,
     },
     /// Connect to HOST PORT and send FILE (or standard input) line by line.
     Client {

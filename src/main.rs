@@ -121,9 +121,11 @@ fn run(cli: Cli) -> tcplab::Result<()> {
                 opts,
                 max_line,
                 prefix,
+                json,
             } => serve(at, opts, Service::Lines, |o| {
                 o.max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
                 o.prefix = prefix;
+                o.json = json;
             }),
             LinesRole::Client { at, file } => {
                 client::lines::run(&at.host, at.port, file.as_deref()).map(drop)
@@ -149,6 +151,7 @@ fn serve(
         quiet: opts.quiet,
         max_line: tcplab::proto::lines::DEFAULT_MAX_LINE,
         prefix: false,
+        json: false,
         idle_timeout: opts.idle_timeout.map(Duration::from_secs_f64),
         max_connections: opts.max_connections,
         grace: Duration::from_secs_f64(opts.grace),

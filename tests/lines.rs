@@ -98,3 +98,24 @@ fn an_overlong_line_gets_an_error_and_closes_only_that_connection() {
     out.assert_stderr_has("line 2 is longer than 10 bytes");
     assert_eq!(printed_lines(&out.stdout), ["short", "fine"], "{out}");
 }
+
+#[test]
+fn json_lines_are_printed_compactly_and_a_bad_line_is_named_without_ending_the_connection() {
+    let server = Server::tcplab(&["lines", "server", "127.0.0.1", "0", "--once", "--json"]);
+    let mut cmd = tcplab();
+    cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);
+    run_with_input(
+        cmd,
+        b"{ \"lab\" : \"tcp\",\n\"n\": [1, 2] }\n{\"n\":  [1,  2]}\n\n[true, null]\n",
+    )
+    .assert_ok();
+    let out = server.wait();
+    out.assert_ok()
+        .assert_stderr_has("line 1: invalid JSON (EOF while parsing a value at line 1 column 16)")
+        .assert_stderr_has("line 2: invalid JSON (trailing characters at line 1 column 4)");
+    assert_eq!(
+        printed_lines(&out.stdout),
+        ["{\"n\":[1,2]}", "[true,null]"],
+        "{out}"
+    );
+}

@@ -2,12 +2,15 @@
 //! independent Python peer (tests/peers/lab.py) and against raw sockets, and assert
 //! the bytes and lines that cross the wire.
 
+mod hosts;
 mod util;
 
 mod bad_input;
 mod deadlock;
 mod demo;
+mod hostile;
 mod lines;
+mod network;
 mod props;
 mod python_peer;
 mod servers;

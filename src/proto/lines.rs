@@ -109,6 +109,19 @@ impl LineFramer {
     }
 }
 
+/// The JSON-lines reading of one line: the value printed compactly, `None` for a
+/// blank line (skipped), or the parse error. The handout's point: a JSON reader
+/// works on a socket as on a file.
+pub fn json_line(line: &[u8]) -> Result<Option<String>, String> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<serde_json::Value>(line) {
+        Ok(value) => Ok(Some(value.to_string())),
+        Err(e) => Err(format!("invalid JSON ({e})")),
+    }
+}
+
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|b| *b == needle)
 }
@@ -137,6 +150,21 @@ mod tests {
             lines,
             vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
         );
+    }
+
+    #[test]
+    fn json_lines_are_printed_compactly_and_errors_named() {
+        assert_eq!(
+            json_line(b"{ \"a\" : [1, 2] }"),
+            Ok(Some("{\"a\":[1,2]}".into()))
+        );
+        assert_eq!(json_line(b"  "), Ok(None));
+        let e = json_line(b"{oops").unwrap_err();
+        assert!(
+            e.starts_with("invalid JSON (key must be a string at line 1 column 2"),
+            "{e}"
+        );
+        assert!(json_line(b"\xff").is_err());
     }
 
     #[test]

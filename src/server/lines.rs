@@ -11,8 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use super::{Conn, Traffic};
 use crate::error::{Error, IoContext, Result};
-use crate::proto::lines::{LineFramer, LineTooLong};
-use crate::report::console::write_lines;
+use crate::proto::lines::{LineFramer, LineTooLong, json_line};
+use crate::report::console::{warn, write_lines};
 
 /// The buffered reader's capacity for a blocking connection.
 pub const READER_CAPACITY: usize = 64 * 1024;
@@ -137,10 +137,12 @@ impl<'a> Printer<'a> {
     }
 
     fn push(&mut self, bytes: &[u8]) -> std::result::Result<(), LineTooLong> {
-        let (batch, prefix) = (&mut self.batch, self.conn.opts.prefix);
-        let peer = &self.conn.peer;
-        self.framer
-            .push(bytes, |line| print_line(batch, prefix, peer, line))
+        let (batch, conn) = (&mut self.batch, self.conn);
+        let mut number = self.framer.lines() + 1;
+        self.framer.push(bytes, |line| {
+            print_line(batch, conn, number, line);
+            number += 1;
+        })
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -161,10 +163,10 @@ impl<'a> Printer<'a> {
     }
 
     fn finish(mut self) -> Result<()> {
-        let (batch, prefix) = (&mut self.batch, self.conn.opts.prefix);
-        let peer = &self.conn.peer;
+        let (batch, conn) = (&mut self.batch, self.conn);
+        let number = self.framer.lines() + 1;
         self.framer
-            .finish(|line| print_line(batch, prefix, peer, line))
+            .finish(|line| print_line(batch, conn, number, line))
             .map_err(|e| Error::Protocol(e.to_string()))?;
         self.flush()?;
         self.conn.say(format!(
@@ -176,12 +178,27 @@ impl<'a> Printer<'a> {
     }
 }
 
-fn print_line(batch: &mut Vec<u8>, prefix: bool, peer: &str, line: &[u8]) {
-    if prefix {
+/// Adds line `number` to the batch: as text (invalid UTF-8 as U+FFFD), or with
+/// `--json` as its compact JSON value; an invalid JSON line is reported on standard
+/// error with its number, and the connection goes on.
+fn print_line(batch: &mut Vec<u8>, conn: &Conn, number: u64, line: &[u8]) {
+    let text = if conn.opts.json {
+        match json_line(line) {
+            Ok(Some(value)) => std::borrow::Cow::Owned(value),
+            Ok(None) => return,
+            Err(e) => {
+                warn(format!("{}: line {number}: {e}", conn.peer));
+                return;
+            }
+        }
+    } else {
+        String::from_utf8_lossy(line)
+    };
+    if conn.opts.prefix {
         batch.push(b'[');
-        batch.extend_from_slice(peer.as_bytes());
+        batch.extend_from_slice(conn.peer.as_bytes());
         batch.extend_from_slice(b"] ");
     }
-    batch.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+    batch.extend_from_slice(text.as_bytes());
     batch.push(b'\n');
 }

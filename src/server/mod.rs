@@ -61,6 +61,8 @@ pub struct Options {
     pub max_line: usize,
     /// Lines: print the peer's address before each line.
     pub prefix: bool,
+    /// Lines: read each line as a JSON value and print it compactly.
+    pub json: bool,
     /// Close a connection that sends nothing for this long.
     pub idle_timeout: Option<Duration>,
     /// Connections served at once; more wait in the backlog.

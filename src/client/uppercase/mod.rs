@@ -173,6 +173,9 @@ pub struct Report {
     pub seconds: f64,
     /// Bytes received per second.
     pub goodput_bytes_per_sec: f64,
+    /// Segments this client's socket retransmitted (TCP_INFO tcpi_total_retrans):
+    /// the work TCP did to deliver every byte over a lossy path.
+    pub retransmits: Option<u32>,
     /// The watchdog stopped the transfer.
     pub stalled: bool,
     /// The explanation of the stall, with the queue figures; null without a stall.
@@ -199,6 +202,7 @@ pub fn run(host: &str, port: u16, opts: Options) -> Result<Report> {
         chunk: opts.chunk,
         seconds: 0.0,
         goodput_bytes_per_sec: 0.0,
+        retransmits: None,
         stalled: false,
         diagnosis: None,
         error: None,
@@ -276,6 +280,7 @@ fn run_into(host: &str, port: u16, opts: &Options, report: &mut Report) -> Resul
     report.seconds = elapsed.as_secs_f64();
     report.bytes_sent = counters.sent();
     report.bytes_received = inbound.received();
+    report.retransmits = crate::observe::queues::tcp_info_total_retrans(&stream).ok();
     report.goodput_bytes_per_sec = report.bytes_received as f64 / elapsed.as_secs_f64().max(1e-9);
     let plotted = opts.plot.as_ref().map(|path| {
         let title = format!(
@@ -316,6 +321,11 @@ fn run_into(host: &str, port: u16, opts: &Options, report: &mut Report) -> Resul
                 human::seconds(elapsed),
                 human::rate(bytes, elapsed)
             ));
+            if let Some(n @ 1..) = report.retransmits {
+                say(format!(
+                    "TCP retransmitted {n} segments along the way; every byte still arrived, in order"
+                ));
+            }
             Ok(())
         }
         failed => Err(Error::Verification(failed.to_string())),

@@ -1,0 +1,214 @@
+//! Hostile and broken clients against every server strategy: whatever one client
+//! does, the server logs it, keeps serving the others correctly, and does not spin.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::util::{Server, tcplab, tcplab_run};
+
+const STRATEGIES: [&str; 3] = ["blocking", "threads", "async"];
+
+/// A normal client still gets a verified round trip.
+#[track_caller]
+fn still_serving(server: &Server) {
+    tcplab_run(&["uppercase", "client", "127.0.0.1", &server.port_arg(), "1M"])
+        .assert_ok()
+        .assert_stdout_has("Verified: all 1048576 bytes");
+}
+
+/// Stops the server gracefully and returns what it logged.
+fn stop(server: Server) -> crate::util::Output {
+    server.signal(libc::SIGTERM);
+    let out = server.wait();
+    out.assert_ok();
+    out
+}
+
+#[test]
+fn a_client_that_resets_while_the_server_writes_is_logged_and_forgotten() {
+    for strategy in STRATEGIES {
+        let server = Server::tcplab(&[
+            "uppercase",
+            "server",
+            "127.0.0.1",
+            "0",
+            "--strategy",
+            strategy,
+        ]);
+        {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            // Send without reading, so the server's answer piles up and it blocks
+            // writing; then reset (SO_LINGER 0 makes close send RST).
+            let _ = s.write_all(&vec![b'a'; 8 << 20]);
+            let sock = socket2::SockRef::from(&s);
+            sock.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        still_serving(&server);
+        let out = stop(server);
+        let failures = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("connection from"))
+            .count();
+        assert_eq!(failures, 1, "{strategy}: one line per failure\n{out}");
+        assert!(
+            out.stderr.contains("reset by peer") || out.stderr.contains("broken pipe"),
+            "{strategy}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
+    for strategy in STRATEGIES {
+        let server = Server::tcplab(&[
+            "uppercase",
+            "server",
+            "127.0.0.1",
+            "0",
+            "--strategy",
+            strategy,
+            "--quiet",
+        ]);
+        let mut victim = tcplab()
+            .args([
+                "uppercase",
+                "client",
+                "127.0.0.1",
+                &server.port_arg(),
+                "100G",
+                "--no-progress",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        still_serving(&server);
+        let out = stop(server);
+        out.assert_stdout_has("served 2 connections (1 failed");
+    }
+}
+
+#[test]
+fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one() {
+    for strategy in ["threads", "async"] {
+        let server = Server::tcplab(&[
+            "uppercase",
+            "server",
+            "127.0.0.1",
+            "0",
+            "--strategy",
+            strategy,
+        ]);
+        let silent: Vec<TcpStream> = (0..20)
+            .map(|_| TcpStream::connect(server.addr).unwrap())
+            .collect();
+        still_serving(&server);
+        drop(silent);
+        drop(server);
+    }
+    // One at a time: a silent client holds the blocking server until --idle-timeout.
+    let server = Server::tcplab(&[
+        "uppercase",
+        "server",
+        "127.0.0.1",
+        "0",
+        "--strategy",
+        "blocking",
+        "--idle-timeout",
+        "0.5",
+    ]);
+    let silent = TcpStream::connect(server.addr).unwrap();
+    still_serving(&server);
+    drop(silent);
+    stop(server).assert_stderr_has("without data (--idle-timeout)");
+}
+
+#[test]
+fn a_100_mb_line_is_refused_in_bounded_memory() {
+    for strategy in STRATEGIES {
+        let server = Server::tcplab(&[
+            "lines",
+            "server",
+            "127.0.0.1",
+            "0",
+            "--strategy",
+            strategy,
+            "--quiet",
+        ]);
+        let addr = server.addr;
+        let flood = thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..100 {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let mut reply = String::new();
+            let _ = s.read_to_string(&mut reply);
+            reply
+        });
+        let reply = flood.join().unwrap();
+        assert!(
+            reply.is_empty() || reply.contains("line 1 is longer than 1048576 bytes"),
+            "{strategy}: {reply:?}"
+        );
+        let mut ok = TcpStream::connect(server.addr).unwrap();
+        ok.write_all(b"a normal line\n").unwrap();
+        ok.shutdown(Shutdown::Write).unwrap();
+        server.wait_for_line("a normal line");
+        let rss = server.peak_rss();
+        assert!(
+            rss < 64 << 20,
+            "{strategy}: peak RSS {rss} bytes for a 100 MB line"
+        );
+        stop(server).assert_stderr_has("line 1 is longer than 1048576 bytes");
+    }
+}
+
+#[test]
+fn a_flood_past_the_open_files_limit_is_survived_without_spinning() {
+    for strategy in ["threads", "async"] {
+        // The shell's `ulimit -n 64` sets the hard limit too, so the server cannot
+        // raise it: it runs out of descriptors after about 50 connections.
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!(
+                "ulimit -n 64 && exec {} uppercase server 127.0.0.1 0 --strategy {strategy}",
+                env!("CARGO_BIN_EXE_tcplab")
+            ),
+        ]);
+        let server = Server::start(cmd);
+        let flood: Vec<TcpStream> = (0..100)
+            .map(|_| TcpStream::connect(server.addr).unwrap())
+            .collect();
+        thread::sleep(Duration::from_millis(500));
+        // Out of descriptors and idle: it must back off, not spin.
+        let before = server.cpu_seconds();
+        let started = Instant::now();
+        thread::sleep(Duration::from_secs(1));
+        let used = server.cpu_seconds() - before;
+        let share = used / started.elapsed().as_secs_f64();
+        assert!(
+            share < 0.3,
+            "{strategy}: {:.0}% CPU while out of descriptors",
+            share * 100.0
+        );
+        drop(flood);
+        still_serving(&server);
+        let out = stop(server);
+        assert!(
+            out.stderr.contains("Too many open files")
+                || out.stderr.contains("too many open files"),
+            "{strategy}: no EMFILE logged\n{out}"
+        );
+    }
+}
