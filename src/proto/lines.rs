@@ -168,6 +168,16 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_their_value_through_compact_printing() {
+        // Found by fuzzing: without exact float parsing, 910e49 came back as
+        // 9.100000000000001e51.
+        let compact = json_line(b"910e49").unwrap().unwrap();
+        let again: serde_json::Value = serde_json::from_str(&compact).unwrap();
+        assert_eq!(again, serde_json::from_str::<serde_json::Value>("910e49").unwrap());
+        assert_eq!(compact, "9.1e+51");
+    }
+
+    #[test]
     fn empty_lines_count() {
         let (lines, _) = frame(&[b"\n\nx\n"], 10);
         assert_eq!(lines.len(), 3);

@@ -61,9 +61,9 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if transient_accept_error(&e) => {
                     warn(format!("could not accept a connection: {e}; retrying"));
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -77,7 +77,7 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
         let (tally, opts) = (Arc::clone(&tally), Arc::clone(&opts));
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err((peer, e)) = serve_connection(stream, &opts, &tally).await {
+            if let Err((peer, e)) = serve_connection(stream, peer, &opts, &tally).await {
                 warn(failed(&peer, &e));
             }
         });
@@ -100,17 +100,23 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
 
 async fn serve_connection(
     mut stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     opts: &Options,
     tally: &Tally,
 ) -> std::result::Result<(), (String, Error)> {
-    let local = stream.local_addr();
-    let peer = stream.peer_addr();
-    let names = match (local, peer) {
-        (Ok(local), Ok(peer)) => Names { local, peer },
-        (Err(e), _) | (_, Err(e)) => {
+    // accept() gave the peer's name; the socket's own is read only to be printed
+    // (a system call per connection saved under load with --quiet).
+    let local = if opts.quiet {
+        Ok(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+    } else {
+        stream.local_addr()
+    };
+    let names = match local {
+        Ok(local) => Names { local, peer },
+        Err(e) => {
             return Err((
-                "?".into(),
-                Error::io("could not read the connection's names", e),
+                addr::show(peer),
+                Error::io("could not read the connection's name", e),
             ));
         }
     };
