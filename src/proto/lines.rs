@@ -173,7 +173,10 @@ mod tests {
         // 9.100000000000001e51.
         let compact = json_line(b"910e49").unwrap().unwrap();
         let again: serde_json::Value = serde_json::from_str(&compact).unwrap();
-        assert_eq!(again, serde_json::from_str::<serde_json::Value>("910e49").unwrap());
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>("910e49").unwrap()
+        );
         assert_eq!(compact, "9.1e+51");
     }
 

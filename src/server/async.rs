@@ -4,10 +4,11 @@
 //! connections in flight `--grace` to finish, then close the rest.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
@@ -17,6 +18,7 @@ use super::limits::{ACCEPT_BACKOFF, Tally, Traffic, transient_accept_error};
 use super::{Conn, Options, Service, failed, lines, simple, uppercase};
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
+use crate::proto::simple::RecvAll;
 use crate::report::console::{say, warn};
 
 /// Reads once, giving up with `TimedOut` after `idle` without data.
@@ -43,12 +45,25 @@ pub fn serve(listener: TcpListener, opts: &Options) -> Result<()> {
     runtime.block_on(accept_loop(listener, Arc::new(opts.clone())))
 }
 
+/// Accepts one connection. The new socket is left out of the event loop until it
+/// has to wait for something: see [`start`].
+async fn accept(listener: &AsyncFd<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = listener.readable().await?;
+        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
+            return accepted;
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
     listener
         .set_nonblocking(true)
         .ctx(|| "could not make the listening socket non-blocking")?;
-    let listener =
-        tokio::net::TcpListener::from_std(listener).ctx(|| "could not register the listener")?;
+    // SAFETY: the TcpListener owns its descriptor and moves into the AsyncFd, so the
+    // descriptor stays open and the same for the AsyncFd's whole life.
+    let listener = unsafe { AsyncFd::register(listener) }
+        .map_err(|e| Error::io("could not register the listener", e.into()))?;
     let mut interrupt = signal(SignalKind::interrupt()).ctx(|| "could not watch SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).ctx(|| "could not watch SIGTERM")?;
     let tally = Arc::new(Tally::default());
@@ -62,7 +77,7 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
             _ = terminate.recv() => break,
         };
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept(&listener) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) if transient_accept_error(&e) => {
                     warn(format!("could not accept a connection: {e}; retrying"));
@@ -74,10 +89,13 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         };
+        let Some(started) = start(stream, peer, &opts, &tally) else {
+            continue;
+        };
         let (tally, opts) = (Arc::clone(&tally), Arc::clone(&opts));
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err((peer, e)) = serve_connection(stream, peer, &opts, &tally).await {
+            if let Err((peer, e)) = serve_connection(started, &opts, &tally).await {
                 warn(failed(&peer, &e));
             }
         });
@@ -98,41 +116,99 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
     Ok(())
 }
 
-async fn serve_connection(
-    mut stream: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-    opts: &Options,
-    tally: &Tally,
-) -> std::result::Result<(), (String, Error)> {
+/// A connection that has to wait for its client.
+struct Started {
+    stream: TcpStream,
+    names: Names,
+    traffic: Traffic,
+    /// Simple: the part of the 16-octet message already received.
+    message: RecvAll,
+}
+
+/// Starts serving a connection without the event loop: a simple exchange whose 16
+/// octets are already there is served at once (receive, answer, close: no
+/// readiness registration and no task, the lab's blocking loop at its fastest).
+/// Anything that would wait is handed back to be served as a task.
+fn start(stream: TcpStream, peer: SocketAddr, opts: &Options, tally: &Tally) -> Option<Started> {
     // accept() gave the peer's name; the socket's own is read only to be printed
     // (a system call per connection saved under load with --quiet).
     let local = if opts.quiet {
-        Ok(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+        Ok(SocketAddr::from(([0, 0, 0, 0], 0)))
     } else {
         stream.local_addr()
     };
     let names = match local {
         Ok(local) => Names { local, peer },
         Err(e) => {
-            return Err((
-                addr::show(peer),
-                Error::io("could not read the connection's name", e),
+            warn(failed(
+                &addr::show(peer),
+                &Error::io("could not read the connection's name", e),
             ));
+            return None;
         }
     };
+    let conn = Conn {
+        names,
+        peer: addr::show(peer),
+        opts,
+    };
+    conn.announce();
+    tally.open();
+    let mut traffic = Traffic::default();
+    let mut message = RecvAll::new();
+    if let Err(e) = stream.set_nonblocking(true) {
+        tally.close(traffic, false);
+        warn(failed(
+            &conn.peer,
+            &Error::io("could not make the connection non-blocking", e),
+        ));
+        return None;
+    }
+    if opts.service == Service::Simple {
+        if let Some(result) = simple::serve_at_once(&stream, &conn, &mut traffic, &mut message) {
+            tally.close(traffic, result.is_ok());
+            if let Err(e) = result {
+                warn(failed(&conn.peer, &e));
+            }
+            return None;
+        }
+    }
+    Some(Started {
+        stream,
+        names,
+        traffic,
+        message,
+    })
+}
+
+async fn serve_connection(
+    started: Started,
+    opts: &Options,
+    tally: &Tally,
+) -> std::result::Result<(), (String, Error)> {
+    let Started {
+        stream,
+        names,
+        mut traffic,
+        message,
+    } = started;
     let conn = Conn {
         names,
         peer: addr::show(names.peer),
         opts,
     };
-    conn.announce();
-    let mut traffic = Traffic::default();
-    tally.open();
-    let result = match opts.service {
-        Service::Simple => simple::handle_async(&mut stream, &conn, &mut traffic).await,
-        Service::Uppercase => uppercase::handle_async(&mut stream, &conn, &mut traffic).await,
-        Service::Lines => lines::handle_async(&mut stream, &conn, &mut traffic).await,
-    };
+    let result = async {
+        let mut stream =
+            tokio::net::TcpStream::from_std(stream).ctx(|| "could not register the connection")?;
+        match opts.service {
+            Service::Simple => {
+                simple::handle_async(&mut stream, &conn, &mut traffic, message).await
+            }
+            Service::Uppercase => uppercase::handle_async(&mut stream, &conn, &mut traffic).await,
+            Service::Lines => lines::handle_async(&mut stream, &conn, &mut traffic).await,
+        }
+    }
+    .await;
     tally.close(traffic, result.is_ok());
     result.map_err(|e| (conn.peer.clone(), e))
 }

@@ -31,13 +31,48 @@ pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Res
     Ok(())
 }
 
-/// The same exchange on an async connection.
+/// Serves the exchange at once if the client's 16 octets are already there, on a
+/// non-blocking socket that is in no event loop yet; `None` when it has to wait
+/// (`message` then holds what came so far).
+pub fn serve_at_once(
+    stream: &TcpStream,
+    conn: &Conn,
+    traffic: &mut Traffic,
+    message: &mut RecvAll,
+) -> Option<Result<()>> {
+    let mut reader = stream;
+    while message.message().is_none() {
+        match reader.read(message.spare()) {
+            Ok(0) => return Some(Err(message.closed_early())),
+            Ok(n) => {
+                message.advance(n);
+                traffic.bytes_in += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+            Err(e) => return Some(Err(conn.recv_error(e, traffic.bytes_in))),
+        }
+    }
+    received(conn, message);
+    // An empty send buffer always takes 16 bytes.
+    match (&*stream).write(FAREWELL) {
+        Ok(n) if n == FAREWELL.len() => {
+            replied(conn, traffic);
+            Some(Ok(()))
+        }
+        Ok(_) | Err(_) => Some(Err(
+            conn.send_error(std::io::ErrorKind::WouldBlock.into(), 0)
+        )),
+    }
+}
+
+/// The same exchange on an async connection, from what `message` already holds.
 pub async fn handle_async(
     stream: &mut tokio::net::TcpStream,
     conn: &Conn<'_>,
     traffic: &mut Traffic,
+    mut message: RecvAll,
 ) -> Result<()> {
-    let mut message = RecvAll::new();
     while message.message().is_none() {
         let n = read_idle(stream, message.spare(), conn.opts.idle_timeout)
             .await
