@@ -164,14 +164,14 @@ fn start(stream: TcpStream, peer: SocketAddr, opts: &Options, tally: &Tally) -> 
         ));
         return None;
     }
-    if opts.service == Service::Simple {
-        if let Some(result) = simple::serve_at_once(&stream, &conn, &mut traffic, &mut message) {
-            tally.close(traffic, result.is_ok());
-            if let Err(e) = result {
-                warn(failed(&conn.peer, &e));
-            }
-            return None;
+    if opts.service == Service::Simple
+        && let Some(result) = simple::serve_at_once(&stream, &conn, &mut traffic, &mut message)
+    {
+        tally.close(traffic, result.is_ok());
+        if let Err(e) = result {
+            warn(failed(&conn.peer, &e));
         }
+        return None;
     }
     Some(Started {
         stream,
