@@ -212,3 +212,42 @@ async fn serve_connection(
     tally.close(traffic, result.is_ok());
     result.map_err(|e| (conn.peer.clone(), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task holds this future: its size is memory per connection
+    /// before any buffer. A stray array in any handler's async fn shows up here.
+    #[test]
+    fn a_connection_task_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (stream, peer) = listener.accept().unwrap();
+        let opts = Options {
+            service: Service::Lines,
+            strategy: super::super::Strategy::Async,
+            once: false,
+            verbose: false,
+            quiet: true,
+            max_line: 1024,
+            prefix: false,
+            json: false,
+            idle_timeout: None,
+            max_connections: 1,
+            grace: Duration::from_secs(1),
+        };
+        let tally = Tally::default();
+        let started = Started {
+            stream,
+            names: Names { local: peer, peer },
+            traffic: Traffic::default(),
+            message: RecvAll::new(),
+        };
+        let task = serve_connection(started, &opts, &tally);
+        let size = std::mem::size_of_val(&task);
+        assert!(size < 4096, "a connection's future is {size} bytes");
+        drop(task);
+        drop(client);
+    }
+}

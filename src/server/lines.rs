@@ -69,7 +69,9 @@ fn drain(stream: &mut TcpStream) {
 }
 
 async fn drain_async(read_half: &mut (impl tokio::io::AsyncRead + Unpin)) {
-    let mut buf = [0u8; 16 * 1024];
+    // On the heap: an array here would sit in every connection's future, whatever
+    // its service (10,000 connections: 160 MiB more).
+    let mut buf = vec![0u8; 16 * 1024];
     let mut drained = 0;
     let _ = tokio::time::timeout(DRAIN_FOR, async {
         while drained < DRAIN_AT_MOST {
