@@ -223,30 +223,12 @@ impl Tour {
             let mut server =
                 self.server(&["lines", "server", HOST, "0", "--strategy", strategy])?;
             say("  # client A, which keeps its standard input (and so its connection) open:");
-            let mut a = self
-                .command(&["lines", "client", HOST, &server.port])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .ctx(|| "could not start client A")?;
-            let mut a_input = a.stdin.take().expect("stdin is piped");
-            a_input
-                .write_all(b"A: connected first, and still connected\n")
-                .ctx(|| "could not feed client A")?;
-            a_input.flush().ctx(|| "could not feed client A")?;
+            let (mut a, a_input) =
+                self.lines_client(&server.port, b"A: connected first, and still connected\n")?;
             server.read_until("A: connected first")?;
             let started = std::time::Instant::now();
             say("  # client B, with one line to send:");
-            let mut b = self
-                .command(&["lines", "client", HOST, &server.port])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .ctx(|| "could not start client B")?;
-            let mut b_input = b.stdin.take().expect("stdin is piped");
-            b_input
-                .write_all(b"B: hello\n")
-                .ctx(|| "could not feed client B")?;
+            let (mut b, b_input) = self.lines_client(&server.port, b"B: hello\n")?;
             drop(b_input);
             let waited = wait_up_to(&mut b, Duration::from_secs(2))?;
             match waited {
@@ -278,6 +260,22 @@ impl Tour {
             "Try the load generator: tcplab simple client 127.0.0.1 PORT --connections 64 --duration 5",
         ]);
         Ok(())
+    }
+
+    /// Starts a lines client that has sent `line` and keeps its input open.
+    fn lines_client(&self, port: &str, line: &[u8]) -> Result<(Child, std::process::ChildStdin)> {
+        let mut child = self
+            .command(&["lines", "client", HOST, port])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .ctx(|| "could not start a lines client")?;
+        let mut input = child.stdin.take().expect("stdin is piped");
+        input
+            .write_all(line)
+            .ctx(|| "could not feed a lines client")?;
+        input.flush().ctx(|| "could not feed a lines client")?;
+        Ok((child, input))
     }
 
     fn command(&self, args: &[&str]) -> Command {
