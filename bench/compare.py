@@ -17,7 +17,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "tcplab")
+BIN = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"),
+                   "release", "tcplab")
 BENCH = os.path.join(ROOT, "bench")
 QUICK = "--quick" in sys.argv
 RUNS = 1 if QUICK else 3

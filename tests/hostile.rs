@@ -19,6 +19,20 @@ fn still_serving(server: &Server) {
         .assert_stdout_has("Verified: all 1048576 bytes");
 }
 
+/// Sends until the kernel takes no more, never reading: the server's answers pile
+/// up until it is blocked writing to us. Bounded in time, whatever the buffer sizes.
+fn fill_without_reading(s: &mut TcpStream) {
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if s.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+}
+
 /// Stops the server gracefully and returns what it logged.
 fn stop(server: Server) -> crate::util::Output {
     server.signal(libc::SIGTERM);
@@ -42,7 +56,7 @@ fn a_client_that_resets_while_the_server_writes_is_logged_and_forgotten() {
             let mut s = TcpStream::connect(server.addr).unwrap();
             // Send without reading, so the server's answer piles up and it blocks
             // writing; then reset (SO_LINGER 0 makes close send RST).
-            let _ = s.write_all(&vec![b'a'; 8 << 20]);
+            fill_without_reading(&mut s);
             let sock = socket2::SockRef::from(&s);
             sock.set_linger(Some(Duration::ZERO)).unwrap();
         }
@@ -210,5 +224,29 @@ fn a_flood_past_the_open_files_limit_is_survived_without_spinning() {
                 || out.stderr.contains("too many open files"),
             "{strategy}: no EMFILE logged\n{out}"
         );
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
+    for strategy in STRATEGIES {
+        let server = Server::tcplab(&[
+            "uppercase",
+            "server",
+            "127.0.0.1",
+            "0",
+            "--strategy",
+            strategy,
+            "--idle-timeout",
+            "1",
+            "--max-connections",
+            "1",
+        ]);
+        let mut hog = TcpStream::connect(server.addr).unwrap();
+        fill_without_reading(&mut hog);
+        // The only slot is held by a client that reads nothing: it must be freed.
+        still_serving(&server);
+        drop(hog);
+        stop(server).assert_stderr_has("in which the client read nothing (--idle-timeout)");
     }
 }

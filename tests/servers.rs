@@ -30,10 +30,12 @@ fn hard_open_files_limit() -> u64 {
 fn ten_thousand_uppercase_connections_verify_within_64_kib_of_server_memory_each() {
     let n: u64 = 10_000;
     if hard_open_files_limit() < n + 500 {
-        eprintln!(
-            "skipped: the open-files hard limit ({}) is below {n} connections",
+        let why = format!(
+            "the open-files hard limit ({}) is below {n} connections",
             hard_open_files_limit()
         );
+        assert!(std::env::var_os("CI").is_none(), "cannot run on CI: {why}");
+        eprintln!("skipped: {why}");
         return;
     }
     let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0", "--quiet"]);
@@ -138,7 +140,9 @@ fn an_idle_client_is_closed_after_the_idle_timeout() {
             .unwrap();
         let started = Instant::now();
         let mut buf = [0u8; 16];
-        let n = idle.read(&mut buf).unwrap_or(0);
+        let n = idle
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{strategy}: not closed within 20 s: {e}"));
         assert_eq!(n, 0, "{strategy}: the server should close, not send");
         assert!(
             started.elapsed() >= Duration::from_millis(400),
@@ -172,9 +176,9 @@ fn an_overlong_line_closes_only_its_own_connection_under_each_strategy() {
         let _ = long.write_all(&[b'x'; 5000]);
         let mut reply = String::new();
         let _ = long.read_to_string(&mut reply);
-        assert!(
-            reply.is_empty() || reply.contains("line 2 is longer than 1024 bytes"),
-            "{strategy}: {reply:?}"
+        assert_eq!(
+            reply, "error: line 2 is longer than 1024 bytes; closing the connection\n",
+            "{strategy}: the client must get the error line"
         );
         let mut cmd = tcplab();
         cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);

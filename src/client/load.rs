@@ -119,6 +119,10 @@ pub struct LoadReport {
     pub errors: Vec<String>,
     /// 0 when every connection succeeded and verified, else 1.
     pub exit_code: u8,
+    /// Connections tried: those made plus those that could not connect (not in the
+    /// JSON: a connection made and then failed is in `connections` already).
+    #[serde(skip)]
+    pub attempted: u64,
 }
 
 struct Shared {
@@ -129,6 +133,7 @@ struct Shared {
     exchanges: AtomicU64,
     made: AtomicU64,
     failed: AtomicU64,
+    could_not_connect: AtomicU64,
     all_verified: AtomicBool,
     exchange_latency: Mutex<Histogram<u64>>,
     connect_latency: Mutex<Histogram<u64>>,
@@ -269,7 +274,7 @@ pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
         Err(Error::Protocol(format!(
             "{} of {} connections failed; the first error: {}",
             report.failed,
-            report.connections + report.failed,
+            report.attempted,
             report.errors.first().map_or("none", String::as_str)
         )))
     }
@@ -293,6 +298,7 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
         exchanges: AtomicU64::new(0),
         made: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        could_not_connect: AtomicU64::new(0),
         all_verified: AtomicBool::new(true),
         exchange_latency: histogram(),
         connect_latency: histogram(),
@@ -333,6 +339,7 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
                         }
                     }
                     Err(e) => {
+                        shared.could_not_connect.fetch_add(1, Ordering::Relaxed);
                         shared.fail(&e);
                         return;
                     }
@@ -382,6 +389,8 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
         exit_code: if verified { 0 } else { 1 },
+        attempted: shared.made.load(Ordering::Relaxed)
+            + shared.could_not_connect.load(Ordering::Relaxed),
     }
 }
 

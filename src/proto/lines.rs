@@ -7,6 +7,9 @@ use std::fmt;
 /// The longest line accepted by default, without its newline: 1 MiB.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
+/// Capacity of a partial-line buffer kept between lines.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
 /// A line grew past the limit before its newline came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineTooLong {
@@ -69,7 +72,11 @@ impl LineFramer {
                 line.extend_from_slice(head);
                 self.emit(&line, &mut on_line)?;
                 line.clear();
-                self.partial = line;
+                // Keep a small buffer for the next partial line; give a long
+                // line's memory back, so idle connections hold little.
+                if line.capacity() <= KEEP_CAPACITY {
+                    self.partial = line;
+                }
             }
             bytes = rest;
         }

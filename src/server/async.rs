@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -33,6 +33,30 @@ pub async fn read_idle<R: AsyncRead + Unpin>(
             Ok(result) => result,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
         },
+    }
+}
+
+/// Writes all of `buf`, giving up with `TimedOut` after `idle` in which the client
+/// took nothing.
+pub async fn write_idle<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &[u8],
+    idle: Option<Duration>,
+) -> io::Result<()> {
+    match idle {
+        None => writer.write_all(buf).await,
+        Some(idle) => {
+            let mut rest = buf;
+            while !rest.is_empty() {
+                match tokio::time::timeout(idle, writer.write(rest)).await {
+                    Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(Ok(n)) => rest = &rest[n..],
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -189,9 +213,16 @@ async fn serve_connection(
     let Started {
         stream,
         names,
-        mut traffic,
+        traffic,
         message,
     } = started;
+    // Counted in the tally however the task ends, even when it is aborted at the
+    // end of the grace period.
+    let mut open = Open {
+        tally,
+        traffic,
+        ok: false,
+    };
     let conn = Conn {
         names,
         peer: addr::show(names.peer),
@@ -200,17 +231,29 @@ async fn serve_connection(
     let result = async {
         let mut stream =
             tokio::net::TcpStream::from_std(stream).ctx(|| "could not register the connection")?;
+        let traffic = &mut open.traffic;
         match opts.service {
-            Service::Simple => {
-                simple::handle_async(&mut stream, &conn, &mut traffic, message).await
-            }
-            Service::Uppercase => uppercase::handle_async(&mut stream, &conn, &mut traffic).await,
-            Service::Lines => lines::handle_async(&mut stream, &conn, &mut traffic).await,
+            Service::Simple => simple::handle_async(&mut stream, &conn, traffic, message).await,
+            Service::Uppercase => uppercase::handle_async(&mut stream, &conn, traffic).await,
+            Service::Lines => lines::handle_async(&mut stream, &conn, traffic).await,
         }
     }
     .await;
-    tally.close(traffic, result.is_ok());
+    open.ok = result.is_ok();
     result.map_err(|e| (conn.peer.clone(), e))
+}
+
+/// A connection's entry in the tally, closed when it is dropped.
+struct Open<'a> {
+    tally: &'a Tally,
+    traffic: Traffic,
+    ok: bool,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.tally.close(self.traffic, self.ok);
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The lab's server loop: accept one connection, serve it to the end, accept the
 //! next. A second client waits in the listening socket's backlog meanwhile.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
@@ -14,9 +14,10 @@ use crate::report::console::{say, warn};
 
 /// Serves one connection and returns its result (`--once`).
 pub fn serve_once(listener: &TcpListener, opts: &Options) -> Result<()> {
-    let (stream, _) = listener.accept().ctx(|| "could not accept a connection")?;
+    let (stream, peer) = listener.accept().ctx(|| "could not accept a connection")?;
     let tally = Tally::default();
-    serve_connection(stream, opts, &tally).map_err(|(peer, e)| Error::Protocol(failed(&peer, &e)))
+    serve_connection(stream, peer, opts, &tally)
+        .map_err(|(peer, e)| Error::Protocol(failed(&peer, &e)))
 }
 
 /// Serves connections one at a time until SIGINT or SIGTERM.
@@ -24,8 +25,8 @@ pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
     let tally = Tally::default();
     let stopper = Arc::new(Stopper::install(listener, opts.grace)?);
     while !stopper.stopping() {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
             Err(_) if stopper.stopping() => break,
             Err(e) if transient_accept_error(&e) => {
                 warn(format!("could not accept a connection: {e}; retrying"));
@@ -35,7 +36,7 @@ pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
             Err(e) => return Err(Error::io("could not accept a connection", e)),
         };
         let id = stopper.track(&stream);
-        if let Err((peer, e)) = serve_connection(stream, opts, &tally) {
+        if let Err((peer, e)) = serve_connection(stream, peer, opts, &tally) {
             warn(failed(&peer, &e));
         }
         stopper.untrack(id);
@@ -49,18 +50,32 @@ pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
 /// the peer's address with the error.
 pub fn serve_connection(
     mut stream: TcpStream,
+    peer: SocketAddr,
     opts: &Options,
     tally: &Tally,
 ) -> std::result::Result<(), (String, Error)> {
-    let names = Names::of(&stream).map_err(|e| ("?".to_string(), e))?;
+    let local = match stream.local_addr() {
+        Ok(local) => local,
+        Err(e) => {
+            // Counted, and named by the address accept() gave.
+            tally.open();
+            tally.close(Traffic::default(), false);
+            let e = Error::io("could not read the connection's name", e);
+            return Err((addr::show(peer), e));
+        }
+    };
+    let names = Names { local, peer };
     let conn = Conn {
         names,
-        peer: addr::show(names.peer),
+        peer: addr::show(peer),
         opts,
     };
     conn.announce();
     if let Some(idle) = opts.idle_timeout {
+        // Idle either way: a client that sends nothing, or one that stops reading
+        // what it is sent, must not hold its slot for ever.
         let _ = stream.set_read_timeout(Some(idle));
+        let _ = stream.set_write_timeout(Some(idle));
     }
     let mut traffic = Traffic::default();
     tally.open();

@@ -106,12 +106,20 @@ impl Conn<'_> {
         }
     }
 
-    /// The error for a failed send.
+    /// The error for a failed send: an idle timeout is said as such.
     pub fn send_error(&self, e: io::Error, after: u64) -> Error {
-        Error::io(
-            format!("could not send to {} after {after} bytes", self.peer),
-            e,
-        )
+        match (e.kind(), self.opts.idle_timeout) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(idle)) => {
+                Error::Protocol(format!(
+                    "closed after {} s in which the client read nothing (--idle-timeout)",
+                    idle.as_secs_f64()
+                ))
+            }
+            _ => Error::io(
+                format!("could not send to {} after {after} bytes", self.peer),
+                e,
+            ),
+        }
     }
 
     /// Prints the lab's lines for a new connection: its peer and the two socket names.

@@ -27,8 +27,8 @@ pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
         if !slots.acquire(|| stopper.stopping()) {
             break;
         }
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
             Err(_) if stopper.stopping() => {
                 slots.release();
                 break;
@@ -51,7 +51,7 @@ pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
         let spawned = thread::Builder::new()
             .stack_size(STACK_SIZE)
             .spawn(move || {
-                if let Err((peer, e)) = serve_connection(stream, &opts, &tally) {
+                if let Err((peer, e)) = serve_connection(stream, peer, &opts, &tally) {
                     warn(failed(&peer, &e));
                 }
                 stopper_.untrack(id);

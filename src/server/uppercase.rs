@@ -6,9 +6,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-
-use super::r#async::read_idle;
+use super::r#async::{read_idle, write_idle};
 use super::{Conn, Traffic};
 use crate::error::Result;
 use crate::observe::reads::ReadSizes;
@@ -104,8 +102,7 @@ pub async fn handle_async(
         }
         traffic.bytes_in += n as u64;
         capitalize(&mut buf[..n]);
-        stream
-            .write_all(&buf[..n])
+        write_idle(stream, &buf[..n], conn.opts.idle_timeout)
             .await
             .map_err(|e| conn.send_error(e, traffic.bytes_out))?;
         capitalized(conn, traffic, &mut sizes, n);
