@@ -14,7 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::limits::{ACCEPT_BACKOFF, Tally, Traffic, transient_accept_error};
+use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Tally, Traffic, transient_accept_error};
 use super::{Conn, Options, Service, failed, lines, simple, uppercase};
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
@@ -93,6 +93,7 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
     let tally = Arc::new(Tally::default());
     let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     let mut tasks = JoinSet::new();
+    let mut accept_errors = AcceptErrors::default();
     loop {
         while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
@@ -102,9 +103,12 @@ async fn accept_loop(listener: TcpListener, opts: Arc<Options>) -> Result<()> {
         };
         let (stream, peer) = tokio::select! {
             accepted = accept(&listener) => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    accept_errors.succeeded();
+                    accepted
+                }
                 Err(e) if transient_accept_error(&e) => {
-                    warn(format!("could not accept a connection: {e}; retrying"));
+                    accept_errors.failed(&e);
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
-use super::limits::{ACCEPT_BACKOFF, Tally, Traffic, transient_accept_error};
+use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Tally, Traffic, transient_accept_error};
 use super::shutdown::Stopper;
 use super::{Conn, Options, Service, failed, lines, simple, uppercase};
 use crate::addr::{self, Names};
@@ -24,12 +24,16 @@ pub fn serve_once(listener: &TcpListener, opts: &Options) -> Result<()> {
 pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
     let tally = Tally::default();
     let stopper = Arc::new(Stopper::install(listener, opts.grace)?);
+    let mut accept_errors = AcceptErrors::default();
     while !stopper.stopping() {
         let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                accept_errors.succeeded();
+                accepted
+            }
             Err(_) if stopper.stopping() => break,
             Err(e) if transient_accept_error(&e) => {
-                warn(format!("could not accept a connection: {e}; retrying"));
+                accept_errors.failed(&e);
                 thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }

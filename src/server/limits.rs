@@ -58,6 +58,40 @@ pub fn transient_accept_error(e: &io::Error) -> bool {
     )
 }
 
+/// Reports accept errors without flooding the log: a run of the same error (say,
+/// out of descriptors, retried every [`ACCEPT_BACKOFF`]) is one line when it
+/// starts and one when accepting works again, with how many attempts failed.
+#[derive(Debug, Default)]
+pub struct AcceptErrors {
+    current: Option<(String, u64)>,
+}
+
+impl AcceptErrors {
+    /// An accept failed with `e`.
+    pub fn failed(&mut self, e: &io::Error) {
+        let text = crate::error::plain_io(e);
+        match &mut self.current {
+            Some((same, count)) if *same == text => *count += 1,
+            _ => {
+                crate::report::console::warn(format!(
+                    "could not accept a connection: {text}; new connections wait in the backlog, retrying every {} ms",
+                    ACCEPT_BACKOFF.as_millis()
+                ));
+                self.current = Some((text, 1));
+            }
+        }
+    }
+
+    /// An accept succeeded: ends a run of failures.
+    pub fn succeeded(&mut self) {
+        if let Some((text, count)) = self.current.take() {
+            crate::report::console::warn(format!(
+                "accepting again after {count} failed attempts ({text})"
+            ));
+        }
+    }
+}
+
 /// Bytes that crossed one connection.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Traffic {

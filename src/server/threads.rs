@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::blocking::serve_connection;
-use super::limits::{ACCEPT_BACKOFF, Tally, transient_accept_error};
+use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Tally, transient_accept_error};
 use super::shutdown::Stopper;
 use super::{Options, failed};
 use crate::error::{Error, Result};
@@ -23,19 +23,23 @@ pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
     let stopper = Arc::new(Stopper::install(listener, opts.grace)?);
     let slots = Arc::new(Slots::new(opts.max_connections));
     let opts = Arc::new(opts.clone());
+    let mut accept_errors = AcceptErrors::default();
     loop {
         if !slots.acquire(|| stopper.stopping()) {
             break;
         }
         let (stream, peer) = match listener.accept() {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                accept_errors.succeeded();
+                accepted
+            }
             Err(_) if stopper.stopping() => {
                 slots.release();
                 break;
             }
             Err(e) if transient_accept_error(&e) => {
                 slots.release();
-                warn(format!("could not accept a connection: {e}; retrying"));
+                accept_errors.failed(&e);
                 thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
