@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use crate::addr::{self, Names};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::io::recv_all;
-use crate::proto::simple::{GREETING, MESSAGE_LEN, repr};
+use crate::proto::simple::{GREETING, MESSAGE_LEN, RecvAll, repr};
 use crate::report::console::say;
 
 /// Runs one exchange with the server at HOST:PORT and returns the server's reply.
@@ -20,7 +20,13 @@ pub fn run(host: &str, port: u16) -> Result<[u8; MESSAGE_LEN]> {
     stream
         .write_all(GREETING)
         .ctx(|| format!("could not send to {peer}"))?;
-    let reply = recv_all(&mut stream, &peer)?;
+    let mut reply = RecvAll::new();
+    recv_all(&mut stream, &mut reply, |e, _| {
+        Error::io(format!("could not receive from {peer}"), e)
+    })?;
+    let reply = *reply
+        .message()
+        .expect("recv_all returns once all 16 bytes are in");
     say(format!("The server said {}", repr(&reply)));
     Ok(reply)
 }

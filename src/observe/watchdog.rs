@@ -116,7 +116,8 @@ fn full(queue: u64, buf: u64) -> bool {
     buf > 0 && queue as f64 >= buf as f64 * FULL_SHARE
 }
 
-fn queue(label: &str, bytes: u64, buf_name: &str, buf: u64) -> String {
+/// "holds 2.50 MiB (SO_SNDBUF 4.00 MiB: full)": a queue against its buffer.
+fn holds(bytes: u64, buf_name: &str, buf: u64) -> String {
     let state = if full(bytes, buf) {
         "full"
     } else if bytes == 0 {
@@ -125,7 +126,7 @@ fn queue(label: &str, bytes: u64, buf_name: &str, buf: u64) -> String {
         "not full"
     };
     format!(
-        "{label} holds {} ({buf_name} {}: {state})",
+        "holds {} ({buf_name} {}: {state})",
         human::bytes(bytes),
         human::bytes(buf)
     )
@@ -192,21 +193,21 @@ fn explain(
         lines.push(format!(
             "This client ({}) is blocked writing: its send queue {}.",
             s.strategy,
-            queue_tail(c.send_queue, "SO_SNDBUF", c.sndbuf)
+            holds(c.send_queue, "SO_SNDBUF", c.sndbuf)
         ));
         lines.push(format!(
             "Its receive queue {} that nobody reads: this client reads only after it has sent everything.",
-            queue_tail(c.recv_queue, "SO_RCVBUF", c.rcvbuf)
+            holds(c.recv_queue, "SO_RCVBUF", c.rcvbuf)
         ));
         match server {
             Some(srv) => {
                 lines.push(format!(
                     "So the server is blocked writing back to it: the server's send queue {},",
-                    queue_tail(srv.send_queue, "SO_SNDBUF", srv.sndbuf)
+                    holds(srv.send_queue, "SO_SNDBUF", srv.sndbuf)
                 ));
                 lines.push(format!(
                     "and the server has stopped reading: its receive queue {}.",
-                    queue_tail(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
+                    holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
                 ));
                 let in_flight = c.send_queue + srv.recv_queue;
                 lines.push(format!(
@@ -229,12 +230,12 @@ fn explain(
     if sending && c.recv_queue == 0 && c.send_queue > 0 {
         lines.push(format!(
             "This client is blocked writing: its send queue {}, and nothing comes back.",
-            queue_tail(c.send_queue, "SO_SNDBUF", c.sndbuf)
+            holds(c.send_queue, "SO_SNDBUF", c.sndbuf)
         ));
         match server {
             Some(srv) => lines.push(format!(
                 "The server has stopped reading: its receive queue {}.",
-                queue_tail(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
+                holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
             )),
             None => lines.push("The server has stopped reading what this client sends.".into()),
         }
@@ -244,7 +245,7 @@ fn explain(
     if let Some(srv) = server.filter(|srv| srv.recv_queue > 0 && c.recv_queue == 0) {
         lines.push(format!(
             "The server has stopped reading: its receive queue {}, and nothing comes back.",
-            queue_tail(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
+            holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
         ));
         lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
         return StallKind::PeerNotReading;
@@ -262,22 +263,17 @@ fn explain(
     }
     lines.push(format!(
         "This client's send queue {}; its receive queue {}.",
-        queue_tail(c.send_queue, "SO_SNDBUF", c.sndbuf),
-        queue_tail(c.recv_queue, "SO_RCVBUF", c.rcvbuf)
+        holds(c.send_queue, "SO_SNDBUF", c.sndbuf),
+        holds(c.recv_queue, "SO_RCVBUF", c.rcvbuf)
     ));
     if let Some(srv) = server {
         lines.push(format!(
             "The server's send queue {}; its receive queue {}.",
-            queue_tail(srv.send_queue, "SO_SNDBUF", srv.sndbuf),
-            queue_tail(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
+            holds(srv.send_queue, "SO_SNDBUF", srv.sndbuf),
+            holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
         ));
     }
     StallKind::Unexplained
-}
-
-/// "holds 2.50 MiB (SO_SNDBUF 4.00 MiB: full)" — `queue` without its label.
-fn queue_tail(bytes: u64, buf_name: &str, buf: u64) -> String {
-    queue("", bytes, buf_name, buf).trim_start().to_string()
 }
 
 /// Progress and queue sizes over time, for the plot. Bounded: when full, every other

@@ -8,21 +8,15 @@ use tokio::io::AsyncWriteExt;
 use super::r#async::read_idle;
 use super::{Conn, Traffic};
 use crate::error::Result;
+use crate::io::recv_all;
 use crate::proto::simple::{FAREWELL, MESSAGE_LEN, RecvAll, repr};
 
 /// Serves one client: its 16-octet message in, [`FAREWELL`] back, close.
 pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Result<()> {
     let mut message = RecvAll::new();
-    while message.message().is_none() {
-        let n = stream
-            .read(message.spare())
-            .map_err(|e| conn.recv_error(e, traffic.bytes_in))?;
-        if n == 0 {
-            return Err(message.closed_early());
-        }
-        message.advance(n);
-        traffic.bytes_in += n as u64;
-    }
+    let got = recv_all(stream, &mut message, |e, after| conn.recv_error(e, after));
+    traffic.bytes_in += message.received() as u64;
+    got?;
     received(conn, &message);
     stream
         .write_all(FAREWELL)
