@@ -5,14 +5,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use crate::error::{Error, IoContext, Result};
+use anyhow::{Context, Result, anyhow};
 
 /// The demo's address: loopback, so nothing leaves this machine.
 const HOST: &str = "127.0.0.1";
 
 /// Runs the tour and fails if any step's program fails.
 pub fn run() -> Result<()> {
-    let exe = std::env::current_exe().ctx(|| "could not find the tcplab program itself")?;
+    let exe = std::env::current_exe().context("could not find the tcplab program itself")?;
     let tour = Tour { exe };
     say("tcplab demo: the TCP lab, end to end, on this machine's loopback interface.");
     say("Every step runs real tcplab servers and clients as separate processes. A server");
@@ -50,9 +50,9 @@ impl Server {
             let n = self
                 .stdout
                 .read_line(&mut line)
-                .ctx(|| "could not read the server's output")?;
+                .context("could not read the server's output")?;
             if n == 0 {
-                return Err(Error::Protocol("the demo's server ended early".into()));
+                return Err(anyhow!("the demo's server ended early"));
             }
             if line.contains(needle) {
                 return Ok(());
@@ -167,10 +167,10 @@ impl Tour {
         show("client", naive.stderr.trim_start_matches("tcplab: "));
         if naive.code != Some(3) {
             server.stop();
-            return Err(Error::Protocol(format!(
+            return Err(anyhow!(
                 "the naive client was expected to stall (exit 3), but exited with {:?}",
                 naive.code
-            )));
+            ));
         }
         say(format!("  (exit code {})", 3));
         explain(&[
@@ -195,10 +195,10 @@ impl Tour {
                 (Some(0), Some(line)) => say(format!("  client │ {strategy:>11}: {line}")),
                 _ => {
                     server.stop();
-                    return Err(Error::Protocol(format!(
+                    return Err(anyhow!(
                         "the {strategy} client failed: {}",
                         fixed.stderr.trim()
-                    )));
+                    ));
                 }
             }
         }
@@ -269,12 +269,12 @@ impl Tour {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-            .ctx(|| "could not start a lines client")?;
+            .context("could not start a lines client")?;
         let mut input = child.stdin.take().expect("stdin is piped");
         input
             .write_all(line)
-            .ctx(|| "could not feed a lines client")?;
-        input.flush().ctx(|| "could not feed a lines client")?;
+            .context("could not feed a lines client")?;
+        input.flush().context("could not feed a lines client")?;
         Ok((child, input))
     }
 
@@ -292,7 +292,7 @@ impl Tour {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .ctx(|| "could not start the server")?;
+            .context("could not start the server")?;
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut errors = child.stderr.take().expect("stderr is piped");
         let stderr = std::thread::spawn(move || {
@@ -303,13 +303,13 @@ impl Tour {
         let mut first = String::new();
         stdout
             .read_line(&mut first)
-            .ctx(|| "could not read the server's output")?;
+            .context("could not read the server's output")?;
         let port = first
             .trim()
             .strip_prefix("Listening at ")
             .and_then(|a| a.rsplit(':').next())
             .map(str::to_string)
-            .ok_or_else(|| Error::Protocol("the demo's server did not start".into()))?;
+            .ok_or_else(|| anyhow!("the demo's server did not start"))?;
         say(format!("  server │ {}", first.trim_end()));
         Ok(Server {
             child,
@@ -327,7 +327,7 @@ impl Tour {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .ctx(|| "could not run the client")?;
+            .context("could not run the client")?;
         Ok(Finished {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -341,18 +341,17 @@ impl Tour {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .ctx(|| "could not start the client")?;
+            .context("could not start the client")?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        stdin.write_all(input).ctx(|| "could not feed the client")?;
+        stdin
+            .write_all(input)
+            .context("could not feed the client")?;
         drop(stdin);
         let out = child
             .wait_with_output()
-            .ctx(|| "could not wait for the client")?;
+            .context("could not wait for the client")?;
         if !out.status.success() {
-            return Err(Error::Protocol(format!(
-                "the demo's client failed ({})",
-                out.status
-            )));
+            return Err(anyhow!("the demo's client failed ({})", out.status));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -360,18 +359,16 @@ impl Tour {
     fn finish(&self, mut server: Server) -> Result<String> {
         let mut rest = String::new();
         for line in (&mut server.stdout).lines() {
-            rest.push_str(&line.ctx(|| "could not read the server's output")?);
+            rest.push_str(&line.context("could not read the server's output")?);
             rest.push('\n');
         }
         let status = server
             .child
             .wait()
-            .ctx(|| "could not wait for the server")?;
+            .context("could not wait for the server")?;
         show_stderr(server.stderr);
         if !status.success() {
-            return Err(Error::Protocol(format!(
-                "the demo's server failed ({status})"
-            )));
+            return Err(anyhow!("the demo's server failed ({status})"));
         }
         Ok(rest)
     }
@@ -381,7 +378,7 @@ impl Tour {
 fn wait_up_to(child: &mut Child, limit: Duration) -> Result<Option<std::process::ExitStatus>> {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        if let Some(status) = child.try_wait().ctx(|| "could not wait for a client")? {
+        if let Some(status) = child.try_wait().context("could not wait for a client")? {
             return Ok(Some(status));
         }
         if std::time::Instant::now() >= deadline {
@@ -392,7 +389,7 @@ fn wait_up_to(child: &mut Child, limit: Duration) -> Result<Option<std::process:
 }
 
 fn say(line: impl AsRef<str>) {
-    crate::report::console::say(line);
+    tcplab::report::console::say(line);
 }
 
 fn heading(title: &str) {

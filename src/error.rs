@@ -1,6 +1,16 @@
 //! The library's error type; every variant reads as one line that names the thing.
+//!
+//! thiserror throughout, not anyhow at the edge: the binary maps each error to an
+//! exit code (1 runtime, 2 usage, 3 stall) and `tcplab check` and the reports need to
+//! know *what* happened (refused, closed early with counts, stalled), which an opaque
+//! `anyhow::Error` would hide behind a string. Each variant is one thing a user can
+//! meet; there is no catch-all.
 
 use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::proto::lines::LineTooLong;
 
 /// A tcplab failure, worded for the person at the terminal.
 #[derive(Debug, thiserror::Error)]
@@ -56,15 +66,71 @@ pub enum Error {
     /// The bytes that came back are not what was expected.
     #[error("verification failed: {0}")]
     Verification(String),
+    /// A connection was idle past `--idle-timeout` and was closed.
+    #[error("closed after {} s {} (--idle-timeout)", .after.as_secs_f64(), .waiting.phrase())]
+    IdleTimeout {
+        /// The limit that ran out.
+        after: Duration,
+        /// What the server was waiting for.
+        waiting: Waiting,
+    },
+    /// A line longer than the server's `--max-line`.
+    #[error(transparent)]
+    LineTooLong(#[from] LineTooLong),
+    /// The server answered with an error line instead of taking the data.
+    #[error("the server at {peer} answered: {answer}")]
+    Refused {
+        /// The server's address.
+        peer: String,
+        /// What it said, trimmed.
+        answer: String,
+    },
+    /// An input or output file could not be used.
+    #[error("could not {action} '{}': {reason}", .path.display())]
+    File {
+        /// What we tried: "read", "create", "write to".
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why not, in plain words.
+        reason: String,
+    },
+    /// The plot could not be written.
+    #[error("could not write the plot '{}': {reason}", .path.display())]
+    Plot {
+        /// The SVG file asked for.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Some connections of a load run failed.
+    #[error("{failed} of {attempted} connections failed; the first error: {first}")]
+    LoadFailed {
+        /// Connections that failed.
+        failed: u64,
+        /// Connections attempted.
+        attempted: u64,
+        /// The first error, as a line.
+        first: String,
+    },
+    /// One connection of a server failed; the server goes on (or, with `--once`,
+    /// exits with this).
+    #[error("connection from {peer}: {source}")]
+    Connection {
+        /// The client's address.
+        peer: String,
+        /// What went wrong with it.
+        source: Box<Error>,
+    },
+    /// A thread of ours died: a bug, reported rather than hidden.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
     #[error("{}", .0.explanation.join("\n  "))]
     Stalled(Box<crate::observe::watchdog::Diagnosis>),
     /// The command line asks for something that cannot be done (exit code 2).
     #[error("{0} (see 'tcplab --help')")]
     Usage(String),
-    /// The peer broke the protocol in some other way.
-    #[error("{0}")]
-    Protocol(String),
     /// An I/O operation failed; `context` says which.
     #[error("{context}: {}", plain_io(source))]
     Io {
@@ -89,6 +155,24 @@ pub fn plain_io(e: &io::Error) -> String {
     }
 }
 
+/// What a server was waiting for when its idle timeout ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Data from the client.
+    ForData,
+    /// The client to read what it was sent.
+    ForClientToRead,
+}
+
+impl Waiting {
+    fn phrase(self) -> &'static str {
+        match self {
+            Waiting::ForData => "without data",
+            Waiting::ForClientToRead => "in which the client read nothing",
+        }
+    }
+}
+
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -99,7 +183,17 @@ impl Error {
         match self {
             Error::Stalled(_) => 3,
             Error::Usage(_) => 2,
+            Error::Connection { source, .. } => source.exit_code(),
             _ => 1,
+        }
+    }
+
+    /// A file that could not be used, with the OS's reason in plain words.
+    pub fn file(action: &'static str, path: impl Into<PathBuf>, source: &io::Error) -> Self {
+        Error::File {
+            action,
+            path: path.into(),
+            reason: plain_io(source),
         }
     }
 

@@ -11,7 +11,6 @@
 //! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy.
 //! - [`report`]: human-readable figures and whole-line console output.
 //! - [`io`]: blocking-socket helpers shared by servers and clients (receive-all).
-//! - [`demo`]: the guided tour behind `tcplab demo`.
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
 //! - [`error`]: the library's error type and the exit code each error maps to.
@@ -19,7 +18,6 @@
 
 pub mod addr;
 pub mod client;
-pub mod demo;
 pub mod error;
 pub mod io;
 pub mod observe;

@@ -2,6 +2,7 @@
 //! exit codes (0 success, 1 runtime error, 2 usage error).
 
 mod cli;
+mod demo;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use tcplab::client::load::{Job, LoadOptions};
 use tcplab::client::uppercase::{Options, OutputTo, Source, Strategy};
 use tcplab::proto::uppercase::round_up;
 use tcplab::server::Service;
-use tcplab::{client, demo, server};
+use tcplab::{client, server};
 
 const USAGE_ERROR: u8 = 2;
 
@@ -25,12 +26,23 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match run(cli) {
+    let result = match cli.command {
+        Command::Demo => demo::run(),
+        command => run(command).map_err(anyhow::Error::from),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tcplab: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => match e.downcast_ref::<tcplab::Error>() {
+            // The library's errors are worded whole, with their causes in the line.
+            Some(e) => {
+                eprintln!("tcplab: {e}");
+                ExitCode::from(e.exit_code())
+            }
+            None => {
+                eprintln!("tcplab: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -60,9 +72,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> tcplab::Result<()> {
+fn run(command: Command) -> tcplab::Result<()> {
     tcplab::server::limits::raise_open_files_limit();
-    match cli.command {
+    match command {
         Command::Simple { role } => match role {
             SimpleRole::Server { at, opts } => serve(at, opts, Service::Simple, |_| {}),
             SimpleRole::Client {
@@ -96,7 +108,7 @@ fn run(cli: Cli) -> tcplab::Result<()> {
             UppercaseRole::Client { at, opts } => match opts.connections {
                 Some(connections) => {
                     if opts.strategy.is_some_and(|s| s != Strategy::Async) {
-                        return Err(tcplab::Error::Protocol(
+                        return Err(tcplab::Error::Usage(
                             "--connections drives its connections with the async strategy; leave out --strategy".into(),
                         ));
                     }
@@ -131,7 +143,7 @@ fn run(cli: Cli) -> tcplab::Result<()> {
                 client::lines::run(&at.host, at.port, file.as_deref()).map(drop)
             }
         },
-        Command::Demo => demo::run(),
+        Command::Demo => unreachable!("the demo runs from main"),
     }
 }
 

@@ -27,10 +27,10 @@ fn server_complaint(stream: &TcpStream, peer: &str) -> Option<Error> {
 
 fn answered(peer: &str, reply: &[u8]) -> Error {
     let text = String::from_utf8_lossy(reply);
-    Error::Protocol(format!(
-        "the server at {peer} answered: {}",
-        text.trim_end()
-    ))
+    Error::Refused {
+        peer: peer.to_string(),
+        answer: text.trim_end().to_string(),
+    }
 }
 
 /// What a lines session sent.

@@ -271,12 +271,11 @@ pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
         for e in report.errors.iter().skip(1) {
             console::warn(e);
         }
-        Err(Error::Protocol(format!(
-            "{} of {} connections failed; the first error: {}",
-            report.failed,
-            report.attempted,
-            report.errors.first().map_or("none", String::as_str)
-        )))
+        Err(Error::LoadFailed {
+            failed: report.failed,
+            attempted: report.attempted,
+            first: report.errors.first().cloned().unwrap_or_default(),
+        })
     }
 }
 

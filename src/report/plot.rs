@@ -12,11 +12,9 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Draws the timeline as an SVG file: progress on top, queues below.
 pub fn write_svg(path: &Path, title: &str, points: &[Point]) -> Result<()> {
-    draw(path, title, points).map_err(|e| {
-        Error::Protocol(format!(
-            "could not write the plot '{}': {e}",
-            path.display()
-        ))
+    draw(path, title, points).map_err(|e| Error::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
     })
 }
 

@@ -16,8 +16,10 @@ use crate::report::console::{say, warn};
 pub fn serve_once(listener: &TcpListener, opts: &Options) -> Result<()> {
     let (stream, peer) = listener.accept().ctx(|| "could not accept a connection")?;
     let tally = Tally::default();
-    serve_connection(stream, peer, opts, &tally)
-        .map_err(|(peer, e)| Error::Protocol(failed(&peer, &e)))
+    serve_connection(stream, peer, opts, &tally).map_err(|(peer, e)| Error::Connection {
+        peer,
+        source: Box::new(e),
+    })
 }
 
 /// Serves connections one at a time until SIGINT or SIGTERM.

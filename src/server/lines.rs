@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use super::{Conn, Traffic};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::proto::lines::{LineFramer, LineTooLong, json_line};
 use crate::report::console::{warn, write_lines};
 
@@ -42,7 +42,7 @@ pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Res
             traffic.bytes_out += reply.len() as u64;
             drop(reader);
             drain(stream);
-            return Err(Error::Protocol(too_long.to_string()));
+            return Err(too_long.into());
         }
     }
     printer.finish()
@@ -116,7 +116,7 @@ pub async fn handle_async(
             let _ = write_half.shutdown().await;
             traffic.bytes_out += reply.len() as u64;
             drain_async(&mut reader).await;
-            return Err(Error::Protocol(too_long.to_string()));
+            return Err(too_long.into());
         }
     }
     printer.finish()
@@ -168,8 +168,7 @@ impl<'a> Printer<'a> {
         let (batch, conn) = (&mut self.batch, self.conn);
         let number = self.framer.lines() + 1;
         self.framer
-            .finish(|line| print_line(batch, conn, number, line))
-            .map_err(|e| Error::Protocol(e.to_string()))?;
+            .finish(|line| print_line(batch, conn, number, line))?;
         self.flush()?;
         self.conn.say(format!(
             "  {}: {} lines; socket closed",

@@ -17,7 +17,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::addr::{self, Names};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Waiting};
 use crate::report::console::say;
 
 pub use limits::{Tally, Traffic};
@@ -94,10 +94,10 @@ impl Conn<'_> {
     pub fn recv_error(&self, e: io::Error, after: u64) -> Error {
         match (e.kind(), self.opts.idle_timeout) {
             (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(idle)) => {
-                Error::Protocol(format!(
-                    "closed after {} s without data (--idle-timeout)",
-                    idle.as_secs_f64()
-                ))
+                Error::IdleTimeout {
+                    after: idle,
+                    waiting: Waiting::ForData,
+                }
             }
             _ => Error::io(
                 format!("could not receive from {} after {after} bytes", self.peer),
@@ -110,10 +110,10 @@ impl Conn<'_> {
     pub fn send_error(&self, e: io::Error, after: u64) -> Error {
         match (e.kind(), self.opts.idle_timeout) {
             (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(idle)) => {
-                Error::Protocol(format!(
-                    "closed after {} s in which the client read nothing (--idle-timeout)",
-                    idle.as_secs_f64()
-                ))
+                Error::IdleTimeout {
+                    after: idle,
+                    waiting: Waiting::ForClientToRead,
+                }
             }
             _ => Error::io(
                 format!("could not send to {} after {after} bytes", self.peer),

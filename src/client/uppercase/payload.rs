@@ -47,9 +47,11 @@ impl Source {
         };
         let mut meta = file.metadata().ctx(|| format!("could not read {name}"))?;
         if meta.is_dir() {
-            return Err(Error::Protocol(format!(
-                "could not read {name}: it is a directory"
-            )));
+            return Err(Error::File {
+                action: "read",
+                path: path.to_path_buf(),
+                reason: "it is a directory".into(),
+            });
         }
         if !meta.is_file() {
             // A pipe or a device has no length and cannot be read twice: spool it.
@@ -219,10 +221,13 @@ impl Outbound {
                     let n = read_full(file, &mut buf[..want])
                         .ctx(|| format!("could not read {name}"))?;
                     if n < want {
-                        return Err(Error::Protocol(format!(
-                            "{name} shrank while it was being sent ({} of {total} bytes)",
-                            *sent + n as u64
-                        )));
+                        return Err(Error::Io {
+                            context: format!("could not read {name}"),
+                            source: std::io::Error::other(format!(
+                                "it shrank while it was being sent ({} of {total} bytes)",
+                                *sent + n as u64
+                            )),
+                        });
                     }
                     (*start, *end) = (0, n);
                 }
