@@ -1,29 +1,116 @@
-//! Whole-line output. Each call writes its line(s) with one write to the locked
-//! stream, so lines from concurrent connections never interleave within a line.
+//! Whole-line output: the one sink through which servers and clients speak while
+//! they run. Each call writes its line(s) with one write to the locked stream, so
+//! lines from concurrent connections never interleave within a line. A test can
+//! swap standard output and standard error for memory ([`Console::capture`]).
 
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 
-/// Writes one line to standard output. Output is best effort: a closed standard
-/// output must not stop a server that is serving clients.
+/// Where lines go: the process's standard output and error, or memory.
+#[derive(Debug, Clone, Default)]
+pub struct Console {
+    captured: Option<Arc<Mutex<Captured>>>,
+}
+
+/// What a capturing console has been given.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Captured {
+    /// Everything written to "standard output".
+    pub out: Vec<u8>,
+    /// Everything written to "standard error", `tcplab: ` prefixes included.
+    pub err: Vec<u8>,
+}
+
+impl Console {
+    /// The process's standard output and standard error.
+    pub fn stdio() -> Self {
+        Console { captured: None }
+    }
+
+    /// A console that keeps what it is given, for tests.
+    pub fn capture() -> Self {
+        Console {
+            captured: Some(Arc::default()),
+        }
+    }
+
+    /// What a capturing console holds so far (empty for [`Console::stdio`]).
+    pub fn captured(&self) -> Captured {
+        match &self.captured {
+            Some(c) => c.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            None => Captured::default(),
+        }
+    }
+
+    /// Writes one line to standard output. Best effort: a closed standard output
+    /// must not stop a server that is serving clients.
+    pub fn say(&self, line: impl AsRef<str>) {
+        let mut buf = String::with_capacity(line.as_ref().len() + 1);
+        buf.push_str(line.as_ref());
+        buf.push('\n');
+        let _ = self.write_lines(buf.as_bytes());
+    }
+
+    /// Writes one line to standard error, behind the program's name.
+    pub fn warn(&self, line: impl AsRef<str>) {
+        let text = format!("tcplab: {}\n", line.as_ref());
+        match &self.captured {
+            Some(c) => c
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .err
+                .extend_from_slice(text.as_bytes()),
+            None => {
+                let _ = io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
+    }
+
+    /// Writes a batch of complete lines to standard output in one call.
+    pub fn write_lines(&self, batch: &[u8]) -> io::Result<()> {
+        match &self.captured {
+            Some(c) => {
+                c.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .out
+                    .extend_from_slice(batch);
+                Ok(())
+            }
+            None => {
+                let mut out = io::stdout().lock();
+                out.write_all(batch)?;
+                out.flush()
+            }
+        }
+    }
+}
+
+/// Writes one line to standard output (see [`Console::say`]).
 pub fn say(line: impl AsRef<str>) {
-    let mut out = io::stdout().lock();
-    let mut buf = String::with_capacity(line.as_ref().len() + 1);
-    buf.push_str(line.as_ref());
-    buf.push('\n');
-    let _ = out.write_all(buf.as_bytes());
-    let _ = out.flush();
+    Console::stdio().say(line)
 }
 
 /// Writes one line to standard error, behind the program's name.
 pub fn warn(line: impl AsRef<str>) {
-    let _ = io::stderr()
-        .lock()
-        .write_all(format!("tcplab: {}\n", line.as_ref()).as_bytes());
+    Console::stdio().warn(line)
 }
 
 /// Writes a batch of complete lines to standard output in one call.
 pub fn write_lines(batch: &[u8]) -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    out.write_all(batch)?;
-    out.flush()
+    Console::stdio().write_lines(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capturing_console_keeps_both_streams_apart() {
+        let console = Console::capture();
+        console.say("hello");
+        console.warn("trouble");
+        let got = console.captured();
+        assert_eq!(got.out, b"hello\n");
+        assert_eq!(got.err, b"tcplab: trouble\n");
+    }
 }
