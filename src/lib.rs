@@ -25,5 +25,8 @@ pub mod proto;
 pub mod report;
 pub mod server;
 pub mod size;
+pub mod stream;
+#[allow(unsafe_code)]
+pub mod sys;
 
 pub use error::{Error, Result};

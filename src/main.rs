@@ -137,7 +137,7 @@ fn run(command: Command) -> tcplab::Result<()> {
             } => serve(at, opts, Service::Lines, |o| {
                 o.max_line = usize::try_from(max_line).unwrap_or(usize::MAX);
                 o.prefix = prefix;
-                o.json = json;
+                o.json_lines = json;
             }),
             LinesRole::Client { at, file } => {
                 client::lines::run(&at.host, at.port, file.as_deref()).map(drop)
@@ -147,7 +147,8 @@ fn run(command: Command) -> tcplab::Result<()> {
     }
 }
 
-/// Binds HOST:PORT and runs a server for `service`; `extra` sets its own options.
+/// Binds HOST:PORT and runs a server for `service` until SIGINT or SIGTERM (or one
+/// connection, with `--once`); `extra` sets the service's own options.
 fn serve(
     at: Endpoint,
     opts: ServerOpts,
@@ -156,20 +157,38 @@ fn serve(
 ) -> tcplab::Result<()> {
     let listener = tcplab::addr::bind(&at.host, at.port)?;
     let mut options = server::Options {
-        service,
         strategy: opts.strategy,
         once: opts.once,
-        verbose: false,
         quiet: opts.quiet,
-        max_line: tcplab::proto::lines::DEFAULT_MAX_LINE,
-        prefix: false,
-        json: false,
         idle_timeout: opts.idle_timeout.map(Duration::from_secs_f64),
         max_connections: opts.max_connections,
         grace: Duration::from_secs_f64(opts.grace),
+        ..server::Options::new(service)
     };
     extra(&mut options);
-    server::run(listener, options)
+    let once = options.once;
+    let console = options.console.clone();
+    let shutdown = server::Shutdown::new();
+    stop_on_signals(&shutdown)?;
+    let summary = server::run(listener, options, shutdown)?;
+    if !once {
+        console.say(tcplab::report::server::summary_line(&summary));
+    }
+    Ok(())
+}
+
+/// Triggers `shutdown` on SIGINT or SIGTERM.
+fn stop_on_signals(shutdown: &server::Shutdown) -> tcplab::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| tcplab::Error::io("could not install the signal handlers", e))?;
+    let shutdown = shutdown.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            shutdown.trigger();
+        }
+    });
+    Ok(())
 }
 
 fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {

@@ -5,3 +5,4 @@ pub mod console;
 pub mod human;
 pub mod plot;
 pub mod progress;
+pub mod server;

@@ -1,95 +1,207 @@
-//! The lab's server loop: accept one connection, serve it to the end, accept the
-//! next. A second client waits in the listening socket's backlog meanwhile.
+//! The blocking lifecycle, for two strategies. `blocking` is the lab's loop: accept
+//! one connection, serve it to the end, accept the next, while a second client waits
+//! in the listening socket's backlog. `threads` serves each connection on its own
+//! thread, at most `--max-connections` at once (past it, new clients wait in the
+//! backlog). Both run the services' handlers over [`Blocking`] sockets.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
-use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Tally, Traffic, transient_accept_error};
-use super::shutdown::Stopper;
-use super::{Conn, Options, Service, failed, lines, simple, uppercase};
-use crate::addr::{self, Names};
+use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
+use super::{Options, Peer, Shutdown, Strategy, serve_connection};
 use crate::error::{Error, IoContext, Result};
-use crate::report::console::{say, warn};
+use crate::stream::{Blocking, Counted, block_on};
 
-/// Serves one connection and returns its result (`--once`).
-pub fn serve_once(listener: &TcpListener, opts: &Options) -> Result<()> {
-    let (stream, peer) = listener.accept().ctx(|| "could not accept a connection")?;
+/// Stack size of a connection thread: handlers keep their buffers on the heap.
+const STACK_SIZE: usize = 128 * 1024;
+
+/// Serves connections until `shutdown` (or one, with `--once`).
+pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
+    shutdown
+        .wake_accept(&listener)
+        .ctx(|| "could not watch the listening socket")?;
     let tally = Tally::default();
-    serve_connection(stream, peer, opts, &tally).map_err(|(peer, e)| Error::Connection {
-        peer,
-        source: Box::new(e),
-    })
+    let threads = opts.strategy == Strategy::Threads && !opts.once;
+    let slots = Slots::new(if threads { opts.max_connections } else { 1 });
+    // Connection threads end with the scope, so the tally is read after it.
+    let (served, cut_off) = thread::scope(|scope| {
+        // The grace period runs beside the accept loop, which may be busy serving.
+        let grace = scope.spawn(|| {
+            shutdown.wait_blocking();
+            slots.close_after(opts.grace)
+        });
+        let served = accept_loop(scope, &listener, &opts, &tally, &slots, &shutdown);
+        shutdown.trigger();
+        (served, grace.join().unwrap_or(0))
+    });
+    served.map(|()| tally.summary(cut_off))
 }
 
-/// Serves connections one at a time until SIGINT or SIGTERM.
-pub fn serve(listener: &TcpListener, opts: &Options) -> Result<()> {
-    let tally = Tally::default();
-    let stopper = Arc::new(Stopper::install(listener, opts.grace)?);
+/// Accepts and serves until `shutdown`; with `--once`, serves one connection and
+/// returns its result.
+fn accept_loop<'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    listener: &TcpListener,
+    opts: &'scope Options,
+    tally: &'scope Tally,
+    slots: &'scope Slots,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let threads = opts.strategy == Strategy::Threads && !opts.once;
+    let console = &opts.console;
     let mut accept_errors = AcceptErrors::default();
-    while !stopper.stopping() {
+    loop {
+        if !slots.acquire(|| shutdown.is_triggered()) {
+            break;
+        }
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => {
-                accept_errors.succeeded();
+                accept_errors.succeeded(console);
                 accepted
             }
-            Err(_) if stopper.stopping() => break,
+            Err(_) if shutdown.is_triggered() => break,
             Err(e) if transient_accept_error(&e) => {
-                accept_errors.failed(&e);
+                slots.release(None);
+                accept_errors.failed(&e, console);
                 thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
             Err(e) => return Err(Error::io("could not accept a connection", e)),
         };
-        let id = stopper.track(&stream);
-        if let Err((peer, e)) = serve_connection(stream, peer, opts, &tally) {
-            warn(failed(&peer, &e));
+        let id = slots.track(&stream);
+        let job = move || {
+            let result = serve_one(stream, peer, opts, tally);
+            slots.release(Some(id));
+            result
+        };
+        if opts.once {
+            return job();
         }
-        stopper.untrack(id);
+        if !threads {
+            if let Err(e) = job() {
+                console.warn(e.to_string());
+            }
+            continue;
+        }
+        let spawned =
+            thread::Builder::new()
+                .stack_size(STACK_SIZE)
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = job() {
+                        console.warn(e.to_string());
+                    }
+                });
+        if let Err(e) = spawned {
+            // The stream moved into the closure and was dropped: that client is
+            // closed, the others go on.
+            console.warn(format!("could not start a connection thread: {e}"));
+            slots.release(Some(id));
+            thread::sleep(ACCEPT_BACKOFF);
+        }
     }
-    let cut_off = stopper.finish();
-    say(tally.summary(cut_off));
     Ok(())
 }
 
-/// Serves one connection with the service's blocking handler; on failure, returns
-/// the peer's address with the error.
-pub fn serve_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    opts: &Options,
-    tally: &Tally,
-) -> std::result::Result<(), (String, Error)> {
-    let local = match stream.local_addr() {
-        Ok(local) => local,
-        Err(e) => {
-            // Counted, and named by the address accept() gave.
-            tally.open();
-            tally.close(Traffic::default(), false);
-            let e = Error::io("could not read the connection's name", e);
-            return Err((addr::show(peer), e));
+/// Serves one connection with its service's handler over the blocking socket.
+fn serve_one(stream: TcpStream, peer: SocketAddr, opts: &Options, tally: &Tally) -> Result<()> {
+    let mut entry = tally.open();
+    let name = crate::addr::show(peer);
+    let peer = Peer::accepted(&stream, peer, opts).map_err(|e| Error::Connection {
+        peer: name,
+        source: Box::new(e),
+    })?;
+    let mut conn = Counted::new(Blocking(stream));
+    let result = block_on(serve_connection(&mut conn, &peer));
+    entry.traffic = conn.traffic;
+    entry.ok = result.is_ok();
+    result.map_err(|e| peer.failed(e))
+}
+
+/// The connections being served: a counting semaphore for the cap, and a clone of
+/// each socket so that the stragglers can be closed at the end of the grace period.
+struct Slots {
+    state: Mutex<State>,
+    changed: Condvar,
+    max: usize,
+}
+
+#[derive(Default)]
+struct State {
+    used: usize,
+    next_id: u64,
+    open: HashMap<u64, TcpStream>,
+}
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Slots {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            max: max.max(1),
         }
-    };
-    let names = Names { local, peer };
-    let conn = Conn {
-        names,
-        peer: addr::show(peer),
-        opts,
-    };
-    conn.announce();
-    if let Some(idle) = opts.idle_timeout {
-        // Idle either way: a client that sends nothing, or one that stops reading
-        // what it is sent, must not hold its slot for ever.
-        let _ = stream.set_read_timeout(Some(idle));
-        let _ = stream.set_write_timeout(Some(idle));
     }
-    let mut traffic = Traffic::default();
-    tally.open();
-    let result = match opts.service {
-        Service::Simple => simple::handle(&mut stream, &conn, &mut traffic),
-        Service::Uppercase => uppercase::handle(&mut stream, &conn, &mut traffic),
-        Service::Lines => lines::handle(&mut stream, &conn, &mut traffic),
-    };
-    tally.close(traffic, result.is_ok());
-    result.map_err(|e| (conn.peer.clone(), e))
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a free slot and takes it; false if `stop()` became true first.
+    fn acquire(&self, stop: impl Fn() -> bool) -> bool {
+        let mut state = self.lock();
+        while state.used >= self.max && !stop() {
+            state = self
+                .changed
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if stop() {
+            return false;
+        }
+        state.used += 1;
+        true
+    }
+
+    /// Remembers the connection in a taken slot.
+    fn track(&self, stream: &TcpStream) -> u64 {
+        let mut state = self.lock();
+        let id = state.next_id;
+        state.next_id += 1;
+        if let Ok(clone) = stream.try_clone() {
+            state.open.insert(id, clone);
+        }
+        id
+    }
+
+    /// Frees a slot (and forgets its connection).
+    fn release(&self, id: Option<u64>) {
+        let mut state = self.lock();
+        state.used = state.used.saturating_sub(1);
+        if let Some(id) = id {
+            state.open.remove(&id);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Waits up to `grace` for the connections in flight to end, closes the rest,
+    /// and returns how many it closed.
+    fn close_after(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        let mut state = self.lock();
+        while !state.open.is_empty() && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        for stream in state.open.values() {
+            let _ = stream.shutdown(Direction::Both);
+        }
+        state.open.len()
+    }
 }

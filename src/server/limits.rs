@@ -6,7 +6,9 @@ use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::report::human;
+use crate::report::console::Console;
+
+use crate::stream::Traffic;
 
 /// Default cap on connections served at once (`--max-connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -68,12 +70,12 @@ pub struct AcceptErrors {
 
 impl AcceptErrors {
     /// An accept failed with `e`.
-    pub fn failed(&mut self, e: &io::Error) {
+    pub fn failed(&mut self, e: &io::Error, console: &Console) {
         let text = crate::error::plain_io(e);
         match &mut self.current {
             Some((same, count)) if *same == text => *count += 1,
             _ => {
-                crate::report::console::warn(format!(
+                console.warn(format!(
                     "could not accept a connection: {text}; new connections wait in the backlog, retrying every {} ms",
                     ACCEPT_BACKOFF.as_millis()
                 ));
@@ -83,22 +85,13 @@ impl AcceptErrors {
     }
 
     /// An accept succeeded: ends a run of failures.
-    pub fn succeeded(&mut self) {
+    pub fn succeeded(&mut self, console: &Console) {
         if let Some((text, count)) = self.current.take() {
-            crate::report::console::warn(format!(
+            console.warn(format!(
                 "accepting again after {count} failed attempts ({text})"
             ));
         }
     }
-}
-
-/// Bytes that crossed one connection.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Traffic {
-    /// Bytes read from the client.
-    pub bytes_in: u64,
-    /// Bytes sent to the client.
-    pub bytes_out: u64,
 }
 
 /// Server-wide figures, shared by every connection.
@@ -108,54 +101,75 @@ pub struct Tally {
     failed: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
-    current: AtomicUsize,
+    open: AtomicUsize,
     peak: AtomicUsize,
 }
 
+/// A connection's entry in the [`Tally`]: counted when it is dropped, however the
+/// connection ends (even when its task is aborted at the end of the grace period,
+/// which counts as failed).
+#[derive(Debug)]
+pub struct Entry<'a> {
+    tally: &'a Tally,
+    /// What crossed the connection.
+    pub traffic: Traffic,
+    /// The connection was served to its end without error.
+    pub ok: bool,
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let t = self.tally;
+        t.bytes_in
+            .fetch_add(self.traffic.bytes_in, Ordering::Relaxed);
+        t.bytes_out
+            .fetch_add(self.traffic.bytes_out, Ordering::Relaxed);
+        let outcome = if self.ok { &t.served } else { &t.failed };
+        outcome.fetch_add(1, Ordering::Relaxed);
+        t.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Tally {
-    /// A connection starts.
-    pub fn open(&self) {
-        let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
+    /// A connection starts; it is counted when the entry is dropped.
+    pub fn open(&self) -> Entry<'_> {
+        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
-    }
-
-    /// A connection ends, having moved `traffic`; `ok` is false when it failed.
-    pub fn close(&self, traffic: Traffic, ok: bool) {
-        self.bytes_in.fetch_add(traffic.bytes_in, Ordering::Relaxed);
-        self.bytes_out
-            .fetch_add(traffic.bytes_out, Ordering::Relaxed);
-        if ok {
-            self.served.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.failed.fetch_add(1, Ordering::Relaxed);
+        Entry {
+            tally: self,
+            traffic: Traffic::default(),
+            ok: false,
         }
-        self.current.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Connections open now.
-    pub fn current(&self) -> usize {
-        self.current.load(Ordering::SeqCst)
-    }
-
-    /// The most connections open at once.
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
-    }
-
-    /// The one-line summary printed at shutdown.
-    pub fn summary(&self, cut_off: usize) -> String {
+    /// The figures so far, with `cut_off` connections closed at the grace period.
+    pub fn summary(&self, cut_off: usize) -> Summary {
         let served = self.served.load(Ordering::Relaxed);
         let failed = self.failed.load(Ordering::Relaxed);
-        let bytes_in = self.bytes_in.load(Ordering::Relaxed);
-        let bytes_out = self.bytes_out.load(Ordering::Relaxed);
-        format!(
-            "Shut down: served {} connections ({failed} failed, {cut_off} cut off at the grace period), {} bytes in ({}), {} bytes out ({}), peak {} concurrent",
-            served + failed,
-            bytes_in,
-            human::bytes(bytes_in),
-            bytes_out,
-            human::bytes(bytes_out),
-            self.peak()
-        )
+        Summary {
+            connections: served + failed,
+            failed,
+            cut_off: cut_off as u64,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            peak: self.peak.load(Ordering::SeqCst) as u64,
+        }
     }
+}
+
+/// What a server did, for its shutdown summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Connections served, failed ones included.
+    pub connections: u64,
+    /// Connections that ended in an error.
+    pub failed: u64,
+    /// Connections closed at the end of the grace period.
+    pub cut_off: u64,
+    /// Bytes read from clients.
+    pub bytes_in: u64,
+    /// Bytes sent to clients.
+    pub bytes_out: u64,
+    /// The most connections open at once.
+    pub peak: u64,
 }

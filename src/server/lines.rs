@@ -1,52 +1,68 @@
-//! The lines server's connection handler, the handout's task: read the connection
-//! through a buffered reader, like a file, and print each line. Each batch of lines
-//! goes to standard output in one write, so lines from concurrent clients never mix
-//! within a line.
+//! The handout's task: read the connection like a file, line by line, and print
+//! each line. The socket goes behind a buffered reader, as Python's `makefile()`
+//! does, and `read_until(b'\n')` gives one line however TCP cut the stream.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use super::{Conn, Traffic};
-use crate::error::{IoContext, Result};
-use crate::proto::lines::{LineFramer, LineTooLong, json_line};
-use crate::report::console::{warn, write_lines};
+use super::Peer;
+use super::line_printer::LinePrinter;
+use crate::error::Result;
+use crate::proto::lines::LineTooLong;
+use crate::stream::{Counted, Stream, drain};
 
-/// The buffered reader's capacity for a blocking connection.
-pub const READER_CAPACITY: usize = 64 * 1024;
-/// The buffered reader's capacity for an async connection (thousands may be open).
-pub const ASYNC_READER_CAPACITY: usize = 8 * 1024;
+/// The buffered reader's capacity.
+pub const READER_CAPACITY: usize = 8 * 1024;
 
 /// Serves one client: prints every line it sends until end of stream. A line longer
 /// than `--max-line` gets an error line back and ends this connection only.
-pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Result<()> {
-    let mut printer = Printer::new(conn);
-    let mut reader = BufReader::with_capacity(READER_CAPACITY, &*stream);
+pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
+    let max = peer.opts.max_line;
+    let mut printer = LinePrinter::new(peer);
+    let mut reader = BufReader::with_capacity(READER_CAPACITY, conn);
+    let mut line = Vec::new();
     loop {
-        let buf = reader
-            .fill_buf()
-            .map_err(|e| conn.recv_error(e, traffic.bytes_in))?;
-        if buf.is_empty() {
+        line.clear();
+        // The longest line with its "\r\n": a line that does not end within it is
+        // too long, and no more of it is held.
+        let limit = max.saturating_add(2) as u64;
+        let n = (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| peer.recv_error(e, reader.get_ref().traffic.bytes_in))?;
+        if n == 0 {
             break;
         }
-        let n = buf.len();
-        traffic.bytes_in += n as u64;
-        let pushed = printer.push(buf);
-        reader.consume(n);
-        printer.flush()?;
-        if let Err(too_long) = pushed {
-            let reply = printer.refuse(too_long);
-            let _ = (&*stream).write_all(reply.as_bytes());
-            traffic.bytes_out += reply.len() as u64;
-            drop(reader);
-            drain(stream);
+        let text = strip_newline(&line);
+        if text.len() > max || (n as u64 == limit && !line.ends_with(b"\n")) {
+            let too_long = LineTooLong {
+                limit: max,
+                line: printer.lines() + 1,
+            };
+            printer.flush()?;
+            refuse(reader.into_inner(), too_long).await;
             return Err(too_long.into());
         }
+        printer.line(text);
+        // Print what has come in one write, once no more lines are buffered.
+        if reader.buffer().is_empty() {
+            printer.flush()?;
+        }
+        line.shrink_to(KEEP_CAPACITY);
     }
     printer.finish()
 }
+
+/// A line without its "\n", and the "\r" before it if there is one.
+fn strip_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The line buffer kept between lines; a long line's memory is given back.
+const KEEP_CAPACITY: usize = 64 * 1024;
 
 /// How long, and how much, a refused client's input is read and dropped after the
 /// error line, so that closing with unread data (which sends a reset) does not
@@ -54,152 +70,10 @@ pub fn handle(stream: &mut TcpStream, conn: &Conn, traffic: &mut Traffic) -> Res
 const DRAIN_FOR: Duration = Duration::from_secs(1);
 const DRAIN_AT_MOST: usize = 4 << 20;
 
-fn drain(stream: &mut TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(DRAIN_FOR));
-    let started = Instant::now();
-    let mut buf = [0u8; 16 * 1024];
-    let mut drained = 0;
-    while drained < DRAIN_AT_MOST && started.elapsed() < DRAIN_FOR {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
-        }
-    }
-}
-
-async fn drain_async(read_half: &mut (impl tokio::io::AsyncRead + Unpin)) {
-    // On the heap: an array here would sit in every connection's future, whatever
-    // its service (10,000 connections: 160 MiB more).
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut drained = 0;
-    let _ = tokio::time::timeout(DRAIN_FOR, async {
-        while drained < DRAIN_AT_MOST {
-            match read_half.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    })
-    .await;
-}
-
-/// The same service on an async connection.
-pub async fn handle_async(
-    stream: &mut tokio::net::TcpStream,
-    conn: &Conn<'_>,
-    traffic: &mut Traffic,
-) -> Result<()> {
-    let mut printer = Printer::new(conn);
-    let (read_half, mut write_half) = stream.split();
-    let mut reader = tokio::io::BufReader::with_capacity(ASYNC_READER_CAPACITY, read_half);
-    loop {
-        let filled = match conn.opts.idle_timeout {
-            None => reader.fill_buf().await,
-            Some(idle) => match tokio::time::timeout(idle, reader.fill_buf()).await {
-                Ok(r) => r,
-                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-            },
-        };
-        let buf = filled.map_err(|e| conn.recv_error(e, traffic.bytes_in))?;
-        if buf.is_empty() {
-            break;
-        }
-        let n = buf.len();
-        traffic.bytes_in += n as u64;
-        let pushed = printer.push(buf);
-        reader.consume(n);
-        printer.flush()?;
-        if let Err(too_long) = pushed {
-            let reply = printer.refuse(too_long);
-            let _ = write_half.write_all(reply.as_bytes()).await;
-            let _ = write_half.shutdown().await;
-            traffic.bytes_out += reply.len() as u64;
-            drain_async(&mut reader).await;
-            return Err(too_long.into());
-        }
-    }
-    printer.finish()
-}
-
-/// Frames lines and prints them in batches, with the peer's address when asked.
-struct Printer<'a> {
-    conn: &'a Conn<'a>,
-    framer: LineFramer,
-    batch: Vec<u8>,
-}
-
-impl<'a> Printer<'a> {
-    fn new(conn: &'a Conn<'a>) -> Self {
-        Printer {
-            conn,
-            framer: LineFramer::new(conn.opts.max_line),
-            batch: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, bytes: &[u8]) -> std::result::Result<(), LineTooLong> {
-        let (batch, conn) = (&mut self.batch, self.conn);
-        let mut number = self.framer.lines() + 1;
-        self.framer.push(bytes, |line| {
-            print_line(batch, conn, number, line);
-            number += 1;
-        })
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if !self.batch.is_empty() {
-            write_lines(&self.batch).ctx(|| "could not write to standard output")?;
-            self.batch.clear();
-            if self.batch.capacity() > READER_CAPACITY * 4 {
-                // A long line grew the batch; give the memory back.
-                self.batch = Vec::new();
-            }
-        }
-        Ok(())
-    }
-
-    /// The line sent to a client whose line was too long.
-    fn refuse(&self, too_long: LineTooLong) -> String {
-        format!("error: {too_long}\n")
-    }
-
-    fn finish(mut self) -> Result<()> {
-        let (batch, conn) = (&mut self.batch, self.conn);
-        let number = self.framer.lines() + 1;
-        self.framer
-            .finish(|line| print_line(batch, conn, number, line))?;
-        self.flush()?;
-        self.conn.say(format!(
-            "  {}: {} lines; socket closed",
-            self.conn.peer,
-            self.framer.lines()
-        ));
-        Ok(())
-    }
-}
-
-/// Adds line `number` to the batch: as text (invalid UTF-8 as U+FFFD), or with
-/// `--json` as its compact JSON value; an invalid JSON line is reported on standard
-/// error with its number, and the connection goes on.
-fn print_line(batch: &mut Vec<u8>, conn: &Conn, number: u64, line: &[u8]) {
-    let text = if conn.opts.json {
-        match json_line(line) {
-            Ok(Some(value)) => std::borrow::Cow::Owned(value),
-            Ok(None) => return,
-            Err(e) => {
-                warn(format!("{}: line {number}: {e}", conn.peer));
-                return;
-            }
-        }
-    } else {
-        String::from_utf8_lossy(line)
-    };
-    if conn.opts.prefix {
-        batch.push(b'[');
-        batch.extend_from_slice(conn.peer.as_bytes());
-        batch.extend_from_slice(b"] ");
-    }
-    batch.extend_from_slice(text.as_bytes());
-    batch.push(b'\n');
+/// Tells the client its line was too long, half-closes, and drains what it sends.
+async fn refuse<S: Stream>(conn: &mut Counted<S>, too_long: LineTooLong) {
+    let reply = format!("error: {too_long}\n");
+    let _ = conn.write_all(reply.as_bytes()).await;
+    let _ = conn.shutdown().await;
+    drain(conn, DRAIN_FOR, DRAIN_AT_MOST).await;
 }

@@ -1,26 +1,29 @@
-//! Servers: one connection handler per service (simple, uppercase, lines), each in a
-//! blocking and an async flavour over the same protocol core, and three drivers that
-//! run them — the lab's one-at-a-time loop ([`blocking`]), a thread per connection
-//! ([`threads`]), and tokio ([`async`](mod@r#async), the default).
+//! Servers. Each service (simple, uppercase, lines) is one handler, written once as
+//! an `async fn` over any [`Stream`]; two lifecycles run them — the blocking one
+//! ([`blocking`]: the lab's one-at-a-time loop, or a thread per connection) and the
+//! async one ([`async`](mod@r#async), the default) — and neither knows a service's
+//! bytes. A server is started with the [`Shutdown`] that stops it.
 
 pub mod r#async;
 pub mod blocking;
 pub mod limits;
+pub mod line_printer;
 pub mod lines;
 pub mod shutdown;
 pub mod simple;
-pub mod threads;
 pub mod uppercase;
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use crate::addr::{self, Names};
+use crate::addr;
 use crate::error::{Error, Result, Waiting};
-use crate::report::console::say;
+use crate::report::console::Console;
+use crate::stream::{Counted, Stream};
 
-pub use limits::{Tally, Traffic};
+pub use limits::{Summary, Tally};
+pub use shutdown::Shutdown;
 
 /// How a server drives its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,7 +54,7 @@ pub struct Options {
     pub service: Service,
     /// The driver.
     pub strategy: Strategy,
-    /// Serve one connection, then exit with its result.
+    /// Serve one connection, then stop with its result.
     pub once: bool,
     /// Uppercase: print "N bytes already capitalized" after every read.
     pub verbose: bool,
@@ -62,101 +65,139 @@ pub struct Options {
     /// Lines: print the peer's address before each line.
     pub prefix: bool,
     /// Lines: read each line as a JSON value and print it compactly.
-    pub json: bool,
-    /// Close a connection that sends nothing for this long.
+    pub json_lines: bool,
+    /// Close a connection that sends nothing, or reads nothing, for this long.
     pub idle_timeout: Option<Duration>,
     /// Connections served at once; more wait in the backlog.
     pub max_connections: usize,
-    /// On SIGINT/SIGTERM, how long connections in flight may take to finish.
+    /// After the shutdown signal, how long connections in flight may take to finish.
     pub grace: Duration,
+    /// Where status lines and errors go.
+    pub console: Console,
 }
 
-/// One connection, as its handler sees it.
+impl Options {
+    /// The defaults of the command line for `service`, printing to standard output.
+    pub fn new(service: Service) -> Self {
+        Options {
+            service,
+            strategy: Strategy::Async,
+            once: false,
+            verbose: false,
+            quiet: false,
+            max_line: crate::proto::lines::DEFAULT_MAX_LINE,
+            prefix: false,
+            json_lines: false,
+            idle_timeout: None,
+            max_connections: limits::DEFAULT_MAX_CONNECTIONS,
+            grace: Duration::from_secs(5),
+            console: Console::stdio(),
+        }
+    }
+}
+
+/// One connection as its handler sees it, apart from the stream: who the peer is,
+/// the server's options, and the wording of its errors.
 #[derive(Debug)]
-pub struct Conn<'a> {
-    /// The connection socket's names.
-    pub names: Names,
-    /// The peer's address, for messages.
-    pub peer: String,
+pub struct Peer<'a> {
+    /// The peer's address as printed.
+    pub name: String,
     /// The server's options.
     pub opts: &'a Options,
 }
 
-impl Conn<'_> {
+impl Peer<'_> {
     /// A per-connection status line, unless the server is quiet.
     pub fn say(&self, line: impl AsRef<str>) {
         if !self.opts.quiet {
-            say(line);
+            self.opts.console.say(line);
         }
     }
 
-    /// The error for a failed receive: an idle timeout is said as such.
+    /// The error for a failed receive after `after` bytes; an idle timeout is said
+    /// as such.
     pub fn recv_error(&self, e: io::Error, after: u64) -> Error {
-        match (e.kind(), self.opts.idle_timeout) {
-            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(idle)) => {
-                Error::IdleTimeout {
-                    after: idle,
-                    waiting: Waiting::ForData,
-                }
-            }
-            _ => Error::io(
-                format!("could not receive from {} after {after} bytes", self.peer),
-                e,
-            ),
-        }
+        self.io_error(e, Waiting::ForData, || {
+            format!("could not receive from {} after {after} bytes", self.name)
+        })
     }
 
-    /// The error for a failed send: an idle timeout is said as such.
+    /// The error for a failed send after `after` bytes; an idle timeout is said as
+    /// such.
     pub fn send_error(&self, e: io::Error, after: u64) -> Error {
-        match (e.kind(), self.opts.idle_timeout) {
-            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(idle)) => {
-                Error::IdleTimeout {
-                    after: idle,
-                    waiting: Waiting::ForClientToRead,
-                }
-            }
-            _ => Error::io(
-                format!("could not send to {} after {after} bytes", self.peer),
-                e,
-            ),
-        }
+        self.io_error(e, Waiting::ForClientToRead, || {
+            format!("could not send to {} after {after} bytes", self.name)
+        })
     }
 
-    /// Prints the lab's lines for a new connection: its peer and the two socket names.
-    fn announce(&self) {
-        self.say(format!(
-            "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
-            self.peer,
-            addr::show(self.names.local),
-            self.peer
-        ));
+    fn io_error(&self, e: io::Error, waiting: Waiting, context: impl FnOnce() -> String) -> Error {
+        match (e.kind(), self.opts.idle_timeout) {
+            (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(after)) => {
+                Error::IdleTimeout { after, waiting }
+            }
+            _ => Error::io(context(), e),
+        }
+    }
+}
+
+impl<'a> Peer<'a> {
+    /// A connection just accepted from `peer`: prints the lab's lines for it (its
+    /// peer and the connection socket's own name) unless the server is quiet.
+    pub fn accepted(stream: &TcpStream, peer: SocketAddr, opts: &'a Options) -> Result<Self> {
+        let accepted = Peer {
+            name: addr::show(peer),
+            opts,
+        };
+        if !opts.quiet {
+            // Read only to be printed: a system call per connection saved with --quiet.
+            let local = stream
+                .local_addr()
+                .map_err(|e| Error::io("could not read the connection's name", e))?;
+            accepted.say(format!(
+                "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
+                accepted.name,
+                addr::show(local),
+                accepted.name
+            ));
+        }
+        Ok(accepted)
+    }
+
+    /// `e` as the failure of this connection, naming its peer.
+    pub fn failed(&self, e: Error) -> Error {
+        Error::Connection {
+            peer: self.name.clone(),
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Serves one connection with its service's handler, whatever drives the stream.
+pub async fn serve_connection<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
+    conn.set_idle(peer.opts.idle_timeout);
+    match peer.opts.service {
+        Service::Simple => simple::serve(conn, peer).await,
+        Service::Uppercase => uppercase::serve(conn, peer).await,
+        Service::Lines => lines::serve(conn, peer).await,
     }
 }
 
 /// Prints `Listening at ADDR`, the first line of every server's output.
-pub fn announce(listener: &TcpListener) -> Result<()> {
+pub fn announce(listener: &TcpListener, console: &Console) -> Result<()> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("could not read the listening socket's name", e))?;
-    say(format!("Listening at {}", addr::show(local)));
+    console.say(format!("Listening at {}", addr::show(local)));
     Ok(())
 }
 
-/// Announces the server, then runs it with the chosen driver until it is stopped
-/// (SIGINT or SIGTERM), or after one connection with `once`.
-pub fn run(listener: TcpListener, opts: Options) -> Result<()> {
-    announce(&listener)?;
-    if opts.once {
-        return blocking::serve_once(&listener, &opts);
-    }
+/// Announces the server, then runs it with the chosen driver until `shutdown` is
+/// triggered, or after one connection with `once` (the result is then that
+/// connection's). Returns the figures of the shutdown summary.
+pub fn run(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
+    announce(&listener, &opts.console)?;
     match opts.strategy {
-        Strategy::Blocking => blocking::serve(&listener, &opts),
-        Strategy::Threads => threads::serve(&listener, &opts),
-        Strategy::Async => r#async::serve(listener, &opts),
+        Strategy::Blocking | Strategy::Threads => blocking::serve(listener, opts, shutdown),
+        Strategy::Async => r#async::serve(listener, opts, shutdown),
     }
-}
-
-/// The message for a connection that failed, naming its peer.
-fn failed(peer: &str, e: &Error) -> String {
-    format!("connection from {peer}: {e}")
 }

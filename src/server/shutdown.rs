@@ -1,104 +1,97 @@
-//! Graceful shutdown for the blocking and threads servers: on SIGINT or SIGTERM stop
-//! accepting, give connections in flight `--grace` to finish, then close the rest.
+//! The signal that stops a server, passed in by whoever runs it: `main` triggers it
+//! on SIGINT or SIGTERM, a test triggers it when it has seen enough. On it a server
+//! stops accepting, gives connections in flight `--grace` to finish, then closes the
+//! rest.
 
-use std::collections::HashMap;
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use tokio::sync::Notify;
 
-use crate::error::{IoContext, Result};
-
-/// Watches for SIGINT/SIGTERM and tracks the connections in flight.
-pub struct Stopper {
-    shared: Arc<Shared>,
+/// A one-way switch shared by the server and whoever may stop it. Cloning it gives
+/// another handle to the same switch.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
 }
 
-#[derive(Default)]
-struct Shared {
-    stopping: AtomicBool,
-    next_id: AtomicU64,
-    active: Mutex<HashMap<u64, TcpStream>>,
-    emptied: Condvar,
-    cut_off: AtomicUsize,
+#[derive(Debug, Default)]
+struct Inner {
+    triggered: AtomicBool,
+    notify: Notify,
+    /// For threads that wait without a runtime.
+    flag: Mutex<bool>,
+    flipped: Condvar,
+    /// Listeners whose blocking `accept()` must be woken.
+    listeners: Mutex<Vec<TcpListener>>,
 }
 
-impl Stopper {
-    /// Starts the signal-watching thread for this listener.
-    pub fn install(listener: &TcpListener, grace: Duration) -> Result<Stopper> {
-        let shared = Arc::new(Shared::default());
-        let mut signals =
-            Signals::new([SIGINT, SIGTERM]).ctx(|| "could not install the signal handlers")?;
-        let listen_fd = listener.as_raw_fd();
-        let watcher = Arc::clone(&shared);
-        thread::spawn(move || {
-            if signals.forever().next().is_none() {
+impl Shutdown {
+    /// A switch that has not been triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the server (idempotent).
+    pub fn trigger(&self) {
+        if self.inner.triggered.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.inner.notify.notify_waiters();
+        *self.inner.flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.inner.flipped.notify_all();
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for listener in listeners.iter() {
+            // On Linux, shutting down a listening socket makes a blocked accept()
+            // return at once.
+            let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// True once triggered.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.triggered.load(Ordering::SeqCst)
+    }
+
+    /// Completes once triggered.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.is_triggered() {
                 return;
             }
-            watcher.stopping.store(true, Ordering::SeqCst);
-            // Wake a thread blocked in accept(): on Linux, shutting down a listening
-            // socket makes accept() fail at once. The listener outlives this thread's
-            // use of the descriptor: the server waits for `finish` before dropping it.
-            // SAFETY: shutdown(2) on a descriptor number; at worst it fails.
-            unsafe { libc::shutdown(listen_fd, libc::SHUT_RDWR) };
-            let deadline = Instant::now() + grace;
-            let mut active = watcher.active.lock().unwrap_or_else(|p| p.into_inner());
-            while !active.is_empty() && Instant::now() < deadline {
-                active = watcher
-                    .emptied
-                    .wait_timeout(active, deadline.saturating_duration_since(Instant::now()))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            watcher.cut_off.store(active.len(), Ordering::SeqCst);
-            for stream in active.values() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-        });
-        Ok(Stopper { shared })
-    }
-
-    /// True once a signal has come.
-    pub fn stopping(&self) -> bool {
-        self.shared.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Registers a connection so it can be closed at the end of the grace period.
-    pub fn track(&self, stream: &TcpStream) -> u64 {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(clone) = stream.try_clone() {
-            let mut active = self.shared.active.lock().unwrap_or_else(|p| p.into_inner());
-            active.insert(id, clone);
-        }
-        id
-    }
-
-    /// Forgets a connection that has ended.
-    pub fn untrack(&self, id: u64) {
-        let mut active = self.shared.active.lock().unwrap_or_else(|p| p.into_inner());
-        active.remove(&id);
-        if active.is_empty() {
-            self.shared.emptied.notify_all();
+            notified.await;
         }
     }
 
-    /// Waits until every connection has ended (the signal thread closes the
-    /// stragglers at the end of the grace period); returns how many it cut off.
-    pub fn finish(&self) -> usize {
-        let mut active = self.shared.active.lock().unwrap_or_else(|p| p.into_inner());
-        while !active.is_empty() {
-            active = self
-                .shared
-                .emptied
-                .wait_timeout(active, Duration::from_millis(100))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+    /// Blocks this thread until triggered.
+    pub fn wait_blocking(&self) {
+        let mut flag = self.inner.flag.lock().unwrap_or_else(|p| p.into_inner());
+        while !*flag {
+            flag = self
+                .inner
+                .flipped
+                .wait(flag)
+                .unwrap_or_else(|p| p.into_inner());
         }
-        self.shared.cut_off.load(Ordering::SeqCst)
+    }
+
+    /// Makes a trigger wake a thread blocked in `listener.accept()`.
+    pub fn wake_accept(&self, listener: &TcpListener) -> std::io::Result<()> {
+        let clone = listener.try_clone()?;
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(clone);
+        if self.is_triggered() {
+            let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,19 @@
+//! A server's shutdown summary, as one line.
+
+use crate::report::human;
+use crate::server::Summary;
+
+/// `Shut down: served N connections (F failed, C cut off at the grace period), ...`
+pub fn summary_line(s: &Summary) -> String {
+    format!(
+        "Shut down: served {} connections ({} failed, {} cut off at the grace period), {} bytes in ({}), {} bytes out ({}), peak {} concurrent",
+        s.connections,
+        s.failed,
+        s.cut_off,
+        s.bytes_in,
+        human::bytes(s.bytes_in),
+        s.bytes_out,
+        human::bytes(s.bytes_out),
+        s.peak
+    )
+}

@@ -1,0 +1,471 @@
+//! One way to talk to a socket, whatever drives it. A handler is written once, as an
+//! `async fn` over [`Stream`]; the async driver runs it on tokio, and the blocking
+//! drivers run the very same code over [`Blocking`], a plain blocking socket whose
+//! reads and writes are always ready, with [`block_on`]. *What* is said on a socket
+//! stays apart from *how* the socket is driven, as the lab teaches.
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use crate::error::Error;
+use crate::proto::simple::RecvAll;
+
+/// A connected byte stream a handler can be run over.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Gives up a read or write that waits longer than `idle` (`TimedOut` or
+    /// `WouldBlock`); `None` waits for ever.
+    fn set_idle(&mut self, idle: Option<Duration>);
+}
+
+/// The lab's receive-all: reads into `message` until all 16 octets have come. On a
+/// failed read it returns the error with the bytes received so far; at end of
+/// stream, [`Error::ShortRead`] saying how many came.
+pub async fn recv_all<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    message: &mut RecvAll,
+) -> std::result::Result<(), RecvAllError> {
+    while message.message().is_none() {
+        match stream.read(message.spare()).await {
+            Ok(0) => return Err(RecvAllError::Closed(message.closed_early())),
+            Ok(n) => message.advance(n),
+            Err(e) => return Err(RecvAllError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Why [`recv_all`] stopped short.
+#[derive(Debug)]
+pub enum RecvAllError {
+    /// The peer closed first ([`Error::ShortRead`]).
+    Closed(Error),
+    /// A read failed.
+    Io(io::Error),
+}
+
+impl RecvAllError {
+    /// The error, with a failed read worded by `on_io`.
+    pub fn into_error(self, on_io: impl FnOnce(io::Error) -> Error) -> Error {
+        match self {
+            RecvAllError::Closed(e) => e,
+            RecvAllError::Io(e) => on_io(e),
+        }
+    }
+}
+
+/// A blocking socket seen as a [`Stream`] whose every call is ready at once (it
+/// blocks inside). Run handlers over it with [`block_on`].
+#[derive(Debug)]
+pub struct Blocking<T>(pub T);
+
+impl<T: Read + Unpin> AsyncRead for Blocking<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let stream = &mut self.get_mut().0;
+        loop {
+            match stream.read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl<T: Write + HalfClose + Unpin> AsyncWrite for Blocking<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let stream = &mut self.get_mut().0;
+        loop {
+            match stream.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let stream = &mut self.get_mut().0;
+        loop {
+            match stream.write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.shut_write())
+    }
+}
+
+/// Closing the sending side of a socket (`shutdown(SHUT_WR)`).
+pub trait HalfClose {
+    /// Sends end of stream to the peer; this side can still read.
+    fn shut_write(&self) -> io::Result<()>;
+}
+
+impl HalfClose for TcpStream {
+    fn shut_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl HalfClose for &TcpStream {
+    fn shut_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl Stream for Blocking<TcpStream> {
+    fn set_idle(&mut self, idle: Option<Duration>) {
+        let _ = self.0.set_read_timeout(idle);
+        let _ = self.0.set_write_timeout(idle);
+    }
+}
+
+/// Runs a future whose streams never wait (a handler over [`Blocking`]) to its end
+/// on this thread. Such a future is ready the first time it is polled.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        // Only a stream that can wait returns Pending; give the thread away rather
+        // than spin if one ever does.
+        std::thread::yield_now();
+    }
+}
+
+/// A socket for the async driver that joins tokio's event loop only when it first
+/// has to wait: a short exchange whose bytes are already there (the simple service)
+/// is served with plain non-blocking calls, without registering with epoll.
+#[derive(Debug)]
+pub enum Lazy {
+    /// Not registered yet: a non-blocking std socket.
+    Unregistered(Option<TcpStream>),
+    /// Registered with the runtime.
+    Registered(tokio::net::TcpStream),
+}
+
+impl Lazy {
+    /// Wraps a socket already in non-blocking mode.
+    pub fn new(stream: TcpStream) -> Self {
+        Lazy::Unregistered(Some(stream))
+    }
+
+    /// Tries `op` on the unregistered socket; on `WouldBlock` registers it and
+    /// returns `None`, so the caller polls the registered one.
+    fn try_unregistered<R>(
+        &mut self,
+        op: impl FnOnce(&TcpStream) -> io::Result<R>,
+    ) -> Option<io::Result<R>> {
+        let Lazy::Unregistered(std) = self else {
+            return None;
+        };
+        let stream = std.as_ref().expect("present until registered");
+        match op(stream) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => return Some(other),
+        }
+        match tokio::net::TcpStream::from_std(std.take().expect("present")) {
+            Ok(registered) => {
+                *self = Lazy::Registered(registered);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn registered(&mut self) -> Pin<&mut tokio::net::TcpStream> {
+        match self {
+            Lazy::Registered(s) => Pin::new(s),
+            Lazy::Unregistered(_) => unreachable!("registered by try_unregistered"),
+        }
+    }
+}
+
+impl AsyncRead for Lazy {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let tried = this.try_unregistered(|mut s| s.read(buf.initialize_unfilled()));
+        match tried {
+            Some(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            None => this.registered().poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Lazy {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match this.try_unregistered(|mut s| s.write(buf)) {
+            Some(done) => Poll::Ready(done),
+            None => this.registered().poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match this.try_unregistered(|mut s| s.write_vectored(bufs)) {
+            Some(done) => Poll::Ready(done),
+            None => this.registered().poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Lazy::Unregistered(s) => Poll::Ready(s.as_ref().expect("present").shut_write()),
+            Lazy::Registered(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An async stream whose reads and writes give up with `TimedOut` after `idle`
+/// without progress: the idle timeout, in one place for every handler.
+#[derive(Debug)]
+pub struct Idle<S> {
+    inner: S,
+    idle: Option<Duration>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> Idle<S> {
+    /// `inner` with no timeout yet.
+    pub fn new(inner: S) -> Self {
+        Idle {
+            inner,
+            idle: None,
+            timer: None,
+        }
+    }
+
+    /// What happened to a call on the inner stream: progress disarms the timer,
+    /// waiting arms it, and a timer that runs out turns the wait into `TimedOut`.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let Some(idle) = self.idle else {
+            return polled;
+        };
+        if polled.is_ready() {
+            self.timer = None;
+            return polled;
+        }
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        ready!(timer.as_mut().poll(cx));
+        self.timer = None;
+        Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Idle<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.watch(cx, polled)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for Idle<S> {
+    fn set_idle(&mut self, idle: Option<Duration>) {
+        self.idle = idle;
+        self.timer = None;
+    }
+}
+
+/// Bytes that crossed one connection.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes read from the peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer.
+    pub bytes_out: u64,
+}
+
+/// A stream that counts the bytes it moves, so no handler has to.
+#[derive(Debug)]
+pub struct Counted<S> {
+    /// The stream.
+    pub inner: S,
+    /// What has crossed it so far.
+    pub traffic: Traffic,
+}
+
+impl<S> Counted<S> {
+    /// Starts counting from zero.
+    pub fn new(inner: S) -> Self {
+        Counted {
+            inner,
+            traffic: Traffic::default(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.traffic.bytes_in += (buf.filled().len() - before) as u64;
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.traffic.bytes_out += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        this.traffic.bytes_out += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Stream> Stream for Counted<S> {
+    fn set_idle(&mut self, idle: Option<Duration>) {
+        self.inner.set_idle(idle);
+    }
+}
+
+/// Reads and drops what the peer still sends, for at most `for_at_most` and
+/// `bytes_at_most`: closing a socket with unread data sends a reset, which would
+/// destroy a reply the peer has not read yet.
+pub async fn drain<S: Stream>(stream: &mut S, for_at_most: Duration, bytes_at_most: usize) {
+    stream.set_idle(Some(for_at_most));
+    let until = std::time::Instant::now() + for_at_most;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut drained = 0;
+    while drained < bytes_at_most && std::time::Instant::now() < until {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
