@@ -181,30 +181,28 @@ async fn accept(listener: &AsyncFd<TcpListener>) -> io::Result<(TcpStream, Socke
 
 /// Serves one connection to its end; counted in the tally however it ends, even
 /// when the task is aborted at the end of the grace period.
-fn connection(
+async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     opts: Arc<Options>,
     tally: Arc<Tally>,
     permit: OwnedSemaphorePermit,
-) -> impl Future<Output = Result<()>> + Send + 'static {
-    async move {
-        let _permit = permit;
-        let mut entry = tally.open();
-        let name = crate::addr::show(peer);
-        let peer = Peer::accepted(&stream, peer, &opts).map_err(|e| Error::Connection {
-            peer: name,
-            source: Box::new(e),
-        })?;
-        stream
-            .set_nonblocking(true)
-            .map_err(|e| peer.failed(Error::io("could not make the connection non-blocking", e)))?;
-        let mut conn = Counted::new(Idle::new(Lazy::new(stream)));
-        let result = serve_connection(&mut conn, &peer).await;
-        entry.traffic = conn.traffic;
-        entry.ok = result.is_ok();
-        result.map_err(|e| peer.failed(e))
-    }
+) -> Result<()> {
+    let _permit = permit;
+    let mut entry = tally.open();
+    let name = crate::addr::show(peer);
+    let peer = Peer::accepted(&stream, peer, &opts).map_err(|e| Error::Connection {
+        peer: name,
+        source: Box::new(e),
+    })?;
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| peer.failed(Error::io("could not make the connection non-blocking", e)))?;
+    let mut conn = Counted::new(Idle::new(Lazy::new(stream)));
+    let result = serve_connection(&mut conn, &peer).await;
+    entry.traffic = conn.traffic;
+    entry.ok = result.is_ok();
+    result.map_err(|e| peer.failed(e))
 }
 
 #[cfg(test)]

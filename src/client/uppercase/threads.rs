@@ -33,7 +33,7 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
         let _ = stream.shutdown(Shutdown::Both);
         let sent = sender
             .join()
-            .unwrap_or_else(|_| Err(Error::Internal("the sender thread panicked")));
+            .unwrap_or(Err(Error::Internal("the sender thread panicked")));
         settle(received, sent, inbound)
     })
 }
