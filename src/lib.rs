@@ -14,7 +14,10 @@
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
 //! - [`error`]: the library's error type and the exit code each error maps to.
+//! - [`sys`]: every `unsafe` system call (queue `ioctl`s, `TCP_INFO`, the open-files
+//!   limit) behind safe functions; the rest of the crate denies `unsafe` code.
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod addr;
 pub mod client;
@@ -23,7 +26,12 @@ pub mod io;
 pub mod observe;
 pub mod proto;
 pub mod report;
+// Only until server/shutdown.rs and server/async.rs lose their last `unsafe`
+// (being done on another branch); then this allow goes and `sys` is the only one.
+#[allow(unsafe_code)]
 pub mod server;
 pub mod size;
+#[allow(unsafe_code)]
+pub mod sys;
 
 pub use error::{Error, Result};
