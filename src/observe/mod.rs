@@ -3,6 +3,4 @@
 pub mod queues;
 pub mod reads;
 pub mod sockdiag;
-#[cfg(test)]
-mod sockdiag_old;
 pub mod watchdog;
