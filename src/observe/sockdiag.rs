@@ -5,7 +5,7 @@
 //! Each lookup is one exact `SOCK_DIAG_BY_FAMILY` request (no dump) on a fresh
 //! netlink socket, with a fixed-size receive buffer and a one-second receive
 //! timeout. The messages are built and parsed by `netlink-packet-sock-diag`, the
-//! socket is `netlink-sys`'s: no `unsafe` here.
+//! socket is `netlink-sys`'s, so this module makes no raw system calls.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
