@@ -14,7 +14,10 @@
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
 //! - [`error`]: the library's error type and the exit code each error maps to.
+//! - [`sys`]: every `unsafe` system call (queue `ioctl`s, `TCP_INFO`, the open-files
+//!   limit) behind safe functions; the rest of the crate denies `unsafe` code.
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod addr;
 pub mod client;

@@ -1,32 +1,31 @@
-//! Queue lengths and buffer sizes of one of this process's TCP sockets, read with
-//! `ioctl` and `getsockopt`.
+//! Queue lengths and buffer sizes of one TCP connection end: read by its owner with
+//! `ioctl` and `getsockopt` ([`read`]), or for a socket in any process through the
+//! kernel's socket diagnostics ([`super::sockdiag`]). [`Queues`] is the one struct
+//! for these figures, whoever reads them; the watchdog reports it as JSON.
 //!
-//! This is the one place in the crate with `unsafe`: three `ioctl`s and one
-//! `getsockopt` that `socket2` does not wrap.
+//! The system calls themselves are in [`crate::sys`].
 
 use std::io;
-use std::mem::{offset_of, size_of};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsFd;
 
+use serde::Serialize;
 use socket2::SockRef;
 
-/// `SIOCINQ` (= `FIONREAD`): bytes received and not yet read.
-const SIOCINQ: libc::Ioctl = libc::FIONREAD;
-/// `SIOCOUTQ` (= `TIOCOUTQ`): bytes written and not yet acknowledged, sent or not.
-const SIOCOUTQ: libc::Ioctl = libc::TIOCOUTQ;
-/// `SIOCOUTQNSD` (linux/sockios.h): bytes written and not yet sent at all.
-const SIOCOUTQNSD: libc::Ioctl = 0x894B;
+use crate::sys;
 
-/// What the kernel holds for one TCP socket, in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the kernel holds for one end of a TCP connection, in bytes.
+///
+/// Serialized (in the client's `--json` `diagnosis`) with exactly these four keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Queues {
-    /// Bytes received and waiting for the application to read them (`SIOCINQ`).
+    /// Bytes received and waiting for the application to read them (`SIOCINQ`;
+    /// through socket diagnostics `idiag_rqueue`, what `ss` shows as Recv-Q: once
+    /// the peer's FIN has come and until the reader sees end of file, the FIN counts
+    /// as one more byte there).
     pub recv_queue: u64,
     /// Bytes written and not yet acknowledged by the peer, whether sent or not
-    /// (`SIOCOUTQ`).
+    /// (`SIOCOUTQ`; through socket diagnostics `idiag_wqueue`, Send-Q).
     pub send_queue: u64,
-    /// The part of `send_queue` not yet sent at all (`SIOCOUTQNSD`).
-    pub send_unsent: u64,
     /// The receive buffer's size as `SO_RCVBUF` reports it (Linux doubles what was set).
     pub rcvbuf: u64,
     /// The send buffer's size as `SO_SNDBUF` reports it (Linux doubles what was set).
@@ -39,60 +38,23 @@ pub fn read(socket: impl AsFd) -> io::Result<Queues> {
     let fd = socket.as_fd();
     let sock = SockRef::from(&fd);
     Ok(Queues {
-        recv_queue: ioctl_count(fd, SIOCINQ)?,
-        send_queue: ioctl_count(fd, SIOCOUTQ)?,
-        send_unsent: ioctl_count(fd, SIOCOUTQNSD)?,
+        recv_queue: sys::recv_queue(fd)?,
+        send_queue: sys::send_queue(fd)?,
         rcvbuf: sock.recv_buffer_size()? as u64,
         sndbuf: sock.send_buffer_size()? as u64,
     })
 }
 
+/// The part of a connected TCP socket's send queue not yet sent at all
+/// (`SIOCOUTQNSD`).
+pub fn send_unsent(socket: impl AsFd) -> io::Result<u64> {
+    sys::send_unsent(socket)
+}
+
 /// Reads `tcpi_total_retrans` from `TCP_INFO`: how many segments this connection
 /// has retransmitted in all.
 pub fn tcp_info_total_retrans(socket: impl AsFd) -> io::Result<u32> {
-    let fd = socket.as_fd();
-    // SAFETY: `tcp_info` is a C struct of plain integers, for which all zeroes is valid.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: `fd` is open for the borrow's lifetime; the kernel writes at most `len`
-    // bytes to `info`, which is `len` bytes long, and stores the length it wrote.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    let needed = offset_of!(libc::tcp_info, tcpi_total_retrans) + size_of::<u32>();
-    if (len as usize) < needed {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the kernel's TCP_INFO is {len} bytes, too short for tcpi_total_retrans"),
-        ));
-    }
-    Ok(info.tcpi_total_retrans)
-}
-
-/// Runs one of the socket `ioctl`s that store a byte count in an `int`.
-fn ioctl_count(fd: BorrowedFd<'_>, request: libc::Ioctl) -> io::Result<u64> {
-    let mut count: libc::c_int = 0;
-    // SAFETY: `fd` is open for the borrow's lifetime, and these requests write one
-    // `int` through the pointer, which points at `count`.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, &raw mut count) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    u64::try_from(count).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the kernel reported a negative queue length ({count})"),
-        )
-    })
+    sys::tcp_info(socket).map(|info| info.total_retrans)
 }
 
 #[cfg(test)]
@@ -165,7 +127,7 @@ pub(crate) mod tests {
         );
         let at_client = settle(|| read(&client).unwrap(), |q| q.send_queue == 0);
         assert_eq!(at_client.send_queue, 0, "{at_client:?}");
-        assert_eq!(at_client.send_unsent, 0, "{at_client:?}");
+        assert_eq!(send_unsent(&client).unwrap(), 0, "{at_client:?}");
         assert_eq!(at_client.recv_queue, 0, "{at_client:?}");
         assert_eq!(tcp_info_total_retrans(&client).unwrap(), 0);
     }
@@ -192,7 +154,7 @@ pub(crate) mod tests {
         );
         assert!(at_client.send_queue > 0, "{at_client:?}");
         assert!(
-            at_client.send_unsent <= at_client.send_queue,
+            send_unsent(&client).unwrap() <= at_client.send_queue,
             "{at_client:?}"
         );
         assert!(at_server.recv_queue > 0, "{at_server:?}");

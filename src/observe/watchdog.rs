@@ -6,20 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::observe::queues::Queues;
 use crate::report::human;
-
-/// What the kernel holds for one end of a connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct QueueFigures {
-    /// Bytes that arrived and wait to be read.
-    pub recv_queue: u64,
-    /// Bytes written but not yet acknowledged by the peer.
-    pub send_queue: u64,
-    /// SO_RCVBUF: the receive buffer's size.
-    pub rcvbuf: u64,
-    /// SO_SNDBUF: the send buffer's size.
-    pub sndbuf: u64,
-}
 
 /// Declares a stall when neither byte count has moved for `timeout`.
 #[derive(Debug, Clone)]
@@ -68,9 +56,9 @@ pub struct Situation {
     /// How long nothing has moved.
     pub still_for: Duration,
     /// The client socket's queues, when they could be read.
-    pub client: Option<QueueFigures>,
+    pub client: Option<Queues>,
     /// The server end's queues, or why they are not known.
-    pub server: Result<QueueFigures, String>,
+    pub server: Result<Queues, String>,
 }
 
 /// What a stall looks like from the figures.
@@ -99,9 +87,9 @@ pub struct Diagnosis {
     /// Bytes received when it stalled.
     pub bytes_received: u64,
     /// The client socket's queues (null when unreadable).
-    pub client: Option<QueueFigures>,
+    pub client: Option<Queues>,
     /// The server end's queues (null when not on this machine or unreadable).
-    pub server: Option<QueueFigures>,
+    pub server: Option<Queues>,
     /// Why the server's queues are missing, when they are.
     pub server_unavailable: Option<String>,
     /// The explanation, one sentence a line.
@@ -182,12 +170,7 @@ pub fn diagnose(s: &Situation) -> Diagnosis {
     }
 }
 
-fn explain(
-    s: &Situation,
-    c: QueueFigures,
-    server: Option<QueueFigures>,
-    lines: &mut Vec<String>,
-) -> StallKind {
+fn explain(s: &Situation, c: Queues, server: Option<Queues>, lines: &mut Vec<String>) -> StallKind {
     let sending = s.sent < s.total;
     if sending && s.reads_only_after_sending && c.recv_queue > 0 {
         lines.push(format!(
@@ -339,7 +322,7 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    fn situation(strategy: &str, sent: u64, received: u64, c: QueueFigures) -> Situation {
+    fn situation(strategy: &str, sent: u64, received: u64, c: Queues) -> Situation {
         Situation {
             strategy: strategy.into(),
             reads_only_after_sending: strategy == "naive",
@@ -375,14 +358,14 @@ mod tests {
 
     #[test]
     fn naive_client_with_full_queues_is_a_deadlock() {
-        let client = QueueFigures {
+        let client = Queues {
             recv_queue: 6 * MIB,
             send_queue: 2 * MIB,
             rcvbuf: 6 * MIB,
             sndbuf: 4 * MIB,
         };
         let mut s = situation("naive", 14 * MIB, 0, client);
-        s.server = Ok(QueueFigures {
+        s.server = Ok(Queues {
             recv_queue: 3 * MIB,
             send_queue: 4 * MIB,
             rcvbuf: 6 * MIB,
@@ -421,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_server_that_stopped_reading_is_not_called_a_deadlock() {
-        let client = QueueFigures {
+        let client = Queues {
             recv_queue: 0,
             send_queue: 2 * MIB,
             rcvbuf: 6 * MIB,
@@ -440,11 +423,11 @@ mod tests {
 
     #[test]
     fn a_server_that_never_reads_a_small_request_is_not_called_silent() {
-        let mut s = situation("threads", 65536, 0, QueueFigures::default());
+        let mut s = situation("threads", 65536, 0, Queues::default());
         s.total = 65536;
-        s.server = Ok(QueueFigures {
+        s.server = Ok(Queues {
             recv_queue: 65536,
-            ..QueueFigures::default()
+            ..Queues::default()
         });
         let d = diagnose(&s);
         assert_eq!(d.kind, StallKind::PeerNotReading);
@@ -452,14 +435,14 @@ mod tests {
 
     #[test]
     fn a_server_that_never_answers() {
-        let d = diagnose(&situation("threads", 1 << 30, 0, QueueFigures::default()));
+        let d = diagnose(&situation("threads", 1 << 30, 0, Queues::default()));
         assert_eq!(d.kind, StallKind::PeerNotAnswering);
         assert!(d.explanation.join(" ").contains("sends nothing back"));
     }
 
     #[test]
     fn unreadable_queues_are_said_not_guessed() {
-        let mut s = situation("threads", 10, 0, QueueFigures::default());
+        let mut s = situation("threads", 10, 0, Queues::default());
         s.client = None;
         let d = diagnose(&s);
         assert_eq!(d.kind, StallKind::Unexplained);
@@ -477,5 +460,41 @@ mod tests {
         assert!(t.points().len() <= TIMELINE_POINTS);
         assert!(t.points().windows(2).all(|w| w[0].t < w[1].t));
         assert!(t.points().last().unwrap().t > 90_000.0);
+    }
+
+    /// The `diagnosis` object of the client's `--json` report keeps the keys the
+    /// README documents, `client` and `server` included.
+    #[test]
+    fn diagnosis_json_keys_are_stable() {
+        let mut s = situation("threads", 10, 0, Queues::default());
+        s.server = Ok(Queues::default());
+        let json = serde_json::to_value(diagnose(&s)).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let mut top = keys(&json);
+        top.sort();
+        assert_eq!(
+            top,
+            [
+                "bytes_received",
+                "bytes_sent",
+                "client",
+                "explanation",
+                "kind",
+                "server",
+                "server_unavailable",
+                "stalled_for_seconds"
+            ]
+        );
+        for end in ["client", "server"] {
+            let mut queue_keys = keys(&json[end]);
+            queue_keys.sort();
+            assert_eq!(
+                queue_keys,
+                ["rcvbuf", "recv_queue", "send_queue", "sndbuf"],
+                "{end}"
+            );
+        }
     }
 }

@@ -20,25 +20,19 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Raises the soft open-files limit to the hard limit, so thousands of connections
 /// fit. Returns the new soft limit (best effort: the old one if it cannot be raised).
 pub fn raise_open_files_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    let Ok(limit) = crate::sys::open_files_limit() else {
         return 0;
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
+    };
+    if limit.soft < limit.hard {
+        let raised = crate::sys::Limit {
+            soft: limit.hard,
+            ..limit
         };
-        // SAFETY: setrlimit reads one rlimit from the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            return raised.rlim_cur;
+        if crate::sys::set_open_files_limit(raised).is_ok() {
+            return raised.soft;
         }
     }
-    lim.rlim_cur
+    limit.soft
 }
 
 /// Accept errors that concern one connection or a passing shortage (descriptors,

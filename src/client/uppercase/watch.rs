@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::{Counters, Strategy};
 use crate::addr::Names;
-use crate::observe::watchdog::{
-    Diagnosis, Point, QueueFigures, Situation, StallDetector, Timeline, diagnose,
-};
+use crate::observe::queues::Queues;
+use crate::observe::watchdog::{Diagnosis, Point, Situation, StallDetector, Timeline, diagnose};
 use crate::observe::{queues, sockdiag};
 use crate::report::progress::{Progress, When};
 
@@ -115,25 +114,15 @@ fn sample_until(
     watched
 }
 
-fn client_queues(stream: &TcpStream) -> Option<QueueFigures> {
-    queues::read(stream).ok().map(|q| QueueFigures {
-        recv_queue: q.recv_queue,
-        send_queue: q.send_queue,
-        rcvbuf: q.rcvbuf,
-        sndbuf: q.sndbuf,
-    })
+fn client_queues(stream: &TcpStream) -> Option<Queues> {
+    queues::read(stream).ok()
 }
 
 /// The server end of this connection, from the kernel's socket diagnostics: the
 /// socket whose own address is our peer and whose peer is us.
-fn server_queues(names: &Names) -> Result<QueueFigures, String> {
+fn server_queues(names: &Names) -> Result<Queues, String> {
     match sockdiag::lookup(names.peer, names.local) {
-        Ok(Some(q)) => Ok(QueueFigures {
-            recv_queue: q.recv_queue,
-            send_queue: q.send_queue,
-            rcvbuf: q.rcvbuf,
-            sndbuf: q.sndbuf,
-        }),
+        Ok(Some(q)) => Ok(q),
         Ok(None) => Err(format!(
             "the server at {} is not on this machine (or not visible from here)",
             crate::addr::show(names.peer)
