@@ -154,3 +154,6 @@ fn verify(outcome: &mut Outcome, inbound: &mut Inbound) -> Result<()> {
         wrong => Err(Error::Verification(wrong.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -68,7 +68,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// A run that has not started.
-    pub(super) fn new(opts: &Options) -> Self {
+    pub(crate) fn new(opts: &Options) -> Self {
         Outcome {
             report: Report {
                 strategy: opts.strategy,
