@@ -387,3 +387,64 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             + shared.could_not_connect.load(Ordering::Relaxed),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn simple_load_against_a_lab_server_thread_verifies() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for _ in 0..3 {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut greeting = [0u8; 16];
+                conn.read_exact(&mut greeting).unwrap();
+                assert_eq!(&greeting, GREETING);
+                conn.write_all(FAREWELL).unwrap();
+            }
+        });
+        let opts = LoadOptions {
+            connections: 3,
+            job: Job::Simple { duration: None },
+            progress: When::Never,
+        };
+        let report = run("127.0.0.1", port, opts).unwrap();
+        server.join().unwrap();
+        assert!(report.failure().is_none(), "{:?}", report.errors);
+        assert_eq!((report.connections, report.exchanges), (3, 3));
+        assert_eq!((report.bytes_sent, report.bytes_received), (48, 48));
+        let json = crate::report::json::pretty(&report);
+        assert!(json.contains("\"exit_code\": 0") && !json.contains("attempted"));
+    }
+
+    #[test]
+    fn refused_connections_make_the_run_fail_with_counts() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let opts = LoadOptions {
+            connections: 2,
+            job: Job::Uppercase { total: 64 },
+            progress: When::Never,
+        };
+        let report = run("127.0.0.1", port, opts).unwrap();
+        assert_eq!(
+            (report.connections, report.failed, report.exit_code),
+            (0, 2, 1)
+        );
+        match report.failure() {
+            Some(Error::LoadFailed {
+                failed: 2,
+                attempted: 2,
+                first,
+            }) => assert!(first.starts_with("connection refused"), "{first}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -138,10 +138,11 @@ fn a_refused_connection_is_reported_without_a_transfer() {
 fn a_server_that_never_reads_stalls_the_naive_client() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
     let server = thread::spawn(move || {
-        // Holds the connection open and never reads it.
+        // Holds the connection open and never reads it, until the test is done.
         let (_connection, _) = listener.accept().unwrap();
-        thread::sleep(Duration::from_secs(2));
+        let _ = wait.recv();
     });
     let mut opts = options(Strategy::Naive, 256 << 20);
     opts.chunk = super::DEFAULT_CHUNK;
@@ -155,7 +156,8 @@ fn a_server_that_never_reads_stalls_the_naive_client() {
         outcome.timeline.is_some(),
         "the plot is drawn from a stalled run too"
     );
-    drop(server);
+    drop(done);
+    server.join().unwrap();
 }
 
 #[test]
