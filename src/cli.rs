@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use tcplab::client::uppercase::{DEFAULT_CHUNK, Strategy};
+use tcplab::client::uppercase::{DEFAULT_CHUNK, DEFAULT_STALL_TIMEOUT, Strategy};
 use tcplab::proto::lines::DEFAULT_MAX_LINE;
 use tcplab::report::progress::When;
 use tcplab::server::Strategy as ServerStrategy;
@@ -174,7 +174,7 @@ pub struct UppercaseClientOpts {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Stop and explain when nothing has moved for this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = DEFAULT_STALL_TIMEOUT.as_secs_f64())]
     pub stall_timeout: f64,
     #[command(flatten)]
     pub progress: ProgressOpts,

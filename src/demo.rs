@@ -6,6 +6,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use tcplab::report::console::say;
 
 /// The demo's address: loopback, so nothing leaves this machine.
 const HOST: &str = "127.0.0.1";
@@ -386,10 +387,6 @@ fn wait_up_to(child: &mut Child, limit: Duration) -> Result<Option<std::process:
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn say(line: impl AsRef<str>) {
-    tcplab::report::console::say(line);
 }
 
 fn heading(title: &str) {

@@ -1,4 +1,4 @@
-//! Blocking-socket helpers that servers and clients share.
+//! The lab's receive-all, shared by servers and clients.
 
 use std::io::{self, Read};
 
@@ -14,15 +14,28 @@ pub fn recv_all(
     on_error: impl Fn(io::Error, u64) -> Error,
 ) -> Result<()> {
     while message.message().is_none() {
-        let n = match stream.read(message.spare()) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(on_error(e, message.received() as u64)),
-        };
-        if n == 0 {
-            return Err(message.closed_early());
-        }
-        message.advance(n);
+        take_read(stream.read(message.spare()), message, &on_error)?;
     }
     Ok(())
+}
+
+/// Takes one read's result into the receive-all `message`: the bytes that came,
+/// nothing for an interrupted read (the loop reads again), and an error that says
+/// how many bytes came for an end of stream before all 16. The blocking loop above
+/// and the load generator's async loop both go through here, so those rules are
+/// written once.
+pub fn take_read(
+    read: io::Result<usize>,
+    message: &mut RecvAll,
+    on_error: impl Fn(io::Error, u64) -> Error,
+) -> Result<()> {
+    match read {
+        Ok(0) => Err(message.closed_early()),
+        Ok(n) => {
+            message.advance(n);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(on_error(e, message.received() as u64)),
+    }
 }

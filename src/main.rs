@@ -15,9 +15,12 @@ use std::time::Duration;
 use cli::{Cli, Command, Endpoint, LinesRole, ServerOpts, SimpleRole, UppercaseRole};
 use tcplab::client::load::{Job, LoadOptions};
 use tcplab::client::uppercase::{Options, OutputTo, Source, Strategy};
+use tcplab::proto::simple::repr;
 use tcplab::proto::uppercase::round_up;
+use tcplab::report::console::Console;
+use tcplab::report::narrator::Narrator;
 use tcplab::server::Service;
-use tcplab::{client, server};
+use tcplab::{client, report, server};
 
 const USAGE_ERROR: u8 = 2;
 
@@ -74,6 +77,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
 
 fn run(command: Command) -> tcplab::Result<()> {
     tcplab::server::limits::raise_open_files_limit();
+    let console = Console::stdio();
     match command {
         Command::Simple { role } => match role {
             SimpleRole::Server { at, opts } => serve(at, opts, Service::Simple, |_| {}),
@@ -81,7 +85,11 @@ fn run(command: Command) -> tcplab::Result<()> {
                 at,
                 connections: None,
                 ..
-            } => client::simple::run(&at.host, at.port).map(drop),
+            } => {
+                let reply = client::simple::run(&at.host, at.port, &console)?;
+                console.say(format!("The server said {}", repr(&reply)));
+                Ok(())
+            }
             SimpleRole::Client {
                 at,
                 connections: Some(connections),
@@ -95,10 +103,9 @@ fn run(command: Command) -> tcplab::Result<()> {
                 let opts = LoadOptions {
                     connections,
                     job,
-                    json,
                     progress: progress.when(),
                 };
-                client::load::run(&at.host, at.port, opts).map(drop)
+                load_client(&at, opts, json, &console)
             }
         },
         Command::Uppercase { role } => match role {
@@ -112,19 +119,16 @@ fn run(command: Command) -> tcplab::Result<()> {
                             "--connections drives its connections with the async strategy; leave out --strategy".into(),
                         ));
                     }
-                    let opts = LoadOptions {
+                    let load = LoadOptions {
                         connections,
                         job: Job::Uppercase {
                             total: round_up(opts.bytes.unwrap_or(0)),
                         },
-                        json: opts.json,
                         progress: opts.progress.when(),
                     };
-                    client::load::run(&at.host, at.port, opts).map(drop)
+                    load_client(&at, load, opts.json, &console)
                 }
-                None => {
-                    client::uppercase::run(&at.host, at.port, uppercase_options(opts)?).map(drop)
-                }
+                None => uppercase_client(&at, opts, &console),
             },
         },
         Command::Lines { role } => match role {
@@ -140,10 +144,79 @@ fn run(command: Command) -> tcplab::Result<()> {
                 o.json_lines = json;
             }),
             LinesRole::Client { at, file } => {
-                client::lines::run(&at.host, at.port, file.as_deref()).map(drop)
+                let sent = client::lines::run(&at.host, at.port, file.as_deref(), &console)?;
+                console.say(format!(
+                    "Sent {} lines ({} bytes) to {}",
+                    sent.lines, sent.bytes, sent.peer
+                ));
+                Ok(())
             }
         },
         Command::Demo => unreachable!("the demo runs from main"),
+    }
+}
+
+/// Runs the upper-case client and shows its outcome: the lab's lines (on standard
+/// error when standard output carries the data) or one JSON object, and the plot.
+fn uppercase_client(
+    at: &Endpoint,
+    opts: UppercaseClientOpts,
+    console: &Console,
+) -> tcplab::Result<()> {
+    let (as_json, plot) = (opts.json, opts.plot.clone());
+    let options = uppercase_options(opts)?;
+    let narrator = match (as_json, &options.output) {
+        (true, _) => Narrator::Quiet,
+        (false, OutputTo::Stdout) => Narrator::Stderr,
+        (false, _) => Narrator::Console(console.clone()),
+    };
+    let mut outcome = client::uppercase::run(&at.host, at.port, &options, &narrator);
+    if let (Some(path), Some(timeline)) = (&plot, &outcome.timeline) {
+        let title = format!(
+            "tcplab uppercase client, {} strategy, {} bytes",
+            options.strategy.name(),
+            outcome.report.bytes_total
+        );
+        if let Err(e) = report::plot::write_svg(path, &title, timeline.points()) {
+            // A stall is what the user must hear about; the plot's failure is a note.
+            if outcome.report.stalled {
+                console.warn(e.to_string());
+            } else {
+                outcome.fail(e);
+            }
+        }
+    }
+    for line in report::uppercase::summary(&outcome) {
+        narrator.line(line);
+    }
+    if as_json {
+        console.say(report::json::pretty(&outcome.report));
+    }
+    outcome.result
+}
+
+/// Runs the load generator and shows its report: the summary line or one JSON
+/// object, then the other distinct errors on standard error.
+fn load_client(
+    at: &Endpoint,
+    opts: LoadOptions,
+    as_json: bool,
+    console: &Console,
+) -> tcplab::Result<()> {
+    let load = client::load::run(&at.host, at.port, opts)?;
+    if as_json {
+        console.say(report::json::pretty(&load));
+    } else {
+        console.say(report::load::summary(&load));
+    }
+    match load.failure() {
+        None => Ok(()),
+        Some(e) => {
+            for other in load.errors.iter().skip(1) {
+                console.warn(other);
+            }
+            Err(e)
+        }
     }
 }
 
@@ -208,8 +281,6 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         chunk: o.chunk,
         source,
         output,
-        json: o.json,
-        plot: o.plot,
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
         progress: o.progress.when(),
     })

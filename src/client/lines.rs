@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
-use crate::report::console::say;
+use crate::report::console::Console;
 
 /// Most of a server's complaint that we keep to show.
 const MAX_REPLY: u64 = 4096;
@@ -34,18 +34,21 @@ fn answered(peer: &str, reply: &[u8]) -> Error {
 }
 
 /// What a lines session sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
     /// Lines sent (a last line without a newline counts).
     pub lines: u64,
     /// Bytes sent.
     pub bytes: u64,
+    /// The server they went to.
+    pub peer: String,
 }
 
 /// Sends `input` (a file, or standard input for `None` or `-`) to HOST:PORT line by
 /// line, half-closes, and waits for the server to close, so every line is known to
 /// have been read. A server's error reply (an overlong line) is an error here.
-pub fn run(host: &str, port: u16, input: Option<&Path>) -> Result<Sent> {
+/// Says on `console` where it connected, before it sends.
+pub fn run(host: &str, port: u16, input: Option<&Path>, console: &Console) -> Result<Sent> {
     let source: Box<dyn Read> = match input {
         Some(path) if path.as_os_str() != "-" => {
             Box::new(File::open(path).ctx(|| format!("could not read '{}'", path.display()))?)
@@ -59,7 +62,7 @@ pub fn run(host: &str, port: u16, input: Option<&Path>) -> Result<Sent> {
     let stream = addr::connect(host, port)?;
     let names = Names::of(&stream)?;
     let peer = addr::show(names.peer);
-    say(format!(
+    console.say(format!(
         "Connected to {peer} from {}; sending {name} line by line",
         addr::show(names.local)
     ));
@@ -67,7 +70,11 @@ pub fn run(host: &str, port: u16, input: Option<&Path>) -> Result<Sent> {
     // The input goes out as it is read, a buffer at a time (typed lines as they are
     // typed), so a file with no newline at all costs no more memory than any other.
     let mut reader = BufReader::with_capacity(INPUT_BUFFER, source);
-    let mut sent = Sent { lines: 0, bytes: 0 };
+    let mut sent = Sent {
+        lines: 0,
+        bytes: 0,
+        peer: peer.clone(),
+    };
     let mut ends_with_newline = true;
     loop {
         let buf = reader.fill_buf().ctx(|| format!("could not read {name}"))?;
@@ -98,9 +105,5 @@ pub fn run(host: &str, port: u16, input: Option<&Path>) -> Result<Sent> {
         return Err(answered(&peer, &reply));
     }
     read.ctx(|| format!("could not receive from {peer}"))?;
-    say(format!(
-        "Sent {} lines ({} bytes) to {peer}",
-        sent.lines, sent.bytes
-    ));
     Ok(sent)
 }

@@ -17,10 +17,9 @@ use crate::addr::{self, CONNECT_TIMEOUT};
 use crate::client::uppercase::r#async::drive;
 use crate::client::uppercase::{Counters, Inbound, Outbound};
 use crate::error::{Error, IoContext, Result};
+use crate::io::take_read;
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
-use crate::report::console;
-use crate::report::human;
 use crate::report::progress::When;
 
 /// Bytes per write and per read on each load connection: small, since thousands run
@@ -29,7 +28,7 @@ pub const LOAD_IO_SIZE: usize = 16 * 1024;
 /// Connection attempts in progress at once, so a burst does not overflow the
 /// server's SYN queue.
 const CONNECTING_AT_ONCE: usize = 256;
-/// How many distinct errors are printed.
+/// How many distinct errors are kept (and shown).
 const ERRORS_SHOWN: usize = 5;
 
 /// What each connection does.
@@ -55,8 +54,6 @@ pub struct LoadOptions {
     pub connections: usize,
     /// What each does.
     pub job: Job,
-    /// Print one JSON object instead of the summary line.
-    pub json: bool,
     /// Progress bar.
     pub progress: When,
 }
@@ -88,7 +85,7 @@ impl Percentiles {
     }
 }
 
-/// The aggregate report; with `--json` it is printed as one object.
+/// The aggregate report; `--json` prints it as one object.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     /// `simple` or `uppercase`.
@@ -203,17 +200,9 @@ impl Shared {
             .ctx(|| format!("could not send to {peer}"))?;
         self.counters.add_sent(GREETING.len());
         let mut reply = RecvAll::new();
-        while reply.message().is_none() {
-            let n = stream
-                .read(reply.spare())
-                .await
-                .ctx(|| format!("could not receive from {peer}"))?;
-            if n == 0 {
-                return Err(reply.closed_early());
-            }
-            reply.advance(n);
-            self.counters.add_received(n);
-        }
+        let received = recv_all(&mut stream, &mut reply, peer).await;
+        self.counters.add_received(reply.received());
+        received?;
         match reply.message() {
             Some(m) if m == FAREWELL => Ok(()),
             Some(m) => Err(Error::Verification(format!(
@@ -226,14 +215,13 @@ impl Shared {
     }
 
     async fn uppercase(&self, stream: TcpStream, total: u64) -> Result<()> {
-        let mut outbound = Outbound::shared_pattern(total, self.outgoing.clone());
+        let mut outbound = Outbound::shared_pattern(total, self.outgoing.clone(), LOAD_IO_SIZE);
         let mut inbound = Inbound::shared_pattern(total, LOAD_IO_SIZE, self.expected.clone());
         drive(
             stream,
             &self.peer,
             &mut outbound,
             &mut inbound,
-            LOAD_IO_SIZE,
             &self.counters,
             LOAD_IO_SIZE,
         )
@@ -247,8 +235,20 @@ impl Shared {
     }
 }
 
-/// Runs the load against HOST:PORT and reports; fails unless every connection
-/// succeeded and verified.
+/// The lab's receive-all on an async socket: the same rules as the blocking one
+/// ([`take_read`]), awaiting each read.
+async fn recv_all(stream: &mut TcpStream, message: &mut RecvAll, peer: &str) -> Result<()> {
+    while message.message().is_none() {
+        take_read(stream.read(message.spare()).await, message, |e, _| {
+            Error::io(format!("could not receive from {peer}"), e)
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs the load against HOST:PORT and returns the aggregate report (see
+/// [`LoadReport::failure`] for whether the run failed). Fails only when the load
+/// cannot start.
 pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
     let addr = if addr::is_every_interface(host) {
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -259,22 +259,17 @@ pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
         .enable_all()
         .build()
         .ctx(|| "could not start the async runtime")?;
-    let report = runtime.block_on(load(addr, addr::host_port(host, port), opts));
-    if opts.json {
-        console::say(serde_json::to_string_pretty(&report).expect("the report serializes"));
-    } else {
-        console::say(summary_line(&report));
-    }
-    if report.exit_code == 0 {
-        Ok(report)
-    } else {
-        for e in report.errors.iter().skip(1) {
-            console::warn(e);
-        }
-        Err(Error::LoadFailed {
-            failed: report.failed,
-            attempted: report.attempted,
-            first: report.errors.first().cloned().unwrap_or_default(),
+    Ok(runtime.block_on(load(addr, addr::host_port(host, port), opts)))
+}
+
+impl LoadReport {
+    /// The error the run ends with: `None` when every connection succeeded and
+    /// verified, else how many failed and the first error.
+    pub fn failure(&self) -> Option<Error> {
+        (self.exit_code != 0).then(|| Error::LoadFailed {
+            failed: self.failed,
+            attempted: self.attempted,
+            first: self.errors.first().cloned().unwrap_or_default(),
         })
     }
 }
@@ -393,29 +388,63 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
     }
 }
 
-/// The one-line summary.
-pub fn summary_line(r: &LoadReport) -> String {
-    let ms = |us: u64| us as f64 / 1000.0;
-    format!(
-        "{} connections ({} failed), {} exchanges in {:.3} s ({:.0}/s); sent {} bytes, received {} bytes ({}/s){}; exchange latency p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms; connect p50 {:.3} ms, max {:.3} ms",
-        r.connections,
-        r.failed,
-        r.exchanges,
-        r.seconds,
-        r.exchanges_per_sec,
-        r.bytes_sent,
-        r.bytes_received,
-        human::bytes(r.goodput_bytes_per_sec as u64),
-        if r.verified {
-            ", all verified"
-        } else {
-            ", NOT all verified"
-        },
-        ms(r.latency_us.p50),
-        ms(r.latency_us.p90),
-        ms(r.latency_us.p99),
-        ms(r.latency_us.max),
-        ms(r.connect_latency_us.p50),
-        ms(r.connect_latency_us.max),
-    )
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn simple_load_against_a_lab_server_thread_verifies() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for _ in 0..3 {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut greeting = [0u8; 16];
+                conn.read_exact(&mut greeting).unwrap();
+                assert_eq!(&greeting, GREETING);
+                conn.write_all(FAREWELL).unwrap();
+            }
+        });
+        let opts = LoadOptions {
+            connections: 3,
+            job: Job::Simple { duration: None },
+            progress: When::Never,
+        };
+        let report = run("127.0.0.1", port, opts).unwrap();
+        server.join().unwrap();
+        assert!(report.failure().is_none(), "{:?}", report.errors);
+        assert_eq!((report.connections, report.exchanges), (3, 3));
+        assert_eq!((report.bytes_sent, report.bytes_received), (48, 48));
+        let json = crate::report::json::pretty(&report);
+        assert!(json.contains("\"exit_code\": 0") && !json.contains("attempted"));
+    }
+
+    #[test]
+    fn refused_connections_make_the_run_fail_with_counts() {
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let opts = LoadOptions {
+            connections: 2,
+            job: Job::Uppercase { total: 64 },
+            progress: When::Never,
+        };
+        let report = run("127.0.0.1", port, opts).unwrap();
+        assert_eq!(
+            (report.connections, report.failed, report.exit_code),
+            (0, 2, 1)
+        );
+        match report.failure() {
+            Some(Error::LoadFailed {
+                failed: 2,
+                attempted: 2,
+                first,
+            }) => assert!(first.starts_with("connection refused"), "{first}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -5,15 +5,16 @@ use std::io::Write;
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
 use crate::io::recv_all;
-use crate::proto::simple::{GREETING, MESSAGE_LEN, RecvAll, repr};
-use crate::report::console::say;
+use crate::proto::simple::{GREETING, MESSAGE_LEN, RecvAll};
+use crate::report::console::Console;
 
 /// Runs one exchange with the server at HOST:PORT and returns the server's reply.
-pub fn run(host: &str, port: u16) -> Result<[u8; MESSAGE_LEN]> {
+/// Like the lab's client, it says its own socket name on `console` once connected.
+pub fn run(host: &str, port: u16, console: &Console) -> Result<[u8; MESSAGE_LEN]> {
     let mut stream = addr::connect(host, port)?;
     let names = Names::of(&stream)?;
     let peer = addr::show(names.peer);
-    say(format!(
+    console.say(format!(
         "Client has been assigned socket name {}",
         addr::show(names.local)
     ));
@@ -24,9 +25,7 @@ pub fn run(host: &str, port: u16) -> Result<[u8; MESSAGE_LEN]> {
     recv_all(&mut stream, &mut reply, |e, _| {
         Error::io(format!("could not receive from {peer}"), e)
     })?;
-    let reply = *reply
+    Ok(*reply
         .message()
-        .expect("recv_all returns once all 16 bytes are in");
-    say(format!("The server said {}", repr(&reply)));
-    Ok(reply)
+        .expect("recv_all returns once all 16 bytes are in"))
 }

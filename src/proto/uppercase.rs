@@ -341,11 +341,6 @@ impl Outgoing {
         self.sent
     }
 
-    /// Bytes to send in all.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
     /// True once every byte has been handed to the socket.
     pub fn is_done(&self) -> bool {
         self.sent == self.total

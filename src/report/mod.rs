@@ -1,8 +1,13 @@
-//! What the user sees: figures in human units, whole lines on the console, progress
-//! bars and plots.
+//! What the user sees, rendered from what the library returns: figures in human
+//! units, whole lines on the console, the clients' summaries, JSON reports,
+//! progress bars and plots.
 
 pub mod console;
 pub mod human;
+pub mod json;
+pub mod load;
+pub mod narrator;
 pub mod plot;
 pub mod progress;
 pub mod server;
+pub mod uppercase;

@@ -3,9 +3,7 @@
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use std::io::IoSlice;
-
-use super::{Counters, Inbound, MAX_IOV, Outbound, READ_SIZE, Transfer, messages, settle};
+use super::{Counters, Inbound, Outbound, READ_SIZE, Transfer, settle};
 use crate::error::{IoContext, Result};
 
 /// Sends and receives as two futures joined on a single-threaded runtime.
@@ -21,10 +19,7 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
     runtime.block_on(async {
         let socket =
             tokio::net::TcpStream::from_std(clone).ctx(|| "could not register the socket")?;
-        drive(
-            socket, t.peer, t.outbound, t.inbound, t.chunk, t.counters, READ_SIZE,
-        )
-        .await
+        drive(socket, t.peer, t.outbound, t.inbound, t.counters, READ_SIZE).await
     })
 }
 
@@ -35,21 +30,18 @@ pub async fn drive(
     peer: &str,
     outbound: &mut Outbound,
     inbound: &mut Inbound,
-    chunk: usize,
     counters: &Counters,
     read_size: usize,
 ) -> Result<()> {
     let (mut reader, mut writer) = socket.split();
     let send = async {
         loop {
-            let data = outbound.chunk()?;
-            if data.is_empty() {
+            let messages = outbound.next_messages()?;
+            if messages.is_empty() {
                 break;
             }
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let count = messages(data, chunk, &mut iov);
             let n = writer
-                .write_vectored(&iov[..count])
+                .write_vectored(messages.slices())
                 .await
                 .ctx(|| format!("could not send to {peer} after {} bytes", outbound.sent()))?;
             outbound.consume(n);

@@ -2,11 +2,12 @@
 //! buffer and this client's receive buffer fill, the server blocks writing and stops
 //! reading, this client's send buffer fills, and both wait for ever: the deadlock.
 
-use super::{Transfer, receive_all, send_all};
+use super::Transfer;
+use super::blocking::{receive_to_end, send_all};
 use crate::error::Result;
 
 /// Sends the whole job, then receives the whole answer, in one thread.
 pub fn transfer(t: Transfer<'_>) -> Result<()> {
-    send_all(t.stream, t.peer, t.outbound, t.chunk, t.counters)?;
-    receive_all(t.stream, t.peer, t.inbound, t.counters)
+    send_all(t.stream, t.peer, t.outbound, t.counters)?;
+    receive_to_end(t.stream, t.peer, t.inbound, t.counters)
 }

@@ -2,13 +2,13 @@
 //! writes while the socket is writable and reads while it is readable, in one thread.
 //! Neither call ever blocks, so neither direction can hold the other up.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{MAX_IOV, READ_SIZE, Transfer, messages};
+use super::{Counters, Inbound, Outbound, READ_SIZE, Transfer};
 use crate::error::{IoContext, Result};
 
 const CONNECTION: Token = Token(0);
@@ -20,7 +20,6 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
         peer,
         outbound,
         inbound,
-        chunk,
         counters,
     } = t;
     let clone = stream.try_clone().ctx(|| "could not clone the socket")?;
@@ -41,7 +40,7 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut sending = true;
     loop {
-        if sending && !write_while_writable(&mut socket, outbound, chunk, counters, peer)? {
+        if sending && !write_while_writable(&mut socket, outbound, counters, peer)? {
             // Everything is out: half-close, and from now on only reading matters.
             socket
                 .shutdown(Shutdown::Write)
@@ -61,28 +60,25 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
 /// Writes until the socket would block; false once everything is sent.
 fn write_while_writable(
     socket: &mut TcpStream,
-    out: &mut super::Outbound,
-    chunk: usize,
-    counters: &super::Counters,
+    outbound: &mut Outbound,
+    counters: &Counters,
     peer: &str,
 ) -> Result<bool> {
     loop {
-        let data = out.chunk()?;
-        if data.is_empty() {
+        let messages = outbound.next_messages()?;
+        if messages.is_empty() {
             return Ok(false);
         }
-        let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let count = messages(data, chunk, &mut iov);
-        match socket.write_vectored(&iov[..count]) {
+        match socket.write_vectored(messages.slices()) {
             Ok(n) => {
-                out.consume(n);
+                outbound.consume(n);
                 counters.add_sent(n);
             }
             Err(e) if would_block(&e) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(e)
-                    .ctx(|| format!("could not send to {peer} after {} bytes", out.sent()));
+                    .ctx(|| format!("could not send to {peer} after {} bytes", outbound.sent()));
             }
         }
     }
@@ -92,8 +88,8 @@ fn write_while_writable(
 fn read_while_readable(
     socket: &mut TcpStream,
     buf: &mut [u8],
-    inbound: &mut super::Inbound,
-    counters: &super::Counters,
+    inbound: &mut Inbound,
+    counters: &Counters,
     peer: &str,
 ) -> Result<bool> {
     loop {

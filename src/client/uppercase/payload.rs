@@ -3,7 +3,7 @@
 //! chunks to send, and read again, in step with what returns, to verify.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -77,9 +77,9 @@ impl Source {
     /// [`gather_size`] bytes.
     pub fn outbound(&self, chunk: usize) -> Result<Outbound> {
         let gather = gather_size(chunk);
-        Ok(match self {
-            Source::Pattern { total } => Outbound::Pattern(Outgoing::new(*total, gather)),
-            Source::File { name, file, len } => Outbound::File {
+        let bytes = match self {
+            Source::Pattern { total } => Sending::Pattern(Outgoing::new(*total, gather)),
+            Source::File { name, file, len } => Sending::File {
                 file: reopen(file, name)?,
                 name: name.clone(),
                 buf: vec![0; gather],
@@ -88,6 +88,10 @@ impl Source {
                 sent: 0,
                 total: *len,
             },
+        };
+        Ok(Outbound {
+            bytes,
+            message: chunk.max(1),
         })
     }
 
@@ -110,9 +114,13 @@ impl Source {
 }
 
 impl Outbound {
-    /// `total` bytes of the message cut from a pattern shared between connections.
-    pub fn shared_pattern(total: u64, pattern: Repeated) -> Self {
-        Outbound::Pattern(Outgoing::with_pattern(total, pattern))
+    /// `total` bytes of the message cut from a pattern shared between connections,
+    /// in messages of `message` bytes.
+    pub fn shared_pattern(total: u64, pattern: Repeated, message: usize) -> Self {
+        Outbound {
+            bytes: Sending::Pattern(Outgoing::with_pattern(total, pattern)),
+            message: message.max(1),
+        }
     }
 }
 
@@ -141,19 +149,34 @@ pub fn gather_size(chunk: usize) -> usize {
     }
 }
 
-/// Cuts `data` into messages of `chunk` bytes for a vectored write; returns how many
-/// slots of `iov` it filled.
-pub fn messages<'a>(
-    data: &'a [u8],
-    chunk: usize,
-    iov: &mut [std::io::IoSlice<'a>; MAX_IOV],
-) -> usize {
-    let mut n = 0;
-    for (slot, piece) in iov.iter_mut().zip(data.chunks(chunk.max(1))) {
-        *slot = std::io::IoSlice::new(piece);
-        n += 1;
+/// The next messages to write, each its own buffer of one vectored write
+/// (`write_vectored`, the `writev` system call): what every strategy hands the socket.
+pub struct Messages<'a> {
+    iov: [IoSlice<'a>; MAX_IOV],
+    count: usize,
+}
+
+impl<'a> Messages<'a> {
+    /// Cuts `data` into messages of `message` bytes.
+    fn cut(data: &'a [u8], message: usize) -> Self {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut count = 0;
+        for (slot, piece) in iov.iter_mut().zip(data.chunks(message.max(1))) {
+            *slot = IoSlice::new(piece);
+            count += 1;
+        }
+        Messages { iov, count }
     }
-    n
+
+    /// The buffers to pass to `write_vectored`.
+    pub fn slices(&self) -> &[IoSlice<'a>] {
+        &self.iov[..self.count]
+    }
+
+    /// True once everything has been sent: there is nothing left to write.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// Standard input and pipes cannot be read twice, so they go to an unnamed temporary
@@ -178,18 +201,26 @@ fn reopen(file: &File, name: &str) -> Result<File> {
     File::open(&path).ctx(|| format!("could not read {name}"))
 }
 
-/// The sending side of a transfer.
+/// The sending side of a transfer: the bytes, cut into the messages written.
 #[derive(Debug)]
-pub enum Outbound {
+pub struct Outbound {
+    bytes: Sending,
+    /// Bytes per message (`--chunk`).
+    message: usize,
+}
+
+/// Where the bytes to send come from.
+#[derive(Debug)]
+enum Sending {
     /// The repeated message.
     Pattern(Outgoing),
-    /// A file, read a chunk at a time.
+    /// A file, read a gathered write at a time.
     File {
         /// Where the bytes come from.
         file: File,
         /// Its name, for messages.
         name: String,
-        /// One chunk.
+        /// One gathered write.
         buf: Vec<u8>,
         /// Unsent bytes are `buf[start..end]`.
         start: usize,
@@ -203,11 +234,40 @@ pub enum Outbound {
 }
 
 impl Outbound {
-    /// The next bytes to write; empty once everything is sent.
-    pub fn chunk(&mut self) -> Result<&[u8]> {
+    /// The next messages to write; empty once everything is sent. After the write,
+    /// tell [`consume`](Self::consume) how many bytes the socket took.
+    pub fn next_messages(&mut self) -> Result<Messages<'_>> {
+        let message = self.message;
+        Ok(Messages::cut(self.bytes.next_bytes()?, message))
+    }
+
+    /// Records that the socket took `n` bytes of the last [`next_messages`](Self::next_messages).
+    pub fn consume(&mut self, n: usize) {
+        match &mut self.bytes {
+            Sending::Pattern(out) => out.advance(n),
+            Sending::File { start, sent, .. } => {
+                *start += n;
+                *sent += n as u64;
+            }
+        }
+    }
+
+    /// Bytes sent so far.
+    pub fn sent(&self) -> u64 {
+        match &self.bytes {
+            Sending::Pattern(out) => out.sent(),
+            Sending::File { sent, .. } => *sent,
+        }
+    }
+}
+
+impl Sending {
+    /// The bytes not yet sent of the current gathered write, reading the file's next
+    /// piece when the last one is all sent; empty once everything is sent.
+    fn next_bytes(&mut self) -> Result<&[u8]> {
         match self {
-            Outbound::Pattern(out) => Ok(out.next_chunk()),
-            Outbound::File {
+            Sending::Pattern(out) => Ok(out.next_chunk()),
+            Sending::File {
                 file,
                 name,
                 buf,
@@ -233,33 +293,6 @@ impl Outbound {
                 }
                 Ok(&buf[*start..*end])
             }
-        }
-    }
-
-    /// Records that the socket took `n` bytes of the last [`chunk`](Self::chunk).
-    pub fn consume(&mut self, n: usize) {
-        match self {
-            Outbound::Pattern(out) => out.advance(n),
-            Outbound::File { start, sent, .. } => {
-                *start += n;
-                *sent += n as u64;
-            }
-        }
-    }
-
-    /// Bytes sent so far.
-    pub fn sent(&self) -> u64 {
-        match self {
-            Outbound::Pattern(out) => out.sent(),
-            Outbound::File { sent, .. } => *sent,
-        }
-    }
-
-    /// True once every byte has been handed to the socket.
-    pub fn is_done(&self) -> bool {
-        match self {
-            Outbound::Pattern(out) => out.is_done(),
-            Outbound::File { sent, total, .. } => sent == total,
         }
     }
 }
@@ -363,11 +396,33 @@ mod tests {
         assert_eq!(gather_size(256 * 1024), 256 * 1024);
         assert_eq!(gather_size(1 << 20), 1 << 20);
         let data: Vec<u8> = (0..100u8).collect();
-        let mut iov = [std::io::IoSlice::new(&[]); MAX_IOV];
-        let n = messages(&data, 16, &mut iov);
-        assert_eq!(n, 7);
-        let joined: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        let messages = Messages::cut(&data, 16);
+        assert_eq!(messages.slices().len(), 7);
+        let joined: Vec<u8> = messages
+            .slices()
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect();
         assert_eq!(joined, data);
-        assert!(iov[..n - 1].iter().all(|s| s.len() == 16));
+        assert!(messages.slices()[..6].iter().all(|s| s.len() == 16));
+    }
+
+    #[test]
+    fn an_outbound_hands_out_every_byte_once_and_then_nothing() {
+        let mut out = Source::pattern(64).outbound(16).unwrap();
+        let mut sent = Vec::new();
+        loop {
+            let messages = out.next_messages().unwrap();
+            if messages.is_empty() {
+                break;
+            }
+            // A short write: the socket takes only part of the first message.
+            let first = &messages.slices()[0];
+            let taken = first.len().min(5);
+            sent.extend_from_slice(&first[..taken]);
+            out.consume(taken);
+        }
+        assert_eq!(out.sent(), 64);
+        assert_eq!(sent, b"hello foobar bye".repeat(4));
     }
 }

@@ -5,7 +5,8 @@
 use std::net::Shutdown;
 use std::thread;
 
-use super::{Transfer, receive_all, send_all, settle};
+use super::blocking::{receive_to_end, send_all};
+use super::{Transfer, settle};
 use crate::error::{Error, Result};
 
 /// Sends on a second thread while this one receives.
@@ -15,19 +16,18 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
         peer,
         outbound,
         inbound,
-        chunk,
         counters,
     } = t;
     thread::scope(|scope| {
         let sender = scope.spawn(|| {
-            let sent = send_all(stream, peer, outbound, chunk, counters);
+            let sent = send_all(stream, peer, outbound, counters);
             if sent.is_err() {
                 // The receiver would wait for an answer that cannot come: wake it.
                 let _ = stream.shutdown(Shutdown::Both);
             }
             sent
         });
-        let received = receive_all(stream, peer, inbound, counters);
+        let received = receive_to_end(stream, peer, inbound, counters);
         // The server ends its stream only after ours, so a sender still running now
         // is blocked on a peer that gave up: wake it.
         let _ = stream.shutdown(Shutdown::Both);

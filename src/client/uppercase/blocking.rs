@@ -1,0 +1,71 @@
+//! The two loops of a blocking socket, shared by the naive and threads strategies:
+//! write everything then half-close (the lab's `sendall` per message, then
+//! `shutdown(SHUT_WR)`), and read until end of stream.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+
+use super::READ_SIZE;
+use super::payload::{Inbound, Outbound};
+use super::transfer::Counters;
+use crate::error::{IoContext, Result};
+
+/// Writes the whole payload, then shuts down the sending side so the server sees
+/// end of stream. Blocks whenever the send buffer is full.
+pub fn send_all(
+    stream: &TcpStream,
+    peer: &str,
+    outbound: &mut Outbound,
+    counters: &Counters,
+) -> Result<()> {
+    let mut writer = stream;
+    loop {
+        let messages = outbound.next_messages()?;
+        if messages.is_empty() {
+            break;
+        }
+        let n = match writer.write_vectored(messages.slices()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(e)
+                    .ctx(|| format!("could not send to {peer} after {} bytes", outbound.sent()));
+            }
+        };
+        outbound.consume(n);
+        counters.add_sent(n);
+    }
+    stream
+        .shutdown(Shutdown::Write)
+        .ctx(|| format!("could not shut down the sending side to {peer}"))
+}
+
+/// Reads until end of stream, checking every byte.
+pub fn receive_to_end(
+    stream: &TcpStream,
+    peer: &str,
+    inbound: &mut Inbound,
+    counters: &Counters,
+) -> Result<()> {
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut reader = stream;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(e).ctx(|| {
+                    format!(
+                        "could not receive from {peer} after {} bytes",
+                        inbound.received()
+                    )
+                });
+            }
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        inbound.accept(&buf[..n])?;
+        counters.add_received(n);
+    }
+}

@@ -1,0 +1,87 @@
+//! What the upper-case client is asked to do, and its defaults.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::payload::Source;
+use crate::error::{IoContext, Result};
+use crate::report::progress::When;
+
+/// Bytes per write by default: large, so a gigabyte costs few system calls.
+pub const DEFAULT_CHUNK: usize = 256 * 1024;
+/// Bytes per read.
+pub const READ_SIZE: usize = 256 * 1024;
+/// Time without progress before the watchdog stops a transfer, by default.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the client drives its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// The lab's client: send everything, then read. Deadlocks at large sizes.
+    Naive,
+    /// A sender thread and a receiver thread on the same connection.
+    Threads,
+    /// Non-blocking socket, one mio poll loop for both directions, one thread.
+    Nonblocking,
+    /// tokio: the sending and receiving halves driven concurrently.
+    Async,
+}
+
+impl Strategy {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Naive => "naive",
+            Strategy::Threads => "threads",
+            Strategy::Nonblocking => "nonblocking",
+            Strategy::Async => "async",
+        }
+    }
+}
+
+/// Where the upper-cased bytes go (`--output`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTo {
+    /// Nowhere: they are only verified.
+    Nowhere,
+    /// Standard output (human-readable lines then go to standard error).
+    Stdout,
+    /// A file.
+    File(PathBuf),
+}
+
+impl OutputTo {
+    /// Opens the destination; `None` when the bytes are only verified.
+    pub(super) fn open(&self) -> Result<Option<Box<dyn Write + Send>>> {
+        Ok(match self {
+            OutputTo::Nowhere => None,
+            OutputTo::Stdout => Some(Box::new(io::BufWriter::new(io::stdout()))),
+            OutputTo::File(path) => Some(Box::new(io::BufWriter::new(
+                File::create(path).ctx(|| format!("could not create '{}'", path.display()))?,
+            ))),
+        })
+    }
+}
+
+/// Everything the upper-case client is asked to do. How the run is shown (JSON, a
+/// plot) is the caller's business: it renders the returned report.
+#[derive(Debug)]
+pub struct Options {
+    /// How to drive the socket.
+    pub strategy: Strategy,
+    /// Bytes per message (`--chunk`): each is its own buffer in a vectored write.
+    pub chunk: usize,
+    /// What to send.
+    pub source: Source,
+    /// Where the returned bytes go.
+    pub output: OutputTo,
+    /// Stop after this long without progress.
+    pub stall_timeout: Duration,
+    /// Whether to draw progress bars.
+    pub progress: When,
+}

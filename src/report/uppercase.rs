@@ -1,0 +1,58 @@
+//! The upper-case client's human-readable lines: what it is about to send, the
+//! connection, and the lab's closing lines with the verification.
+
+use crate::client::uppercase::{Options, Outcome, Report, Source};
+use crate::proto::simple::repr;
+use crate::proto::uppercase::Verdict;
+use crate::report::human;
+
+/// `Sending N bytes of data, in chunks of C bytes (S strategy)`.
+pub fn sending(opts: &Options) -> String {
+    let what = match &opts.source {
+        Source::Pattern { .. } => "bytes of data".to_string(),
+        Source::File { name, .. } => format!("bytes of {name}"),
+    };
+    format!(
+        "Sending {} {what}, in chunks of {} bytes ({} strategy)",
+        opts.source.total(),
+        opts.chunk,
+        opts.strategy.name()
+    )
+}
+
+/// `Connected to SERVER from LOCAL`.
+pub fn connected(report: &Report) -> String {
+    format!(
+        "Connected to {} from {}",
+        report.server.as_deref().unwrap_or("?"),
+        report.local.as_deref().unwrap_or("?")
+    )
+}
+
+/// The lab's closing lines (bytes sent, the first data, bytes received) and the
+/// verification; nothing when the run ended before its answer was checked.
+pub fn summary(outcome: &Outcome) -> Vec<String> {
+    let Some(verdict) = &outcome.verdict else {
+        return Vec::new();
+    };
+    let report = &outcome.report;
+    let mut lines = vec![
+        format!("{} bytes sent", report.bytes_sent),
+        format!("The first data received says {}", repr(&outcome.first_data)),
+        format!("{} bytes received", report.bytes_received),
+    ];
+    if let Verdict::Verified { bytes } = verdict {
+        let elapsed = outcome.elapsed;
+        lines.push(format!(
+            "Verified: {verdict} ({}, {} each way)",
+            human::seconds(elapsed),
+            human::rate(*bytes, elapsed)
+        ));
+        if let Some(n @ 1..) = report.retransmits {
+            lines.push(format!(
+                "TCP retransmitted {n} segments along the way; every byte still arrived, in order"
+            ));
+        }
+    }
+    lines
+}
