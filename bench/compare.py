@@ -197,6 +197,64 @@ def simple_rate(port, seconds):
     return r["exchanges_per_sec"]
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc (netperf's service demand)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cost(cmd, port=None, seconds=5):
+    """The server's CPU time per simple exchange, in µs, over a fixed load."""
+    srv = Server(cmd, port=port, stdout_null=port is not None)
+    try:
+        before = cpu_seconds(srv.proc.pid)
+        r = run_json([BIN, "simple", "client", "127.0.0.1", str(srv.port), "--connections", "64",
+                      "--duration", str(seconds), "--json", "--no-progress"])
+        used = cpu_seconds(srv.proc.pid) - before
+        if not r["verified"]:
+            raise RuntimeError(f"simple load not verified: {r['errors']}")
+        return used / r["exchanges"] * 1e6
+    finally:
+        srv.stop()
+
+
+def bench_server_strategies():
+    size = "256M" if QUICK else "1G"
+    seconds = 2 if QUICK else 5
+    log(f"3a. the default (async) server against the blocking one: {size} round trip, "
+        f"and CPU per simple exchange")
+    goodput = {"async": [], "blocking": []}
+    for _ in range(RUNS):
+        for strategy in goodput:
+            srv = Server([BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet",
+                          "--strategy", strategy])
+            try:
+                goodput[strategy].append(tcplab_uppercase(srv.port, size))
+            finally:
+                srv.stop()
+    record(f"uppercase {size} round trip against the async server (default)",
+           median(goodput["async"]) / MiB, median(goodput["blocking"]) / MiB, "MiB/s",
+           "the same against --strategy blocking", 0.95)
+    cost = {"async": [], "blocking": [], "python": []}
+    for _ in range(RUNS):
+        for strategy in ["async", "blocking"]:
+            cost[strategy].append(server_cost(
+                [BIN, "simple", "server", "127.0.0.1", "0", "--quiet", "--strategy", strategy],
+                seconds=seconds))
+        port = free_port()
+        cost["python"].append(server_cost(
+            [sys.executable, os.path.join(BENCH, "lab_simple_server.py"), "127.0.0.1", str(port)],
+            port=port, seconds=seconds))
+    a, b, py = (median(cost[k]) for k in ["async", "blocking", "python"])
+    # Lower is better here: the ratios are stated so that the target is a floor.
+    record("server CPU per simple exchange: blocking ÷ async", b, a, "µs",
+           f"async server ({a:.1f} µs); blocking {b:.1f} µs", 1 / 1.1,
+           note="async ÷ blocking ≤ 1.1 means this ratio ≥ 0.91")
+    record("server CPU per simple exchange: Python lab-style ÷ tcplab async", py, a, "µs",
+           f"async server ({a:.1f} µs); Python {py:.1f} µs", 2.0)
+
+
 def bench_simple():
     seconds = 3 if QUICK else 10
     log(f"3. simple exchanges per second, 64 connections, {seconds} s")
@@ -342,6 +400,7 @@ def main():
         sys.exit(f"build tcplab first: {BIN} is missing (bench/run does it)")
     bench_uppercase()
     bench_chunk16()
+    bench_server_strategies()
     bench_simple()
     bench_lines()
     bench_many()

@@ -7,22 +7,28 @@
 //! - [`proto`]: the protocol cores — what each program says and expects — with no
 //!   sockets, threads or clocks, so any I/O strategy can drive them.
 //! - [`addr`]: the lab's HOST/PORT rules, binding with `SO_REUSEADDR`, connecting.
-//! - [`server`]: the accept loop and one connection handler per service.
-//! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy.
-//! - [`report`]: human-readable figures and whole-line console output.
-//! - [`io`]: blocking-socket helpers shared by servers and clients (receive-all).
+//! - [`stream`]: how a socket is driven, apart from what is said on it: handlers are
+//!   written once over [`stream::Stream`] and run blocking or async; the lab's
+//!   receive-all.
+//! - [`server`]: one handler per service (`simple.rs`, `uppercase.rs`, `lines.rs`,
+//!   the line reader) and two lifecycles that run them (`blocking.rs`, `async.rs`),
+//!   started with the [`server::Shutdown`] that stops them.
+//! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy
+//!   (`naive.rs`, `threads.rs`, `nonblocking.rs`, `async.rs`), `client::simple` the
+//!   simple exchange. They return reports and print nothing but through a console.
+//! - [`report`]: rendering only: human lines, JSON, plots, progress, the console sink.
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
 //! - [`error`]: the library's error type and the exit code each error maps to.
 //! - [`sys`]: every `unsafe` system call (queue `ioctl`s, `TCP_INFO`, the open-files
-//!   limit) behind safe functions; the rest of the crate denies `unsafe` code.
+//!   limit, registering a listener with tokio) behind safe functions; the rest of
+//!   the crate denies `unsafe` code.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod addr;
 pub mod client;
 pub mod error;
-pub mod io;
 pub mod observe;
 pub mod proto;
 pub mod report;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::proto::simple::RecvAll;
 
 /// A connected byte stream a handler can be run over.
@@ -24,40 +24,23 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
     fn set_idle(&mut self, idle: Option<Duration>);
 }
 
-/// The lab's receive-all: reads into `message` until all 16 octets have come. On a
-/// failed read it returns the error with the bytes received so far; at end of
-/// stream, [`Error::ShortRead`] saying how many came.
+/// The lab's receive-all: reads into `message` until all 16 octets have come, for
+/// servers and clients alike. At end of stream it fails with [`Error::ShortRead`]
+/// saying how many came; `on_error` words a failed read (it gets the bytes
+/// received so far), so each side can name its peer.
 pub async fn recv_all<S: AsyncRead + Unpin>(
     stream: &mut S,
     message: &mut RecvAll,
-) -> std::result::Result<(), RecvAllError> {
+    on_error: impl FnOnce(io::Error, u64) -> Error,
+) -> Result<()> {
     while message.message().is_none() {
         match stream.read(message.spare()).await {
-            Ok(0) => return Err(RecvAllError::Closed(message.closed_early())),
+            Ok(0) => return Err(message.closed_early()),
             Ok(n) => message.advance(n),
-            Err(e) => return Err(RecvAllError::Io(e)),
+            Err(e) => return Err(on_error(e, message.received() as u64)),
         }
     }
     Ok(())
-}
-
-/// Why [`recv_all`] stopped short.
-#[derive(Debug)]
-pub enum RecvAllError {
-    /// The peer closed first ([`Error::ShortRead`]).
-    Closed(Error),
-    /// A read failed.
-    Io(io::Error),
-}
-
-impl RecvAllError {
-    /// The error, with a failed read worded by `on_io`.
-    pub fn into_error(self, on_io: impl FnOnce(io::Error) -> Error) -> Error {
-        match self {
-            RecvAllError::Closed(e) => e,
-            RecvAllError::Io(e) => on_io(e),
-        }
-    }
 }
 
 /// A blocking socket seen as a [`Stream`] whose every call is ready at once (it

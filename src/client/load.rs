@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Barrier, Semaphore};
 
@@ -17,10 +17,10 @@ use crate::addr::{self, CONNECT_TIMEOUT};
 use crate::client::uppercase::r#async::drive;
 use crate::client::uppercase::{Counters, Inbound, Outbound};
 use crate::error::{Error, IoContext, Result};
-use crate::io::take_read;
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
 use crate::report::progress::When;
+use crate::stream::recv_all;
 
 /// Bytes per write and per read on each load connection: small, since thousands run
 /// at once (10,000 connections: about 160 MiB of buffers).
@@ -200,7 +200,10 @@ impl Shared {
             .ctx(|| format!("could not send to {peer}"))?;
         self.counters.add_sent(GREETING.len());
         let mut reply = RecvAll::new();
-        let received = recv_all(&mut stream, &mut reply, peer).await;
+        let received = recv_all(&mut stream, &mut reply, |e, _| {
+            Error::io(format!("could not receive from {peer}"), e)
+        })
+        .await;
         self.counters.add_received(reply.received());
         received?;
         match reply.message() {
@@ -233,17 +236,6 @@ impl Shared {
             Err(Error::Verification(verdict.to_string()))
         }
     }
-}
-
-/// The lab's receive-all on an async socket: the same rules as the blocking one
-/// ([`take_read`]), awaiting each read.
-async fn recv_all(stream: &mut TcpStream, message: &mut RecvAll, peer: &str) -> Result<()> {
-    while message.message().is_none() {
-        take_read(stream.read(message.spare()).await, message, |e, _| {
-            Error::io(format!("could not receive from {peer}"), e)
-        })?;
-    }
-    Ok(())
 }
 
 /// Runs the load against HOST:PORT and returns the aggregate report (see

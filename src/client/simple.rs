@@ -4,9 +4,9 @@ use std::io::Write;
 
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
-use crate::io::recv_all;
 use crate::proto::simple::{GREETING, MESSAGE_LEN, RecvAll};
 use crate::report::console::Console;
+use crate::stream::{Blocking, block_on, recv_all};
 
 /// Runs one exchange with the server at HOST:PORT and returns the server's reply.
 /// Like the lab's client, it says its own socket name on `console` once connected.
@@ -22,9 +22,9 @@ pub fn run(host: &str, port: u16, console: &Console) -> Result<[u8; MESSAGE_LEN]
         .write_all(GREETING)
         .ctx(|| format!("could not send to {peer}"))?;
     let mut reply = RecvAll::new();
-    recv_all(&mut stream, &mut reply, |e, _| {
+    block_on(recv_all(&mut Blocking(&stream), &mut reply, |e, _| {
         Error::io(format!("could not receive from {peer}"), e)
-    })?;
+    }))?;
     Ok(*reply
         .message()
         .expect("recv_all returns once all 16 bytes are in"))

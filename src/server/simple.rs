@@ -11,9 +11,7 @@ use crate::stream::{Counted, Stream, recv_all};
 /// Serves one client: its 16-octet message in, [`FAREWELL`] back.
 pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
     let mut message = RecvAll::new();
-    recv_all(conn, &mut message)
-        .await
-        .map_err(|e| e.into_error(|e| peer.recv_error(e, message.received() as u64)))?;
+    recv_all(conn, &mut message, |e, after| peer.recv_error(e, after)).await?;
     let message = message
         .message()
         .expect("recv_all returns once all 16 are in");
