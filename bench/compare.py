@@ -398,12 +398,17 @@ def main():
     started = time.time()
     if not os.path.exists(BIN):
         sys.exit(f"build tcplab first: {BIN} is missing (bench/run does it)")
-    bench_uppercase()
-    bench_chunk16()
-    bench_server_strategies()
-    bench_simple()
-    bench_lines()
-    bench_many()
+    benches = [bench_uppercase, bench_chunk16, bench_server_strategies, bench_simple, bench_lines,
+               bench_many]
+    only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
+    if only:
+        # A developer's look at some rows: printed, RESULTS.md left as it is.
+        for bench in benches:
+            if bench.__name__.removeprefix("bench_") in only:
+                bench()
+        return
+    for bench in benches:
+        bench()
     micro = bench_criterion()
     write_results(micro, started)
 

@@ -154,47 +154,55 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// has to wait: a short exchange whose bytes are already there (the simple service)
 /// is served with plain non-blocking calls, without registering with epoll.
 #[derive(Debug)]
-pub enum Lazy {
+pub struct Lazy {
     /// Not registered yet: a non-blocking std socket.
-    Unregistered(Option<TcpStream>),
+    unregistered: Option<TcpStream>,
     /// Registered with the runtime.
-    Registered(tokio::net::TcpStream),
+    registered: Option<tokio::net::TcpStream>,
 }
 
 impl Lazy {
-    /// Wraps a socket already in non-blocking mode.
+    /// Wraps a socket already in non-blocking mode; it registers the first time it
+    /// has to wait.
     pub fn new(stream: TcpStream) -> Self {
-        Lazy::Unregistered(Some(stream))
+        Lazy {
+            unregistered: Some(stream),
+            registered: None,
+        }
     }
 
-    /// Tries `op` on the unregistered socket; on `WouldBlock` registers it and
-    /// returns `None`, so the caller polls the registered one.
+    /// Tries `op` on the unregistered socket. `None` means "poll the registered
+    /// one": it was registered before, or just now because `op` would block.
     fn try_unregistered<R>(
         &mut self,
         op: impl FnOnce(&TcpStream) -> io::Result<R>,
     ) -> Option<io::Result<R>> {
-        let Lazy::Unregistered(std) = self else {
-            return None;
-        };
-        let stream = std.as_ref().expect("present until registered");
+        let stream = self.unregistered.as_ref()?;
         match op(stream) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             other => return Some(other),
         }
-        match tokio::net::TcpStream::from_std(std.take().expect("present")) {
+        let stream = self.unregistered.take().expect("checked above");
+        match tokio::net::TcpStream::from_std(stream) {
             Ok(registered) => {
-                *self = Lazy::Registered(registered);
+                self.registered = Some(registered);
                 None
             }
             Err(e) => Some(Err(e)),
         }
     }
 
+    /// The socket, before it is registered (for its names).
+    pub fn socket(&self) -> &TcpStream {
+        self.unregistered.as_ref().expect("asked before any wait")
+    }
+
     fn registered(&mut self) -> Pin<&mut tokio::net::TcpStream> {
-        match self {
-            Lazy::Registered(s) => Pin::new(s),
-            Lazy::Unregistered(_) => unreachable!("registered by try_unregistered"),
-        }
+        Pin::new(
+            self.registered
+                .as_mut()
+                .expect("registered by try_unregistered"),
+        )
     }
 }
 
@@ -251,9 +259,10 @@ impl AsyncWrite for Lazy {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Lazy::Unregistered(s) => Poll::Ready(s.as_ref().expect("present").shut_write()),
-            Lazy::Registered(s) => Pin::new(s).poll_shutdown(cx),
+        let this = self.get_mut();
+        match &this.unregistered {
+            Some(s) => Poll::Ready(s.shut_write()),
+            None => this.registered().poll_shutdown(cx),
         }
     }
 }

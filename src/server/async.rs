@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
+use socket2::SockRef;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -127,19 +128,14 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
             },
             () = shutdown.wait() => break,
         };
-        let mut task = Box::pin(connection(
-            stream,
-            peer,
-            Arc::clone(opts),
-            Arc::clone(tally),
-            permit,
-        ));
+        let (opts_, tally) = (Arc::clone(opts), Arc::clone(tally));
         if opts.once {
-            let result = task.await;
+            let result = connection(Lazy::new(stream), peer, opts_, tally, permit).await;
             shutdown.trigger();
             return result.map(|()| 0);
         }
         // Served at once if it never has to wait; a task only if it does.
+        let mut task = Box::pin(connection(Lazy::new(stream), peer, opts_, tally, permit));
         match task.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(result) => report(result, opts),
             Poll::Pending => {
@@ -169,12 +165,20 @@ fn report(result: Result<()>, opts: &Options) {
     }
 }
 
-/// Accepts one connection, left out of the event loop until it has to wait.
+/// Accepts one connection, left out of the event loop until it has to wait, and
+/// already non-blocking (`accept4` with `SOCK_NONBLOCK`: no system call more).
 async fn accept(listener: &AsyncFd<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
     loop {
         let mut ready = listener.readable().await?;
-        if let Ok(accepted) = ready.try_io(|l| l.get_ref().accept()) {
-            return accepted;
+        let accepted = ready.try_io(|l| {
+            SockRef::from(l.get_ref()).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        });
+        if let Ok(accepted) = accepted {
+            let (socket, peer) = accepted?;
+            let peer = peer
+                .as_socket()
+                .ok_or_else(|| io::Error::other("the peer has no IP address"))?;
+            return Ok((socket.into(), peer));
         }
     }
 }
@@ -182,7 +186,7 @@ async fn accept(listener: &AsyncFd<TcpListener>) -> io::Result<(TcpStream, Socke
 /// Serves one connection to its end; counted in the tally however it ends, even
 /// when the task is aborted at the end of the grace period.
 async fn connection(
-    stream: TcpStream,
+    stream: Lazy,
     peer: SocketAddr,
     opts: Arc<Options>,
     tally: Arc<Tally>,
@@ -191,14 +195,11 @@ async fn connection(
     let _permit = permit;
     let mut entry = tally.open();
     let name = crate::addr::show(peer);
-    let peer = Peer::accepted(&stream, peer, &opts).map_err(|e| Error::Connection {
+    let peer = Peer::accepted(stream.socket(), peer, &opts).map_err(|e| Error::Connection {
         peer: name,
         source: Box::new(e),
     })?;
-    stream
-        .set_nonblocking(true)
-        .map_err(|e| peer.failed(Error::io("could not make the connection non-blocking", e)))?;
-    let mut conn = Counted::new(Idle::new(Lazy::new(stream)));
+    let mut conn = Counted::new(Idle::new(stream));
     let result = serve_connection(&mut conn, &peer).await;
     entry.traffic = conn.traffic;
     entry.ok = result.is_ok();
@@ -221,7 +222,7 @@ mod tests {
             let opts = Arc::new(Options::new(service));
             let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
             let task = connection(
-                stream.try_clone().unwrap(),
+                Lazy::new(stream.try_clone().unwrap()),
                 peer,
                 opts,
                 Arc::default(),

@@ -82,10 +82,8 @@ impl<'a> LinePrinter<'a> {
     /// Prints what is left and the connection's closing line.
     pub fn finish(mut self) -> Result<()> {
         self.flush()?;
-        self.peer.say(format!(
-            "  {}: {} lines; socket closed",
-            self.peer.name, self.lines
-        ));
+        self.peer
+            .say(|| format!("  {}: {} lines; socket closed", self.peer.name, self.lines));
         Ok(())
     }
 }

@@ -107,10 +107,11 @@ pub struct Peer<'a> {
 }
 
 impl Peer<'_> {
-    /// A per-connection status line, unless the server is quiet.
-    pub fn say(&self, line: impl AsRef<str>) {
+    /// A per-connection status line, unless the server is quiet (then the line is
+    /// not even formatted: a server under load is quiet).
+    pub fn say<S: AsRef<str>>(&self, line: impl FnOnce() -> S) {
         if !self.opts.quiet {
-            self.opts.console.say(line);
+            self.opts.console.say(line());
         }
     }
 
@@ -153,12 +154,14 @@ impl<'a> Peer<'a> {
             let local = stream
                 .local_addr()
                 .map_err(|e| Error::io("could not read the connection's name", e))?;
-            accepted.say(format!(
-                "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
-                accepted.name,
-                addr::show(local),
-                accepted.name
-            ));
+            accepted.say(|| {
+                format!(
+                    "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
+                    accepted.name,
+                    addr::show(local),
+                    accepted.name
+                )
+            });
         }
         Ok(accepted)
     }
@@ -174,7 +177,10 @@ impl<'a> Peer<'a> {
 
 /// Serves one connection with its service's handler, whatever drives the stream.
 pub async fn serve_connection<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
-    conn.set_idle(peer.opts.idle_timeout);
+    if let Some(idle) = peer.opts.idle_timeout {
+        // A new socket has none: a system call saved per connection without one.
+        conn.set_idle(Some(idle));
+    }
     match peer.opts.service {
         Service::Simple => simple::serve(conn, peer).await,
         Service::Uppercase => uppercase::serve(conn, peer).await,

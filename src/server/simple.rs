@@ -15,10 +15,10 @@ pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<
     let message = message
         .message()
         .expect("recv_all returns once all 16 are in");
-    peer.say(format!("  Incoming 16-octet message: {}", repr(message)));
+    peer.say(|| format!("  Incoming 16-octet message: {}", repr(message)));
     conn.write_all(FAREWELL)
         .await
         .map_err(|e| peer.send_error(e, 0))?;
-    peer.say("  Reply sent, socket closed");
+    peer.say(|| "  Reply sent, socket closed");
     Ok(())
 }

@@ -46,12 +46,12 @@ pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<
             .map_err(|e| peer.send_error(e, sent))?;
         sizes.record(n);
         if peer.opts.verbose {
-            peer.say(format!("  {} bytes already capitalized", sizes.bytes()));
+            peer.say(|| format!("  {} bytes already capitalized", sizes.bytes()));
         }
         buf.grow_if_full(n);
     }
     let elapsed = started.elapsed();
-    peer.say(format!(
+    peer.say(|| format!(
         "  {}: {} bytes capitalized in {} ({}); {} reads, min/median/max {}/{}/{} bytes; socket closed",
         peer.name,
         sizes.bytes(),
