@@ -17,12 +17,17 @@ use tokio::time::Sleep;
 use crate::error::{Error, Result};
 use crate::proto::simple::RecvAll;
 
-/// A connected byte stream a handler can be run over.
+/// A connected byte stream a handler can be run over (inside a [`Conn`]).
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
-    /// Gives up a read or write that waits longer than `idle` (`TimedOut` or
-    /// `WouldBlock`); `None` waits for ever.
-    fn set_idle(&mut self, idle: Option<Duration>);
+    /// Makes a blocking read or write give up after `idle` (`WouldBlock`); `None`
+    /// waits for ever. A stream that waits by returning `Pending` needs nothing
+    /// here: [`Conn`] times its waits.
+    fn set_idle(&mut self, _idle: Option<Duration>) {}
 }
+
+impl Stream for Lazy {}
+
+impl Stream for tokio::io::DuplexStream {}
 
 /// The lab's receive-all: reads into `message` until all 16 octets have come, for
 /// servers and clients alike. At end of stream it fails with [`Error::ShortRead`]
@@ -267,27 +272,41 @@ impl AsyncWrite for Lazy {
     }
 }
 
-/// An async stream whose reads and writes give up with `TimedOut` after `idle`
-/// without progress: the idle timeout, in one place for every handler.
+/// Bytes that crossed one connection.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Bytes read from the peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer.
+    pub bytes_out: u64,
+}
+
+/// A connection as a handler holds it: the stream, the bytes that crossed it (so no
+/// handler counts), and the idle timeout, in one place for every handler. A read or
+/// write that waits longer than the timeout fails with `TimedOut`; over a blocking
+/// socket, which never waits here, the socket's own timeouts do the same.
 #[derive(Debug)]
-pub struct Idle<S> {
+pub struct Conn<S> {
     inner: S,
+    /// What has crossed the connection so far.
+    pub traffic: Traffic,
     idle: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<S> Idle<S> {
-    /// `inner` with no timeout yet.
+impl<S> Conn<S> {
+    /// A connection over `inner`, with nothing counted and no timeout.
     pub fn new(inner: S) -> Self {
-        Idle {
+        Conn {
             inner,
+            traffic: Traffic::default(),
             idle: None,
             timer: None,
         }
     }
 
-    /// What happened to a call on the inner stream: progress disarms the timer,
-    /// waiting arms it, and a timer that runs out turns the wait into `TimedOut`.
+    /// What happened to a call on the stream: progress disarms the timer, waiting
+    /// arms it, and a timer that runs out turns the wait into `TimedOut`.
     fn watch<T>(
         &mut self,
         cx: &mut Context<'_>,
@@ -309,19 +328,21 @@ impl<S> Idle<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Idle<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.traffic.bytes_in += (buf.filled().len() - before) as u64;
         this.watch(cx, polled)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -329,6 +350,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.traffic.bytes_out += n as u64;
+        }
         this.watch(cx, polled)
     }
 
@@ -339,6 +363,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            this.traffic.bytes_out += n as u64;
+        }
         this.watch(cx, polled)
     }
 
@@ -355,93 +382,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Idle<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for Idle<S> {
+impl<S: Stream> Stream for Conn<S> {
     fn set_idle(&mut self, idle: Option<Duration>) {
         self.idle = idle;
         self.timer = None;
-    }
-}
-
-/// Bytes that crossed one connection.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Traffic {
-    /// Bytes read from the peer.
-    pub bytes_in: u64,
-    /// Bytes sent to the peer.
-    pub bytes_out: u64,
-}
-
-/// A stream that counts the bytes it moves, so no handler has to.
-#[derive(Debug)]
-pub struct Counted<S> {
-    /// The stream.
-    pub inner: S,
-    /// What has crossed it so far.
-    pub traffic: Traffic,
-}
-
-impl<S> Counted<S> {
-    /// Starts counting from zero.
-    pub fn new(inner: S) -> Self {
-        Counted {
-            inner,
-            traffic: Traffic::default(),
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        this.traffic.bytes_in += (buf.filled().len() - before) as u64;
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        this.traffic.bytes_out += n as u64;
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
-        this.traffic.bytes_out += n as u64;
-        Poll::Ready(Ok(n))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-impl<S: Stream> Stream for Counted<S> {
-    fn set_idle(&mut self, idle: Option<Duration>) {
         self.inner.set_idle(idle);
     }
 }

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
 use super::{Options, Peer, Shutdown, serve_connection};
 use crate::error::{Error, IoContext, Result};
-use crate::stream::{Counted, Idle, Lazy};
+use crate::stream::{Conn, Lazy};
 
 /// Worker threads, each with its own runtime and its own view of the listener.
 pub const WORKERS: usize = 1;
@@ -199,7 +199,7 @@ async fn connection(
         peer: name,
         source: Box::new(e),
     })?;
-    let mut conn = Counted::new(Idle::new(stream));
+    let mut conn = Conn::new(stream);
     let result = serve_connection(&mut conn, &peer).await;
     entry.traffic = conn.traffic;
     entry.ok = result.is_ok();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
 use super::{Options, Peer, Shutdown, Strategy, serve_connection};
 use crate::error::{Error, IoContext, Result};
-use crate::stream::{Blocking, Counted, block_on};
+use crate::stream::{Blocking, Conn, block_on};
 
 /// Stack size of a connection thread: handlers keep their buffers on the heap.
 const STACK_SIZE: usize = 128 * 1024;
@@ -113,7 +113,7 @@ fn serve_one(stream: TcpStream, peer: SocketAddr, opts: &Options, tally: &Tally)
         peer: name,
         source: Box::new(e),
     })?;
-    let mut conn = Counted::new(Blocking(stream));
+    let mut conn = Conn::new(Blocking(stream));
     let result = block_on(serve_connection(&mut conn, &peer));
     entry.traffic = conn.traffic;
     entry.ok = result.is_ok();

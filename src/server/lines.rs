@@ -10,14 +10,14 @@ use super::Peer;
 use super::line_printer::LinePrinter;
 use crate::error::Result;
 use crate::proto::lines::LineTooLong;
-use crate::stream::{Counted, Stream, drain};
+use crate::stream::{Conn, Stream, drain};
 
 /// The buffered reader's capacity.
 pub const READER_CAPACITY: usize = 8 * 1024;
 
 /// Serves one client: prints every line it sends until end of stream. A line longer
 /// than `--max-line` gets an error line back and ends this connection only.
-pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
+pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()> {
     let max = peer.opts.max_line;
     let mut printer = LinePrinter::new(peer);
     let mut reader = BufReader::with_capacity(READER_CAPACITY, conn);
@@ -71,7 +71,7 @@ const DRAIN_FOR: Duration = Duration::from_secs(1);
 const DRAIN_AT_MOST: usize = 4 << 20;
 
 /// Tells the client its line was too long, half-closes, and drains what it sends.
-async fn refuse<S: Stream>(conn: &mut Counted<S>, too_long: LineTooLong) {
+async fn refuse<S: Stream>(conn: &mut Conn<S>, too_long: LineTooLong) {
     let reply = format!("error: {too_long}\n");
     let _ = conn.write_all(reply.as_bytes()).await;
     let _ = conn.shutdown().await;

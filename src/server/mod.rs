@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::addr;
 use crate::error::{Error, Result, Waiting};
 use crate::report::console::Console;
-use crate::stream::{Counted, Stream};
+use crate::stream::{Conn, Stream};
 
 pub use limits::{Summary, Tally};
 pub use shutdown::Shutdown;
@@ -176,7 +176,7 @@ impl<'a> Peer<'a> {
 }
 
 /// Serves one connection with its service's handler, whatever drives the stream.
-pub async fn serve_connection<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
+pub async fn serve_connection<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()> {
     if let Some(idle) = peer.opts.idle_timeout {
         // A new socket has none: a system call saved per connection without one.
         conn.set_idle(Some(idle));

@@ -6,10 +6,10 @@ use tokio::io::AsyncWriteExt;
 use super::Peer;
 use crate::error::Result;
 use crate::proto::simple::{FAREWELL, RecvAll, repr};
-use crate::stream::{Counted, Stream, recv_all};
+use crate::stream::{Conn, Stream, recv_all};
 
 /// Serves one client: its 16-octet message in, [`FAREWELL`] back.
-pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
+pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()> {
     let mut message = RecvAll::new();
     recv_all(conn, &mut message, |e, after| peer.recv_error(e, after)).await?;
     let message = message

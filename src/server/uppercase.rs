@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::observe::reads::ReadSizes;
 use crate::proto::uppercase::capitalize;
 use crate::report::human;
-use crate::stream::{Counted, Stream};
+use crate::stream::{Conn, Stream};
 
 /// The largest read: a gigabyte then costs few system calls.
 pub const MAX_READ_SIZE: usize = 256 * 1024;
@@ -27,7 +27,7 @@ pub const FIRST_READ_SIZE: usize = 32 * 1024;
 pub const GROWTH_BUDGET: usize = 64 << 20;
 
 /// Serves one client until it shuts down its sending side.
-pub async fn serve<S: Stream>(conn: &mut Counted<S>, peer: &Peer<'_>) -> Result<()> {
+pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()> {
     let started = Instant::now();
     let mut buf = GrowingBuffer::new();
     let mut sizes = ReadSizes::default();
