@@ -7,9 +7,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{Server, tcplab, tcplab_run};
-
-const STRATEGIES: [&str; 3] = ["blocking", "threads", "async"];
+use crate::util::{STRATEGIES, Server, tcplab, tcplab_run};
 
 /// A normal client still gets a verified round trip.
 #[track_caller]
@@ -44,14 +42,7 @@ fn stop(server: Server) -> crate::util::Output {
 #[test]
 fn a_client_that_resets_while_the_server_writes_is_logged_and_forgotten() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "uppercase",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-        ]);
+        let server = Server::under(strategy, "uppercase", &[]);
         {
             let mut s = TcpStream::connect(server.addr).unwrap();
             // Send without reading, so the server's answer piles up and it blocks
@@ -78,15 +69,7 @@ fn a_client_that_resets_while_the_server_writes_is_logged_and_forgotten() {
 #[test]
 fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "uppercase",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-            "--quiet",
-        ]);
+        let server = Server::under(strategy, "uppercase", &["--quiet"]);
         let mut victim = tcplab()
             .args([
                 "uppercase",
@@ -112,14 +95,7 @@ fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
 #[test]
 fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one() {
     for strategy in ["threads", "async"] {
-        let server = Server::tcplab(&[
-            "uppercase",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-        ]);
+        let server = Server::under(strategy, "uppercase", &[]);
         let silent: Vec<TcpStream> = (0..20)
             .map(|_| TcpStream::connect(server.addr).unwrap())
             .collect();
@@ -128,16 +104,7 @@ fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one
         drop(server);
     }
     // One at a time: a silent client holds the blocking server until --idle-timeout.
-    let server = Server::tcplab(&[
-        "uppercase",
-        "server",
-        "127.0.0.1",
-        "0",
-        "--strategy",
-        "blocking",
-        "--idle-timeout",
-        "0.5",
-    ]);
+    let server = Server::under("blocking", "uppercase", &["--idle-timeout", "0.5"]);
     let silent = TcpStream::connect(server.addr).unwrap();
     still_serving(&server);
     drop(silent);
@@ -147,15 +114,7 @@ fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one
 #[test]
 fn a_100_mb_line_is_refused_in_bounded_memory() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "lines",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-            "--quiet",
-        ]);
+        let server = Server::under(strategy, "lines", &["--quiet"]);
         let addr = server.addr;
         let flood = thread::spawn(move || {
             let mut s = TcpStream::connect(addr).unwrap();
@@ -230,18 +189,11 @@ fn a_flood_past_the_open_files_limit_is_survived_without_spinning() {
 #[test]
 fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "uppercase",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
+        let server = Server::under(
             strategy,
-            "--idle-timeout",
-            "1",
-            "--max-connections",
-            "1",
-        ]);
+            "uppercase",
+            &["--idle-timeout", "1", "--max-connections", "1"],
+        );
         let mut hog = TcpStream::connect(server.addr).unwrap();
         fill_without_reading(&mut hog);
         // The only slot is held by a client that reads nothing: it must be freed.

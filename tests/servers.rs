@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Server, run_with_input, tcplab, tcplab_run};
-
-const STRATEGIES: [&str; 3] = ["blocking", "threads", "async"];
+use crate::util::{STRATEGIES, Server, run_with_input, tcplab, tcplab_run};
 
 fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
@@ -38,7 +36,7 @@ fn ten_thousand_uppercase_connections_verify_within_64_kib_of_server_memory_each
         eprintln!("skipped: {why}");
         return;
     }
-    let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0", "--quiet"]);
+    let server = Server::of("uppercase", &["--quiet"]);
     let out = tcplab_run(&[
         "uppercase",
         "client",
@@ -69,17 +67,7 @@ fn ten_thousand_uppercase_connections_verify_within_64_kib_of_server_memory_each
 #[test]
 fn max_connections_makes_extra_clients_wait_not_fail() {
     for strategy in ["threads", "async"] {
-        let server = Server::tcplab(&[
-            "simple",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--quiet",
-            "--strategy",
-            strategy,
-            "--max-connections",
-            "10",
-        ]);
+        let server = Server::under(strategy, "simple", &["--quiet", "--max-connections", "10"]);
         let out = tcplab_run(&[
             "uppercase",
             "client",
@@ -125,16 +113,7 @@ fn max_connections_makes_extra_clients_wait_not_fail() {
 #[test]
 fn an_idle_client_is_closed_after_the_idle_timeout() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "lines",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-            "--idle-timeout",
-            "0.5",
-        ]);
+        let server = Server::under(strategy, "lines", &["--idle-timeout", "0.5"]);
         let mut idle = TcpStream::connect(server.addr).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -161,16 +140,7 @@ fn an_idle_client_is_closed_after_the_idle_timeout() {
 #[test]
 fn an_overlong_line_closes_only_its_own_connection_under_each_strategy() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "lines",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-            "--max-line",
-            "1K",
-        ]);
+        let server = Server::under(strategy, "lines", &["--max-line", "1K"]);
         let mut long = TcpStream::connect(server.addr).unwrap();
         long.write_all(b"fine\n").unwrap();
         let _ = long.write_all(&[b'x'; 5000]);
@@ -195,7 +165,7 @@ fn an_overlong_line_closes_only_its_own_connection_under_each_strategy() {
 
 #[test]
 fn lines_from_200_concurrent_clients_are_printed_whole() {
-    let server = Server::tcplab(&["lines", "server", "127.0.0.1", "0", "--quiet", "--prefix"]);
+    let server = Server::of("lines", &["--quiet", "--prefix"]);
     let addr = server.addr;
     let clients: Vec<_> = (0..200)
         .map(|c| {
@@ -252,8 +222,7 @@ fn sigterm_and_sigint_exit_zero_with_the_summary() {
         ("threads", libc::SIGINT),
         ("async", libc::SIGTERM),
     ] {
-        let server =
-            Server::tcplab(&["simple", "server", "127.0.0.1", "0", "--strategy", strategy]);
+        let server = Server::under(strategy, "simple", &[]);
         tcplab_run(&["simple", "client", "127.0.0.1", &server.port_arg()]).assert_ok();
         server.wait_for_line("Reply sent");
         server.signal(signal);
@@ -268,16 +237,7 @@ fn sigterm_and_sigint_exit_zero_with_the_summary() {
 #[test]
 fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&[
-            "lines",
-            "server",
-            "127.0.0.1",
-            "0",
-            "--strategy",
-            strategy,
-            "--grace",
-            "0.5",
-        ]);
+        let server = Server::under(strategy, "lines", &["--grace", "0.5"]);
         let mut open = TcpStream::connect(server.addr).unwrap();
         open.write_all(b"still here\n").unwrap();
         server.wait_for_line("still here");
@@ -298,7 +258,7 @@ fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
 #[test]
 fn the_blocking_server_serves_one_client_at_a_time_and_the_others_do_not() {
     for strategy in STRATEGIES {
-        let server = Server::tcplab(&["lines", "server", "127.0.0.1", "0", "--strategy", strategy]);
+        let server = Server::under(strategy, "lines", &[]);
         let mut first = TcpStream::connect(server.addr).unwrap();
         first.write_all(b"from the first client\n").unwrap();
         server.wait_for_line("from the first client");

@@ -9,6 +9,7 @@ mod bad_input;
 mod deadlock;
 mod demo;
 mod hostile;
+mod inprocess;
 mod lines;
 mod network;
 mod props;

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 /// Longest a test waits for any one program.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The server strategies, as `--strategy` spells them.
+pub const STRATEGIES: [&str; 3] = ["blocking", "threads", "async"];
+
 /// The built `tcplab` binary.
 pub fn tcplab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tcplab"))
@@ -187,6 +190,21 @@ impl Server {
         let mut cmd = tcplab();
         cmd.args(args);
         Server::start(cmd)
+    }
+
+    /// Starts `tcplab SERVICE server 127.0.0.1 0 EXTRA...`: the default strategy, a
+    /// free port.
+    pub fn of(service: &str, extra: &[&str]) -> Server {
+        let mut args = vec![service, "server", "127.0.0.1", "0"];
+        args.extend_from_slice(extra);
+        Server::tcplab(&args)
+    }
+
+    /// Starts `tcplab SERVICE server 127.0.0.1 0 --strategy STRATEGY EXTRA...`.
+    pub fn under(strategy: &str, service: &str, extra: &[&str]) -> Server {
+        let mut args = vec!["--strategy", strategy];
+        args.extend_from_slice(extra);
+        Server::of(service, &args)
     }
 
     /// Starts any server command that prints `Listening at ADDR` first.
