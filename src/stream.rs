@@ -305,6 +305,11 @@ impl<S> Conn<S> {
         }
     }
 
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// What happened to a call on the stream: progress disarms the timer, waiting
     /// arms it, and a timer that runs out turns the wait into `TimedOut`.
     fn watch<T>(

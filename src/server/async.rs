@@ -193,15 +193,15 @@ async fn connection(
     permit: OwnedSemaphorePermit,
 ) -> Result<()> {
     let _permit = permit;
-    let mut entry = tally.open();
+    let mut entry = tally.open(Conn::new(stream));
     let name = crate::addr::show(peer);
-    let peer = Peer::accepted(stream.socket(), peer, &opts).map_err(|e| Error::Connection {
-        peer: name,
-        source: Box::new(e),
+    let peer = Peer::accepted(entry.conn.get_ref().socket(), peer, &opts).map_err(|e| {
+        Error::Connection {
+            peer: name,
+            source: Box::new(e),
+        }
     })?;
-    let mut conn = Conn::new(stream);
-    let result = serve_connection(&mut conn, &peer).await;
-    entry.traffic = conn.traffic;
+    let result = serve_connection(&mut entry.conn, &peer).await;
     entry.ok = result.is_ok();
     result.map_err(|e| peer.failed(e))
 }

@@ -73,7 +73,7 @@ fn accept_loop<'scope>(
         };
         let id = slots.track(&stream);
         let job = move || {
-            let result = serve_one(stream, peer, opts, tally);
+            let result = serve_one(stream, peer, opts, tally, || slots.was_cut_off(id));
             slots.release(Some(id));
             result
         };
@@ -106,17 +106,24 @@ fn accept_loop<'scope>(
 }
 
 /// Serves one connection with its service's handler over the blocking socket.
-fn serve_one(stream: TcpStream, peer: SocketAddr, opts: &Options, tally: &Tally) -> Result<()> {
-    let mut entry = tally.open();
+fn serve_one(
+    stream: TcpStream,
+    peer: SocketAddr,
+    opts: &Options,
+    tally: &Tally,
+    cut_off: impl FnOnce() -> bool,
+) -> Result<()> {
+    let mut entry = tally.open(Conn::new(Blocking(stream)));
     let name = crate::addr::show(peer);
-    let peer = Peer::accepted(&stream, peer, opts).map_err(|e| Error::Connection {
-        peer: name,
-        source: Box::new(e),
-    })?;
-    let mut conn = Conn::new(Blocking(stream));
-    let result = block_on(serve_connection(&mut conn, &peer));
-    entry.traffic = conn.traffic;
-    entry.ok = result.is_ok();
+    let peer =
+        Peer::accepted(&entry.conn.get_ref().0, peer, opts).map_err(|e| Error::Connection {
+            peer: name,
+            source: Box::new(e),
+        })?;
+    let result = block_on(serve_connection(&mut entry.conn, &peer));
+    // A connection closed at the end of the grace period may look finished to its
+    // handler (it reads end of stream); it did not end well.
+    entry.ok = result.is_ok() && !cut_off();
     result.map_err(|e| peer.failed(e))
 }
 
@@ -133,6 +140,8 @@ struct State {
     used: usize,
     next_id: u64,
     open: HashMap<u64, TcpStream>,
+    /// Set at the end of the grace period: the connections it closed.
+    cut_off: Vec<u64>,
 }
 
 impl Slots {
@@ -199,9 +208,16 @@ impl Slots {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        let cut_off: Vec<u64> = state.open.keys().copied().collect();
         for stream in state.open.values() {
             let _ = stream.shutdown(Direction::Both);
         }
-        state.open.len()
+        state.cut_off = cut_off;
+        state.cut_off.len()
+    }
+
+    /// True if the grace period closed this connection.
+    fn was_cut_off(&self, id: u64) -> bool {
+        self.lock().cut_off.contains(&id)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::report::console::Console;
 
-use crate::stream::Traffic;
+use crate::stream::Conn;
 
 /// Default cap on connections served at once (`--max-connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -99,25 +99,24 @@ pub struct Tally {
     peak: AtomicUsize,
 }
 
-/// A connection's entry in the [`Tally`]: counted when it is dropped, however the
-/// connection ends (even when its task is aborted at the end of the grace period,
-/// which counts as failed).
+/// A connection's entry in the [`Tally`]: it holds the connection, and counts it
+/// and the bytes that crossed it when it is dropped, however the connection ends
+/// (even when its task is aborted at the end of the grace period, which counts as
+/// failed).
 #[derive(Debug)]
-pub struct Entry<'a> {
+pub struct Entry<'a, S> {
     tally: &'a Tally,
-    /// What crossed the connection.
-    pub traffic: Traffic,
+    /// The connection.
+    pub conn: Conn<S>,
     /// The connection was served to its end without error.
     pub ok: bool,
 }
 
-impl Drop for Entry<'_> {
+impl<S> Drop for Entry<'_, S> {
     fn drop(&mut self) {
-        let t = self.tally;
-        t.bytes_in
-            .fetch_add(self.traffic.bytes_in, Ordering::Relaxed);
-        t.bytes_out
-            .fetch_add(self.traffic.bytes_out, Ordering::Relaxed);
+        let (t, traffic) = (self.tally, self.conn.traffic);
+        t.bytes_in.fetch_add(traffic.bytes_in, Ordering::Relaxed);
+        t.bytes_out.fetch_add(traffic.bytes_out, Ordering::Relaxed);
         let outcome = if self.ok { &t.served } else { &t.failed };
         outcome.fetch_add(1, Ordering::Relaxed);
         t.open.fetch_sub(1, Ordering::SeqCst);
@@ -126,16 +125,15 @@ impl Drop for Entry<'_> {
 
 impl Tally {
     /// A connection starts; it is counted when the entry is dropped.
-    pub fn open(&self) -> Entry<'_> {
+    pub fn open<S>(&self, conn: Conn<S>) -> Entry<'_, S> {
         let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         Entry {
             tally: self,
-            traffic: Traffic::default(),
+            conn,
             ok: false,
         }
     }
-
     /// The figures so far, with `cut_off` connections closed at the grace period.
     pub fn summary(&self, cut_off: usize) -> Summary {
         let served = self.served.load(Ordering::Relaxed);
