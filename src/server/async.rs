@@ -1,19 +1,22 @@
-//! The async lifecycle (the default). Each worker thread runs its own
-//! single-threaded tokio runtime that accepts and serves its connections, so a
-//! connection never crosses threads. A new connection is served at once with plain
-//! non-blocking calls, and joins the event loop (as a task) only when it has to wait
-//! (see [`Lazy`]): a simple exchange whose 16 octets are already there costs what
-//! it costs the lab's blocking loop. A semaphore shared by the workers caps the
-//! connections served at once — past it, new clients wait in the backlog, as
-//! mini-redis does. On shutdown, the workers stop accepting, give connections in
-//! flight `--grace` to finish, then close the rest.
+//! The async lifecycle (the default): one single-threaded tokio runtime accepts and
+//! serves every connection, so no connection crosses threads and no wake-up crosses
+//! cores. A new connection is served at once with plain non-blocking calls, and
+//! joins the event loop (as a task) only when it has to wait (see [`Lazy`]): a
+//! simple exchange whose 16 octets are already there costs what it costs the lab's
+//! blocking loop. A semaphore caps the connections served at once — past it, new
+//! clients wait in the backlog, as mini-redis does. On shutdown, the server stops
+//! accepting, gives connections in flight `--grace` to finish, then closes the rest.
+//!
+//! Measured on 2 cores with the load generator on the same machine: a second
+//! runtime on a second thread, sharing the listener, doubled the CPU per simple
+//! exchange (both are woken for every connection) and bought nothing for 10,000
+//! concurrent connections once the backlog is deep enough (bench/NOTES.md).
 
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::thread;
 
 use socket2::SockRef;
 use tokio::io::unix::AsyncFd;
@@ -24,9 +27,6 @@ use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_acce
 use super::{Options, Peer, Shutdown, serve_connection};
 use crate::error::{Error, IoContext, Result};
 use crate::stream::{Conn, Lazy};
-
-/// Worker threads, each with its own runtime and its own view of the listener.
-pub const WORKERS: usize = 1;
 
 /// Serves connections until `shutdown` (or one, with `--once`).
 pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
@@ -39,45 +39,15 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result
         tally: Arc::new(Tally::default()),
         shutdown,
     };
-    let workers = if shared.opts.once { 1 } else { WORKERS };
-    let mut listeners = Vec::with_capacity(workers);
-    for _ in 1..workers {
-        listeners.push(
-            listener
-                .try_clone()
-                .ctx(|| "could not share the listening socket")?,
-        );
-    }
-    listeners.push(listener);
-    let cut_off = thread::scope(|scope| {
-        let running: Vec<_> = listeners
-            .into_iter()
-            .map(|listener| {
-                let shared = &shared;
-                scope.spawn(move || worker(listener, shared))
-            })
-            .collect();
-        let mut cut_off = 0;
-        let mut first_error = None;
-        for handle in running {
-            match handle.join() {
-                Ok(Ok(n)) => cut_off += n,
-                Ok(Err(e)) => {
-                    shared.shutdown.trigger();
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    shared.shutdown.trigger();
-                    first_error.get_or_insert(Error::Internal("a server worker panicked"));
-                }
-            }
-        }
-        first_error.map_or(Ok(cut_off), Err)
-    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ctx(|| "could not start the async runtime")?;
+    let cut_off = runtime.block_on(accept_loop(listener, &shared))?;
     Ok(shared.tally.summary(cut_off))
 }
 
-/// What every worker shares.
+/// What the accept loop hands to each connection.
 struct Shared {
     opts: Arc<Options>,
     tally: Arc<Tally>,
@@ -85,16 +55,8 @@ struct Shared {
     shutdown: Shutdown,
 }
 
-/// One worker: a single-threaded runtime serving what it accepts. Returns how many
-/// connections it cut off at the end of the grace period.
-fn worker(listener: TcpListener, shared: &Shared) -> Result<usize> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ctx(|| "could not start the async runtime")?;
-    runtime.block_on(accept_loop(listener, shared))
-}
-
+/// Accepts and serves until shutdown; returns how many connections it cut off at
+/// the end of the grace period.
 async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
     let listener =
         crate::sys::register_listener(listener).ctx(|| "could not register the listener")?;
