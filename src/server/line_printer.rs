@@ -42,7 +42,7 @@ impl<'a> LinePrinter<'a> {
         let opts = self.peer.opts;
         let text = if opts.json_lines {
             match json_line(line) {
-                Ok(Some(value)) => Cow::Owned(value),
+                Ok(Some(value)) => Cow::Owned(value.into_bytes()),
                 Ok(None) => return,
                 Err(e) => {
                     let (name, number) = (&self.peer.name, self.lines);
@@ -50,15 +50,18 @@ impl<'a> LinePrinter<'a> {
                     return;
                 }
             }
+        } else if line.is_ascii() || std::str::from_utf8(line).is_ok() {
+            // Nearly every line is ASCII, which is checked fastest, or UTF-8.
+            Cow::Borrowed(line)
         } else {
-            String::from_utf8_lossy(line)
+            Cow::Owned(String::from_utf8_lossy(line).into_owned().into_bytes())
         };
         if opts.prefix {
             self.batch.push(b'[');
             self.batch.extend_from_slice(self.peer.name.as_bytes());
             self.batch.extend_from_slice(b"] ");
         }
-        self.batch.extend_from_slice(text.as_bytes());
+        self.batch.extend_from_slice(&text);
         self.batch.push(b'\n');
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::Peer;
 use super::line_printer::LinePrinter;
@@ -27,9 +27,7 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
         // The longest line with its "\r\n": a line that does not end within it is
         // too long, and no more of it is held.
         let limit = max.saturating_add(2) as u64;
-        let n = (&mut reader)
-            .take(limit)
-            .read_until(b'\n', &mut line)
+        let n = read_line(&mut reader, &mut line, limit)
             .await
             .map_err(|e| peer.recv_error(e, reader.get_ref().traffic.bytes_in))?;
         if n == 0 {
@@ -53,6 +51,25 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
         line.shrink_to(KEEP_CAPACITY);
     }
     printer.finish()
+}
+
+/// `read_until(b'\n')` that stops after `limit` bytes, as a bounded `readline()`
+/// does. A line that is already in the reader's buffer is taken without waiting
+/// (most are: a read brings hundreds of short lines).
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+    limit: u64,
+) -> std::io::Result<usize> {
+    let buffered = reader.buffer();
+    if let Some(end) = memchr::memchr(b'\n', buffered)
+        && (end as u64) < limit
+    {
+        line.extend_from_slice(&buffered[..=end]);
+        reader.consume(end + 1);
+        return Ok(end + 1);
+    }
+    reader.take(limit).read_until(b'\n', line).await
 }
 
 /// A line without its "\n", and the "\r" before it if there is one.
