@@ -69,11 +69,14 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
     let console = &opts.console;
     let mut tasks = JoinSet::new();
     let mut accept_errors = AcceptErrors::default();
+    // One waiter for the whole loop, not one per connection.
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
     loop {
         while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
             permit = Arc::clone(slots).acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = shutdown.wait() => break,
+            () = &mut stop => break,
         };
         let (stream, peer) = tokio::select! {
             accepted = accept(&listener) => match accepted {
@@ -88,7 +91,7 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
                 }
                 Err(e) => return Err(Error::io("could not accept a connection", e)),
             },
-            () = shutdown.wait() => break,
+            () = &mut stop => break,
         };
         let (opts_, tally) = (Arc::clone(opts), Arc::clone(tally));
         if opts.once {
