@@ -136,7 +136,7 @@ def record(name, ours, theirs, unit, peer, target=None, note="", at_most=False):
     """A row: tcplab's figure, the peer's, their ratio (ours ÷ theirs) and whether it
     meets the target (a floor, or with at_most a ceiling: for costs)."""
     ratio = ours / theirs if theirs else float("nan")
-    ok = ratio <= target if at_most else ratio >= target
+    ok = target is not None and (ratio <= target if at_most else ratio >= target)
     met = "" if target is None else ("yes" if ok else "**no**")
     bound = None if target is None else f"{'≤' if at_most else '≥'} {target}"
     results.append((name, ours, theirs, unit, peer, ratio, bound, met, note))

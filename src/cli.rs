@@ -69,7 +69,7 @@ pub struct ServerOpts {
     #[arg(long)]
     pub once: bool,
     /// blocking: one client at a time, as in the lab; threads: a thread per client;
-    /// async: thousands of clients on a few threads.
+    /// async: thousands of clients on one thread (the default).
     #[arg(long, value_enum, default_value = "async")]
     pub strategy: ServerStrategy,
     /// Serve at most N clients at once; more wait in the backlog until a slot frees.

@@ -257,7 +257,7 @@ impl Tour {
         }
         explain(&[
             "A blocking server serves one client at a time. The async server (the default) serves",
-            "thousands at once on a few threads; `--strategy threads` gives each client a thread.",
+            "thousands at once on one thread; `--strategy threads` gives each client a thread.",
             "Try the load generator: tcplab simple client 127.0.0.1 PORT --connections 64 --duration 5",
         ]);
         Ok(())

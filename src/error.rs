@@ -95,6 +95,16 @@ pub enum Error {
         /// Why not, in plain words.
         reason: String,
     },
+    /// A file being sent got shorter while it was sent (someone truncated it).
+    #[error("{name} shrank while it was being sent ({sent} of {total} bytes)")]
+    InputShrank {
+        /// The input as named in messages.
+        name: String,
+        /// Bytes sent when it ran out.
+        sent: u64,
+        /// Bytes it had when the run started.
+        total: u64,
+    },
     /// The plot could not be written.
     #[error("could not write the plot '{}': {reason}", .path.display())]
     Plot {

@@ -143,71 +143,81 @@ impl Stream for Blocking<TcpStream> {
 /// Runs a future whose streams never wait (a handler over [`Blocking`]) to its end
 /// on this thread. Such a future is ready the first time it is polled.
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-        // Only a stream that can wait returns Pending; give the thread away rather
-        // than spin if one ever does.
-        std::thread::yield_now();
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(out) => out,
+        // Nothing could wake it: only a stream that waits returns Pending, and a
+        // blocking one never does.
+        Poll::Pending => unreachable!("a future over blocking sockets waited"),
     }
 }
 
 /// A socket for the async driver that joins tokio's event loop only when it first
 /// has to wait: a short exchange whose bytes are already there (the simple service)
-/// is served with plain non-blocking calls, without registering with epoll.
+/// is served with plain non-blocking calls, without registering with epoll. After a
+/// few calls it registers anyway, so that a client whose bytes keep coming cannot
+/// keep the event loop's thread to itself (registered calls share its budget).
 #[derive(Debug)]
 pub struct Lazy {
-    /// Not registered yet: a non-blocking std socket.
-    unregistered: Option<TcpStream>,
-    /// Registered with the runtime.
-    registered: Option<tokio::net::TcpStream>,
+    state: LazyState,
 }
+
+#[derive(Debug)]
+enum LazyState {
+    /// A non-blocking std socket, with the calls it may still make unregistered.
+    Unregistered(TcpStream, u8),
+    /// Registered with the runtime.
+    Registered(tokio::net::TcpStream),
+    /// Registration failed; the socket is closed.
+    Failed,
+}
+
+/// Calls a connection makes before it joins the event loop: the simple exchange
+/// needs two (a read, a write) when its bytes are there.
+const UNREGISTERED_CALLS: u8 = 4;
 
 impl Lazy {
     /// Wraps a socket already in non-blocking mode; it registers the first time it
     /// has to wait.
     pub fn new(stream: TcpStream) -> Self {
         Lazy {
-            unregistered: Some(stream),
-            registered: None,
+            state: LazyState::Unregistered(stream, UNREGISTERED_CALLS),
         }
     }
 
-    /// Tries `op` on the unregistered socket. `None` means "poll the registered
-    /// one": it was registered before, or just now because `op` would block.
-    fn try_unregistered<R>(
-        &mut self,
-        op: impl FnOnce(&TcpStream) -> io::Result<R>,
-    ) -> Option<io::Result<R>> {
-        let stream = self.unregistered.as_ref()?;
-        match op(stream) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            other => return Some(other),
-        }
-        let stream = self.unregistered.take().expect("checked above");
-        match tokio::net::TcpStream::from_std(stream) {
-            Ok(registered) => {
-                self.registered = Some(registered);
-                None
+    /// The unregistered socket, if it may still be called without the event loop.
+    fn unregistered(&mut self) -> Option<&TcpStream> {
+        match &mut self.state {
+            LazyState::Unregistered(stream, calls @ 1..) => {
+                *calls -= 1;
+                Some(stream)
             }
-            Err(e) => Some(Err(e)),
+            _ => None,
         }
     }
 
-    /// The socket, before it is registered (for its names).
-    pub fn socket(&self) -> &TcpStream {
-        self.unregistered.as_ref().expect("asked before any wait")
+    /// The registered socket, registering it now if it is not yet.
+    fn registered(&mut self) -> io::Result<Pin<&mut tokio::net::TcpStream>> {
+        if let LazyState::Unregistered(..) = self.state {
+            let LazyState::Unregistered(stream, _) =
+                std::mem::replace(&mut self.state, LazyState::Failed)
+            else {
+                unreachable!("matched above");
+            };
+            self.state = LazyState::Registered(tokio::net::TcpStream::from_std(stream)?);
+        }
+        match &mut self.state {
+            LazyState::Registered(stream) => Ok(Pin::new(stream)),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
     }
+}
 
-    fn registered(&mut self) -> Pin<&mut tokio::net::TcpStream> {
-        Pin::new(
-            self.registered
-                .as_mut()
-                .expect("registered by try_unregistered"),
-        )
+/// What a call on an unregistered socket gave: done, or "would block" (`None`).
+fn unless_blocked<R>(result: io::Result<R>) -> Option<io::Result<R>> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        other => Some(other),
     }
 }
 
@@ -218,14 +228,14 @@ impl AsyncRead for Lazy {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let tried = this.try_unregistered(|mut s| s.read(buf.initialize_unfilled()));
-        match tried {
-            Some(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Some(Err(e)) => Poll::Ready(Err(e)),
-            None => this.registered().poll_read(cx, buf),
+        if let Some(mut s) = this.unregistered()
+            && let Some(done) = unless_blocked(s.read(buf.initialize_unfilled()))
+        {
+            return Poll::Ready(done.map(|n| buf.advance(n)));
+        }
+        match this.registered() {
+            Ok(s) => s.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -237,9 +247,14 @@ impl AsyncWrite for Lazy {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.try_unregistered(|mut s| s.write(buf)) {
-            Some(done) => Poll::Ready(done),
-            None => this.registered().poll_write(cx, buf),
+        if let Some(mut s) = this.unregistered()
+            && let Some(done) = unless_blocked(s.write(buf))
+        {
+            return Poll::Ready(done);
+        }
+        match this.registered() {
+            Ok(s) => s.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 
@@ -249,9 +264,14 @@ impl AsyncWrite for Lazy {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.try_unregistered(|mut s| s.write_vectored(bufs)) {
-            Some(done) => Poll::Ready(done),
-            None => this.registered().poll_write_vectored(cx, bufs),
+        if let Some(mut s) = this.unregistered()
+            && let Some(done) = unless_blocked(s.write_vectored(bufs))
+        {
+            return Poll::Ready(done);
+        }
+        match this.registered() {
+            Ok(s) => s.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 
@@ -264,10 +284,10 @@ impl AsyncWrite for Lazy {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        match &this.unregistered {
-            Some(s) => Poll::Ready(s.shut_write()),
-            None => this.registered().poll_shutdown(cx),
+        match &mut self.get_mut().state {
+            LazyState::Unregistered(s, _) => Poll::Ready(s.shut_write()),
+            LazyState::Registered(s) => Pin::new(s).poll_shutdown(cx),
+            LazyState::Failed => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 }

@@ -944,3 +944,56 @@ fn once_returns_the_connection_error_of_a_short_client_under_each_strategy() {
         assert_eq!(err, "", "{strategy:?}");
     }
 }
+
+// ---------------------------------------------------------------- regressions
+
+/// Lines that came before a line still in pieces are printed before the server
+/// waits for the rest of it: a client that pauses mid-line, or goes away, must not
+/// hold back (or take with it) the lines it already sent.
+#[test]
+fn lines_received_are_printed_before_the_server_waits_for_the_rest_of_a_line() {
+    for strategy in ALL_STRATEGIES {
+        let server = InProcess::start_with(strategy, Service::Lines, |o| o.quiet = true);
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        client.write_all(b"first\nsecond\npart").unwrap();
+        server.wait_for_out("second\n", 1);
+        assert!(
+            !server.out().contains("part"),
+            "{strategy:?}: {}",
+            server.out()
+        );
+        client.write_all(b" and rest\n").unwrap();
+        server.wait_for_out("part and rest\n", 1);
+        drop(client);
+        let (result, out, _) = server.stop();
+        assert!(result.is_ok(), "{strategy:?}: {result:?}");
+        assert!(out.starts_with("Listening at "), "{strategy:?}: {out}");
+        assert!(
+            out.ends_with("first\nsecond\npart and rest\n"),
+            "{strategy:?}: {out}"
+        );
+    }
+}
+
+/// `--once` with a client that never finishes still stops when asked: within the
+/// grace period, not never.
+#[test]
+fn once_stops_on_shutdown_after_the_grace_period_under_each_strategy() {
+    for strategy in ALL_STRATEGIES {
+        let server = InProcess::start_with(strategy, Service::Lines, |o| {
+            o.once = true;
+            o.grace = Duration::from_millis(200);
+        });
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        client.write_all(b"still here\n").unwrap();
+        server.wait_for_out("still here\n", 1);
+        let (result, _, _) = server.stop();
+        assert!(result.is_ok(), "{strategy:?}: {result:?}");
+        client
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("read timeout");
+        let mut rest = Vec::new();
+        let _ = client.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{strategy:?}: {rest:?}");
+    }
+}

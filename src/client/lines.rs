@@ -51,7 +51,7 @@ pub struct Sent {
 pub fn run(host: &str, port: u16, input: Option<&Path>, console: &Console) -> Result<Sent> {
     let source: Box<dyn Read> = match input {
         Some(path) if path.as_os_str() != "-" => {
-            Box::new(File::open(path).ctx(|| format!("could not read '{}'", path.display()))?)
+            Box::new(File::open(path).map_err(|e| Error::file("read", path, &e))?)
         }
         _ => Box::new(io::stdin()),
     };

@@ -261,7 +261,11 @@ impl LoadReport {
         (self.exit_code != 0).then(|| Error::LoadFailed {
             failed: self.failed,
             attempted: self.attempted,
-            first: self.errors.first().cloned().unwrap_or_default(),
+            first: self
+                .errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "none".into()),
         })
     }
 }

@@ -90,16 +90,6 @@ pub fn say(line: impl AsRef<str>) {
     Console::stdio().say(line)
 }
 
-/// Writes one line to standard error, behind the program's name.
-pub fn warn(line: impl AsRef<str>) {
-    Console::stdio().warn(line)
-}
-
-/// Writes a batch of complete lines to standard output in one call.
-pub fn write_lines(batch: &[u8]) -> io::Result<()> {
-    Console::stdio().write_lines(batch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,9 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Peer, Shutdown, serve_connection};
+use super::{Options, Shutdown, serve_accepted};
 use crate::error::{Error, IoContext, Result};
-use crate::stream::{Conn, Lazy};
+use crate::stream::Lazy;
 
 /// Serves connections until `shutdown` (or one, with `--once`).
 pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
@@ -95,12 +95,21 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
         };
         let (opts_, tally) = (Arc::clone(opts), Arc::clone(tally));
         if opts.once {
-            let result = connection(Lazy::new(stream), peer, opts_, tally, permit).await;
+            let task = connection(stream, peer, opts_, tally, permit);
+            tokio::pin!(task);
+            let result = tokio::select! {
+                result = &mut task => result,
+                () = &mut stop => match tokio::time::timeout(opts.grace, &mut task).await {
+                    Ok(result) => result,
+                    // Cut off at the end of the grace period (its entry counts it failed).
+                    Err(_) => return Ok(1),
+                },
+            };
             shutdown.trigger();
             return result.map(|()| 0);
         }
         // Served at once if it never has to wait; a task only if it does.
-        let mut task = Box::pin(connection(Lazy::new(stream), peer, opts_, tally, permit));
+        let mut task = Box::pin(connection(stream, peer, opts_, tally, permit));
         match task.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(result) => report(result, opts),
             Poll::Pending => {
@@ -117,6 +126,7 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
     Ok(match finished {
         Ok(()) => 0,
         Err(_) => {
+            while tasks.try_join_next().is_some() {}
             let n = tasks.len();
             tasks.shutdown().await;
             n
@@ -148,27 +158,17 @@ async fn accept(listener: &AsyncFd<TcpListener>) -> io::Result<(TcpStream, Socke
     }
 }
 
-/// Serves one connection to its end; counted in the tally however it ends, even
-/// when the task is aborted at the end of the grace period.
+/// Serves one connection to its end, holding its slot; counted in the tally however
+/// it ends, even when the task is aborted at the end of the grace period.
 async fn connection(
-    stream: Lazy,
+    stream: TcpStream,
     peer: SocketAddr,
     opts: Arc<Options>,
     tally: Arc<Tally>,
     permit: OwnedSemaphorePermit,
 ) -> Result<()> {
     let _permit = permit;
-    let mut entry = tally.open(Conn::new(stream));
-    let name = crate::addr::show(peer);
-    let peer = Peer::accepted(entry.conn.get_ref().socket(), peer, &opts).map_err(|e| {
-        Error::Connection {
-            peer: name,
-            source: Box::new(e),
-        }
-    })?;
-    let result = serve_connection(&mut entry.conn, &peer).await;
-    entry.ok = result.is_ok();
-    result.map_err(|e| peer.failed(e))
+    serve_accepted(stream, peer, Lazy::new, &opts, &tally, || true).await
 }
 
 #[cfg(test)]
@@ -187,7 +187,7 @@ mod tests {
             let opts = Arc::new(Options::new(service));
             let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
             let task = connection(
-                Lazy::new(stream.try_clone().unwrap()),
+                stream.try_clone().unwrap(),
                 peer,
                 opts,
                 Arc::default(),

@@ -5,15 +5,16 @@
 //! backlog). Both run the services' handlers over [`Blocking`] sockets.
 
 use std::collections::HashMap;
-use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown as Direction, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Peer, Shutdown, Strategy, serve_connection};
+use super::{Options, Shutdown, Strategy, serve_accepted};
 use crate::error::{Error, IoContext, Result};
-use crate::stream::{Blocking, Conn, block_on};
+use crate::stream::{Blocking, block_on};
 
 /// Stack size of a connection thread: handlers keep their buffers on the heap.
 const STACK_SIZE: usize = 128 * 1024;
@@ -71,9 +72,18 @@ fn accept_loop<'scope>(
             }
             Err(e) => return Err(Error::io("could not accept a connection", e)),
         };
-        let id = slots.track(&stream);
+        // Accepted as the server was stopping: not served.
+        let Some(id) = slots.track(&stream) else {
+            slots.release(None);
+            break;
+        };
         let job = move || {
-            let result = serve_one(stream, peer, opts, tally, || slots.was_cut_off(id));
+            let served = serve_accepted(stream, peer, Blocking, opts, tally, || {
+                !slots.was_cut_off(id)
+            });
+            // A bug in one connection's handler must not end the others.
+            let result = panic::catch_unwind(AssertUnwindSafe(|| block_on(served)))
+                .unwrap_or(Err(Error::Internal("a connection's handler panicked")));
             slots.release(Some(id));
             result
         };
@@ -105,28 +115,6 @@ fn accept_loop<'scope>(
     Ok(())
 }
 
-/// Serves one connection with its service's handler over the blocking socket.
-fn serve_one(
-    stream: TcpStream,
-    peer: SocketAddr,
-    opts: &Options,
-    tally: &Tally,
-    cut_off: impl FnOnce() -> bool,
-) -> Result<()> {
-    let mut entry = tally.open(Conn::new(Blocking(stream)));
-    let name = crate::addr::show(peer);
-    let peer =
-        Peer::accepted(&entry.conn.get_ref().0, peer, opts).map_err(|e| Error::Connection {
-            peer: name,
-            source: Box::new(e),
-        })?;
-    let result = block_on(serve_connection(&mut entry.conn, &peer));
-    // A connection closed at the end of the grace period may look finished to its
-    // handler (it reads end of stream); it did not end well.
-    entry.ok = result.is_ok() && !cut_off();
-    result.map_err(|e| peer.failed(e))
-}
-
 /// The connections being served: a counting semaphore for the cap, and a clone of
 /// each socket so that the stragglers can be closed at the end of the grace period.
 struct Slots {
@@ -142,6 +130,8 @@ struct State {
     open: HashMap<u64, TcpStream>,
     /// Set at the end of the grace period: the connections it closed.
     cut_off: Vec<u64>,
+    /// The grace period has ended: nothing more is served.
+    closed: bool,
 }
 
 impl Slots {
@@ -174,15 +164,19 @@ impl Slots {
         true
     }
 
-    /// Remembers the connection in a taken slot.
-    fn track(&self, stream: &TcpStream) -> u64 {
+    /// Remembers the connection in a taken slot; `None` once the grace period has
+    /// ended (the connection must not be served).
+    fn track(&self, stream: &TcpStream) -> Option<u64> {
         let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
         let id = state.next_id;
         state.next_id += 1;
         if let Ok(clone) = stream.try_clone() {
             state.open.insert(id, clone);
         }
-        id
+        Some(id)
     }
 
     /// Frees a slot (and forgets its connection).
@@ -213,6 +207,7 @@ impl Slots {
             let _ = stream.shutdown(Direction::Both);
         }
         state.cut_off = cut_off;
+        state.closed = true;
         state.cut_off.len()
     }
 

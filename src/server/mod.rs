@@ -32,7 +32,8 @@ pub enum Strategy {
     Blocking,
     /// A thread per connection.
     Threads,
-    /// tokio: thousands of connections on a few threads.
+    /// tokio on one thread: thousands of connections, each joining the event loop
+    /// only when it has to wait.
     Async,
 }
 
@@ -144,16 +145,16 @@ impl Peer<'_> {
 impl<'a> Peer<'a> {
     /// A connection just accepted from `peer`: prints the lab's lines for it (its
     /// peer and the connection socket's own name) unless the server is quiet.
-    pub fn accepted(stream: &TcpStream, peer: SocketAddr, opts: &'a Options) -> Result<Self> {
+    fn accepted(stream: &TcpStream, peer: SocketAddr, opts: &'a Options) -> Result<Self> {
         let accepted = Peer {
             name: addr::show(peer),
             opts,
         };
         if !opts.quiet {
             // Read only to be printed: a system call per connection saved with --quiet.
-            let local = stream
-                .local_addr()
-                .map_err(|e| Error::io("could not read the connection's name", e))?;
+            let local = stream.local_addr().map_err(|e| {
+                accepted.failed(Error::io("could not read the connection's name", e))
+            })?;
             accepted.say(|| {
                 format!(
                     "Accepted a connection from {}\n  Socket name: {}\n  Socket peer: {}",
@@ -173,6 +174,28 @@ impl<'a> Peer<'a> {
             source: Box::new(e),
         }
     }
+}
+
+/// Serves a connection just accepted from `peer`, driven as `drive` makes it (a
+/// blocking socket, or one for the event loop), and counts it in `tally`: the
+/// per-connection part of both lifecycles. `ended_well` is asked at the end
+/// whether the lifecycle let the connection end by itself.
+pub async fn serve_accepted<S: Stream>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    drive: impl FnOnce(TcpStream) -> S,
+    opts: &Options,
+    tally: &Tally,
+    ended_well: impl FnOnce() -> bool,
+) -> Result<()> {
+    let accepted = Peer::accepted(&stream, peer, opts);
+    let mut entry = tally.open(Conn::new(drive(stream)));
+    let peer = accepted?;
+    let result = serve_connection(&mut entry.conn, &peer).await;
+    // A connection closed at the end of the grace period may look finished to its
+    // handler (it reads end of stream); it did not end well.
+    entry.ok = result.is_ok() && ended_well();
+    result.map_err(|e| peer.failed(e))
 }
 
 /// Serves one connection with its service's handler, whatever drives the stream.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::payload::Source;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, Result};
 use crate::report::progress::When;
 
 /// Bytes per write by default: large, so a gigabyte costs few system calls.
@@ -62,7 +62,7 @@ impl OutputTo {
             OutputTo::Nowhere => None,
             OutputTo::Stdout => Some(Box::new(io::BufWriter::new(io::stdout()))),
             OutputTo::File(path) => Some(Box::new(io::BufWriter::new(
-                File::create(path).ctx(|| format!("could not create '{}'", path.display()))?,
+                File::create(path).map_err(|e| Error::file("create", path, &e))?,
             ))),
         })
     }

@@ -42,7 +42,7 @@ impl Source {
             (name, file)
         } else {
             let name = format!("'{}'", path.display());
-            let file = File::open(path).ctx(|| format!("could not read {name}"))?;
+            let file = File::open(path).map_err(|e| Error::file("read", path, &e))?;
             (name, file)
         };
         let mut meta = file.metadata().ctx(|| format!("could not read {name}"))?;
@@ -281,12 +281,10 @@ impl Sending {
                     let n = read_full(file, &mut buf[..want])
                         .ctx(|| format!("could not read {name}"))?;
                     if n < want {
-                        return Err(Error::Io {
-                            context: format!("could not read {name}"),
-                            source: std::io::Error::other(format!(
-                                "it shrank while it was being sent ({} of {total} bytes)",
-                                *sent + n as u64
-                            )),
+                        return Err(Error::InputShrank {
+                            name: name.clone(),
+                            sent: *sent + n as u64,
+                            total: *total,
                         });
                     }
                     (*start, *end) = (0, n);
