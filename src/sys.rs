@@ -175,6 +175,27 @@ pub fn set_open_files_limit(limit: Limit) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets TCP_DEFER_ACCEPT on a listening socket: accept() returns a connection only
+/// once its first bytes have come (or after about `seconds` without any).
+pub fn set_defer_accept(listener: impl AsFd, seconds: i32) -> io::Result<()> {
+    // SAFETY: setsockopt reads one c_int from the pointer and length we pass; the
+    // descriptor is borrowed, so it is open for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const seconds).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Registers a listening socket with the current tokio runtime, so it can wait for
 /// connections without taking them (they are accepted unregistered).
 pub fn register_listener(listener: TcpListener) -> io::Result<AsyncFd<TcpListener>> {

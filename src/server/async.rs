@@ -3,7 +3,8 @@
 //! cores. A new connection is served at once with plain non-blocking calls, and
 //! joins the event loop (as a task) only when it has to wait (see [`Lazy`]): a
 //! simple exchange whose 16 octets are already there costs what it costs the lab's
-//! blocking loop. A semaphore caps the connections served at once — past it, new
+//! blocking loop. For the simple service the kernel hands a connection over only
+//! once its first bytes have come (TCP_DEFER_ACCEPT), so that is nearly always. A semaphore caps the connections served at once — past it, new
 //! clients wait in the backlog, as mini-redis does. On shutdown, the server stops
 //! accepting, gives connections in flight `--grace` to finish, then closes the rest.
 //!
@@ -24,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Shutdown, serve_accepted};
+use super::{Options, Service, Shutdown, serve_accepted};
 use crate::error::{Error, IoContext, Result};
 use crate::stream::Lazy;
 
@@ -33,6 +34,13 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result
     listener
         .set_nonblocking(true)
         .ctx(|| "could not make the listening socket non-blocking")?;
+    if opts.service == Service::Simple {
+        // The client speaks first, and a connection is worth serving only once its
+        // 16 octets start to come: the kernel then hands it over with them, and it
+        // never has to join the event loop (a client that sends nothing is handed
+        // over after about a second). Best effort: without it, it only costs more.
+        let _ = crate::sys::set_defer_accept(&listener, 1);
+    }
     let shared = Shared {
         slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
         opts: Arc::new(opts),
@@ -174,7 +182,6 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Service;
 
     /// Every connection's task holds this future: its size is memory per connection
     /// before any buffer. A stray array in any handler shows up here.
