@@ -35,7 +35,6 @@ pub mod report;
 pub mod server;
 pub mod size;
 pub mod stream;
-#[allow(unsafe_code)]
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -240,22 +240,34 @@ impl AsyncRead for Lazy {
     }
 }
 
+impl Lazy {
+    /// A write: on the unregistered socket if it may and the write does not block,
+    /// else on the registered one.
+    fn poll_write_with<R>(
+        &mut self,
+        unregistered: impl FnOnce(&TcpStream) -> io::Result<R>,
+        registered: impl FnOnce(Pin<&mut tokio::net::TcpStream>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if let Some(s) = self.unregistered()
+            && let Some(done) = unless_blocked(unregistered(s))
+        {
+            return Poll::Ready(done);
+        }
+        match self.registered() {
+            Ok(s) => registered(s),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
 impl AsyncWrite for Lazy {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(mut s) = this.unregistered()
-            && let Some(done) = unless_blocked(s.write(buf))
-        {
-            return Poll::Ready(done);
-        }
-        match this.registered() {
-            Ok(s) => s.poll_write(cx, buf),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.get_mut()
+            .poll_write_with(|mut s| s.write(buf), |s| s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -263,16 +275,10 @@ impl AsyncWrite for Lazy {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if let Some(mut s) = this.unregistered()
-            && let Some(done) = unless_blocked(s.write_vectored(bufs))
-        {
-            return Poll::Ready(done);
-        }
-        match this.registered() {
-            Ok(s) => s.poll_write_vectored(cx, bufs),
-            Err(e) => Poll::Ready(Err(e)),
-        }
+        self.get_mut().poll_write_with(
+            |mut s| s.write_vectored(bufs),
+            |s| s.poll_write_vectored(cx, bufs),
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -353,6 +359,20 @@ impl<S> Conn<S> {
     }
 }
 
+impl<S> Conn<S> {
+    /// Counts what a write took, and times its wait.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = polled {
+            self.traffic.bytes_out += n as u64;
+        }
+        self.watch(cx, polled)
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -375,10 +395,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = polled {
-            this.traffic.bytes_out += n as u64;
-        }
-        this.watch(cx, polled)
+        this.wrote(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -388,10 +405,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = polled {
-            this.traffic.bytes_out += n as u64;
-        }
-        this.watch(cx, polled)
+        this.wrote(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

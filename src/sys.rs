@@ -1,7 +1,9 @@
 //! Every system call the crate makes that the standard library, `socket2` or
 //! `netlink-sys` do not wrap, behind safe functions: the socket queue `ioctl`s,
-//! `TCP_INFO`, the open-files limit, and registering a listener with tokio. The rest of the crate denies `unsafe`
-//! code; each `unsafe` block here says why it is sound.
+//! `TCP_INFO`, `TCP_DEFER_ACCEPT`, the open-files limit, and registering a listener
+//! with tokio. The rest of the crate denies `unsafe` code; each `unsafe` block here
+//! says why it is sound.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{offset_of, size_of};
