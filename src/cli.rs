@@ -78,8 +78,9 @@ pub struct ServerOpts {
     /// Close a connection that sends nothing for this many seconds (default: never).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub idle_timeout: Option<f64>,
-    /// On SIGINT/SIGTERM, let connections in flight finish for this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "5")]
+    /// On SIGINT/SIGTERM, let connections in flight finish for this many seconds
+    /// (0: close them at once).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_or_zero, default_value = "5")]
     pub grace: f64,
     /// Print only the listening line, errors and the shutdown summary.
     #[arg(short, long)]
@@ -247,11 +248,29 @@ fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A duration that must be longer than nothing (a timeout, a run's length).
 fn parse_seconds(text: &str) -> Result<f64, String> {
+    match seconds(text)? {
+        0.0 => Err(format!(
+            "'{text}' is no time at all: it must be greater than 0"
+        )),
+        s => Ok(s),
+    }
+}
+
+/// A duration for which 0 means "at once" (`--grace 0`: close at once).
+fn parse_seconds_or_zero(text: &str) -> Result<f64, String> {
+    seconds(text)
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
-        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
-        _ => Err(format!(
-            "'{text}' is not a number of seconds between 0 and 86400"
+        Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(s),
+        Ok(_) => Err(format!(
+            "'{text}' is out of range: give a number of seconds from 0 to 86400"
+        )),
+        Err(_) => Err(format!(
+            "'{text}' is not a number of seconds (e.g. 0.5, 30)"
         )),
     }
 }

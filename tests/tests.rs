@@ -7,6 +7,7 @@ mod util;
 
 mod bad_input;
 mod deadlock;
+mod defects;
 mod demo;
 mod hostile;
 mod inprocess;
