@@ -6,7 +6,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use tcplab::report::console::say;
+use tcplab::report::console::{Console, say};
 
 /// The demo's address: loopback, so nothing leaves this machine.
 const HOST: &str = "127.0.0.1";
@@ -18,11 +18,18 @@ pub fn run() -> Result<()> {
     say("tcplab demo: the TCP lab, end to end, on this machine's loopback interface.");
     say("Every step runs real tcplab servers and clients as separate processes. A server");
     say("given port 0 asks the operating system for a free port and prints the one it got.");
-    tour.simple()?;
-    tour.uppercase()?;
-    tour.lines()?;
-    tour.deadlock()?;
-    tour.many_clients()?;
+    // Each step stops its own servers; between steps, a reader that has gone (the
+    // demo piped into `head`) ends the tour.
+    for step in [
+        Tour::simple,
+        Tour::uppercase,
+        Tour::lines,
+        Tour::deadlock,
+        Tour::many_clients,
+    ] {
+        still_printing()?;
+        step(&tour)?;
+    }
     heading("Done");
     say(
         "Every step behaved as the lab says. Try the programs yourself: `tcplab --help` lists them.",
@@ -386,6 +393,17 @@ fn wait_up_to(child: &mut Child, limit: Duration) -> Result<Option<std::process:
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Fails once standard output could not be written.
+fn still_printing() -> Result<()> {
+    match Console::stdio().failure() {
+        Some(failed) => Err(tcplab::Error::Output {
+            reason: failed.reason,
+        }
+        .into()),
+        None => Ok(()),
     }
 }
 

@@ -105,6 +105,12 @@ pub enum Error {
         /// Bytes it had when the run started.
         total: u64,
     },
+    /// Standard output could not be written (a full disk, a closed pipe).
+    #[error("could not write to standard output: {reason}")]
+    Output {
+        /// Why, in plain words.
+        reason: String,
+    },
     /// The plot could not be written.
     #[error("could not write the plot '{}': {reason}", .path.display())]
     Plot {

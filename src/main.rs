@@ -33,6 +33,14 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         command => run(command).map_err(anyhow::Error::from),
     };
+    // Output that could not be written is a failure, however the rest went.
+    let result = match (result, Console::stdio().failure()) {
+        (Ok(()), Some(failed)) => Err(tcplab::Error::Output {
+            reason: failed.reason,
+        }
+        .into()),
+        (result, _) => result,
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<tcplab::Error>() {

@@ -11,8 +11,25 @@ use crate::util::{Server, tcplab_run};
 fn zero_seconds_is_refused_where_it_means_nothing() {
     for args in [
         &["lines", "server", "127.0.0.1", "0", "--idle-timeout", "0"][..],
-        &["uppercase", "client", "127.0.0.1", "1", "16", "--stall-timeout", "0"],
-        &["simple", "client", "127.0.0.1", "1", "--connections", "1", "--duration", "0"],
+        &[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            "1",
+            "16",
+            "--stall-timeout",
+            "0",
+        ],
+        &[
+            "simple",
+            "client",
+            "127.0.0.1",
+            "1",
+            "--connections",
+            "1",
+            "--duration",
+            "0",
+        ],
     ] {
         tcplab_run(args)
             .assert_code(2)
@@ -31,7 +48,101 @@ fn grace_zero_closes_the_connections_in_flight_at_once() {
     let out = server.wait();
     out.assert_ok()
         .assert_stdout_has("1 failed, 1 cut off at the grace period");
-    open.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 8];
-    assert_eq!(open.read(&mut buf).unwrap_or(0), 0, "the connection is closed");
+    assert_eq!(
+        open.read(&mut buf).unwrap_or(0),
+        0,
+        "the connection is closed"
+    );
+}
+
+/// `tcplab ARGS...` with its standard output on /dev/full (a full disk).
+fn into_full_disk(args: &[&str]) -> crate::util::Output {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"exec "$0" "$@" > /dev/full"#)
+        .arg(env!("CARGO_BIN_EXE_tcplab"))
+        .args(args);
+    crate::util::run(cmd)
+}
+
+#[test]
+fn a_client_whose_output_cannot_be_written_fails_with_one_line() {
+    let simple = Server::of("simple", &[]);
+    let port = simple.addr.port().to_string();
+    let uppercase = Server::of("uppercase", &[]);
+    let up = uppercase.addr.port().to_string();
+    let load = ["--connections", "2"];
+    for args in [
+        vec!["simple", "client", "127.0.0.1", &port],
+        [
+            &["simple", "client", "127.0.0.1", &port][..],
+            &load,
+            &["--json"],
+        ]
+        .concat(),
+        vec!["uppercase", "client", "127.0.0.1", &up, "16"],
+        vec!["uppercase", "client", "127.0.0.1", &up, "16", "--json"],
+        [&["uppercase", "client", "127.0.0.1", &up, "16"][..], &load].concat(),
+    ] {
+        into_full_disk(&args)
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has("could not write to standard output: no space left on device");
+    }
+}
+
+#[test]
+fn a_server_whose_output_cannot_be_written_stops_at_once_with_one_line() {
+    for service in ["simple", "uppercase", "lines"] {
+        into_full_disk(&[service, "server", "127.0.0.1", "0"])
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has("could not write to standard output: no space left on device");
+    }
+}
+
+/// `tcplab lines server … | head -1`: once `head` has gone, the server has nowhere
+/// to print the lines it is sent, so it stops, saying why, instead of resetting
+/// every later client.
+#[test]
+fn a_lines_server_whose_reader_has_gone_stops_with_one_line() {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"set -o pipefail; "$0" lines server 127.0.0.1 0 | head -1"#)
+        .arg(env!("CARGO_BIN_EXE_tcplab"));
+    let server = Server::start(cmd);
+    // The first line after `Listening at` finds no reader; a few more may be
+    // needed while `head` is still exiting.
+    let deadline = Instant::now() + crate::util::TIMEOUT;
+    while let Ok(mut client) = TcpStream::connect(server.addr) {
+        let _ = client.write_all(b"a line\n");
+        drop(client);
+        assert!(Instant::now() < deadline, "the server never stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = server.wait();
+    out.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has(
+            "could not write to standard output: broken pipe; the server stops, it has nowhere to print",
+        );
+}
+
+#[test]
+fn a_demo_whose_reader_has_gone_stops_with_one_line() {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"set -o pipefail; "$0" demo | head -1"#)
+        .arg(env!("CARGO_BIN_EXE_tcplab"));
+    let out = crate::util::run(cmd);
+    out.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("could not write to standard output: broken pipe");
+    assert_eq!(
+        out.stdout,
+        "tcplab demo: the TCP lab, end to end, on this machine's loopback interface.\n"
+    );
 }

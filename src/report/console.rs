@@ -2,9 +2,25 @@
 //! they run. Each call writes its line(s) with one write to the locked stream, so
 //! lines from concurrent connections never interleave within a line. A test can
 //! swap standard output and standard error for memory ([`Console::capture`]).
+//!
+//! The first error writing standard output is kept ([`Console::failure`]): a program
+//! whose output is gone (a full disk, a closed pipe) must say so and stop, not run
+//! on printing nothing.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The first error writing the process's standard output.
+static STDOUT_FAILED: OnceLock<OutputFailure> = OnceLock::new();
+
+/// Why standard output could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFailure {
+    /// The error's kind: `BrokenPipe` when the reader has gone.
+    pub kind: io::ErrorKind,
+    /// The error in plain words.
+    pub reason: String,
+}
 
 /// Where lines go: the process's standard output and error, or memory.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +35,10 @@ pub struct Captured {
     pub out: Vec<u8>,
     /// Everything written to "standard error", `tcplab: ` prefixes included.
     pub err: Vec<u8>,
+    /// Set by [`Console::close_output`]: writes to "standard output" fail.
+    pub closed: bool,
+    /// The first failed write to "standard output".
+    pub failure: Option<OutputFailure>,
 }
 
 impl Console {
@@ -42,8 +62,24 @@ impl Console {
         }
     }
 
-    /// Writes one line to standard output. Best effort: a closed standard output
-    /// must not stop a server that is serving clients.
+    /// For tests: from now on, writes to this capturing console's "standard
+    /// output" fail as a closed pipe does.
+    pub fn close_output(&self) {
+        if let Some(c) = &self.captured {
+            c.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        }
+    }
+
+    /// The first error writing standard output, if there was one.
+    pub fn failure(&self) -> Option<OutputFailure> {
+        match &self.captured {
+            Some(c) => c.lock().unwrap_or_else(|p| p.into_inner()).failure.clone(),
+            None => STDOUT_FAILED.get().cloned(),
+        }
+    }
+
+    /// Writes one line to standard output; a failure is kept ([`Console::failure`])
+    /// for the caller to act on when it can.
     pub fn say(&self, line: impl AsRef<str>) {
         let mut buf = String::with_capacity(line.as_ref().len() + 1);
         buf.push_str(line.as_ref());
@@ -70,18 +106,31 @@ impl Console {
     pub fn write_lines(&self, batch: &[u8]) -> io::Result<()> {
         match &self.captured {
             Some(c) => {
-                c.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .out
-                    .extend_from_slice(batch);
+                let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+                if c.closed {
+                    let e = io::Error::from(io::ErrorKind::BrokenPipe);
+                    c.failure.get_or_insert_with(|| failure(&e));
+                    return Err(e);
+                }
+                c.out.extend_from_slice(batch);
                 Ok(())
             }
             None => {
                 let mut out = io::stdout().lock();
-                out.write_all(batch)?;
-                out.flush()
+                let written = out.write_all(batch).and_then(|()| out.flush());
+                if let Err(e) = &written {
+                    let _ = STDOUT_FAILED.set(failure(e));
+                }
+                written
             }
         }
+    }
+}
+
+fn failure(e: &io::Error) -> OutputFailure {
+    OutputFailure {
+        kind: e.kind(),
+        reason: crate::error::plain_io(e),
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Service, Shutdown, serve_accepted};
+use super::{Options, Service, Shutdown, ended, serve_accepted};
 use crate::error::{Error, IoContext, Result};
 use crate::stream::Lazy;
 
@@ -119,10 +119,10 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
         // Served at once if it never has to wait; a task only if it does.
         let mut task = Box::pin(connection(stream, peer, opts_, tally, permit));
         match task.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(result) => report(result, opts),
+            Poll::Ready(result) => ended(result, opts, shutdown),
             Poll::Pending => {
-                let opts = Arc::clone(opts);
-                tasks.spawn(async move { report(task.await, &opts) });
+                let (opts, shutdown) = (Arc::clone(opts), shutdown.clone());
+                tasks.spawn(async move { ended(task.await, &opts, &shutdown) });
             }
         }
     }
@@ -140,12 +140,6 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
             n
         }
     })
-}
-
-fn report(result: Result<()>, opts: &Options) {
-    if let Err(e) = result {
-        opts.console.warn(e.to_string());
-    }
 }
 
 /// Accepts one connection, left out of the event loop until it has to wait, and

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Shutdown, Strategy, serve_accepted};
+use super::{Options, Shutdown, Strategy, ended, serve_accepted};
 use crate::error::{Error, IoContext, Result};
 use crate::stream::{Blocking, block_on};
 
@@ -49,7 +49,7 @@ fn accept_loop<'scope>(
     opts: &'scope Options,
     tally: &'scope Tally,
     slots: &'scope Slots,
-    shutdown: &Shutdown,
+    shutdown: &'scope Shutdown,
 ) -> Result<()> {
     let threads = opts.strategy == Strategy::Threads && !opts.once;
     let console = &opts.console;
@@ -91,19 +91,12 @@ fn accept_loop<'scope>(
             return job();
         }
         if !threads {
-            if let Err(e) = job() {
-                console.warn(e.to_string());
-            }
+            ended(job(), opts, shutdown);
             continue;
         }
-        let spawned =
-            thread::Builder::new()
-                .stack_size(STACK_SIZE)
-                .spawn_scoped(scope, move || {
-                    if let Err(e) = job() {
-                        console.warn(e.to_string());
-                    }
-                });
+        let spawned = thread::Builder::new()
+            .stack_size(STACK_SIZE)
+            .spawn_scoped(scope, move || ended(job(), opts, shutdown));
         if let Err(e) = spawned {
             // The stream moved into the closure and was dropped: that client is
             // closed, the others go on.

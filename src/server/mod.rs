@@ -217,7 +217,28 @@ pub fn announce(listener: &TcpListener, console: &Console) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::io("could not read the listening socket's name", e))?;
     console.say(format!("Listening at {}", addr::show(local)));
-    Ok(())
+    output_gone(console).map_or(Ok(()), Err)
+}
+
+/// A connection has ended with `result`: its error is said, unless the server's
+/// output is gone — then the server stops (every service alike: a server that
+/// cannot print what it serves has nowhere to say it), and [`run`] says why.
+fn ended(result: Result<()>, opts: &Options, shutdown: &Shutdown) {
+    if opts.console.failure().is_some() {
+        shutdown.trigger();
+    } else if let Err(e) = result {
+        opts.console.warn(e.to_string());
+    }
+}
+
+/// The error for a server whose standard output could not be written.
+fn output_gone(console: &Console) -> Option<Error> {
+    console.failure().map(|failed| Error::Output {
+        reason: format!(
+            "{}; the server stops, it has nowhere to print",
+            failed.reason
+        ),
+    })
 }
 
 /// Announces the server, then runs it with the chosen driver until `shutdown` is
@@ -225,8 +246,13 @@ pub fn announce(listener: &TcpListener, console: &Console) -> Result<()> {
 /// connection's). Returns the figures of the shutdown summary.
 pub fn run(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
     announce(&listener, &opts.console)?;
-    match opts.strategy {
+    let console = opts.console.clone();
+    let summary = match opts.strategy {
         Strategy::Blocking | Strategy::Threads => blocking::serve(listener, opts, shutdown),
         Strategy::Async => r#async::serve(listener, opts, shutdown),
+    };
+    match output_gone(&console) {
+        Some(e) => Err(e),
+        None => summary,
     }
 }
