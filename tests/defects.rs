@@ -146,3 +146,27 @@ fn a_demo_whose_reader_has_gone_stops_with_one_line() {
         "tcplab demo: the TCP lab, end to end, on this machine's loopback interface.\n"
     );
 }
+
+#[test]
+fn json_lines_keep_numbers_exactly_as_sent() {
+    let server = Server::of("lines", &["--json", "--quiet"]);
+    let port = server.addr.port().to_string();
+    let input =
+        b"123456789012345678901234567890\n1e400\n{\"n\": 0.1000000000000000055511151231257827}\n";
+    crate::util::run_with_input(
+        {
+            let mut cmd = crate::util::tcplab();
+            cmd.args(["lines", "client", "127.0.0.1", &port]);
+            cmd
+        },
+        input,
+    )
+    .assert_ok();
+    server.wait_for_line("0.1000000000000000055511151231257827");
+    server.signal(libc::SIGTERM);
+    let out = server.wait();
+    out.assert_ok().assert_stdout_has(
+        "\n123456789012345678901234567890\n1e+400\n{\"n\":0.1000000000000000055511151231257827}\n",
+    );
+    assert!(out.stderr.is_empty(), "{out}");
+}
