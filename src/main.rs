@@ -258,15 +258,20 @@ fn serve(
     Ok(())
 }
 
-/// Triggers `shutdown` on SIGINT or SIGTERM.
+/// Triggers `shutdown` on SIGINT or SIGTERM (the graceful stop), and hurries it on
+/// the next one (connections still open are closed now; the summary follows).
 fn stop_on_signals(shutdown: &server::Shutdown) -> tcplab::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| tcplab::Error::io("could not install the signal handlers", e))?;
     let shutdown = shutdown.clone();
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
+        let mut signals = signals.forever();
+        if signals.next().is_some() {
             shutdown.trigger();
+        }
+        if signals.next().is_some() {
+            shutdown.hurry();
         }
     });
     Ok(())

@@ -170,3 +170,21 @@ fn json_lines_keep_numbers_exactly_as_sent() {
     );
     assert!(out.stderr.is_empty(), "{out}");
 }
+
+#[test]
+fn a_second_sigint_ends_the_grace_period_at_once_under_each_strategy() {
+    for strategy in crate::util::STRATEGIES {
+        // A grace period longer than the test's bound: only the second signal can
+        // end it in time.
+        let server = Server::under(strategy, "lines", &["--grace", "3600"]);
+        let mut open = TcpStream::connect(server.addr).unwrap();
+        open.write_all(b"still here\n").unwrap();
+        server.wait_for_line("still here");
+        server.signal(libc::SIGINT);
+        std::thread::sleep(Duration::from_millis(200));
+        server.signal(libc::SIGINT);
+        let out = server.wait();
+        out.assert_ok()
+            .assert_stdout_has("1 failed, 1 cut off at the grace period");
+    }
+}

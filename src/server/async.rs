@@ -107,10 +107,10 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
             tokio::pin!(task);
             let result = tokio::select! {
                 result = &mut task => result,
-                () = &mut stop => match tokio::time::timeout(opts.grace, &mut task).await {
-                    Ok(result) => result,
+                () = &mut stop => tokio::select! {
+                    result = &mut task => result,
                     // Cut off at the end of the grace period (its entry counts it failed).
-                    Err(_) => return Ok(1),
+                    () = grace_over(opts.grace, shutdown) => return Ok(1),
                 },
             };
             shutdown.trigger();
@@ -127,19 +127,28 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
         }
     }
     drop(listener);
-    let finished = tokio::time::timeout(opts.grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
+    let finished = tokio::select! {
+        () = async { while tasks.join_next().await.is_some() {} } => true,
+        () = grace_over(opts.grace, shutdown) => false,
+    };
     Ok(match finished {
-        Ok(()) => 0,
-        Err(_) => {
+        true => 0,
+        false => {
             while tasks.try_join_next().is_some() {}
             let n = tasks.len();
             tasks.shutdown().await;
             n
         }
     })
+}
+
+/// Completes when the grace period is over: after `grace`, or at once when the
+/// shutdown is hurried (a second SIGINT).
+async fn grace_over(grace: std::time::Duration, shutdown: &Shutdown) {
+    tokio::select! {
+        () = tokio::time::sleep(grace) => {}
+        () = shutdown.hurried() => {}
+    }
 }
 
 /// Accepts one connection, left out of the event loop until it has to wait, and

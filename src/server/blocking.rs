@@ -32,7 +32,7 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result
         // The grace period runs beside the accept loop, which may be busy serving.
         let grace = scope.spawn(|| {
             shutdown.wait_blocking();
-            slots.close_after(opts.grace)
+            slots.close_after(opts.grace, || shutdown.is_hurried())
         });
         let served = accept_loop(scope, &listener, &opts, &tally, &slots, &shutdown);
         shutdown.trigger();
@@ -182,16 +182,17 @@ impl Slots {
         self.changed.notify_all();
     }
 
-    /// Waits up to `grace` for the connections in flight to end, closes the rest,
-    /// and returns how many it closed.
-    fn close_after(&self, grace: Duration) -> usize {
+    /// Waits up to `grace` (less if `hurried()` becomes true) for the connections in
+    /// flight to end, closes the rest, and returns how many it closed.
+    fn close_after(&self, grace: Duration, hurried: impl Fn() -> bool) -> usize {
         let deadline = Instant::now() + grace;
         let mut state = self.lock();
-        while !state.open.is_empty() && Instant::now() < deadline {
+        while !state.open.is_empty() && Instant::now() < deadline && !hurried() {
+            // In slices, to see a hurry.
             let left = deadline.saturating_duration_since(Instant::now());
             state = self
                 .changed
-                .wait_timeout(state, left)
+                .wait_timeout(state, left.min(Duration::from_millis(50)))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }

@@ -19,6 +19,9 @@ pub struct Shutdown {
 #[derive(Debug, Default)]
 struct Inner {
     triggered: AtomicBool,
+    /// Set by a second request: the grace period ends now.
+    hurried: AtomicBool,
+    hurry: Notify,
     notify: Notify,
     /// For threads that wait without a runtime.
     flag: Mutex<bool>,
@@ -50,6 +53,30 @@ impl Shutdown {
             // On Linux, shutting down a listening socket makes a blocked accept()
             // return at once.
             let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Ends the grace period now (a second SIGINT): connections still open are
+    /// closed at once. Triggers the shutdown too, if it was not yet.
+    pub fn hurry(&self) {
+        self.inner.hurried.store(true, Ordering::SeqCst);
+        self.inner.hurry.notify_waiters();
+        self.trigger();
+    }
+
+    /// True once [`hurry`](Self::hurry) was called.
+    pub fn is_hurried(&self) -> bool {
+        self.inner.hurried.load(Ordering::SeqCst)
+    }
+
+    /// Completes once [`hurry`](Self::hurry) was called.
+    pub async fn hurried(&self) {
+        loop {
+            let notified = self.inner.hurry.notified();
+            if self.is_hurried() {
+                return;
+            }
+            notified.await;
         }
     }
 
