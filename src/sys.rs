@@ -69,6 +69,8 @@ pub struct TcpInfo {
     pub unacked: u32,
     /// Segments retransmitted over the connection's life (`tcpi_total_retrans`).
     pub total_retrans: u32,
+    /// Bytes the peer has acknowledged (`tcpi_bytes_acked`; `None` before Linux 4.1).
+    pub bytes_acked: Option<u64>,
     /// Bytes written and not yet sent (`tcpi_notsent_bytes`; `None` before Linux 4.6).
     pub notsent_bytes: Option<u32>,
     /// The most recent delivery rate, in bytes per second (`tcpi_delivery_rate`;
@@ -129,6 +131,7 @@ pub fn tcp_info(socket: impl AsFd) -> io::Result<TcpInfo> {
         snd_mss: info.tcpi_snd_mss,
         unacked: info.tcpi_unacked,
         total_retrans: info.tcpi_total_retrans,
+        bytes_acked: newer!(tcpi_bytes_acked, u64),
         notsent_bytes: newer!(tcpi_notsent_bytes, u32),
         delivery_rate: newer!(tcpi_delivery_rate, u64),
         busy_time: newer!(tcpi_busy_time, u64),

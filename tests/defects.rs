@@ -188,3 +188,38 @@ fn a_second_sigint_ends_the_grace_period_at_once_under_each_strategy() {
             .assert_stdout_has("1 failed, 1 cut off at the grace period");
     }
 }
+
+/// The deadlock report's two "bytes sent" are one count, taken with the queues: the
+/// bytes in the four queues are never more than the client is ahead by.
+#[test]
+fn the_deadlock_report_counts_bytes_sent_once_with_the_queues() {
+    let server = Server::of("uppercase", &["--quiet"]);
+    let port = server.addr.port().to_string();
+    let out = tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &port,
+        "1G",
+        "--strategy",
+        "naive",
+        "--stall-timeout",
+        "1",
+        "--json",
+    ]);
+    out.assert_code(3);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let diagnosis = &report["diagnosis"];
+    assert_eq!(report["bytes_sent"], diagnosis["bytes_sent"], "{out}");
+    assert_eq!(
+        report["bytes_received"], diagnosis["bytes_received"],
+        "{out}"
+    );
+    let count = |v: &serde_json::Value| v.as_u64().expect("a count");
+    let queued: u64 = ["client", "server"]
+        .iter()
+        .flat_map(|end| ["recv_queue", "send_queue"].map(|q| count(&diagnosis[end][q])))
+        .sum();
+    let ahead = count(&report["bytes_sent"]) - count(&report["bytes_received"]);
+    assert!(queued <= ahead, "{queued} queued, {ahead} ahead\n{out}");
+}

@@ -88,6 +88,9 @@ fn connect_and_transfer(
     let completed = result.is_ok() && inbound.verdict().is_verified();
     if let (Some(diagnosis), false) = (watched.diagnosis, completed) {
         outcome.report.stalled = true;
+        // One count, taken when the queues were: the report and its diagnosis agree.
+        outcome.report.bytes_sent = diagnosis.bytes_sent;
+        outcome.report.bytes_received = diagnosis.bytes_received;
         outcome.report.diagnosis = Some(diagnosis.clone());
         return Err(Error::Stalled(Box::new(diagnosis)));
     }

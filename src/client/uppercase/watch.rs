@@ -99,7 +99,7 @@ fn sample_until(
                 strategy: opts.strategy.name().to_string(),
                 reads_only_after_sending: opts.strategy == Strategy::Naive,
                 total: opts.total,
-                sent,
+                sent: taken_by_kernel(stream, client).map_or(sent, |taken| taken.max(sent)),
                 received,
                 still_for,
                 client,
@@ -112,6 +112,14 @@ fn sample_until(
     }
     progress.finish();
     watched
+}
+
+/// Bytes the kernel has taken from this client, read at the same instant as its
+/// queues: acknowledged plus still queued. A write blocked mid-chunk has handed part
+/// of it over already, which the strategy's own count cannot know until it returns.
+fn taken_by_kernel(stream: &TcpStream, client: Option<Queues>) -> Option<u64> {
+    let acked = crate::sys::tcp_info(stream).ok()?.bytes_acked?;
+    Some(acked + client?.send_queue)
 }
 
 fn client_queues(stream: &TcpStream) -> Option<Queues> {
