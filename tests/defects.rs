@@ -223,3 +223,23 @@ fn the_deadlock_report_counts_bytes_sent_once_with_the_queues() {
     let ahead = count(&report["bytes_sent"]) - count(&report["bytes_received"]);
     assert!(queued <= ahead, "{queued} queued, {ahead} ahead\n{out}");
 }
+
+#[test]
+fn connections_with_a_client_strategy_other_than_async_is_a_usage_error() {
+    for strategy in ["naive", "threads", "nonblocking"] {
+        tcplab_run(&[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            "1",
+            "16",
+            "--connections",
+            "2",
+            "--strategy",
+            strategy,
+        ])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("--connections drives its connections with the async strategy");
+    }
+}
