@@ -154,8 +154,10 @@ fn run(command: Command) -> tcplab::Result<()> {
             LinesRole::Client { at, file } => {
                 let sent = client::lines::run(&at.host, at.port, file.as_deref(), &console)?;
                 console.say(format!(
-                    "Sent {} lines ({} bytes) to {}",
-                    sent.lines, sent.bytes, sent.peer
+                    "Sent {} ({} bytes) to {}",
+                    report::human::count(sent.lines, "line", "lines"),
+                    sent.bytes,
+                    sent.peer
                 ));
                 Ok(())
             }

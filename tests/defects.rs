@@ -243,3 +243,37 @@ fn connections_with_a_client_strategy_other_than_async_is_a_usage_error() {
         .assert_stderr_has("--connections drives its connections with the async strategy");
     }
 }
+
+#[test]
+fn one_line_and_one_connection_are_said_in_the_singular() {
+    let server = Server::of("lines", &[]);
+    let port = server.addr.port().to_string();
+    let mut cmd = crate::util::tcplab();
+    cmd.args(["lines", "client", "127.0.0.1", &port]);
+    crate::util::run_with_input(cmd, b"only one\n")
+        .assert_ok()
+        .assert_stdout_has("Sent 1 line (9 bytes) to ");
+    server.wait_for_line("1 line; socket closed");
+    server.signal(libc::SIGTERM);
+    server
+        .wait()
+        .assert_ok()
+        .assert_stdout_has("Shut down: served 1 connection (0 failed");
+}
+
+#[test]
+fn sizes_say_too_large_and_accept_the_documented_suffixes() {
+    tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        "1",
+        "99999999999999999999",
+    ])
+    .assert_code(2)
+    .assert_one_error_line()
+    .assert_stderr_has("is too large a size");
+    tcplab_run(&["uppercase", "client", "127.0.0.1", "1", "1x"])
+        .assert_code(2)
+        .assert_stderr_has("optionally with K, M, G or T (binary: 1K = 1024");
+}

@@ -499,7 +499,8 @@ proptest! {
             .map(|l| format!("{}\n", String::from_utf8_lossy(l)))
             .collect();
         if framed.is_ok() {
-            want_out.push_str(&format!("  {PEER}: {} lines; socket closed\n", lines.len()));
+            let noun = if lines.len() == 1 { "line" } else { "lines" };
+            want_out.push_str(&format!("  {PEER}: {} {noun}; socket closed\n", lines.len()));
         }
 
         let mut opts = options(Service::Lines);

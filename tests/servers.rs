@@ -229,7 +229,7 @@ fn sigterm_and_sigint_exit_zero_with_the_summary() {
         server
             .wait()
             .assert_ok()
-            .assert_stdout_has("Shut down: served 1 connections (0 failed, 0 cut off")
+            .assert_stdout_has("Shut down: served 1 connection (0 failed, 0 cut off")
             .assert_stdout_has("16 bytes in (16 B), 16 bytes out (16 B), peak 1 concurrent");
     }
 }

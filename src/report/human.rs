@@ -26,6 +26,11 @@ pub fn rate(n: u64, elapsed: Duration) -> String {
     format!("{}/s", bytes((n as f64 / secs) as u64))
 }
 
+/// `n` and a noun that agrees with it: `1 line`, `2 lines`, `0 lines`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Seconds with millisecond precision, e.g. `1.234 s`.
 pub fn seconds(elapsed: Duration) -> String {
     format!("{:.3} s", elapsed.as_secs_f64())

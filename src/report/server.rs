@@ -6,8 +6,8 @@ use crate::server::Summary;
 /// `Shut down: served N connections (F failed, C cut off at the grace period), ...`
 pub fn summary_line(s: &Summary) -> String {
     format!(
-        "Shut down: served {} connections ({} failed, {} cut off at the grace period), {} bytes in ({}), {} bytes out ({}), peak {} concurrent",
-        s.connections,
+        "Shut down: served {} ({} failed, {} cut off at the grace period), {} bytes in ({}), {} bytes out ({}), peak {} concurrent",
+        human::count(s.connections, "connection", "connections"),
         s.failed,
         s.cut_off,
         s.bytes_in,

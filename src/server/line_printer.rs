@@ -16,6 +16,10 @@ pub struct LinePrinter<'a> {
     lines: u64,
 }
 
+fn lines(n: u64) -> String {
+    crate::report::human::count(n, "line", "lines")
+}
+
 /// A batch that grew past this (a long line) gives its memory back once printed.
 const KEEP_BATCH: usize = 256 * 1024;
 
@@ -86,7 +90,7 @@ impl<'a> LinePrinter<'a> {
     pub fn finish(mut self) -> Result<()> {
         self.flush()?;
         self.peer
-            .say(|| format!("  {}: {} lines; socket closed", self.peer.name, self.lines));
+            .say(|| format!("  {}: {}; socket closed", self.peer.name, lines(self.lines)));
         Ok(())
     }
 }

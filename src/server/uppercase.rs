@@ -52,12 +52,12 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
     }
     let elapsed = started.elapsed();
     peer.say(|| format!(
-        "  {}: {} bytes capitalized in {} ({}); {} reads, min/median/max {}/{}/{} bytes; socket closed",
+        "  {}: {} bytes capitalized in {} ({}); {}, min/median/max {}/{}/{} bytes; socket closed",
         peer.name,
         sizes.bytes(),
         human::seconds(elapsed),
         human::rate(sizes.bytes(), elapsed),
-        sizes.reads(),
+        human::count(sizes.reads(), "read", "reads"),
         sizes.min(),
         sizes.median(),
         sizes.max()
