@@ -48,6 +48,14 @@ pub enum Command {
     },
     /// Runs the lab end to end on the loopback interface and narrates each step.
     Demo,
+    /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page (roff), e.g. `tcplab man > /usr/local/share/man/man1/tcplab.1`.
+    Man,
 }
 
 /// Where a server listens or a client connects.

@@ -6,8 +6,8 @@ mod demo;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 
 use cli::UppercaseClientOpts;
 use std::time::Duration;
@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Demo => demo::run(),
+        Command::Completions { shell } => print_completions(shell),
+        Command::Man => print_man_page(),
         command => run(command).map_err(anyhow::Error::from),
     };
     // Output that could not be written is a failure, however the rest went.
@@ -55,6 +57,35 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `tcplab completions SHELL`: the completion script, generated from the command line's
+/// own definitions.
+fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "tcplab", &mut out);
+    write_stdout(&out)
+}
+
+/// `tcplab man`: the manual page, in roff, generated from the same definitions.
+fn print_man_page() -> anyhow::Result<()> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    write_stdout(&out)
+}
+
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            tcplab::Error::Output {
+                reason: tcplab::error::plain_io(&e),
+            }
+            .into()
+        })
 }
 
 /// Help and version go out as clap renders them; a usage error becomes one line.
@@ -162,7 +193,9 @@ fn run(command: Command) -> tcplab::Result<()> {
                 Ok(())
             }
         },
-        Command::Demo => unreachable!("the demo runs from main"),
+        Command::Demo | Command::Completions { .. } | Command::Man => {
+            unreachable!("run from main")
+        }
     }
 }
 

@@ -277,3 +277,24 @@ fn sizes_say_too_large_and_accept_the_documented_suffixes() {
         .assert_code(2)
         .assert_stderr_has("optionally with K, M, G or T (binary: 1K = 1024");
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_itself() {
+    for (shell, marker) in [
+        ("bash", "_tcplab()"),
+        ("zsh", "#compdef tcplab"),
+        ("fish", "complete -c tcplab"),
+    ] {
+        let out = tcplab_run(&["completions", shell]);
+        out.assert_ok().assert_stdout_has(marker);
+        // Every program and option is there, as the definitions give them.
+        for word in ["uppercase", "stall-timeout", "max-connections"] {
+            out.assert_stdout_has(word);
+        }
+    }
+    tcplab_run(&["man"])
+        .assert_ok()
+        .assert_stdout_has(".TH tcplab 1")
+        .assert_stdout_has("uppercase");
+    tcplab_run(&["completions", "nosuchshell"]).assert_code(2);
+}
