@@ -40,41 +40,68 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut sending = true;
     loop {
-        if sending && !write_while_writable(&mut socket, outbound, counters, peer)? {
-            // Everything is out: half-close, and from now on only reading matters.
-            socket
-                .shutdown(Shutdown::Write)
-                .ctx(|| format!("could not shut down the sending side to {peer}"))?;
-            poll.registry()
-                .reregister(&mut socket, CONNECTION, Interest::READABLE)
-                .ctx(|| "could not re-register the socket")?;
-            sending = false;
+        let mut window_full = false;
+        if sending {
+            match write_while_writable(&mut socket, outbound, counters, peer)? {
+                Written::All => {
+                    // Everything is out: half-close, and from now on only reading matters.
+                    socket
+                        .shutdown(Shutdown::Write)
+                        .ctx(|| format!("could not shut down the sending side to {peer}"))?;
+                    poll.registry()
+                        .reregister(&mut socket, CONNECTION, Interest::READABLE)
+                        .ctx(|| "could not re-register the socket")?;
+                    sending = false;
+                }
+                Written::WindowFull => window_full = true,
+                Written::WouldBlock => {}
+            }
         }
+        let before = inbound.received();
         if read_while_readable(&mut socket, &mut buf, inbound, counters, peer)? {
             return Ok(());
+        }
+        // Reading freed room in a full window: write again before waiting, since
+        // the socket may be writable with no new event to say so.
+        if window_full && inbound.received() > before {
+            continue;
         }
         wait(&mut poll, &mut events)?;
     }
 }
 
-/// Writes until the socket would block; false once everything is sent.
+/// How far a round of writing got.
+enum Written {
+    /// Everything is sent.
+    All,
+    /// The socket would block.
+    WouldBlock,
+    /// A streamed input's window is full until what came back is verified.
+    WindowFull,
+}
+
+/// Writes until the socket would block, everything is sent, or the window is full.
 fn write_while_writable(
     socket: &mut TcpStream,
     outbound: &mut Outbound,
     counters: &Counters,
     peer: &str,
-) -> Result<bool> {
+) -> Result<Written> {
     loop {
-        let messages = outbound.next_messages()?;
+        let messages = outbound.next_messages(counters)?;
         if messages.is_empty() {
-            return Ok(false);
+            return Ok(if outbound.is_done() {
+                Written::All
+            } else {
+                Written::WindowFull
+            });
         }
         match socket.write_vectored(messages.slices()) {
             Ok(n) => {
                 outbound.consume(n);
                 counters.add_sent(n);
             }
-            Err(e) if would_block(&e) => return Ok(true),
+            Err(e) if would_block(&e) => return Ok(Written::WouldBlock),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(e)
