@@ -429,6 +429,11 @@ impl<E: Expected> Incoming<E> {
         self.verifier.received()
     }
 
+    /// Where the expected bytes come from.
+    pub fn expected(&self) -> &E {
+        &self.expected
+    }
+
     /// The start of the returned stream.
     pub fn first_data(&self) -> &[u8] {
         &self.first

@@ -41,8 +41,8 @@ pub async fn drive(
                 if outbound.is_done() {
                     break;
                 }
-                // A streamed input's window is full: the receiving half frees it.
-                outbound.room_freed().await;
+                // A streamed input has nothing more yet: its reader wakes us.
+                outbound.input_ready().await;
                 continue;
             }
             let n = writer

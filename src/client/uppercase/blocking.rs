@@ -12,8 +12,8 @@ use crate::error::{IoContext, Result};
 
 /// Writes the whole payload, then shuts down the sending side so the server sees
 /// end of stream. Blocks whenever the send buffer is full, and whenever a streamed
-/// input's window is full until the receiving side, on another thread when
-/// `reads_meanwhile`, has verified some of it.
+/// input has nothing more yet (`reads_meanwhile`: the receiving side runs on another
+/// thread meanwhile, so a full window of unverified input will empty).
 pub fn send_all(
     stream: &TcpStream,
     peer: &str,
@@ -28,7 +28,7 @@ pub fn send_all(
             if outbound.is_done() {
                 break;
             }
-            outbound.wait_for_room(reads_meanwhile)?;
+            outbound.wait_for_input(reads_meanwhile)?;
             continue;
         }
         let n = match writer.write_vectored(messages.slices()) {

@@ -19,6 +19,7 @@ pub mod nonblocking;
 pub mod options;
 pub mod payload;
 pub mod report;
+pub mod stream;
 pub mod threads;
 pub mod transfer;
 pub mod watch;
@@ -27,8 +28,9 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 pub use options::{DEFAULT_CHUNK, DEFAULT_STALL_TIMEOUT, Options, OutputTo, READ_SIZE, Strategy};
-pub use payload::{Inbound, MAX_IOV, Messages, Outbound, STREAM_WINDOW, Source, gather_size};
+pub use payload::{Inbound, MAX_IOV, Messages, Outbound, Source, gather_size};
 pub use report::{Outcome, Report};
+pub use stream::STREAM_WINDOW;
 pub use transfer::{Counters, Transfer, settle};
 
 use crate::addr::{self, Names};

@@ -12,6 +12,7 @@ use super::{Counters, Inbound, Outbound, READ_SIZE, Transfer};
 use crate::error::{IoContext, Result};
 
 const CONNECTION: Token = Token(0);
+const INPUT: Token = Token(1);
 
 /// Sends and receives from one readiness loop.
 pub fn transfer(t: Transfer<'_>) -> Result<()> {
@@ -36,11 +37,15 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
             Interest::READABLE | Interest::WRITABLE,
         )
         .ctx(|| "could not register the socket")?;
+    // A streamed input's reader thread wakes this loop when it has more to send.
+    let waker = mio::Waker::new(poll.registry(), INPUT).ctx(|| "could not create a waker")?;
+    outbound.on_input(Box::new(move || {
+        let _ = waker.wake();
+    }));
 
     let mut buf = vec![0u8; READ_SIZE];
     let mut sending = true;
     loop {
-        let mut window_full = false;
         if sending {
             match write_while_writable(&mut socket, outbound, counters, peer)? {
                 Written::All => {
@@ -53,18 +58,11 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
                         .ctx(|| "could not re-register the socket")?;
                     sending = false;
                 }
-                Written::WindowFull => window_full = true,
-                Written::WouldBlock => {}
+                Written::Waiting => {}
             }
         }
-        let before = inbound.received();
         if read_while_readable(&mut socket, &mut buf, inbound, counters, peer)? {
             return Ok(());
-        }
-        // Reading freed room in a full window: write again before waiting, since
-        // the socket may be writable with no new event to say so.
-        if window_full && inbound.received() > before {
-            continue;
         }
         wait(&mut poll, &mut events)?;
     }
@@ -74,13 +72,13 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
 enum Written {
     /// Everything is sent.
     All,
-    /// The socket would block.
-    WouldBlock,
-    /// A streamed input's window is full until what came back is verified.
-    WindowFull,
+    /// The socket would block, or a streamed input has nothing more yet; an event
+    /// (the socket writable, the input's waker) says when to try again.
+    Waiting,
 }
 
-/// Writes until the socket would block, everything is sent, or the window is full.
+/// Writes until the socket would block, everything is sent, or the input has
+/// nothing more yet.
 fn write_while_writable(
     socket: &mut TcpStream,
     outbound: &mut Outbound,
@@ -93,7 +91,7 @@ fn write_while_writable(
             return Ok(if outbound.is_done() {
                 Written::All
             } else {
-                Written::WindowFull
+                Written::Waiting
             });
         }
         match socket.write_vectored(messages.slices()) {
@@ -101,7 +99,7 @@ fn write_while_writable(
                 outbound.consume(n);
                 counters.add_sent(n);
             }
-            Err(e) if would_block(&e) => return Ok(Written::WouldBlock),
+            Err(e) if would_block(&e) => return Ok(Written::Waiting),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(e)

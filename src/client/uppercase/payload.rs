@@ -1,25 +1,18 @@
 //! What the client sends and what must come back: the lab's repeated message, or the
 //! bytes of an input (`--input`). Memory stays bounded either way: a regular file is
 //! read in chunks to send, and read again, in step with what returns, to verify; a
-//! pipe, a device or a terminal cannot be read twice, so it is streamed: each piece
-//! read goes into a bounded window of what was read and not yet verified, and the
-//! sender waits while that window is full. Nothing is written to disk.
+//! pipe, a device or a terminal cannot be read twice, so it is streamed through a
+//! bounded window of what was read and not yet verified ([`super::stream`]).
+//! Nothing is written to disk.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Seek, Write};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::stream::{self, StreamExpected, Streamed};
 use super::transfer::Counters;
 use crate::error::{Error, IoContext, Result};
 use crate::proto::uppercase::{Expected, Incoming, Outgoing, Repeated, Verdict, capitalize};
-
-/// Most bytes of a streamed input (a pipe, a device) held at once: read and not yet
-/// verified. The sender waits while this much is in flight. It is larger than what
-/// the kernel's queues hold on a connection (so the naive strategy meets the lab's
-/// deadlock before this limit), and memory grows only as far as the bytes in flight.
-pub const STREAM_WINDOW: usize = 32 << 20;
 
 /// The bytes the client sends.
 #[derive(Debug)]
@@ -143,32 +136,11 @@ impl Source {
                 )),
             ),
             Source::Stream { name, input, limit } => {
-                let shared = Arc::new(Window::default());
                 let input = input.try_clone().ctx(|| format!("could not read {name}"))?;
+                let (sending, expected) = stream::start(input, name, *limit, gather, window)?;
                 (
-                    Sending::Stream(Box::new(Streamed {
-                        input,
-                        name: name.clone(),
-                        window: Arc::clone(&shared),
-                        buf: vec![0; gather.min(STREAM_WINDOW / 4)],
-                        start: 0,
-                        end: 0,
-                        sent: 0,
-                        read: 0,
-                        limit: *limit,
-                        ended: false,
-                    })),
-                    Check::Stream {
-                        incoming: Incoming::with_expected(
-                            u64::MAX,
-                            window,
-                            StreamExpected {
-                                window: Arc::clone(&shared),
-                                buf: vec![0; window.max(1)],
-                            },
-                        ),
-                        window: shared,
-                    },
+                    Sending::Stream(Box::new(sending)),
+                    Check::Stream(Incoming::with_expected(u64::MAX, window, expected)),
                 )
             }
         };
@@ -237,7 +209,7 @@ impl<'a> Messages<'a> {
     }
 
     /// True when there is nothing to write now: everything has been sent (see
-    /// [`Outbound::is_done`]), or a streamed input waits for room in its window.
+    /// [`Outbound::is_done`]), or a streamed input has nothing more yet.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -283,76 +255,11 @@ enum Sending {
     Stream(Box<Streamed>),
 }
 
-/// The sending side of a streamed input.
-#[derive(Debug)]
-struct Streamed {
-    /// Where the bytes come from.
-    input: File,
-    /// Its name, for messages.
-    name: String,
-    /// What was read and not yet verified, shared with the receiving side.
-    window: Arc<Window>,
-    /// The piece read last.
-    buf: Vec<u8>,
-    /// Unsent bytes are `buf[start..end]`.
-    start: usize,
-    /// See `start`.
-    end: usize,
-    /// Bytes the socket has taken.
-    sent: u64,
-    /// Bytes read from the input.
-    read: u64,
-    /// BYTES, when given.
-    limit: Option<u64>,
-    /// The input ended, or `limit` bytes were read.
-    ended: bool,
-}
-
-impl Streamed {
-    /// Bytes to read next: a piece of the buffer, no more than the limit leaves.
-    fn want(&self) -> usize {
-        let left = self.limit.map_or(u64::MAX, |l| l - self.read);
-        left.min(self.buf.len() as u64) as usize
-    }
-
-    /// The unsent bytes of the last piece, reading the next piece when that one is
-    /// all sent and the window has room for it; empty when the window is full or the
-    /// input has ended.
-    fn next_bytes(&mut self, counters: &Counters) -> Result<&[u8]> {
-        if self.start == self.end && !self.ended {
-            let want = self.want();
-            if want == 0 {
-                self.end_input(counters);
-            } else if self.window.room() >= want {
-                // A slow pipe is not a stalled connection: the watchdog waits with us.
-                counters.set_reading_input(true);
-                let got = read_some(&mut self.input, &mut self.buf[..want]);
-                counters.set_reading_input(false);
-                let n = got.ctx(|| format!("could not read {}", self.name))?;
-                if n == 0 {
-                    self.end_input(counters);
-                } else {
-                    self.window.push(&self.buf[..n]);
-                    self.read += n as u64;
-                    (self.start, self.end) = (0, n);
-                }
-            }
-        }
-        Ok(&self.buf[self.start..self.end])
-    }
-
-    fn end_input(&mut self, counters: &Counters) {
-        self.ended = true;
-        self.window.end();
-        counters.set_total(self.read);
-    }
-}
-
 impl Outbound {
     /// The next messages to write. Empty when there is nothing to write now: either
-    /// everything is sent ([`is_done`](Self::is_done)), or a streamed input's window
-    /// is full until the receiving side verifies what came back (wait with
-    /// [`wait_for_room`](Self::wait_for_room) or [`room_freed`](Self::room_freed)).
+    /// everything is sent ([`is_done`](Self::is_done)), or a streamed input has
+    /// nothing more yet (wait with [`wait_for_input`](Self::wait_for_input),
+    /// [`input_ready`](Self::input_ready) or [`on_input`](Self::on_input)).
     /// After the write, tell [`consume`](Self::consume) how many bytes the socket took.
     /// `counters` learn when the input is being waited for and how long it was.
     pub fn next_messages(&mut self, counters: &Counters) -> Result<Messages<'_>> {
@@ -368,10 +275,7 @@ impl Outbound {
                 *start += n;
                 *sent += n as u64;
             }
-            Sending::Stream(s) => {
-                s.start += n;
-                s.sent += n as u64;
-            }
+            Sending::Stream(s) => s.consume(n),
         }
     }
 
@@ -389,7 +293,7 @@ impl Outbound {
         match &self.bytes {
             Sending::Pattern(out) => out.is_done(),
             Sending::File { sent, total, .. } => sent == total,
-            Sending::Stream(s) => s.ended && s.start == s.end,
+            Sending::Stream(s) => s.is_done(),
         }
     }
 
@@ -399,42 +303,33 @@ impl Outbound {
         match &self.bytes {
             Sending::Pattern(out) => out.total(),
             Sending::File { total, .. } => *total,
-            Sending::Stream(s) if s.ended => s.read,
-            Sending::Stream(s) => s.limit.unwrap_or(s.read),
+            Sending::Stream(s) => s.total(),
         }
     }
 
-    /// Blocks until the window of a streamed input has room for its next piece,
-    /// for a sender whose receiving side runs on another thread. With no receiving
-    /// side running meanwhile (`reads_meanwhile` false: the naive strategy) a full
-    /// window can never empty, and that is an error. Fails too when the receiving
-    /// side has stopped.
-    pub fn wait_for_room(&self, reads_meanwhile: bool) -> Result<()> {
-        let Sending::Stream(s) = &self.bytes else {
-            return Ok(());
-        };
-        if !reads_meanwhile {
-            return Err(Error::StreamTooLong {
-                name: s.name.clone(),
-                window: STREAM_WINDOW as u64,
-            });
-        }
-        if s.window.wait_for_room(s.want()) {
-            Ok(())
-        } else {
-            Err(Error::io(
-                format!("could not send to the server after {} bytes", s.sent),
-                io::Error::new(io::ErrorKind::BrokenPipe, "it stopped answering"),
-            ))
+    /// Blocks until a streamed input has more to send, for a sender whose receiving
+    /// side runs on another thread (`reads_meanwhile`); see
+    /// [`Streamed::wait_for_input`]. Other sources never wait.
+    pub fn wait_for_input(&self, reads_meanwhile: bool) -> Result<()> {
+        match &self.bytes {
+            Sending::Stream(s) => s.wait_for_input(reads_meanwhile),
+            _ => Ok(()),
         }
     }
 
-    /// Completes once the receiving side has verified bytes of a streamed input
-    /// (and so freed room in its window), for a sender and receiver driven on one
-    /// thread by an async runtime.
-    pub async fn room_freed(&self) {
+    /// Completes when a streamed input may have more to send, for a sender on an
+    /// async runtime.
+    pub async fn input_ready(&self) {
         if let Sending::Stream(s) = &self.bytes {
-            s.window.freed_async.notified().await;
+            s.input_ready().await;
+        }
+    }
+
+    /// Calls `wake` whenever a streamed input may have more to send, for a sender in
+    /// a poll loop.
+    pub fn on_input(&self, wake: Box<dyn Fn() + Send>) {
+        if let Sending::Stream(s) = &self.bytes {
+            s.on_input(wake);
         }
     }
 }
@@ -488,122 +383,6 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// One read: whatever a pipe holds now (0 at its end), so typed or trickling input
-/// goes out as it comes.
-fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match file.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
-        }
-    }
-}
-
-/// What was read from a streamed input and not yet verified: the sending side
-/// appends each piece before it sends it, the receiving side takes bytes off the
-/// front as it checks what came back. It never holds more than [`STREAM_WINDOW`]
-/// bytes, and its buffer grows only as far as the bytes actually held.
-#[derive(Debug, Default)]
-struct Window {
-    held: Mutex<Held>,
-    /// Signalled when bytes are verified, or the receiving side stops.
-    freed: Condvar,
-    /// The same, for a sender on an async runtime.
-    freed_async: tokio::sync::Notify,
-}
-
-#[derive(Debug, Default)]
-struct Held {
-    bytes: VecDeque<u8>,
-    /// Bytes read from the input in all.
-    read: u64,
-    /// The input has ended: `read` is its length.
-    ended: bool,
-    /// The receiving side has stopped: room will never come.
-    closed: bool,
-}
-
-impl Window {
-    fn held(&self) -> MutexGuard<'_, Held> {
-        // The lock guards plain bytes and counts, valid whatever a panicking holder did.
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Bytes that may still be appended.
-    fn room(&self) -> usize {
-        STREAM_WINDOW - self.held().bytes.len()
-    }
-
-    /// Appends a piece read from the input; it fits (see [`room`](Self::room)).
-    fn push(&self, piece: &[u8]) {
-        let mut held = self.held();
-        let need = held.bytes.len() + piece.len();
-        if need > held.bytes.capacity() {
-            let grown = need.max(held.bytes.capacity() * 2).min(STREAM_WINDOW);
-            let extra = grown - held.bytes.len();
-            held.bytes.reserve_exact(extra);
-        }
-        held.bytes.extend(piece);
-        held.read += piece.len() as u64;
-    }
-
-    /// The input has ended.
-    fn end(&self) {
-        self.held().ended = true;
-    }
-
-    /// Takes up to `out.len()` bytes off the front; fewer when fewer are held.
-    fn take(&self, out: &mut [u8]) -> usize {
-        let n = {
-            let mut held = self.held();
-            let n = out.len().min(held.bytes.len());
-            let (a, b) = held.bytes.as_slices();
-            let from_a = n.min(a.len());
-            out[..from_a].copy_from_slice(&a[..from_a]);
-            out[from_a..n].copy_from_slice(&b[..n - from_a]);
-            held.bytes.drain(..n);
-            n
-        };
-        if n > 0 {
-            self.freed.notify_all();
-            self.freed_async.notify_one();
-        }
-        n
-    }
-
-    /// The receiving side has stopped: wake a waiting sender for good.
-    fn close(&self) {
-        self.held().closed = true;
-        self.freed.notify_all();
-        self.freed_async.notify_one();
-    }
-
-    /// Waits until `want` bytes fit; false when the receiving side has stopped.
-    fn wait_for_room(&self, want: usize) -> bool {
-        let mut held = self.held();
-        loop {
-            if held.closed {
-                return false;
-            }
-            if STREAM_WINDOW - held.bytes.len() >= want {
-                return true;
-            }
-            held = self.freed.wait(held).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// The input's length, once it has ended.
-    fn total(&self) -> Option<u64> {
-        let held = self.held();
-        held.ended.then_some(held.read)
-    }
-
-    /// Bytes read from the input so far.
-    fn read(&self) -> u64 {
-        self.held().read
-    }
-}
-
 /// The expected stream for a file: the file again, capitalized as it is read.
 #[derive(Debug)]
 pub struct FileExpected {
@@ -620,30 +399,11 @@ impl Expected for FileExpected {
     }
 }
 
-/// The expected stream for a streamed input: the front of its window, capitalized.
-#[derive(Debug)]
-pub struct StreamExpected {
-    window: Arc<Window>,
-    buf: Vec<u8>,
-}
-
-impl Expected for StreamExpected {
-    fn piece(&mut self, _offset: u64, len: usize) -> io::Result<&[u8]> {
-        let len = len.min(self.buf.len());
-        let n = self.window.take(&mut self.buf[..len]);
-        capitalize(&mut self.buf[..n]);
-        Ok(&self.buf[..n])
-    }
-}
-
 #[derive(Debug)]
 enum Check {
     Pattern(Incoming<Repeated>),
     File(Incoming<FileExpected>),
-    Stream {
-        incoming: Incoming<StreamExpected>,
-        window: Arc<Window>,
-    },
+    Stream(Incoming<StreamExpected>),
 }
 
 /// The receiving side of a transfer: verifies, and copies to `--output` if asked.
@@ -661,22 +421,22 @@ impl Inbound {
         match &mut self.check {
             Check::Pattern(inc) => inc.accept(got),
             Check::File(inc) => inc.accept(got),
-            Check::Stream { incoming, window } => {
+            Check::Stream(inc) => {
                 // Once the input's length is known, bytes past it are extra.
-                if let Some(total) = window.total() {
-                    incoming.set_total(total);
+                if let Some(total) = inc.expected().window().total() {
+                    inc.set_total(total);
                 }
-                incoming.accept(got)
+                inc.accept(got)
             }
         }
         .ctx(|| "could not read the input again to verify")
     }
 
-    /// The receiving side has stopped: a sender waiting for room in a streamed
-    /// input's window gives up instead of waiting for ever.
+    /// The receiving side has stopped: a sender waiting for a streamed input gives
+    /// up instead of waiting for ever.
     pub fn stop(&self) {
-        if let Check::Stream { window, .. } = &self.check {
-            window.close();
+        if let Check::Stream(inc) = &self.check {
+            inc.expected().window().close();
         }
     }
 
@@ -693,7 +453,7 @@ impl Inbound {
         match &self.check {
             Check::Pattern(inc) => inc.received(),
             Check::File(inc) => inc.received(),
-            Check::Stream { incoming, .. } => incoming.received(),
+            Check::Stream(inc) => inc.received(),
         }
     }
 
@@ -702,7 +462,7 @@ impl Inbound {
         match &self.check {
             Check::Pattern(inc) => inc.first_data(),
             Check::File(inc) => inc.first_data(),
-            Check::Stream { incoming, .. } => incoming.first_data(),
+            Check::Stream(inc) => inc.first_data(),
         }
     }
 
@@ -712,8 +472,9 @@ impl Inbound {
         match &self.check {
             Check::Pattern(inc) => inc.verdict(),
             Check::File(inc) => inc.verdict(),
-            Check::Stream { incoming, window } => {
-                incoming.verdict_with_total(window.total().unwrap_or_else(|| window.read()))
+            Check::Stream(inc) => {
+                let window = inc.expected().window();
+                inc.verdict_with_total(window.total().unwrap_or_else(|| window.read()))
             }
         }
     }
@@ -722,6 +483,7 @@ impl Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::uppercase::STREAM_WINDOW;
 
     #[test]
     fn small_messages_are_gathered_into_one_write() {
@@ -743,10 +505,11 @@ mod tests {
 
     #[test]
     fn an_outbound_hands_out_every_byte_once_and_then_nothing() {
-        let mut out = Source::pattern(64).outbound(16).unwrap();
+        let (mut out, _) = Source::pattern(64).ends(16, 16, None).unwrap();
         let mut sent = Vec::new();
+        let counters = Counters::default();
         loop {
-            let messages = out.next_messages().unwrap();
+            let messages = out.next_messages(&counters).unwrap();
             if messages.is_empty() {
                 break;
             }
@@ -758,5 +521,88 @@ mod tests {
         }
         assert_eq!(out.sent(), 64);
         assert_eq!(sent, b"hello foobar bye".repeat(4));
+    }
+
+    /// Sends what `out` offers now, as one socket taking everything would.
+    fn send_now(out: &mut Outbound, counters: &Counters) -> usize {
+        let mut n = 0;
+        loop {
+            let messages = out.next_messages(counters).unwrap();
+            let len: usize = messages.slices().iter().map(|s| s.len()).sum();
+            if len == 0 {
+                return n;
+            }
+            out.consume(len);
+            n += len;
+        }
+    }
+
+    #[test]
+    fn a_streamed_input_holds_no_more_than_its_window_and_a_sender_that_never_verifies_is_told() {
+        let source = Source::file(Path::new("/dev/zero"), Some(100 << 20)).unwrap();
+        assert!(matches!(source, Source::Stream { .. }), "{source:?}");
+        let (mut out, mut inbound) = source.ends(1 << 16, 1 << 16, None).unwrap();
+        let counters = Counters::default();
+        let mut sent = 0;
+        // Nothing is verified: the reader stops at the window, and the naive
+        // strategy's sender hears that it can never go on.
+        loop {
+            sent += send_now(&mut out, &counters);
+            match out.wait_for_input(false) {
+                Ok(()) => {}
+                Err(Error::StreamTooLong { window, .. }) => {
+                    assert_eq!(window, STREAM_WINDOW as u64);
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent <= STREAM_WINDOW, "{sent} bytes sent unverified");
+        assert!(sent > STREAM_WINDOW - (1 << 20), "only {sent} bytes sent");
+        // Verifying what came back frees the window; the rest goes out.
+        let zeros = vec![0u8; 1 << 20];
+        let mut verified = 0;
+        while !out.is_done() {
+            while verified < sent {
+                let n = zeros.len().min(sent - verified);
+                inbound.accept(&zeros[..n]).unwrap();
+                verified += n;
+            }
+            sent += send_now(&mut out, &counters);
+            out.wait_for_input(true).unwrap();
+        }
+        inbound.accept(&zeros[..sent - verified]).unwrap();
+        assert_eq!(sent, 100 << 20);
+        assert_eq!(inbound.verdict(), Verdict::Verified { bytes: 100 << 20 });
+        assert_eq!(counters.total(), Some(100 << 20));
+    }
+
+    #[test]
+    fn a_streamed_input_is_verified_against_its_length_once_it_ends() {
+        let source = Source::file(Path::new("/dev/zero"), Some(100)).unwrap();
+        let (mut out, mut inbound) = source.ends(16, 64, None).unwrap();
+        let counters = Counters::default();
+        let mut sent = 0;
+        while !out.is_done() {
+            sent += send_now(&mut out, &counters);
+            out.wait_for_input(true).unwrap();
+        }
+        assert_eq!((sent, out.total()), (100, 100));
+        inbound.accept(&[0; 60]).unwrap();
+        assert_eq!(
+            inbound.verdict(),
+            Verdict::Short {
+                received: 60,
+                expected: 100
+            }
+        );
+        inbound.accept(&[0; 45]).unwrap();
+        assert_eq!(
+            inbound.verdict(),
+            Verdict::Extra {
+                received: 105,
+                expected: 100
+            }
+        );
     }
 }

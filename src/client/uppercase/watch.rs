@@ -95,8 +95,8 @@ fn sample_until(
         if finished {
             break;
         }
-        if counters.reading_input() {
-            // Waiting for a slow input is not a stall of the connection.
+        if counters.reading_input() && sent == received {
+            // Waiting for a slow input, with everything sent back, is not a stall.
             detector.hold(at);
         }
         if let Some(still_for) = detector.observe(at, sent, received) {
