@@ -142,8 +142,8 @@ pub enum UppercaseRole {
     },
     /// Connect to HOST PORT, send BYTES of "hello foobar bye" (or a file), check the upper case comes back.
     #[command(
-        group(clap::ArgGroup::new("payload").required(true).args(["bytes", "input"])),
-        override_usage = "tcplab uppercase client [OPTIONS] HOST PORT <BYTES | --input FILE>"
+        group(clap::ArgGroup::new("payload").required(true).multiple(true).args(["bytes", "input"])),
+        override_usage = "tcplab uppercase client [OPTIONS] HOST PORT <BYTES | --input FILE | BYTES --input FILE>"
     )]
     Client {
         #[command(flatten)]
@@ -156,7 +156,8 @@ pub enum UppercaseRole {
 /// The upper-case client's options.
 #[derive(Debug, Args)]
 pub struct UppercaseClientOpts {
-    /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824).
+    /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824);
+    /// with --input, send at most this many bytes of the input, exactly (not rounded).
     #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
     pub bytes: Option<u64>,
     /// How to drive the socket [default: async, the fastest measured]. naive is the
@@ -170,7 +171,9 @@ pub struct UppercaseClientOpts {
     /// messages are gathered, up to 1024 per writev system call).
     #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
     pub chunk: usize,
-    /// Send this file's bytes (- for standard input) instead of the lab's message.
+    /// Send this file's bytes (- for standard input) instead of the lab's message. A
+    /// pipe or a device is streamed as it is read (never stored), until it ends or
+    /// BYTES have been sent.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Write the upper-cased bytes that come back to FILE (- for standard output).

@@ -111,6 +111,17 @@ pub enum Error {
         /// Why, in plain words.
         reason: String,
     },
+    /// The naive strategy reads nothing back until it has sent everything, so a
+    /// streamed input longer than the window that verifies it cannot be sent.
+    #[error(
+        "the naive strategy reads nothing back until it has sent everything, and {name} is longer than the {window} bytes it may hold to verify it: give BYTES, send a regular file, or use another --strategy"
+    )]
+    StreamTooLong {
+        /// The input as named in messages.
+        name: String,
+        /// The window's size in bytes.
+        window: u64,
+    },
     /// The plot could not be written.
     #[error("could not write the plot '{}': {reason}", .path.display())]
     Plot {

@@ -315,7 +315,8 @@ fn stop_on_signals(shutdown: &server::Shutdown) -> tcplab::Result<()> {
 fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
     check_paths(&o)?;
     let source = match (&o.input, o.bytes) {
-        (Some(path), _) => Source::file(path)?,
+        // BYTES bounds the input, exactly: its first BYTES bytes.
+        (Some(path), bytes) => Source::file(path, bytes)?,
         (None, Some(bytes)) => Source::pattern(round_up(bytes)),
         (None, None) => unreachable!("clap requires BYTES or --input"),
     };
@@ -336,7 +337,7 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
 
 /// Refuses path combinations that would lose data: an output that is the input
 /// (it would be truncated before it is sent), JSON and data both on standard output,
-/// a plot in a directory that does not exist (found out only after the transfer).
+/// a plot that could not be written (found out only after the transfer otherwise).
 fn check_paths(o: &UppercaseClientOpts) -> tcplab::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let usage = |m: String| Err(tcplab::Error::Usage(m));
@@ -356,17 +357,47 @@ fn check_paths(o: &UppercaseClientOpts) -> tcplab::Result<()> {
         return usage("--json and --output - would both write to standard output".into());
     }
     if let Some(plot) = &o.plot {
-        let dir = match plot.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
-        if !dir.is_dir() {
-            return usage(format!(
-                "cannot write the plot '{}': there is no directory '{}'",
-                plot.display(),
-                dir.display()
-            ));
-        }
+        check_plot(plot)?;
+    }
+    Ok(())
+}
+
+/// Finds out before connecting whether the plot can be written, as the output file
+/// is created before connecting: its directory must exist, and the file must be one
+/// this process can open for writing and a regular file (not a directory or a
+/// device). A file this check creates is removed again; the plot is written when the
+/// transfer has ended (an existing file is left as it is until then).
+fn check_plot(plot: &std::path::Path) -> tcplab::Result<()> {
+    let fail = |reason: String| {
+        Err(tcplab::Error::Plot {
+            path: plot.to_path_buf(),
+            reason,
+        })
+    };
+    let dir = match plot.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return fail(format!("there is no directory '{}'", dir.display()));
+    }
+    let existed = std::fs::symlink_metadata(plot).is_ok();
+    let file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(plot)
+    {
+        Ok(file) => file,
+        Err(e) => return fail(tcplab::error::plain_io(&e)),
+    };
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    drop(file);
+    if !existed {
+        let _ = std::fs::remove_file(plot);
+    }
+    if !regular {
+        return fail("it is not a regular file (a plot is written as an SVG file)".into());
     }
     Ok(())
 }

@@ -151,3 +151,66 @@ fn help_and_usage() {
         .assert_one_error_line()
         .assert_stderr_has("<PORT>");
 }
+
+#[test]
+fn a_directory_to_send_as_lines_is_refused_before_connecting() {
+    // Nothing listens: a client that connected first would say "connection refused".
+    let dir = std::env::temp_dir();
+    tcplab_run(&[
+        "lines",
+        "client",
+        "127.0.0.1",
+        &closed_port(),
+        dir.to_str().unwrap(),
+    ])
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has(&format!(
+        "could not read '{}': it is a directory",
+        dir.display()
+    ));
+}
+
+#[test]
+fn a_plot_that_cannot_be_written_is_refused_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("tcplab-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_text = dir.to_str().unwrap().to_string();
+    // Nothing listens: a client that connected first would say "connection refused".
+    let port = closed_port();
+    for (plot, reason) in [
+        (dir_text.as_str(), "is a directory"),
+        ("/dev/full", "it is not a regular file"),
+        ("/proc/x.svg", "no such file or directory"),
+        ("/no/such/dir/x.svg", "there is no directory '/no/such/dir'"),
+    ] {
+        tcplab_run(&[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &port,
+            "1M",
+            "--plot",
+            plot,
+        ])
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has(&format!(
+            "tcplab: could not write the plot '{plot}': {reason}"
+        ));
+    }
+    // A plot the check creates is not left behind when the run never draws it.
+    let plot = dir.join("never.svg");
+    tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &port,
+        "1M",
+        "--plot",
+        plot.to_str().unwrap(),
+    ])
+    .assert_code(1)
+    .assert_stderr_has("connection refused");
+    assert!(!plot.exists(), "the checked plot file was left behind");
+}

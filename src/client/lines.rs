@@ -33,6 +33,20 @@ fn answered(peer: &str, reply: &[u8]) -> Error {
     }
 }
 
+/// Opens the file to send, refusing a directory before anything connects (it opens,
+/// but fails only at the first read).
+fn open_input(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|e| Error::file("read", path, &e))?;
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::File {
+            action: "read",
+            path: path.to_path_buf(),
+            reason: "it is a directory".into(),
+        });
+    }
+    Ok(file)
+}
+
 /// What a lines session sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
@@ -50,9 +64,7 @@ pub struct Sent {
 /// Says on `console` where it connected, before it sends.
 pub fn run(host: &str, port: u16, input: Option<&Path>, console: &Console) -> Result<Sent> {
     let source: Box<dyn Read> = match input {
-        Some(path) if path.as_os_str() != "-" => {
-            Box::new(File::open(path).map_err(|e| Error::file("read", path, &e))?)
-        }
+        Some(path) if path.as_os_str() != "-" => Box::new(open_input(path)?),
         _ => Box::new(io::stdin()),
     };
     let name = input.filter(|p| p.as_os_str() != "-").map_or_else(

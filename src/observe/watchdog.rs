@@ -27,6 +27,12 @@ impl StallDetector {
         }
     }
 
+    /// Counts time up to `at` as progress: the client was busy elsewhere (waiting
+    /// for its input), not stalled.
+    pub fn hold(&mut self, at: Duration) {
+        self.last_change = at;
+    }
+
     /// Feeds the counts at time `at` (since the start); returns how long nothing has
     /// moved once that reaches the timeout.
     pub fn observe(&mut self, at: Duration, sent: u64, received: u64) -> Option<Duration> {
@@ -47,8 +53,8 @@ pub struct Situation {
     pub strategy: String,
     /// True when the strategy reads only after it has sent everything (naive).
     pub reads_only_after_sending: bool,
-    /// Bytes to send in all.
-    pub total: u64,
+    /// Bytes to send in all; `None` for an input whose end has not been seen.
+    pub total: Option<u64>,
     /// Bytes sent.
     pub sent: u64,
     /// Bytes received.
@@ -122,11 +128,11 @@ fn holds(bytes: u64, buf_name: &str, buf: u64) -> String {
 
 /// Explains a stall from the figures.
 pub fn diagnose(s: &Situation) -> Diagnosis {
+    let of = s.total.map_or_else(String::new, |t| format!(" of {t}"));
     let mut lines = vec![format!(
-        "stalled: nothing moved for {:.1} s; sent {} of {} bytes, received {}.",
+        "stalled: nothing moved for {:.1} s; sent {}{of} bytes, received {}.",
         s.still_for.as_secs_f64(),
         s.sent,
-        s.total,
         s.received
     )];
     let server = s.server.as_ref().ok().copied();
@@ -171,7 +177,8 @@ pub fn diagnose(s: &Situation) -> Diagnosis {
 }
 
 fn explain(s: &Situation, c: Queues, server: Option<Queues>, lines: &mut Vec<String>) -> StallKind {
-    let sending = s.sent < s.total;
+    let sending = s.total.is_none_or(|t| s.sent < t);
+    let total = s.total.unwrap_or(s.sent);
     if sending && s.reads_only_after_sending && c.recv_queue > 0 {
         lines.push(format!(
             "This client ({}) is blocked writing: its send queue {}.",
@@ -235,12 +242,11 @@ fn explain(s: &Situation, c: Queues, server: Option<Queues>, lines: &mut Vec<Str
     }
     if !sending && c.send_queue == 0 && c.recv_queue == 0 {
         lines.push(format!(
-            "The server has acknowledged all {} bytes, and this client has read everything that came back,",
-            s.total
+            "The server has acknowledged all {total} bytes, and this client has read everything that came back,"
         ));
         lines.push(format!(
             "but {} bytes are still missing: the server sends nothing back.",
-            s.total.saturating_sub(s.received)
+            total.saturating_sub(s.received)
         ));
         return StallKind::PeerNotAnswering;
     }
@@ -326,7 +332,7 @@ mod tests {
         Situation {
             strategy: strategy.into(),
             reads_only_after_sending: strategy == "naive",
-            total: 1 << 30,
+            total: Some(1 << 30),
             sent,
             received,
             still_for: Duration::from_secs(5),
@@ -424,7 +430,7 @@ mod tests {
     #[test]
     fn a_server_that_never_reads_a_small_request_is_not_called_silent() {
         let mut s = situation("threads", 65536, 0, Queues::default());
-        s.total = 65536;
+        s.total = Some(65536);
         s.server = Ok(Queues {
             recv_queue: 65536,
             ..Queues::default()

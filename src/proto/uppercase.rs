@@ -168,24 +168,35 @@ impl Verifier {
             .min(n as u64) as usize
     }
 
+    /// Sets the expected length, for a stream whose length was learned on the way
+    /// (a streamed input that has ended).
+    pub fn set_total(&mut self, expected_total: u64) {
+        self.expected_total = expected_total;
+    }
+
     /// The verdict once the stream has ended.
     pub fn verdict(&self) -> Verdict {
-        let within = self.received.min(self.expected_total);
+        self.verdict_with_total(self.expected_total)
+    }
+
+    /// The verdict once the stream has ended, had `expected_total` bytes been expected.
+    pub fn verdict_with_total(&self, expected_total: u64) -> Verdict {
+        let within = self.received.min(expected_total);
         if let Some(first) = self.first_mismatch {
             Verdict::Mismatch {
                 first,
                 matched: within - self.mismatched,
                 received: self.received,
             }
-        } else if self.received < self.expected_total {
+        } else if self.received < expected_total {
             Verdict::Short {
                 received: self.received,
-                expected: self.expected_total,
+                expected: expected_total,
             }
-        } else if self.received > self.expected_total {
+        } else if self.received > expected_total {
             Verdict::Extra {
                 received: self.received,
-                expected: self.expected_total,
+                expected: expected_total,
             }
         } else {
             Verdict::Verified {
@@ -341,6 +352,11 @@ impl Outgoing {
         self.sent
     }
 
+    /// Bytes to send in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// True once every byte has been handed to the socket.
     pub fn is_done(&self) -> bool {
         self.sent == self.total
@@ -413,6 +429,11 @@ impl<E: Expected> Incoming<E> {
         self.verifier.received()
     }
 
+    /// Where the expected bytes come from.
+    pub fn expected(&self) -> &E {
+        &self.expected
+    }
+
     /// The start of the returned stream.
     pub fn first_data(&self) -> &[u8] {
         &self.first
@@ -421,5 +442,15 @@ impl<E: Expected> Incoming<E> {
     /// The verdict, once the stream has ended.
     pub fn verdict(&self) -> Verdict {
         self.verifier.verdict()
+    }
+
+    /// Sets the expected length, once it is known (see [`Verifier::set_total`]).
+    pub fn set_total(&mut self, total: u64) {
+        self.verifier.set_total(total);
+    }
+
+    /// The verdict had `total` bytes been expected.
+    pub fn verdict_with_total(&self, total: u64) -> Verdict {
+        self.verifier.verdict_with_total(total)
     }
 }

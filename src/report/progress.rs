@@ -38,8 +38,8 @@ pub enum Progress {
         started: Instant,
         /// When the last line was printed.
         last: Cell<Instant>,
-        /// Bytes each way.
-        total: u64,
+        /// Bytes each way, when known.
+        total: Option<u64>,
     },
     /// Nothing.
     Hidden,
@@ -49,8 +49,9 @@ pub enum Progress {
 const LINE_EVERY: Duration = Duration::from_secs(1);
 
 impl Progress {
-    /// Progress for a transfer of `total` bytes each way.
-    pub fn new(total: u64, when: When) -> Self {
+    /// Progress for a transfer of `total` bytes each way (`None`: an input whose
+    /// length is not known until it ends; the bars then only count).
+    pub fn new(total: Option<u64>, when: When) -> Self {
         let terminal = std::io::stderr().is_terminal();
         match (when, terminal) {
             (When::Never, _) | (When::Auto, false) => Progress::Hidden,
@@ -63,15 +64,22 @@ impl Progress {
         }
     }
 
-    fn bars(total: u64) -> Self {
+    fn bars(total: Option<u64>) -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let style = ProgressStyle::with_template(
-            "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> ");
+        let template = match total {
+            Some(_) => {
+                "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13}"
+            }
+            None => "{prefix:>9} {binary_bytes:>11} {binary_bytes_per_sec:>13}",
+        };
+        let style = ProgressStyle::with_template(template)
+            .expect("the template is valid")
+            .progress_chars("=> ");
         let bar = |name: &str| {
-            let bar = multi.add(ProgressBar::new(total));
+            let bar = multi.add(match total {
+                Some(total) => ProgressBar::new(total),
+                None => ProgressBar::no_length(),
+            });
             bar.set_style(style.clone());
             bar.set_prefix(name.to_string());
             bar
@@ -100,11 +108,11 @@ impl Progress {
                 if last.get().elapsed() >= LINE_EVERY {
                     last.set(Instant::now());
                     let elapsed = started.elapsed();
+                    let of = total.map_or_else(String::new, |t| format!(" of {}", human::bytes(t)));
                     eprintln!(
-                        "progress: {} s: sent {} of {} ({}), received {} ({})",
+                        "progress: {} s: sent {}{of} ({}), received {} ({})",
                         elapsed.as_secs(),
                         human::bytes(sent_now),
-                        human::bytes(*total),
                         human::rate(sent_now, elapsed),
                         human::bytes(received_now),
                         human::rate(received_now, elapsed)

@@ -6,15 +6,17 @@ use crate::proto::simple::repr;
 use crate::proto::uppercase::Verdict;
 use crate::report::human;
 
-/// `Sending N bytes of data, in chunks of C bytes (S strategy)`.
+/// `Sending N bytes of data, in chunks of C bytes (S strategy)`; for a streamed
+/// input, `Sending NAME` (`Sending up to N bytes of NAME` with BYTES).
 pub fn sending(opts: &Options) -> String {
-    let what = match &opts.source {
-        Source::Pattern { .. } => "bytes of data".to_string(),
-        Source::File { name, .. } => format!("bytes of {name}"),
+    let what = match (&opts.source, opts.source.total()) {
+        (Source::Pattern { total }, _) => format!("{total} bytes of data"),
+        (Source::File { name, len, .. }, _) => format!("{len} bytes of {name}"),
+        (Source::Stream { name, .. }, Some(limit)) => format!("up to {limit} bytes of {name}"),
+        (Source::Stream { name, .. }, None) => format!("{name} until it ends"),
     };
     format!(
-        "Sending {} {what}, in chunks of {} bytes ({} strategy)",
-        opts.source.total(),
+        "Sending {what}, in chunks of {} bytes ({} strategy)",
         opts.chunk,
         opts.strategy.name()
     )

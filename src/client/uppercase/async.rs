@@ -36,9 +36,14 @@ pub async fn drive(
     let (mut reader, mut writer) = socket.split();
     let send = async {
         loop {
-            let messages = outbound.next_messages()?;
+            let messages = outbound.next_messages(counters)?;
             if messages.is_empty() {
-                break;
+                if outbound.is_done() {
+                    break;
+                }
+                // A streamed input has nothing more yet: its reader wakes us.
+                outbound.input_ready().await;
+                continue;
             }
             let n = writer
                 .write_vectored(messages.slices())

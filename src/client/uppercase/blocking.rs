@@ -11,18 +11,25 @@ use super::transfer::Counters;
 use crate::error::{IoContext, Result};
 
 /// Writes the whole payload, then shuts down the sending side so the server sees
-/// end of stream. Blocks whenever the send buffer is full.
+/// end of stream. Blocks whenever the send buffer is full, and whenever a streamed
+/// input has nothing more yet (`reads_meanwhile`: the receiving side runs on another
+/// thread meanwhile, so a full window of unverified input will empty).
 pub fn send_all(
     stream: &TcpStream,
     peer: &str,
     outbound: &mut Outbound,
     counters: &Counters,
+    reads_meanwhile: bool,
 ) -> Result<()> {
     let mut writer = stream;
     loop {
-        let messages = outbound.next_messages()?;
+        let messages = outbound.next_messages(counters)?;
         if messages.is_empty() {
-            break;
+            if outbound.is_done() {
+                break;
+            }
+            outbound.wait_for_input(reads_meanwhile)?;
+            continue;
         }
         let n = match writer.write_vectored(messages.slices()) {
             Ok(n) => n,

@@ -19,6 +19,7 @@ pub mod nonblocking;
 pub mod options;
 pub mod payload;
 pub mod report;
+pub mod stream;
 pub mod threads;
 pub mod transfer;
 pub mod watch;
@@ -29,6 +30,7 @@ use std::time::Instant;
 pub use options::{DEFAULT_CHUNK, DEFAULT_STALL_TIMEOUT, Options, OutputTo, READ_SIZE, Strategy};
 pub use payload::{Inbound, MAX_IOV, Messages, Outbound, Source, gather_size};
 pub use report::{Outcome, Report};
+pub use stream::STREAM_WINDOW;
 pub use transfer::{Counters, Transfer, settle};
 
 use crate::addr::{self, Names};
@@ -59,8 +61,9 @@ fn connect_and_transfer(
     outcome: &mut Outcome,
 ) -> Result<()> {
     narrator.line(lines::sending(opts));
-    let mut outbound = opts.source.outbound(opts.chunk)?;
-    let mut inbound = opts.source.inbound(READ_SIZE, opts.output.open()?)?;
+    let (mut outbound, mut inbound) =
+        opts.source
+            .ends(opts.chunk, READ_SIZE, opts.output.open()?)?;
     let stream = addr::connect(host, port)?;
     let names = Names::of(&stream)?;
     outcome.report.server = Some(addr::show(names.peer));
@@ -80,9 +83,10 @@ fn connect_and_transfer(
             inbound: &mut inbound,
             counters: &counters,
         },
-        outcome.report.bytes_total,
+        opts.source.total(),
     );
     measure(outcome, started, &stream, &counters, &inbound);
+    outcome.report.bytes_total = outbound.total();
     outcome.timeline = Some(watched.timeline);
     // A transfer that completed as the watchdog fired did not stall.
     let completed = result.is_ok() && inbound.verdict().is_verified();
@@ -104,7 +108,7 @@ fn transfer_watched(
     stream: &TcpStream,
     names: &Names,
     transfer: Transfer<'_>,
-    total: u64,
+    total: Option<u64>,
 ) -> (Result<()>, Watched) {
     let watch_opts = WatchOptions {
         strategy: opts.strategy,

@@ -8,6 +8,6 @@ use crate::error::Result;
 
 /// Sends the whole job, then receives the whole answer, in one thread.
 pub fn transfer(t: Transfer<'_>) -> Result<()> {
-    send_all(t.stream, t.peer, t.outbound, t.counters)?;
+    send_all(t.stream, t.peer, t.outbound, t.counters, false)?;
     receive_to_end(t.stream, t.peer, t.inbound, t.counters)
 }

@@ -12,6 +12,7 @@ use super::{Counters, Inbound, Outbound, READ_SIZE, Transfer};
 use crate::error::{IoContext, Result};
 
 const CONNECTION: Token = Token(0);
+const INPUT: Token = Token(1);
 
 /// Sends and receives from one readiness loop.
 pub fn transfer(t: Transfer<'_>) -> Result<()> {
@@ -36,19 +37,29 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
             Interest::READABLE | Interest::WRITABLE,
         )
         .ctx(|| "could not register the socket")?;
+    // A streamed input's reader thread wakes this loop when it has more to send.
+    let waker = mio::Waker::new(poll.registry(), INPUT).ctx(|| "could not create a waker")?;
+    outbound.on_input(Box::new(move || {
+        let _ = waker.wake();
+    }));
 
     let mut buf = vec![0u8; READ_SIZE];
     let mut sending = true;
     loop {
-        if sending && !write_while_writable(&mut socket, outbound, counters, peer)? {
-            // Everything is out: half-close, and from now on only reading matters.
-            socket
-                .shutdown(Shutdown::Write)
-                .ctx(|| format!("could not shut down the sending side to {peer}"))?;
-            poll.registry()
-                .reregister(&mut socket, CONNECTION, Interest::READABLE)
-                .ctx(|| "could not re-register the socket")?;
-            sending = false;
+        if sending {
+            match write_while_writable(&mut socket, outbound, counters, peer)? {
+                Written::All => {
+                    // Everything is out: half-close, and from now on only reading matters.
+                    socket
+                        .shutdown(Shutdown::Write)
+                        .ctx(|| format!("could not shut down the sending side to {peer}"))?;
+                    poll.registry()
+                        .reregister(&mut socket, CONNECTION, Interest::READABLE)
+                        .ctx(|| "could not re-register the socket")?;
+                    sending = false;
+                }
+                Written::Waiting => {}
+            }
         }
         if read_while_readable(&mut socket, &mut buf, inbound, counters, peer)? {
             return Ok(());
@@ -57,24 +68,38 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
     }
 }
 
-/// Writes until the socket would block; false once everything is sent.
+/// How far a round of writing got.
+enum Written {
+    /// Everything is sent.
+    All,
+    /// The socket would block, or a streamed input has nothing more yet; an event
+    /// (the socket writable, the input's waker) says when to try again.
+    Waiting,
+}
+
+/// Writes until the socket would block, everything is sent, or the input has
+/// nothing more yet.
 fn write_while_writable(
     socket: &mut TcpStream,
     outbound: &mut Outbound,
     counters: &Counters,
     peer: &str,
-) -> Result<bool> {
+) -> Result<Written> {
     loop {
-        let messages = outbound.next_messages()?;
+        let messages = outbound.next_messages(counters)?;
         if messages.is_empty() {
-            return Ok(false);
+            return Ok(if outbound.is_done() {
+                Written::All
+            } else {
+                Written::Waiting
+            });
         }
         match socket.write_vectored(messages.slices()) {
             Ok(n) => {
                 outbound.consume(n);
                 counters.add_sent(n);
             }
-            Err(e) if would_block(&e) => return Ok(true),
+            Err(e) if would_block(&e) => return Ok(Written::Waiting),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 return Err(e)

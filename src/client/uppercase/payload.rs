@@ -1,11 +1,16 @@
 //! What the client sends and what must come back: the lab's repeated message, or the
-//! bytes of a file (`--input`). Memory stays bounded either way: a file is read in
-//! chunks to send, and read again, in step with what returns, to verify.
+//! bytes of an input (`--input`). Memory stays bounded either way: a regular file is
+//! read in chunks to send, and read again, in step with what returns, to verify; a
+//! pipe, a device or a terminal cannot be read twice, so it is streamed through a
+//! bounded window of what was read and not yet verified ([`super::stream`]).
+//! Nothing is written to disk.
 
 use std::fs::File;
-use std::io::{self, IoSlice, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, IoSlice, Read, Seek, Write};
+use std::path::Path;
 
+use super::stream::{self, StreamExpected, Streamed};
+use super::transfer::Counters;
 use crate::error::{Error, IoContext, Result};
 use crate::proto::uppercase::{Expected, Incoming, Outgoing, Repeated, Verdict, capitalize};
 
@@ -17,14 +22,24 @@ pub enum Source {
         /// Bytes to send, a multiple of 16.
         total: u64,
     },
-    /// A file's bytes (standard input is spooled to an unnamed file first).
+    /// A regular file's bytes (its first BYTES, if BYTES was given).
     File {
         /// Its name, for messages.
         name: String,
         /// The open file, read from the start by each side.
         file: File,
-        /// Its length when the transfer started.
+        /// Bytes to send: its length when the transfer started, at most BYTES.
         len: u64,
+    },
+    /// A pipe, a device or a terminal (standard input, `/dev/zero`): read once, as it
+    /// comes, until it ends or `limit` bytes have been read.
+    Stream {
+        /// Its name, for messages.
+        name: String,
+        /// Where the bytes come from.
+        input: File,
+        /// BYTES, when given: read no more than this.
+        limit: Option<u64>,
     },
 }
 
@@ -34,18 +49,23 @@ impl Source {
         Source::Pattern { total }
     }
 
-    /// The file at `path`, or standard input for `-`.
-    pub fn file(path: &Path) -> Result<Self> {
-        let (name, mut file) = if path.as_os_str() == "-" {
+    /// The input at `path`, or standard input for `-`: at most `limit` bytes of it,
+    /// when given. A regular file is sent and read again to verify; anything else
+    /// is streamed.
+    pub fn file(path: &Path, limit: Option<u64>) -> Result<Self> {
+        let stdin = path.as_os_str() == "-";
+        let (name, file) = if stdin {
             let name = "standard input".to_string();
-            let file = spool(&mut io::stdin().lock(), &name)?;
-            (name, file)
+            let fd = std::os::fd::AsFd::as_fd(&io::stdin())
+                .try_clone_to_owned()
+                .ctx(|| format!("could not read {name}"))?;
+            (name, File::from(fd))
         } else {
             let name = format!("'{}'", path.display());
             let file = File::open(path).map_err(|e| Error::file("read", path, &e))?;
             (name, file)
         };
-        let mut meta = file.metadata().ctx(|| format!("could not read {name}"))?;
+        let meta = file.metadata().ctx(|| format!("could not read {name}"))?;
         if meta.is_dir() {
             return Err(Error::File {
                 action: "read",
@@ -53,63 +73,78 @@ impl Source {
                 reason: "it is a directory".into(),
             });
         }
-        if !meta.is_file() {
-            // A pipe or a device has no length and cannot be read twice: spool it.
-            file = spool(&mut file, &name)?;
-            meta = file.metadata().ctx(|| format!("could not read {name}"))?;
+        // A regular file is read again from its start to verify; standard input
+        // redirected from a file part-way through is streamed from where it stands.
+        let at_start = !stdin || (&file).stream_position().is_ok_and(|p| p == 0);
+        if meta.is_file() && at_start {
+            return Ok(Source::File {
+                len: meta.len().min(limit.unwrap_or(u64::MAX)),
+                name,
+                file,
+            });
         }
-        Ok(Source::File {
-            len: meta.len(),
+        Ok(Source::Stream {
             name,
-            file,
+            input: file,
+            limit,
         })
     }
 
-    /// Bytes to send in all.
-    pub fn total(&self) -> u64 {
+    /// Bytes to send in all, when known before the transfer: a streamed input's
+    /// length is known only once it ends (BYTES, when given, bounds it).
+    pub fn total(&self) -> Option<u64> {
         match self {
-            Source::Pattern { total } => *total,
-            Source::File { len, .. } => *len,
+            Source::Pattern { total } => Some(*total),
+            Source::File { len, .. } => Some(*len),
+            Source::Stream { limit, .. } => *limit,
         }
     }
 
-    /// The sending side: messages of `chunk` bytes, gathered into writes of
-    /// [`gather_size`] bytes.
-    pub fn outbound(&self, chunk: usize) -> Result<Outbound> {
+    /// Both ends of one transfer: the sending side, in messages of `chunk` bytes
+    /// gathered into writes of [`gather_size`] bytes, and the receiving side,
+    /// checking pieces of up to `window` bytes and copying them to `output`.
+    pub fn ends(
+        &self,
+        chunk: usize,
+        window: usize,
+        output: Option<Box<dyn Write + Send>>,
+    ) -> Result<(Outbound, Inbound)> {
         let gather = gather_size(chunk);
-        let bytes = match self {
-            Source::Pattern { total } => Sending::Pattern(Outgoing::new(*total, gather)),
-            Source::File { name, file, len } => Sending::File {
-                file: reopen(file, name)?,
-                name: name.clone(),
-                buf: vec![0; gather],
-                start: 0,
-                end: 0,
-                sent: 0,
-                total: *len,
-            },
-        };
-        Ok(Outbound {
-            bytes,
-            message: chunk.max(1),
-        })
-    }
-
-    /// The receiving side, checking pieces of up to `window` bytes.
-    pub fn inbound(&self, window: usize, output: Option<Box<dyn Write + Send>>) -> Result<Inbound> {
-        let total = self.total();
-        let check = match self {
-            Source::Pattern { .. } => Check::Pattern(Incoming::new(total, window)),
-            Source::File { name, file, .. } => Check::File(Incoming::with_expected(
-                total,
-                window,
-                FileExpected {
+        let message = chunk.max(1);
+        let (bytes, check) = match self {
+            Source::Pattern { total } => (
+                Sending::Pattern(Outgoing::new(*total, gather)),
+                Check::Pattern(Incoming::new(*total, window)),
+            ),
+            Source::File { name, file, len } => (
+                Sending::File {
                     file: reopen(file, name)?,
-                    buf: vec![0; window.max(1)],
+                    name: name.clone(),
+                    buf: vec![0; gather],
+                    start: 0,
+                    end: 0,
+                    sent: 0,
+                    total: *len,
                 },
-            )),
+                Check::File(Incoming::with_expected(
+                    *len,
+                    window,
+                    FileExpected {
+                        file: reopen(file, name)?,
+                        buf: vec![0; window.max(1)],
+                    },
+                )),
+            ),
+            Source::Stream { name, input, limit } => {
+                let input = input.try_clone().ctx(|| format!("could not read {name}"))?;
+                let (sending, expected) = stream::start(input, name, *limit, gather, window)?;
+                (
+                    Sending::Stream(Box::new(sending)),
+                    Check::Stream(Incoming::with_expected(u64::MAX, window, expected)),
+                )
+            }
         };
-        Ok(Inbound { check, output })
+        Ok((Outbound { bytes, message }, Inbound { check, output }))
     }
 }
 
@@ -173,26 +208,11 @@ impl<'a> Messages<'a> {
         &self.iov[..self.count]
     }
 
-    /// True once everything has been sent: there is nothing left to write.
+    /// True when there is nothing to write now: everything has been sent (see
+    /// [`Outbound::is_done`]), or a streamed input has nothing more yet.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
-}
-
-/// Standard input and pipes cannot be read twice, so they go to an unnamed temporary
-/// file first (on disk, not in memory).
-fn spool(source: &mut impl Read, name: &str) -> Result<File> {
-    let dir = std::env::temp_dir();
-    let path: PathBuf = dir.join(format!("tcplab-input-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .ctx(|| format!("could not create a spool file in {}", dir.display()))?;
-    let _ = std::fs::remove_file(&path);
-    io::copy(source, &mut file).ctx(|| format!("could not read {name}"))?;
-    Ok(file)
 }
 
 /// A second, independent read position on the same file.
@@ -231,14 +251,20 @@ enum Sending {
         /// Bytes to send in all.
         total: u64,
     },
+    /// A pipe or a device, read as it comes into the shared window.
+    Stream(Box<Streamed>),
 }
 
 impl Outbound {
-    /// The next messages to write; empty once everything is sent. After the write,
-    /// tell [`consume`](Self::consume) how many bytes the socket took.
-    pub fn next_messages(&mut self) -> Result<Messages<'_>> {
+    /// The next messages to write. Empty when there is nothing to write now: either
+    /// everything is sent ([`is_done`](Self::is_done)), or a streamed input has
+    /// nothing more yet (wait with [`wait_for_input`](Self::wait_for_input),
+    /// [`input_ready`](Self::input_ready) or [`on_input`](Self::on_input)).
+    /// After the write, tell [`consume`](Self::consume) how many bytes the socket took.
+    /// `counters` learn when the input is being waited for and how long it was.
+    pub fn next_messages(&mut self, counters: &Counters) -> Result<Messages<'_>> {
         let message = self.message;
-        Ok(Messages::cut(self.bytes.next_bytes()?, message))
+        Ok(Messages::cut(self.bytes.next_bytes(counters)?, message))
     }
 
     /// Records that the socket took `n` bytes of the last [`next_messages`](Self::next_messages).
@@ -249,6 +275,7 @@ impl Outbound {
                 *start += n;
                 *sent += n as u64;
             }
+            Sending::Stream(s) => s.consume(n),
         }
     }
 
@@ -257,16 +284,63 @@ impl Outbound {
         match &self.bytes {
             Sending::Pattern(out) => out.sent(),
             Sending::File { sent, .. } => *sent,
+            Sending::Stream(s) => s.sent,
+        }
+    }
+
+    /// True once every byte has been sent.
+    pub fn is_done(&self) -> bool {
+        match &self.bytes {
+            Sending::Pattern(out) => out.is_done(),
+            Sending::File { sent, total, .. } => sent == total,
+            Sending::Stream(s) => s.is_done(),
+        }
+    }
+
+    /// Bytes to send in all: for a streamed input, what it held once it ended
+    /// (until then BYTES, or what has been read so far).
+    pub fn total(&self) -> u64 {
+        match &self.bytes {
+            Sending::Pattern(out) => out.total(),
+            Sending::File { total, .. } => *total,
+            Sending::Stream(s) => s.total(),
+        }
+    }
+
+    /// Blocks until a streamed input has more to send, for a sender whose receiving
+    /// side runs on another thread (`reads_meanwhile`); see
+    /// [`Streamed::wait_for_input`]. Other sources never wait.
+    pub fn wait_for_input(&self, reads_meanwhile: bool) -> Result<()> {
+        match &self.bytes {
+            Sending::Stream(s) => s.wait_for_input(reads_meanwhile),
+            _ => Ok(()),
+        }
+    }
+
+    /// Completes when a streamed input may have more to send, for a sender on an
+    /// async runtime.
+    pub async fn input_ready(&self) {
+        if let Sending::Stream(s) = &self.bytes {
+            s.input_ready().await;
+        }
+    }
+
+    /// Calls `wake` whenever a streamed input may have more to send, for a sender in
+    /// a poll loop.
+    pub fn on_input(&self, wake: Box<dyn Fn() + Send>) {
+        if let Sending::Stream(s) = &self.bytes {
+            s.on_input(wake);
         }
     }
 }
 
 impl Sending {
-    /// The bytes not yet sent of the current gathered write, reading the file's next
-    /// piece when the last one is all sent; empty once everything is sent.
-    fn next_bytes(&mut self) -> Result<&[u8]> {
+    /// The bytes not yet sent of the current gathered write, reading the input's next
+    /// piece when the last one is all sent; empty when nothing can be sent now.
+    fn next_bytes(&mut self, counters: &Counters) -> Result<&[u8]> {
         match self {
             Sending::Pattern(out) => Ok(out.next_chunk()),
+            Sending::Stream(s) => s.next_bytes(counters),
             Sending::File {
                 file,
                 name,
@@ -329,6 +403,7 @@ impl Expected for FileExpected {
 enum Check {
     Pattern(Incoming<Repeated>),
     File(Incoming<FileExpected>),
+    Stream(Incoming<StreamExpected>),
 }
 
 /// The receiving side of a transfer: verifies, and copies to `--output` if asked.
@@ -346,8 +421,23 @@ impl Inbound {
         match &mut self.check {
             Check::Pattern(inc) => inc.accept(got),
             Check::File(inc) => inc.accept(got),
+            Check::Stream(inc) => {
+                // Once the input's length is known, bytes past it are extra.
+                if let Some(total) = inc.expected().window().total() {
+                    inc.set_total(total);
+                }
+                inc.accept(got)
+            }
         }
         .ctx(|| "could not read the input again to verify")
+    }
+
+    /// The receiving side has stopped: a sender waiting for a streamed input gives
+    /// up instead of waiting for ever.
+    pub fn stop(&self) {
+        if let Check::Stream(inc) = &self.check {
+            inc.expected().window().close();
+        }
     }
 
     /// Ends the stream: flushes the output.
@@ -363,6 +453,7 @@ impl Inbound {
         match &self.check {
             Check::Pattern(inc) => inc.received(),
             Check::File(inc) => inc.received(),
+            Check::Stream(inc) => inc.received(),
         }
     }
 
@@ -371,14 +462,20 @@ impl Inbound {
         match &self.check {
             Check::Pattern(inc) => inc.first_data(),
             Check::File(inc) => inc.first_data(),
+            Check::Stream(inc) => inc.first_data(),
         }
     }
 
-    /// Whether what came back is right.
+    /// Whether what came back is right. For a streamed input that has not ended,
+    /// what was read of it so far is what should have come back.
     pub fn verdict(&self) -> Verdict {
         match &self.check {
             Check::Pattern(inc) => inc.verdict(),
             Check::File(inc) => inc.verdict(),
+            Check::Stream(inc) => {
+                let window = inc.expected().window();
+                inc.verdict_with_total(window.total().unwrap_or_else(|| window.read()))
+            }
         }
     }
 }
@@ -386,6 +483,7 @@ impl Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::uppercase::STREAM_WINDOW;
 
     #[test]
     fn small_messages_are_gathered_into_one_write() {
@@ -407,10 +505,11 @@ mod tests {
 
     #[test]
     fn an_outbound_hands_out_every_byte_once_and_then_nothing() {
-        let mut out = Source::pattern(64).outbound(16).unwrap();
+        let (mut out, _) = Source::pattern(64).ends(16, 16, None).unwrap();
         let mut sent = Vec::new();
+        let counters = Counters::default();
         loop {
-            let messages = out.next_messages().unwrap();
+            let messages = out.next_messages(&counters).unwrap();
             if messages.is_empty() {
                 break;
             }
@@ -422,5 +521,92 @@ mod tests {
         }
         assert_eq!(out.sent(), 64);
         assert_eq!(sent, b"hello foobar bye".repeat(4));
+    }
+
+    /// Sends what `out` offers now, as one socket taking everything would.
+    fn send_now(out: &mut Outbound, counters: &Counters) -> usize {
+        let mut n = 0;
+        loop {
+            let messages = out.next_messages(counters).unwrap();
+            let len: usize = messages.slices().iter().map(|s| s.len()).sum();
+            if len == 0 {
+                return n;
+            }
+            out.consume(len);
+            n += len;
+        }
+    }
+
+    #[test]
+    fn a_streamed_input_holds_no_more_than_its_window_and_a_sender_that_never_verifies_is_told() {
+        let source = Source::file(Path::new("/dev/zero"), Some(100 << 20)).unwrap();
+        assert!(matches!(source, Source::Stream { .. }), "{source:?}");
+        let (mut out, mut inbound) = source.ends(1 << 16, 1 << 16, None).unwrap();
+        let counters = Counters::default();
+        let mut sent = 0;
+        // Nothing is verified: the reader stops at the window, and the naive
+        // strategy's sender hears that it can never go on.
+        loop {
+            sent += send_now(&mut out, &counters);
+            match out.wait_for_input(false) {
+                Ok(()) => {}
+                Err(Error::StreamTooLong { window, .. }) => {
+                    assert_eq!(window, STREAM_WINDOW as u64);
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(sent <= STREAM_WINDOW, "{sent} bytes sent unverified");
+        assert!(sent > STREAM_WINDOW - (1 << 20), "only {sent} bytes sent");
+        // Verifying what came back frees the window; the rest goes out.
+        let zeros = vec![0u8; 1 << 20];
+        let mut verified = 0;
+        while !out.is_done() {
+            while verified < sent {
+                let n = zeros.len().min(sent - verified);
+                inbound.accept(&zeros[..n]).unwrap();
+                verified += n;
+            }
+            sent += send_now(&mut out, &counters);
+            out.wait_for_input(true).unwrap();
+        }
+        while verified < sent {
+            let n = zeros.len().min(sent - verified);
+            inbound.accept(&zeros[..n]).unwrap();
+            verified += n;
+        }
+        assert_eq!(sent, 100 << 20);
+        assert_eq!(inbound.verdict(), Verdict::Verified { bytes: 100 << 20 });
+        assert_eq!(counters.total(), Some(100 << 20));
+    }
+
+    #[test]
+    fn a_streamed_input_is_verified_against_its_length_once_it_ends() {
+        let source = Source::file(Path::new("/dev/zero"), Some(100)).unwrap();
+        let (mut out, mut inbound) = source.ends(16, 64, None).unwrap();
+        let counters = Counters::default();
+        let mut sent = 0;
+        while !out.is_done() {
+            sent += send_now(&mut out, &counters);
+            out.wait_for_input(true).unwrap();
+        }
+        assert_eq!((sent, out.total()), (100, 100));
+        inbound.accept(&[0; 60]).unwrap();
+        assert_eq!(
+            inbound.verdict(),
+            Verdict::Short {
+                received: 60,
+                expected: 100
+            }
+        );
+        inbound.accept(&[0; 45]).unwrap();
+        assert_eq!(
+            inbound.verdict(),
+            Verdict::Extra {
+                received: 105,
+                expected: 100
+            }
+        );
     }
 }

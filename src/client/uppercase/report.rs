@@ -19,7 +19,7 @@ pub struct Report {
     pub server: Option<String>,
     /// This client's socket name.
     pub local: Option<String>,
-    /// Bytes to send in all.
+    /// Bytes to send in all (for a streamed input, what it held when it ended).
     pub bytes_total: u64,
     /// Bytes the socket took.
     pub bytes_sent: u64,
@@ -74,7 +74,7 @@ impl Outcome {
                 strategy: opts.strategy,
                 server: None,
                 local: None,
-                bytes_total: opts.source.total(),
+                bytes_total: opts.source.total().unwrap_or(0),
                 bytes_sent: 0,
                 bytes_received: 0,
                 verified: false,

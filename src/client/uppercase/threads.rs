@@ -20,7 +20,7 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
     } = t;
     thread::scope(|scope| {
         let sender = scope.spawn(|| {
-            let sent = send_all(stream, peer, outbound, counters);
+            let sent = send_all(stream, peer, outbound, counters, true);
             if sent.is_err() {
                 // The receiver would wait for an answer that cannot come: wake it.
                 let _ = stream.shutdown(Shutdown::Both);
@@ -28,6 +28,8 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
             sent
         });
         let received = receive_to_end(stream, peer, inbound, counters);
+        // A sender waiting for room in a streamed input's window would wait for ever.
+        inbound.stop();
         // The server ends its stream only after ours, so a sender still running now
         // is blocked on a peer that gave up: wake it.
         let _ = stream.shutdown(Shutdown::Both);

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::payload::{Inbound, Outbound};
 use crate::error::{Error, Result};
@@ -14,6 +14,10 @@ use crate::proto::uppercase::Verdict;
 pub struct Counters {
     sent: AtomicU64,
     received: AtomicU64,
+    /// The sender is waiting for its input (a pipe with nothing in it yet).
+    reading_input: AtomicBool,
+    /// A streamed input's length plus one once it has ended; 0 until then.
+    total_plus_one: AtomicU64,
 }
 
 impl Counters {
@@ -35,6 +39,27 @@ impl Counters {
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
+    }
+
+    /// Records whether the sender is waiting for its input.
+    pub fn set_reading_input(&self, reading: bool) {
+        self.reading_input.store(reading, Ordering::Relaxed);
+    }
+
+    /// True while the sender waits for its input: time that is not a stall.
+    pub fn reading_input(&self) -> bool {
+        self.reading_input.load(Ordering::Relaxed)
+    }
+
+    /// Records a streamed input's length, learned when it ended.
+    pub fn set_total(&self, total: u64) {
+        self.total_plus_one
+            .store(total.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// A streamed input's length, once it has ended.
+    pub fn total(&self) -> Option<u64> {
+        self.total_plus_one.load(Ordering::Relaxed).checked_sub(1)
     }
 }
 

@@ -24,8 +24,9 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 pub struct WatchOptions {
     /// The strategy running.
     pub strategy: Strategy,
-    /// Bytes to send in all.
-    pub total: u64,
+    /// Bytes to send in all, when known before the transfer (not for a streamed
+    /// input without BYTES).
+    pub total: Option<u64>,
     /// Stop after this long without progress.
     pub stall_timeout: Duration,
     /// Whether to draw progress bars.
@@ -94,11 +95,15 @@ fn sample_until(
         if finished {
             break;
         }
+        if counters.reading_input() && sent == received {
+            // Waiting for a slow input, with everything sent back, is not a stall.
+            detector.hold(at);
+        }
         if let Some(still_for) = detector.observe(at, sent, received) {
             watched.diagnosis = Some(diagnose(&Situation {
                 strategy: opts.strategy.name().to_string(),
                 reads_only_after_sending: opts.strategy == Strategy::Naive,
-                total: opts.total,
+                total: counters.total().or(opts.total),
                 sent: taken_by_kernel(stream, client).map_or(sent, |taken| taken.max(sent)),
                 received,
                 still_for,
