@@ -125,7 +125,7 @@ fn load_with_one_connection_says_1_connection_and_leaves_concurrency_unmeasured(
         .assert_stdout_has("1 connection (0 failed), 1 exchange in ");
     let out = load("simple", server.port(), 1, &["--json"]);
     let report = assert_all_served(&out, 1);
-    assert_eq!(report["one_at_a_time"], Value::Null, "{out}");
+    assert_eq!(report.get("one_at_a_time"), Some(&Value::Null), "{out}");
 }
 
 #[test]
@@ -219,4 +219,14 @@ fn load_starts_the_connections_made_when_the_rest_cannot_connect_yet() {
     let out = load("simple", port, 8, &["--json"]);
     let report = assert_all_served(&out, 8);
     assert_eq!(report["one_at_a_time"], false, "{out}");
+}
+
+#[test]
+fn load_against_a_server_that_closes_the_silent_probe_neither_fails_nor_judges() {
+    // The idle timeout closes the connection the probe keeps silent: that closing is
+    // the probe's doing, not a failure, and says nothing about concurrency.
+    let server = Server::under("blocking", "simple", &["--quiet", "--idle-timeout", "0.3"]);
+    let out = load("simple", server.port(), 5, &["--json"]);
+    let report = assert_all_served(&out, 5);
+    assert_eq!(report.get("one_at_a_time"), Some(&Value::Null), "{out}");
 }

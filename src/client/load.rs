@@ -543,17 +543,27 @@ async fn probing(
     };
     let answered = || shared.counters.received() > 0 || second_done.load(Ordering::Relaxed);
     let held = Instant::now();
-    while asked && !answered() && held.elapsed() < PROBE_WAIT {
+    // 0 not measured, 1 one at a time, 2 more than one (as `Shared::one_at_a_time`).
+    let finding = loop {
+        if !asked {
+            break 0;
+        }
+        // A server that closes the silent connection (an idle timeout) says nothing
+        // about how many it serves at once, whatever it does next.
+        if closed_by_peer(&probe).await {
+            break 0;
+        }
+        if answered() {
+            break 2;
+        }
+        if held.elapsed() >= PROBE_WAIT {
+            break 1;
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let finding = match (answered(), asked) {
-        (true, _) => 2,
-        (false, true) => 1,
-        (false, false) => 0,
     };
     shared.one_at_a_time.store(finding, Ordering::Relaxed);
-    // A server that closed the silent connection meanwhile (an idle timeout) did so
-    // because of the probe: its exchange goes on a new connection instead.
+    // A server that closed the silent connection (an idle timeout) did so because of
+    // the probe: its exchange goes on a new connection instead.
     let probe = if closed_by_peer(&probe).await {
         shared.made.fetch_sub(1, Ordering::Relaxed);
         shared.connect().await
