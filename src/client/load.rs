@@ -163,7 +163,8 @@ struct Shared {
     /// The probe's finding (see [`LoadReport::one_at_a_time`]): 0 not measured, 1
     /// one at a time, 2 more than one.
     one_at_a_time: AtomicU8,
-    /// Connections still to make, against a server that serves one at a time.
+    /// Against a server that serves one at a time: the connections still to make, or
+    /// with a deadline the clients still going.
     tickets: AtomicUsize,
     /// Connections done, of the N asked for.
     progress: crate::report::progress::Counter,
@@ -277,47 +278,62 @@ impl Shared {
         }
     }
 
-    /// What one of the two first connections does once its first exchange is over:
-    /// against a server that serves one at a time, it becomes one of the two workers
-    /// that make the remaining connections one after another; otherwise, with a
-    /// deadline, it repeats as every client does.
-    async fn carry_on(&self, start: watch::Receiver<Option<Start>>) {
+    /// What one of the two first connections does once its first exchange is over
+    /// (`first` says how it went): against a server that serves one at a time, it
+    /// becomes one of the two workers that make the remaining connections one after
+    /// another; otherwise, with a deadline, it repeats as every client does.
+    async fn carry_on(&self, first: Result<()>, start: watch::Receiver<Option<Start>>) {
         let start = started(start).await;
         if start.one_at_a_time {
             self.progress.inc();
-            self.work(start.deadline).await;
+            if first.is_ok() || start.deadline.is_none() || self.one_client_less() {
+                self.work(start.deadline).await;
+            }
             return;
         }
-        if let Some(deadline) = start.deadline.filter(|d| Instant::now() < *d) {
+        if let Some(deadline) = start
+            .deadline
+            .filter(|d| first.is_ok() && Instant::now() < *d)
+        {
             let next = self.connect().await;
             self.run_from(next, Some(deadline)).await;
         }
         self.progress.inc();
     }
 
-    /// A worker against a server that serves one connection at a time: takes the
-    /// remaining connections one by one (with a deadline, repeats until it passes).
+    /// Takes one of the `tickets`; false when none was left.
+    fn take_ticket(&self) -> bool {
+        self.tickets
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1))
+            .is_ok()
+    }
+
+    /// With a deadline, against a server that serves one at a time, the tickets are
+    /// the clients still going (each stops at its first failure, as every client
+    /// does): one fewer; false when none is left.
+    fn one_client_less(&self) -> bool {
+        self.take_ticket() && self.tickets.load(Ordering::Relaxed) > 0
+    }
+
+    /// A worker against a server that serves one connection at a time: makes the
+    /// remaining connections one by one, a ticket each; with a deadline, repeats
+    /// until it passes or every client has failed once.
     async fn work(&self, deadline: Option<Instant>) {
         loop {
             match deadline {
                 Some(d) if Instant::now() >= d => return,
                 Some(_) => {}
-                None => {
-                    let took =
-                        self.tickets
-                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-                                t.checked_sub(1)
-                            });
-                    if took.is_err() {
-                        return;
-                    }
-                }
+                None if !self.take_ticket() => return,
+                None => {}
             }
-            if let Ok(stream) = self.connect().await {
-                let _ = self.exchange(stream).await;
-            }
-            if deadline.is_none() {
-                self.progress.inc();
+            let done = match self.connect().await {
+                Ok(stream) => self.exchange(stream).await,
+                Err(e) => Err(e),
+            };
+            match deadline {
+                None => self.progress.inc(),
+                Some(_) if done.is_err() && !self.one_client_less() => return,
+                Some(_) => {}
             }
         }
     }
@@ -473,7 +489,8 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
     if one_at_a_time {
         // The two first connections go on making the rest, one after another: more
         // at once would only overflow the server's backlog.
-        shared.tickets.store(rest, Ordering::Relaxed);
+        let tickets = if duration.is_some() { n } else { rest };
+        shared.tickets.store(tickets, Ordering::Relaxed);
         open.send_replace(Some(Start {
             deadline: duration.map(|d| Instant::now() + d),
             one_at_a_time,
@@ -530,9 +547,9 @@ async fn probing(
             let (shared, start, done) =
                 (Arc::clone(shared), start.clone(), Arc::clone(&second_done));
             tasks.spawn(async move {
-                let _ = shared.exchange(second).await;
+                let first = shared.exchange(second).await;
                 done.store(true, Ordering::Relaxed);
-                shared.carry_on(start).await;
+                shared.carry_on(first, start).await;
             });
             true
         }
@@ -572,10 +589,11 @@ async fn probing(
     };
     let (shared, start) = (Arc::clone(shared), start.clone());
     tasks.spawn(async move {
-        if let Ok(probe) = probe {
-            let _ = shared.exchange(probe).await;
-        }
-        shared.carry_on(start).await;
+        let first = match probe {
+            Ok(probe) => shared.exchange(probe).await,
+            Err(e) => Err(e),
+        };
+        shared.carry_on(first, start).await;
     });
     finding == 1
 }
