@@ -2,18 +2,20 @@
 //! all of them concurrently (tokio), and reports aggregate bytes and goodput,
 //! connections tried and failed, latency percentiles and exchanges per second.
 //!
-//! The connections start together once all are connected, but that wait is bounded:
-//! a server that serves one connection at a time (the lab's) completes the handshake
-//! of only as many as its listen backlog holds until it has served some, and it
-//! serves none until one of them starts. So the start opens when every connection
-//! has connected or failed, or when no connection has been made for [`START_STALL`];
-//! a connection made after that starts at once.
+//! First a probe finds whether the server serves one connection at a time: the first
+//! connection is made alone, so a server that takes connections in order takes it
+//! first; a second is made and runs its exchange while the first stays silent, until
+//! the server answers the second or [`PROBE_WAIT`] passes. A server that answers
+//! nothing while it holds a silent connection serves one at a time: the two go on
+//! making the remaining connections one after another (more at once would only
+//! overflow its listen backlog, and a dropped handshake costs seconds of TCP
+//! retransmission).
 //!
-//! Whether the server serves one connection at a time is measured, not guessed: the
-//! first connection is made alone, before the others, so a server that takes
-//! connections in order takes it first; it then stays silent until the server
-//! answers another connection, for at most [`PROBE_WAIT`]. A server that answers
-//! none of the others while it holds a silent connection serves one at a time.
+//! Otherwise the rest start together once all are connected, but that wait is
+//! bounded: a server may complete the handshake of only as many as its backlog holds
+//! until it has served some, and serve none until one of them starts. So the start
+//! opens when every connection has connected or failed, or when none has for
+//! [`START_STALL`]; a connection made after that starts at once.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
