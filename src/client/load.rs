@@ -6,19 +6,17 @@
 //! connection is made alone, so a server that takes connections in order takes it
 //! first; a second is made and runs its exchange while the first stays silent, until
 //! the server answers the second or [`PROBE_WAIT`] passes. A server that answers
-//! nothing while it holds a silent connection serves one at a time: the two go on
-//! making the remaining connections one after another (more at once would only
-//! overflow its listen backlog, and a dropped handshake costs seconds of TCP
-//! retransmission).
+//! nothing while it holds a silent connection serves one at a time, and the report
+//! says so. The probe's wait is not part of the run's seconds (nor of its rates).
 //!
-//! Otherwise the rest start together once all are connected, but that wait is
-//! bounded: a server may complete the handshake of only as many as its backlog holds
-//! until it has served some, and serve none until one of them starts. So the start
-//! opens when every connection has connected or failed, or when none has for
-//! [`START_STALL`]; a connection made after that starts at once.
+//! Then the rest start together once all are connected, but that wait is bounded: a
+//! server may complete the handshake of only as many as its backlog holds until it
+//! has served some, and serve none until one of them starts. So the start opens when
+//! every connection has connected or failed, or when none has for [`START_STALL`]; a
+//! connection made after that starts at once.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -122,7 +120,7 @@ pub struct LoadReport {
     pub bytes_received: u64,
     /// Every exchange got exactly the right bytes back, and none failed.
     pub verified: bool,
-    /// Wall time from the first connect to the last exchange.
+    /// Wall time from the first connect to the last exchange, less the probe's wait.
     pub seconds: f64,
     /// `bytes_received / seconds`.
     pub goodput_bytes_per_sec: f64,
@@ -165,9 +163,8 @@ struct Shared {
     /// The probe's finding (see [`LoadReport::one_at_a_time`]): 0 not measured, 1
     /// one at a time, 2 more than one.
     one_at_a_time: AtomicU8,
-    /// Against a server that serves one at a time: the connections still to make, or
-    /// with a deadline the clients still going.
-    tickets: AtomicUsize,
+    /// How long the probe kept its connection silent: not part of `seconds`.
+    held: Mutex<Duration>,
     /// Connections done, of the N asked for.
     progress: crate::report::progress::Counter,
 }
@@ -281,18 +278,9 @@ impl Shared {
     }
 
     /// What one of the two first connections does once its first exchange is over
-    /// (`first` says how it went): against a server that serves one at a time, it
-    /// becomes one of the two workers that make the remaining connections one after
-    /// another; otherwise, with a deadline, it repeats as every client does.
+    /// (`first` says how it went): with a deadline, it repeats as every client does.
     async fn carry_on(&self, first: Result<()>, start: watch::Receiver<Option<Start>>) {
         let start = started(start).await;
-        if start.one_at_a_time {
-            self.progress.inc();
-            if first.is_ok() || start.deadline.is_none() || self.one_client_less() {
-                self.work(start.deadline).await;
-            }
-            return;
-        }
         if let Some(deadline) = start
             .deadline
             .filter(|d| first.is_ok() && Instant::now() < *d)
@@ -301,43 +289,6 @@ impl Shared {
             self.run_from(next, Some(deadline)).await;
         }
         self.progress.inc();
-    }
-
-    /// Takes one of the `tickets`; false when none was left.
-    fn take_ticket(&self) -> bool {
-        self.tickets
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_sub(1))
-            .is_ok()
-    }
-
-    /// With a deadline, against a server that serves one at a time, the tickets are
-    /// the clients still going (each stops at its first failure, as every client
-    /// does): one fewer; false when none is left.
-    fn one_client_less(&self) -> bool {
-        self.take_ticket() && self.tickets.load(Ordering::Relaxed) > 0
-    }
-
-    /// A worker against a server that serves one connection at a time: makes the
-    /// remaining connections one by one, a ticket each; with a deadline, repeats
-    /// until it passes or every client has failed once.
-    async fn work(&self, deadline: Option<Instant>) {
-        loop {
-            match deadline {
-                Some(d) if Instant::now() >= d => return,
-                Some(_) => {}
-                None if !self.take_ticket() => return,
-                None => {}
-            }
-            let done = match self.connect().await {
-                Ok(stream) => self.exchange(stream).await,
-                Err(e) => Err(e),
-            };
-            match deadline {
-                None => self.progress.inc(),
-                Some(_) if done.is_err() && !self.one_client_less() => return,
-                Some(_) => {}
-            }
-        }
     }
 
     async fn simple(&self, mut stream: TcpStream) -> Result<()> {
@@ -437,8 +388,6 @@ fn histogram() -> Mutex<Histogram<u64>> {
 struct Start {
     /// The `--duration` deadline.
     deadline: Option<Instant>,
-    /// The probe found a server that serves one connection at a time.
-    one_at_a_time: bool,
 }
 
 /// Waits for the start to open.
@@ -471,78 +420,64 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
         expected: Repeated::expected(LOAD_IO_SIZE),
         connecting: Semaphore::new(CONNECTING_AT_ONCE),
         one_at_a_time: AtomicU8::new(0),
-        tickets: AtomicUsize::new(0),
+        held: Mutex::new(Duration::ZERO),
         progress: crate::report::progress::Counter::new(n as u64, "connections", opts.progress),
     });
     let started_at = Instant::now();
     let (open, start) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
     let mut rest = n;
-    let mut one_at_a_time = false;
     if n > 1 {
         rest -= 1;
         if let Ok(probe) = shared.connect().await {
             rest -= 1;
-            one_at_a_time = probing(&shared, probe, &mut tasks, &start).await;
+            probing(&shared, probe, &mut tasks, &start).await;
         } else {
             shared.progress.inc();
         }
     }
-    if one_at_a_time {
-        // The two first connections go on making the rest, one after another: more
-        // at once would only overflow the server's backlog.
-        let tickets = if duration.is_some() { n } else { rest };
-        shared.tickets.store(tickets, Ordering::Relaxed);
-        open.send_replace(Some(Start {
-            deadline: duration.map(|d| Instant::now() + d),
-            one_at_a_time,
-        }));
-    } else {
-        let (connected, mut settled) = mpsc::unbounded_channel();
-        for _ in 0..rest {
-            let (shared, start, connected) =
-                (Arc::clone(&shared), start.clone(), connected.clone());
-            tasks.spawn(async move {
-                let first = shared.connect().await;
-                let _ = connected.send(());
-                let deadline = started(start).await.deadline;
-                shared.run_from(first, deadline).await;
-                shared.progress.inc();
-            });
-        }
-        drop(connected);
-        // Open the start once every connection has connected or failed, or once none
-        // has for START_STALL (the server takes no more until it has served some).
-        let mut waiting = rest;
-        while waiting > 0 {
-            match tokio::time::timeout(START_STALL, settled.recv()).await {
-                Ok(Some(())) => waiting -= 1,
-                Ok(None) | Err(_) => break,
-            }
-        }
-        drop(settled);
-        open.send_replace(Some(Start {
-            deadline: duration.map(|d| Instant::now() + d),
-            one_at_a_time,
-        }));
+    let (connected, mut settled) = mpsc::unbounded_channel();
+    for _ in 0..rest {
+        let (shared, start, connected) = (Arc::clone(&shared), start.clone(), connected.clone());
+        tasks.spawn(async move {
+            let first = shared.connect().await;
+            let _ = connected.send(());
+            let deadline = started(start).await.deadline;
+            shared.run_from(first, deadline).await;
+            shared.progress.inc();
+        });
     }
+    drop(connected);
+    // Open the start once every connection has connected or failed, or once none has
+    // for START_STALL (the server takes no more until it has served some).
+    let mut waiting = rest;
+    while waiting > 0 {
+        match tokio::time::timeout(START_STALL, settled.recv()).await {
+            Ok(Some(())) => waiting -= 1,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    drop(settled);
+    open.send_replace(Some(Start {
+        deadline: duration.map(|d| Instant::now() + d),
+    }));
     while tasks.join_next().await.is_some() {}
     shared.progress.finish();
-    let elapsed = started_at.elapsed();
+    let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
+    let elapsed = started_at.elapsed().saturating_sub(held);
     report(&shared, elapsed, opts.job)
 }
 
 /// The probe, on the connection made first: a second connection is made and runs its
 /// exchange while the probe stays silent, until the server answers it or
-/// [`PROBE_WAIT`] passes. Records the finding, sets both connections going (they
-/// carry on once the start opens) and says whether the server serves one connection
-/// at a time.
+/// [`PROBE_WAIT`] passes. Records the finding and how long the probe was held, and
+/// sets both connections going (with a deadline they carry on once the start opens).
 async fn probing(
     shared: &Arc<Shared>,
     probe: TcpStream,
     tasks: &mut tokio::task::JoinSet<()>,
     start: &watch::Receiver<Option<Start>>,
-) -> bool {
+) {
     let second_done = Arc::new(AtomicBool::new(false));
     let asked = match shared.connect().await {
         Ok(second) => {
@@ -581,6 +516,7 @@ async fn probing(
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     shared.one_at_a_time.store(finding, Ordering::Relaxed);
+    *shared.held.lock().unwrap_or_else(|p| p.into_inner()) = held.elapsed();
     // A server that closed the silent connection (an idle timeout) did so because of
     // the probe: its exchange goes on a new connection instead.
     let probe = if closed_by_peer(&probe).await {
@@ -597,7 +533,6 @@ async fn probing(
         };
         shared.carry_on(first, start).await;
     });
-    finding == 1
 }
 
 fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {

@@ -49,9 +49,8 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
     )];
     if r.one_at_a_time == Some(true) {
         lines.push(format!(
-            "The server serves one connection at a time: while the first connection stayed silent for {} s, it did not answer a second one. So the {} were made two at a time, not all at once (more would only wait in its listen backlog), and the first two exchanges include that wait.",
+            "The server serves one connection at a time: while the first connection stayed silent for {} s, it did not answer a second one (so the others waited in its listen backlog, and a handshake it had no room for cost its client a TCP retransmission: 1 s, then 2 s, 4 s...; the first two exchanges include that wait).",
             PROBE_WAIT.as_secs_f64(),
-            count(r.connections, "connection"),
         ));
     }
     lines
