@@ -250,7 +250,9 @@ fn load_client(
     if as_json {
         console.say(report::json::pretty(&load));
     } else {
-        console.say(report::load::summary(&load));
+        for line in report::load::summary(&load) {
+            console.say(line);
+        }
     }
     match load.failure() {
         None => Ok(()),

@@ -12,6 +12,7 @@ mod demo;
 mod hostile;
 mod inprocess;
 mod lines;
+mod load;
 mod network;
 mod props;
 mod python_peer;

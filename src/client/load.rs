@@ -1,9 +1,22 @@
-//! The load generator behind `--connections N`: opens N connections at once, then
-//! runs the job on all of them concurrently (tokio), and reports aggregate bytes and
-//! goodput, connections made and failed, latency percentiles and exchanges per second.
+//! The load generator behind `--connections N`: opens N connections, runs the job on
+//! all of them concurrently (tokio), and reports aggregate bytes and goodput,
+//! connections tried and failed, latency percentiles and exchanges per second.
+//!
+//! First a probe finds whether the server serves one connection at a time: the first
+//! connection is made alone, so a server that takes connections in order takes it
+//! first; a second is made and runs its exchange while the first stays silent, until
+//! the server answers the second or [`PROBE_WAIT`] passes. A server that answers
+//! nothing while it holds a silent connection serves one at a time, and the report
+//! says so. The probe's wait is not part of the run's seconds (nor of its rates).
+//!
+//! Then the rest start together once all are connected, but that wait is bounded: a
+//! server may complete the handshake of only as many as its backlog holds until it
+//! has served some, and serve none until one of them starts. So the start opens when
+//! every connection has connected or failed, or when none has for [`START_STALL`]; a
+//! connection made after that starts at once.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +24,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{Barrier, Semaphore};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::addr::{self, CONNECT_TIMEOUT};
 use crate::client::uppercase::r#async::drive;
@@ -30,6 +43,14 @@ pub const LOAD_IO_SIZE: usize = 16 * 1024;
 const CONNECTING_AT_ONCE: usize = 256;
 /// How many distinct errors are kept (and shown).
 const ERRORS_SHOWN: usize = 5;
+/// The connections made start without the rest once no connection has been made (or
+/// has failed) for this long: the server takes no more until it has served some. Two
+/// of the kernel's first SYN retransmission intervals (1 s), so that a burst whose
+/// handshakes were dropped by a busy but concurrent server is still waited for.
+pub const START_STALL: Duration = Duration::from_secs(2);
+/// How long the first connection stays silent waiting for the server to answer
+/// another one (see the module documentation).
+pub const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// What each connection does.
 #[derive(Debug, Clone, Copy)]
@@ -59,7 +80,7 @@ pub struct LoadOptions {
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Percentiles {
     /// Median.
     pub p50: u64,
@@ -72,16 +93,14 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        Percentiles {
+    /// The percentiles of what `h` recorded; `None` when it recorded nothing.
+    fn of(h: &Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| Percentiles {
             p50: h.value_at_quantile(0.50),
             p90: h.value_at_quantile(0.90),
             p99: h.value_at_quantile(0.99),
             max: h.max(),
-        }
+        })
     }
 }
 
@@ -90,9 +109,10 @@ impl Percentiles {
 pub struct LoadReport {
     /// `simple` or `uppercase`.
     pub service: &'static str,
-    /// Connections made (with `--duration`, every repetition's connection counts).
+    /// Connections tried: made, or that could not be made (with `--duration`, every
+    /// repetition's connection counts). The failure line counts the same ones.
     pub connections: u64,
-    /// Connections that failed: could not connect, or the job went wrong.
+    /// Of those, the ones that failed: could not connect, or the job went wrong.
     pub failed: u64,
     /// Bytes sent over all connections.
     pub bytes_sent: u64,
@@ -100,7 +120,7 @@ pub struct LoadReport {
     pub bytes_received: u64,
     /// Every exchange got exactly the right bytes back, and none failed.
     pub verified: bool,
-    /// Wall time from the first connect to the last exchange.
+    /// Wall time from the first connect to the last exchange, less the probe's wait.
     pub seconds: f64,
     /// `bytes_received / seconds`.
     pub goodput_bytes_per_sec: f64,
@@ -108,18 +128,20 @@ pub struct LoadReport {
     pub exchanges: u64,
     /// `exchanges / seconds`.
     pub exchanges_per_sec: f64,
-    /// Exchange latency: from the first byte sent to the last verified byte received.
-    pub latency_us: Percentiles,
-    /// Connect latency: the three-way handshake.
-    pub connect_latency_us: Percentiles,
+    /// Exchange latency: from the first byte sent to the last verified byte received;
+    /// `None` (JSON null) when no exchange completed.
+    pub latency_us: Option<Percentiles>,
+    /// Connect latency: the three-way handshake; `None` when no connection was made.
+    pub connect_latency_us: Option<Percentiles>,
+    /// `Some(true)` when the server answered no other connection while a connection it
+    /// had taken first stayed silent for [`PROBE_WAIT`] (it serves one connection at
+    /// a time), `Some(false)` when it answered another meanwhile, `None` when not
+    /// measured (one connection, or no other connection sent anything).
+    pub one_at_a_time: Option<bool>,
     /// The first few distinct errors.
     pub errors: Vec<String>,
     /// 0 when every connection succeeded and verified, else 1.
     pub exit_code: u8,
-    /// Connections tried: those made plus those that could not connect (not in the
-    /// JSON: a connection made and then failed is in `connections` already).
-    #[serde(skip)]
-    pub attempted: u64,
 }
 
 struct Shared {
@@ -138,6 +160,13 @@ struct Shared {
     outgoing: Repeated,
     expected: Repeated,
     connecting: Semaphore,
+    /// The probe's finding (see [`LoadReport::one_at_a_time`]): 0 not measured, 1
+    /// one at a time, 2 more than one.
+    one_at_a_time: AtomicU8,
+    /// How long the probe kept its connection silent: not part of `seconds`.
+    held: Mutex<Duration>,
+    /// Connections done, of the N asked for.
+    progress: crate::report::progress::Counter,
 }
 
 impl Shared {
@@ -157,23 +186,58 @@ impl Shared {
         let _ = h.record(us);
     }
 
+    /// A figure that grows whenever the run gets anywhere: a connection made, bytes
+    /// back, an exchange done.
+    fn progress(&self) -> u64 {
+        self.made.load(Ordering::Relaxed)
+            + self.exchanges.load(Ordering::Relaxed)
+            + self.counters.received()
+    }
+
+    /// Connects, counting a failure. A connection attempt is given up only when
+    /// neither it nor the rest of the run got anywhere for [`CONNECT_TIMEOUT`]: a
+    /// server busy serving the connections before it (one at a time, its backlog
+    /// full) is slow, not failing.
     async fn connect(&self) -> Result<TcpStream> {
+        let connected = self.try_connect().await;
+        if let Err(e) = &connected {
+            self.could_not_connect.fetch_add(1, Ordering::Relaxed);
+            self.fail(e);
+        }
+        connected
+    }
+
+    async fn try_connect(&self) -> Result<TcpStream> {
         let _turn = self.connecting.acquire().await.expect("never closed");
         let started = Instant::now();
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr)).await;
-        let stream = match connected {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Err(Error::ConnectionRefused {
-                    addr: self.peer.clone(),
-                });
-            }
-            Ok(Err(e)) => return Err(Error::io(format!("could not connect to {}", self.peer), e)),
-            Err(_) => {
-                return Err(Error::ConnectTimeout {
-                    addr: self.peer.clone(),
-                    secs: CONNECT_TIMEOUT.as_secs(),
-                });
+        let mut seen = self.progress();
+        let mut attempt = Box::pin(TcpStream::connect(self.addr));
+        let stream = loop {
+            match tokio::time::timeout(CONNECT_TIMEOUT, &mut attempt).await {
+                Ok(Ok(stream)) => break stream,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(Error::ConnectionRefused {
+                        addr: self.peer.clone(),
+                    });
+                }
+                // The kernel stopped retransmitting the SYN while the server was
+                // still serving others: try again.
+                Ok(Err(e))
+                    if e.kind() == std::io::ErrorKind::TimedOut && self.progress() != seen =>
+                {
+                    seen = self.progress();
+                    attempt = Box::pin(TcpStream::connect(self.addr));
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::io(format!("could not connect to {}", self.peer), e));
+                }
+                Err(_) if self.progress() != seen => seen = self.progress(),
+                Err(_) => {
+                    return Err(Error::ConnectTimeout {
+                        addr: self.peer.clone(),
+                        secs: started.elapsed().as_secs(),
+                    });
+                }
             }
         };
         Self::record(&self.connect_latency, started.elapsed());
@@ -181,7 +245,16 @@ impl Shared {
         Ok(stream)
     }
 
+    /// One exchange on `stream`, counting a failure.
     async fn exchange(&self, stream: TcpStream) -> Result<()> {
+        let exchanged = self.try_exchange(stream).await;
+        if let Err(e) = &exchanged {
+            self.fail(e);
+        }
+        exchanged
+    }
+
+    async fn try_exchange(&self, stream: TcpStream) -> Result<()> {
         let started = Instant::now();
         match self.job {
             Job::Simple { .. } => self.simple(stream).await?,
@@ -190,6 +263,32 @@ impl Shared {
         Self::record(&self.exchange_latency, started.elapsed());
         self.exchanges.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Exchanges on `first`, then (with a deadline) on new connections until it has
+    /// passed; stops at the first failure.
+    async fn run_from(&self, first: Result<TcpStream>, deadline: Option<Instant>) {
+        let mut stream = first;
+        while let Ok(s) = stream {
+            if self.exchange(s).await.is_err() || deadline.is_none_or(|d| Instant::now() >= d) {
+                return;
+            }
+            stream = self.connect().await;
+        }
+    }
+
+    /// What one of the two first connections does once its first exchange is over
+    /// (`first` says how it went): with a deadline, it repeats as every client does.
+    async fn carry_on(&self, first: Result<()>, start: watch::Receiver<Option<Start>>) {
+        let start = started(start).await;
+        if let Some(deadline) = start
+            .deadline
+            .filter(|d| first.is_ok() && Instant::now() < *d)
+        {
+            let next = self.connect().await;
+            self.run_from(next, Some(deadline)).await;
+        }
+        self.progress.inc();
     }
 
     async fn simple(&self, mut stream: TcpStream) -> Result<()> {
@@ -256,11 +355,11 @@ pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
 
 impl LoadReport {
     /// The error the run ends with: `None` when every connection succeeded and
-    /// verified, else how many failed and the first error.
+    /// verified, else how many of the `connections` failed and the first error.
     pub fn failure(&self) -> Option<Error> {
         (self.exit_code != 0).then(|| Error::LoadFailed {
             failed: self.failed,
-            attempted: self.attempted,
+            attempted: self.connections,
             first: self
                 .errors
                 .first()
@@ -270,8 +369,32 @@ impl LoadReport {
     }
 }
 
+/// True when the peer has closed or reset `stream` (it is readable at end of stream,
+/// or in error), without waiting and without taking any byte.
+async fn closed_by_peer(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::ZERO, stream.peek(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
 fn histogram() -> Mutex<Histogram<u64>> {
     Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"))
+}
+
+/// How the connections start, once the start opens.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// The `--duration` deadline.
+    deadline: Option<Instant>,
+}
+
+/// Waits for the start to open.
+async fn started(mut start: watch::Receiver<Option<Start>>) -> Start {
+    let opened = start.wait_for(Option::is_some).await;
+    let start = opened.map(|v| *v).unwrap_or(None);
+    start.expect("the start is opened before its sender goes")
 }
 
 async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
@@ -296,57 +419,120 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
         outgoing: Repeated::outgoing(LOAD_IO_SIZE),
         expected: Repeated::expected(LOAD_IO_SIZE),
         connecting: Semaphore::new(CONNECTING_AT_ONCE),
+        one_at_a_time: AtomicU8::new(0),
+        held: Mutex::new(Duration::ZERO),
+        progress: crate::report::progress::Counter::new(n as u64, "connections", opts.progress),
     });
-    let barrier = Arc::new(Barrier::new(n));
-    let started = Instant::now();
-    let progress = crate::report::progress::Counter::new(n as u64, "connections", opts.progress);
+    let started_at = Instant::now();
+    let (open, start) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
-    // The deadline starts once every connection is open: set it through a cell
-    // that the barrier's leader fills.
-    let deadline_cell = Arc::new(std::sync::OnceLock::new());
-    for _ in 0..n {
-        let (shared, barrier, cell) = (
-            Arc::clone(&shared),
-            Arc::clone(&barrier),
-            Arc::clone(&deadline_cell),
-        );
+    let mut rest = n;
+    if n > 1 {
+        rest -= 1;
+        if let Ok(probe) = shared.connect().await {
+            rest -= 1;
+            probing(&shared, probe, &mut tasks, &start).await;
+        } else {
+            shared.progress.inc();
+        }
+    }
+    let (connected, mut settled) = mpsc::unbounded_channel();
+    for _ in 0..rest {
+        let (shared, start, connected) = (Arc::clone(&shared), start.clone(), connected.clone());
         tasks.spawn(async move {
             let first = shared.connect().await;
-            if barrier.wait().await.is_leader() {
-                let _ = cell.set(duration.map(|d| Instant::now() + d));
-            }
-            while cell.get().is_none() {
-                tokio::task::yield_now().await;
-            }
-            let deadline = *cell.get().expect("set by the leader");
-            let mut stream = first;
-            loop {
-                match stream {
-                    Ok(s) => {
-                        if let Err(e) = shared.exchange(s).await {
-                            shared.fail(&e);
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        shared.could_not_connect.fetch_add(1, Ordering::Relaxed);
-                        shared.fail(&e);
-                        return;
-                    }
-                }
-                if deadline.is_none_or(|d| Instant::now() >= d) {
-                    return;
-                }
-                stream = shared.connect().await;
-            }
+            let _ = connected.send(());
+            let deadline = started(start).await.deadline;
+            shared.run_from(first, deadline).await;
+            shared.progress.inc();
         });
     }
-    while tasks.join_next().await.is_some() {
-        progress.inc();
+    drop(connected);
+    // Open the start once every connection has connected or failed, or once none has
+    // for START_STALL (the server takes no more until it has served some).
+    let mut waiting = rest;
+    while waiting > 0 {
+        match tokio::time::timeout(START_STALL, settled.recv()).await {
+            Ok(Some(())) => waiting -= 1,
+            Ok(None) | Err(_) => break,
+        }
     }
-    progress.finish();
-    let elapsed = started.elapsed();
+    drop(settled);
+    open.send_replace(Some(Start {
+        deadline: duration.map(|d| Instant::now() + d),
+    }));
+    while tasks.join_next().await.is_some() {}
+    shared.progress.finish();
+    let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
+    let elapsed = started_at.elapsed().saturating_sub(held);
     report(&shared, elapsed, opts.job)
+}
+
+/// The probe, on the connection made first: a second connection is made and runs its
+/// exchange while the probe stays silent, until the server answers it or
+/// [`PROBE_WAIT`] passes. Records the finding and how long the probe was held, and
+/// sets both connections going (with a deadline they carry on once the start opens).
+async fn probing(
+    shared: &Arc<Shared>,
+    probe: TcpStream,
+    tasks: &mut tokio::task::JoinSet<()>,
+    start: &watch::Receiver<Option<Start>>,
+) {
+    let second_done = Arc::new(AtomicBool::new(false));
+    let asked = match shared.connect().await {
+        Ok(second) => {
+            let (shared, start, done) =
+                (Arc::clone(shared), start.clone(), Arc::clone(&second_done));
+            tasks.spawn(async move {
+                let first = shared.exchange(second).await;
+                done.store(true, Ordering::Relaxed);
+                shared.carry_on(first, start).await;
+            });
+            true
+        }
+        Err(_) => {
+            shared.progress.inc();
+            false
+        }
+    };
+    let answered = || shared.counters.received() > 0 || second_done.load(Ordering::Relaxed);
+    let held = Instant::now();
+    // 0 not measured, 1 one at a time, 2 more than one (as `Shared::one_at_a_time`).
+    let finding = loop {
+        if !asked {
+            break 0;
+        }
+        // A server that closes the silent connection (an idle timeout) says nothing
+        // about how many it serves at once, whatever it does next.
+        if closed_by_peer(&probe).await {
+            break 0;
+        }
+        if answered() {
+            break 2;
+        }
+        if held.elapsed() >= PROBE_WAIT {
+            break 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    shared.one_at_a_time.store(finding, Ordering::Relaxed);
+    *shared.held.lock().unwrap_or_else(|p| p.into_inner()) = held.elapsed();
+    // A server that closed the silent connection (an idle timeout) did so because of
+    // the probe: its exchange goes on a new connection instead.
+    let probe = if closed_by_peer(&probe).await {
+        shared.made.fetch_sub(1, Ordering::Relaxed);
+        shared.connect().await
+    } else {
+        Ok(probe)
+    };
+    let (shared, start) = (Arc::clone(shared), start.clone());
+    tasks.spawn(async move {
+        let first = match probe {
+            Ok(probe) => shared.exchange(probe).await,
+            Err(e) => Err(e),
+        };
+        shared.carry_on(first, start).await;
+    });
 }
 
 fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
@@ -362,7 +548,8 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             Job::Simple { .. } => "simple",
             Job::Uppercase { .. } => "uppercase",
         },
-        connections: shared.made.load(Ordering::Relaxed),
+        connections: shared.made.load(Ordering::Relaxed)
+            + shared.could_not_connect.load(Ordering::Relaxed),
         failed,
         bytes_sent: shared.counters.sent(),
         bytes_received: received,
@@ -373,14 +560,17 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
         exchanges_per_sec: exchanges as f64 / secs,
         latency_us: lock(&shared.exchange_latency),
         connect_latency_us: lock(&shared.connect_latency),
+        one_at_a_time: match shared.one_at_a_time.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(true),
+            _ => Some(false),
+        },
         errors: shared
             .errors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
         exit_code: if verified { 0 } else { 1 },
-        attempted: shared.made.load(Ordering::Relaxed)
-            + shared.could_not_connect.load(Ordering::Relaxed),
     }
 }
 
@@ -414,6 +604,8 @@ mod tests {
         assert!(report.failure().is_none(), "{:?}", report.errors);
         assert_eq!((report.connections, report.exchanges), (3, 3));
         assert_eq!((report.bytes_sent, report.bytes_received), (48, 48));
+        // A server that serves one connection at a time: said so.
+        assert_eq!(report.one_at_a_time, Some(true));
         let json = crate::report::json::pretty(&report);
         assert!(json.contains("\"exit_code\": 0") && !json.contains("attempted"));
     }
@@ -430,10 +622,15 @@ mod tests {
             progress: When::Never,
         };
         let report = run("127.0.0.1", port, opts).unwrap();
+        // Connections tried, and failed of them: the JSON and the error line agree.
         assert_eq!(
             (report.connections, report.failed, report.exit_code),
-            (0, 2, 1)
+            (2, 2, 1)
         );
+        assert_eq!((report.latency_us, report.connect_latency_us), (None, None));
+        assert_eq!(report.one_at_a_time, None);
+        let json = crate::report::json::pretty(&report);
+        assert!(json.contains("\"latency_us\": null"), "{json}");
         match report.failure() {
             Some(Error::LoadFailed {
                 failed: 2,

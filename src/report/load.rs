@@ -1,31 +1,134 @@
-//! The load generator's one-line summary.
+//! The load generator's summary: one line of figures, and a second when the server
+//! turned out to serve one connection at a time.
 
-use crate::client::load::LoadReport;
+use crate::client::load::{LoadReport, PROBE_WAIT, Percentiles};
 use crate::report::human;
 
-/// Connections, exchanges, bytes, goodput and latency percentiles on one line.
-pub fn summary(r: &LoadReport) -> String {
-    let ms = |us: u64| us as f64 / 1000.0;
-    format!(
-        "{} connections ({} failed), {} exchanges in {:.3} s ({:.0}/s); sent {} bytes, received {} bytes ({}/s){}; exchange latency p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms; connect p50 {:.3} ms, max {:.3} ms",
-        r.connections,
+/// `n` and the noun, singular for 1: "1 connection", "2 connections".
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.3} ms", us as f64 / 1000.0)
+}
+
+/// Connections, exchanges, bytes, goodput and latency percentiles on one line
+/// ("n/a" for a latency nothing was measured for); then, when the probe found it,
+/// a line saying the server serves one connection at a time.
+pub fn summary(r: &LoadReport) -> Vec<String> {
+    let exchange = match r.latency_us {
+        Some(Percentiles { p50, p90, p99, max }) => format!(
+            "p50 {}, p90 {}, p99 {}, max {}",
+            ms(p50),
+            ms(p90),
+            ms(p99),
+            ms(max)
+        ),
+        None => "n/a".into(),
+    };
+    let connect = match r.connect_latency_us {
+        Some(Percentiles { p50, max, .. }) => format!("p50 {}, max {}", ms(p50), ms(max)),
+        None => "n/a".into(),
+    };
+    let mut lines = vec![format!(
+        "{} ({} failed), {} in {:.3} s ({:.0}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}",
+        count(r.connections, "connection"),
         r.failed,
-        r.exchanges,
+        count(r.exchanges, "exchange"),
         r.seconds,
         r.exchanges_per_sec,
-        r.bytes_sent,
-        r.bytes_received,
+        count(r.bytes_sent, "byte"),
+        count(r.bytes_received, "byte"),
         human::bytes(r.goodput_bytes_per_sec as u64),
         if r.verified {
             ", all verified"
         } else {
             ", NOT all verified"
         },
-        ms(r.latency_us.p50),
-        ms(r.latency_us.p90),
-        ms(r.latency_us.p99),
-        ms(r.latency_us.max),
-        ms(r.connect_latency_us.p50),
-        ms(r.connect_latency_us.max),
-    )
+    )];
+    if r.one_at_a_time == Some(true) {
+        lines.push(format!(
+            "The server serves one connection at a time: while the first connection stayed silent for {} s, it did not answer a second one (so the others waited in its listen backlog, and a handshake it had no room for cost its client a TCP retransmission: 1 s, then 2 s, 4 s...; the first two exchanges include that wait).",
+            PROBE_WAIT.as_secs_f64(),
+        ));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> LoadReport {
+        LoadReport {
+            service: "simple",
+            connections: 1,
+            failed: 0,
+            bytes_sent: 16,
+            bytes_received: 16,
+            verified: true,
+            seconds: 0.001,
+            goodput_bytes_per_sec: 16000.0,
+            exchanges: 1,
+            exchanges_per_sec: 1000.0,
+            latency_us: Some(Percentiles {
+                p50: 100,
+                p90: 100,
+                p99: 100,
+                max: 100,
+            }),
+            connect_latency_us: Some(Percentiles {
+                p50: 50,
+                p90: 50,
+                p99: 50,
+                max: 50,
+            }),
+            one_at_a_time: None,
+            errors: Vec::new(),
+            exit_code: 0,
+        }
+    }
+
+    #[test]
+    fn one_connection_one_exchange_are_singular() {
+        let lines = summary(&report());
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("1 connection (0 failed), 1 exchange in 0.001 s"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("sent 16 bytes, received 16 bytes"));
+        assert!(lines[0].contains("exchange latency p50 0.100 ms,"));
+    }
+
+    #[test]
+    fn no_exchange_latency_is_n_a_not_zero() {
+        let r = LoadReport {
+            exchanges: 0,
+            latency_us: None,
+            connect_latency_us: None,
+            ..report()
+        };
+        let line = &summary(&r)[0];
+        assert!(line.contains("exchange latency n/a; connect n/a"), "{line}");
+        assert!(!line.contains("0.000 ms"), "{line}");
+    }
+
+    #[test]
+    fn a_one_at_a_time_server_gets_a_second_line() {
+        let r = LoadReport {
+            one_at_a_time: Some(true),
+            ..report()
+        };
+        let lines = summary(&r);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].starts_with("The server serves one connection at a time"));
+        let r = LoadReport {
+            one_at_a_time: Some(false),
+            ..report()
+        };
+        assert_eq!(summary(&r).len(), 1);
+    }
 }

@@ -3,6 +3,9 @@
 standard library only: the lab's simple and uppercase programs, client and server.
 
     lab.py simple server HOST PORT        (serves one connection, then exits)
+    lab.py simple server HOST PORT --forever
+                                          (the handout's loop: one connection at a
+                                          time, listen backlog 1, until killed)
     lab.py simple client HOST PORT
     lab.py uppercase server HOST PORT     (serves one connection, then exits)
     lab.py uppercase client HOST PORT BYTES
@@ -51,12 +54,18 @@ def listen(host, port):
     return sock, sc
 
 
-def simple_server(host, port):
+def simple_server(host, port, forever=False):
     sock, sc = listen(host, port)
-    message = recvall(sc, 16)
-    print("Incoming sixteen-octet message:", repr(message))
-    sc.sendall(FAREWELL)
-    sc.close()
+    while True:
+        message = recvall(sc, 16)
+        print("Incoming sixteen-octet message:", repr(message))
+        sc.sendall(FAREWELL)
+        sc.close()
+        if not forever:
+            break
+        sc, _ = sock.accept()
+        print("Socket name:", show(sc.getsockname()))
+        print("Socket peer:", show(sc.getpeername()))
     sock.close()
 
 
@@ -126,7 +135,7 @@ def lines_client(host, port):
 def main():
     program, role, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     if (program, role) == ("simple", "server"):
-        simple_server(host, port)
+        simple_server(host, port, forever="--forever" in sys.argv[5:])
     elif (program, role) == ("simple", "client"):
         simple_client(host, port)
     elif (program, role) == ("uppercase", "server"):
