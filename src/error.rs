@@ -131,7 +131,10 @@ pub enum Error {
         reason: String,
     },
     /// Some connections of a load run failed.
-    #[error("{failed} of {attempted} connections failed; the first error: {first}")]
+    #[error(
+        "{failed} of {} failed; the first error: {first}",
+        crate::report::human::count(*.attempted, "connection", "connections")
+    )]
     LoadFailed {
         /// Connections that failed.
         failed: u64,

@@ -154,7 +154,12 @@ fn assert_one_count(out: &Output) {
         failed.as_u64().unwrap() <= connections.as_u64().unwrap(),
         "{out}"
     );
-    out.assert_stderr_has(&format!("{failed} of {connections} connections failed"));
+    let noun = if connections.as_u64() == Some(1) {
+        "connection"
+    } else {
+        "connections"
+    };
+    out.assert_stderr_has(&format!("{failed} of {connections} {noun} failed"));
 }
 
 #[test]
