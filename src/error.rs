@@ -152,6 +152,9 @@ pub enum Error {
         /// What went wrong with it.
         source: Box<Error>,
     },
+    /// The user stopped the run (SIGINT or SIGTERM) before it finished.
+    #[error("interrupted before the end; the report says how far it got")]
+    Interrupted,
     /// A thread of ours died: a bug, reported rather than hidden.
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -143,6 +143,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                     connections,
                     job,
                     progress: progress.when(),
+                    interrupt: interrupt_on_signals()?,
                 };
                 load_client(&at, opts, json, &console)
             }
@@ -164,6 +165,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                             total: round_up(opts.bytes.unwrap_or(0)),
                         },
                         progress: opts.progress.when(),
+                        interrupt: interrupt_on_signals()?,
                     };
                     load_client(&at, load, opts.json, &console)
                 }
@@ -298,17 +300,34 @@ fn serve(
 /// Triggers `shutdown` on SIGINT or SIGTERM (the graceful stop), and hurries it on
 /// the next one (connections still open are closed now; the summary follows).
 fn stop_on_signals(shutdown: &server::Shutdown) -> tcplab::Result<()> {
+    let (first, second) = (shutdown.clone(), shutdown.clone());
+    on_signals(move || first.trigger(), move || second.hurry())
+}
+
+/// A client's first SIGINT or SIGTERM stops its run, which then reports how far it
+/// got (the JSON object too); a second one exits at once.
+fn interrupt_on_signals() -> tcplab::Result<server::Shutdown> {
+    let interrupt = server::Shutdown::new();
+    let first = interrupt.clone();
+    on_signals(move || first.trigger(), || std::process::exit(1))?;
+    Ok(interrupt)
+}
+
+/// Runs `first` on the first SIGINT or SIGTERM, `second` on the next.
+fn on_signals(
+    first: impl FnOnce() + Send + 'static,
+    second: impl FnOnce() + Send + 'static,
+) -> tcplab::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| tcplab::Error::io("could not install the signal handlers", e))?;
-    let shutdown = shutdown.clone();
     std::thread::spawn(move || {
         let mut signals = signals.forever();
         if signals.next().is_some() {
-            shutdown.trigger();
+            first();
         }
         if signals.next().is_some() {
-            shutdown.hurry();
+            second();
         }
     });
     Ok(())
@@ -333,6 +352,7 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         source,
         output,
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
+        interrupt: interrupt_on_signals()?,
         progress: o.progress.when(),
     })
 }

@@ -298,3 +298,84 @@ fn completions_and_the_man_page_come_from_the_command_line_itself() {
         .assert_stdout_has("uppercase");
     tcplab_run(&["completions", "nosuchshell"]).assert_code(2);
 }
+
+/// Starts `tcplab ARGS...` with its output captured; the caller signals it.
+fn spawn_client(args: &[&str]) -> std::process::Child {
+    crate::util::tcplab()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the client")
+}
+
+/// Sends `signal` to `client` and returns its exit code and its one JSON object.
+fn interrupted(
+    client: std::process::Child,
+    signal: i32,
+) -> (Option<i32>, serde_json::Value, String) {
+    // SAFETY: kill(2) with a pid we started.
+    assert_eq!(unsafe { libc::kill(client.id() as i32, signal) }, 0);
+    let out = client.wait_with_output().expect("the client ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}):\n{stdout}"));
+    (
+        out.status.code(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_json_client_stopped_by_a_signal_still_reports_how_far_it_got() {
+    let server = Server::of("uppercase", &[]);
+    let port = server.addr.port().to_string();
+    let client = spawn_client(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--input",
+        "/dev/zero",
+        "--json",
+    ]);
+    server.wait_for_line("Accepted a connection");
+    let (code, report, stderr) = interrupted(client, libc::SIGTERM);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(report["verified"], false);
+    assert!(report["bytes_sent"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["error"].as_str().unwrap().starts_with("interrupted"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_json_load_stopped_by_a_signal_still_reports_how_far_it_got() {
+    let server = Server::of("simple", &[]);
+    let port = server.addr.port().to_string();
+    let client = spawn_client(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "4",
+        "--duration",
+        "3600",
+        "--json",
+    ]);
+    server.wait_for_line("Accepted a connection");
+    let (code, report, stderr) = interrupted(client, libc::SIGINT);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(report["verified"], false);
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{report}"
+    );
+}

@@ -69,7 +69,7 @@ pub enum Job {
 }
 
 /// The load generator's options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Connections open at once.
     pub connections: usize,
@@ -77,6 +77,8 @@ pub struct LoadOptions {
     pub job: Job,
     /// Progress bar.
     pub progress: When,
+    /// Stops the run when triggered (SIGINT, SIGTERM).
+    pub interrupt: crate::server::Shutdown,
 }
 
 /// Latency percentiles in microseconds.
@@ -142,6 +144,9 @@ pub struct LoadReport {
     pub errors: Vec<String>,
     /// 0 when every connection succeeded and verified, else 1.
     pub exit_code: u8,
+    /// The run was stopped by SIGINT or SIGTERM (the first error says so).
+    #[serde(skip)]
+    pub interrupted: bool,
 }
 
 struct Shared {
@@ -357,6 +362,9 @@ impl LoadReport {
     /// The error the run ends with: `None` when every connection succeeded and
     /// verified, else how many of the `connections` failed and the first error.
     pub fn failure(&self) -> Option<Error> {
+        if self.interrupted {
+            return Some(Error::Interrupted);
+        }
         (self.exit_code != 0).then(|| Error::LoadFailed {
             failed: self.failed,
             attempted: self.connections,
@@ -461,11 +469,33 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
     open.send_replace(Some(Start {
         deadline: duration.map(|d| Instant::now() + d),
     }));
-    while tasks.join_next().await.is_some() {}
+    // A SIGINT or SIGTERM stops the connections still running; the report then
+    // says how far the run got.
+    let running = tokio::select! {
+        () = async { while tasks.join_next().await.is_some() {} } => 0,
+        () = opts.interrupt.wait() => {
+            let running = tasks.len();
+            tasks.shutdown().await;
+            running
+        }
+    };
+    if opts.interrupt.is_triggered() {
+        let mut errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner());
+        errors.insert(
+            0,
+            format!("interrupted before the end, with {running} connections still running"),
+        );
+    }
     shared.progress.finish();
     let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
     let elapsed = started_at.elapsed().saturating_sub(held);
-    report(&shared, elapsed, opts.job)
+    let mut report = report(&shared, elapsed, opts.job);
+    if opts.interrupt.is_triggered() {
+        report.interrupted = true;
+        report.verified = false;
+        report.exit_code = 1;
+    }
+    report
 }
 
 /// The probe, on the connection made first: a second connection is made and runs its
@@ -571,6 +601,7 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
         exit_code: if verified { 0 } else { 1 },
+        interrupted: false,
     }
 }
 
@@ -598,6 +629,7 @@ mod tests {
             connections: 3,
             job: Job::Simple { duration: None },
             progress: When::Never,
+            interrupt: Default::default(),
         };
         let report = run("127.0.0.1", port, opts).unwrap();
         server.join().unwrap();
@@ -620,6 +652,7 @@ mod tests {
             connections: 2,
             job: Job::Uppercase { total: 64 },
             progress: When::Never,
+            interrupt: Default::default(),
         };
         let report = run("127.0.0.1", port, opts).unwrap();
         // Connections tried, and failed of them: the JSON and the error line agree.

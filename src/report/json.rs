@@ -24,6 +24,7 @@ mod tests {
             output: OutputTo::Nowhere,
             stall_timeout: std::time::Duration::from_secs(1),
             progress: When::Never,
+            interrupt: Default::default(),
         };
         let outcome = crate::client::uppercase::Outcome::new(&opts);
         let text = pretty(&outcome.report);

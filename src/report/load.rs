@@ -87,6 +87,7 @@ mod tests {
             one_at_a_time: None,
             errors: Vec::new(),
             exit_code: 0,
+            interrupted: false,
         }
     }
 

@@ -90,6 +90,9 @@ fn connect_and_transfer(
     outcome.timeline = Some(watched.timeline);
     // A transfer that completed as the watchdog fired did not stall.
     let completed = result.is_ok() && inbound.verdict().is_verified();
+    if watched.interrupted && !completed {
+        return Err(Error::Interrupted);
+    }
     if let (Some(diagnosis), false) = (watched.diagnosis, completed) {
         outcome.report.stalled = true;
         // One count, taken when the queues were: the report and its diagnosis agree.
@@ -121,6 +124,7 @@ fn transfer_watched(
         names,
         transfer.counters,
         watch_opts,
+        &opts.interrupt,
         || match opts.strategy {
             Strategy::Naive => naive::transfer(transfer),
             Strategy::Threads => threads::transfer(transfer),

@@ -84,4 +84,7 @@ pub struct Options {
     pub stall_timeout: Duration,
     /// Whether to draw progress bars.
     pub progress: When,
+    /// Stops the transfer when triggered (SIGINT, SIGTERM): the run then reports
+    /// how far it got.
+    pub interrupt: crate::server::Shutdown,
 }

@@ -42,6 +42,7 @@ fn options(strategy: Strategy, total: u64) -> Options {
         output: OutputTo::Nowhere,
         stall_timeout: Duration::from_secs(5),
         progress: When::Never,
+        interrupt: Default::default(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::observe::queues::Queues;
 use crate::observe::watchdog::{Diagnosis, Point, Situation, StallDetector, Timeline, diagnose};
 use crate::observe::{queues, sockdiag};
 use crate::report::progress::{Progress, When};
+use crate::server::Shutdown as Interrupt;
 
 /// How often the watchdog samples.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -40,6 +41,8 @@ pub struct Watched {
     pub timeline: Timeline,
     /// Set when it stopped a stalled transfer.
     pub diagnosis: Option<Diagnosis>,
+    /// Set when it stopped the transfer because the user asked (SIGINT, SIGTERM).
+    pub interrupted: bool,
 }
 
 /// Runs `work` (the transfer) while a watchdog thread watches `stream`.
@@ -48,11 +51,13 @@ pub fn watch<T: Send>(
     names: &Names,
     counters: &Counters,
     opts: WatchOptions,
+    interrupt: &Interrupt,
     work: impl FnOnce() -> T + Send,
 ) -> (T, Watched) {
     let (done, stop) = mpsc::channel::<()>();
     thread::scope(|scope| {
-        let watchdog = scope.spawn(move || sample_until(stop, stream, names, counters, opts));
+        let watchdog =
+            scope.spawn(move || sample_until(stop, stream, names, counters, opts, interrupt));
         let result = work();
         drop(done);
         let watched = watchdog.join().unwrap_or_default();
@@ -66,6 +71,7 @@ fn sample_until(
     names: &Names,
     counters: &Counters,
     opts: WatchOptions,
+    interrupt: &Interrupt,
 ) -> Watched {
     let started = Instant::now();
     let progress = Progress::new(opts.total, opts.progress);
@@ -73,6 +79,7 @@ fn sample_until(
     let mut watched = Watched {
         timeline: Timeline::new(),
         diagnosis: None,
+        interrupted: false,
     };
     watched.timeline.push(Point::default());
     loop {
@@ -93,6 +100,12 @@ fn sample_until(
         });
         progress.update(sent, received);
         if finished {
+            break;
+        }
+        if interrupt.is_triggered() {
+            watched.interrupted = true;
+            // Wake the strategy, wherever it is blocked.
+            let _ = stream.shutdown(Shutdown::Both);
             break;
         }
         if counters.reading_input() && sent == received {
