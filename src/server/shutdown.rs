@@ -71,13 +71,7 @@ impl Shutdown {
 
     /// Completes once [`hurry`](Self::hurry) was called.
     pub async fn hurried(&self) {
-        loop {
-            let notified = self.inner.hurry.notified();
-            if self.is_hurried() {
-                return;
-            }
-            notified.await;
-        }
+        until(&self.inner.hurried, &self.inner.hurry).await
     }
 
     /// True once triggered.
@@ -87,13 +81,7 @@ impl Shutdown {
 
     /// Completes once triggered.
     pub async fn wait(&self) {
-        loop {
-            let notified = self.inner.notify.notified();
-            if self.is_triggered() {
-                return;
-            }
-            notified.await;
-        }
+        until(&self.inner.triggered, &self.inner.notify).await
     }
 
     /// Blocks this thread until triggered.
@@ -120,5 +108,17 @@ impl Shutdown {
             let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
         }
         Ok(())
+    }
+}
+
+/// Completes once `flag` is set; whoever sets it notifies `notify` after.
+async fn until(flag: &AtomicBool, notify: &Notify) {
+    loop {
+        // Created before the check, so a notification in between is not missed.
+        let notified = notify.notified();
+        if flag.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
     }
 }
