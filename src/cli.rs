@@ -54,8 +54,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Prints the manual page (roff), e.g. `tcplab man > /usr/local/share/man/man1/tcplab.1`.
-    Man,
+    /// Prints the manual page (roff), e.g. `tcplab man > ~/.local/share/man/man1/tcplab.1`;
+    /// with DIR, writes it and one page per command (tcplab-uppercase-client.1, ...) there.
+    Man {
+        /// Where to write every page.
+        #[arg(value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Where a server listens or a client connects.
@@ -87,7 +92,7 @@ pub struct ServerOpts {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub idle_timeout: Option<f64>,
     /// On SIGINT/SIGTERM, let connections in flight finish for this many seconds
-    /// (0: close them at once).
+    /// (0: close them at once; so does a second SIGINT or SIGTERM).
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_or_zero, default_value = "5")]
     pub grace: f64,
     /// Print only the listening line, errors and the shutdown summary.
@@ -156,7 +161,7 @@ pub enum UppercaseRole {
 /// The upper-case client's options.
 #[derive(Debug, Args)]
 pub struct UppercaseClientOpts {
-    /// Bytes to send, rounded up to a multiple of 16 (K, M, G suffixes: 1G = 1073741824);
+    /// Bytes to send, rounded up to a multiple of 16 (K, M, G, T suffixes, binary: 1G = 1073741824);
     /// with --input, send at most this many bytes of the input, exactly (not rounded).
     #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
     pub bytes: Option<u64>,

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo => demo::run(),
         Command::Completions { shell } => print_completions(shell),
-        Command::Man => print_man_page(),
+        Command::Man { dir } => man_pages(dir.as_deref()),
         command => run(command).map_err(anyhow::Error::from),
     };
     // Output that could not be written is a failure, however the rest went.
@@ -67,11 +67,18 @@ fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     write_stdout(&out)
 }
 
-/// `tcplab man`: the manual page, in roff, generated from the same definitions.
-fn print_man_page() -> anyhow::Result<()> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
-    write_stdout(&out)
+/// `tcplab man [DIR]`: the manual page, in roff, generated from the same
+/// definitions; with DIR, it and a page for every command, written there.
+fn man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
+            .map_err(|e| tcplab::Error::file("write manual pages into", dir, &e).into()),
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            write_stdout(&out)
+        }
+    }
 }
 
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
@@ -195,7 +202,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 Ok(())
             }
         },
-        Command::Demo | Command::Completions { .. } | Command::Man => {
+        Command::Demo | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("run from main")
         }
     }
@@ -403,7 +410,12 @@ fn check_plot(plot: &std::path::Path) -> tcplab::Result<()> {
     if !dir.is_dir() {
         return fail(format!("there is no directory '{}'", dir.display()));
     }
+    // Something that exists must be a regular file (followed through links), checked
+    // without opening it: opening a FIFO for writing would wait for a reader.
     let existed = std::fs::symlink_metadata(plot).is_ok();
+    if existed && !std::fs::metadata(plot).is_ok_and(|m| m.is_file()) {
+        return fail("it is not a regular file (a plot is written as an SVG file)".into());
+    }
     let file = match std::fs::OpenOptions::new()
         .write(true)
         .create(true)

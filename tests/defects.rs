@@ -297,6 +297,13 @@ fn completions_and_the_man_page_come_from_the_command_line_itself() {
         .assert_stdout_has(".TH tcplab 1")
         .assert_stdout_has("uppercase");
     tcplab_run(&["completions", "nosuchshell"]).assert_code(2);
+    // With a directory: a page for every command, with that command's options.
+    let dir = std::env::temp_dir().join(format!("tcplab-man-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    tcplab_run(&["man", dir.to_str().unwrap()]).assert_ok();
+    let page = std::fs::read_to_string(dir.join("tcplab-uppercase-client.1")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(page.contains("stall\\-timeout"), "{page}");
 }
 
 /// Starts `tcplab ARGS...` with its output captured; the caller signals it.
@@ -376,6 +383,49 @@ fn a_json_load_stopped_by_a_signal_still_reports_how_far_it_got() {
             .as_str()
             .unwrap()
             .starts_with("interrupted"),
+        "{report}"
+    );
+}
+
+/// The naive client waiting for a quiet pipe is neither stalled nor stuck: a
+/// signal ends it with its report.
+#[test]
+fn a_naive_client_waiting_for_a_quiet_pipe_is_not_stalled_and_stops_on_a_signal() {
+    let server = Server::of("uppercase", &[]);
+    let port = server.addr.port().to_string();
+    let mut client = crate::util::tcplab()
+        .args([
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &port,
+            "--input",
+            "-",
+            "--strategy",
+            "naive",
+            "--stall-timeout",
+            "1",
+            "--json",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the client");
+    let mut input = client.stdin.take().unwrap();
+    input
+        .write_all(b"a line, then nothing for a while\n")
+        .unwrap();
+    server.wait_for_line("Accepted a connection");
+    // Longer than --stall-timeout: a client that took the quiet pipe for a stall
+    // would have exited 3 by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, report, stderr) = interrupted(client, libc::SIGTERM);
+    drop(input);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(report["stalled"], false, "{report}");
+    assert!(
+        report["error"].as_str().unwrap().starts_with("interrupted"),
         "{report}"
     );
 }

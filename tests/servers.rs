@@ -245,7 +245,7 @@ fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
         let started = Instant::now();
         let out = server.wait();
         out.assert_ok()
-            .assert_stdout_has("1 cut off at the grace period");
+            .assert_stdout_has("1 failed, 1 cut off at the grace period");
         assert!(
             started.elapsed() >= Duration::from_millis(400),
             "{strategy}: no grace"

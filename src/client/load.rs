@@ -483,7 +483,10 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
         let mut errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner());
         errors.insert(
             0,
-            format!("interrupted before the end, with {running} connections still running"),
+            format!(
+                "interrupted before the end, with {} still running",
+                crate::report::human::count(running as u64, "connection", "connections")
+            ),
         );
     }
     shared.progress.finish();

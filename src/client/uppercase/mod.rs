@@ -119,12 +119,16 @@ fn transfer_watched(
         stall_timeout: opts.stall_timeout,
         progress: opts.progress,
     };
+    let input = transfer.inbound.stopper();
     watch::watch(
         stream,
         names,
         transfer.counters,
         watch_opts,
-        &opts.interrupt,
+        watch::Stops {
+            interrupt: &opts.interrupt,
+            input,
+        },
         || match opts.strategy {
             Strategy::Naive => naive::transfer(transfer),
             Strategy::Threads => threads::transfer(transfer),

@@ -432,6 +432,15 @@ impl Inbound {
         .ctx(|| "could not read the input again to verify")
     }
 
+    /// What stops a sender waiting for a streamed input, from another thread (the
+    /// watchdog, when it ends a transfer): `None` when the input is not streamed.
+    pub fn stopper(&self) -> Option<std::sync::Arc<super::stream::Window>> {
+        match &self.check {
+            Check::Stream(inc) => Some(inc.expected().shared_window()),
+            _ => None,
+        }
+    }
+
     /// The receiving side has stopped: a sender waiting for a streamed input gives
     /// up instead of waiting for ever.
     pub fn stop(&self) {

@@ -375,6 +375,11 @@ impl StreamExpected {
     pub fn window(&self) -> &Window {
         &self.window
     }
+
+    /// The window, to close it from another thread.
+    pub fn shared_window(&self) -> Arc<Window> {
+        Arc::clone(&self.window)
+    }
 }
 
 impl Expected for StreamExpected {

@@ -5,10 +5,12 @@
 //! socket down so the blocked strategy returns.
 
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::stream::Window;
 use super::{Counters, Strategy};
 use crate::addr::Names;
 use crate::observe::queues::Queues;
@@ -45,19 +47,38 @@ pub struct Watched {
     pub interrupted: bool,
 }
 
+/// What the watchdog may have to stop, besides the socket.
+pub struct Stops<'a> {
+    /// Triggered by SIGINT or SIGTERM: the user stops the run.
+    pub interrupt: &'a Interrupt,
+    /// A streamed input's window, where a sender may be waiting for input.
+    pub input: Option<Arc<Window>>,
+}
+
+impl Stops<'_> {
+    /// Wakes the strategy, wherever it is blocked: in the socket, or waiting for
+    /// input.
+    fn wake(&self, stream: &TcpStream) {
+        let _ = stream.shutdown(Shutdown::Both);
+        if let Some(window) = &self.input {
+            window.close();
+        }
+    }
+}
+
 /// Runs `work` (the transfer) while a watchdog thread watches `stream`.
 pub fn watch<T: Send>(
     stream: &TcpStream,
     names: &Names,
     counters: &Counters,
     opts: WatchOptions,
-    interrupt: &Interrupt,
+    stops: Stops<'_>,
     work: impl FnOnce() -> T + Send,
 ) -> (T, Watched) {
     let (done, stop) = mpsc::channel::<()>();
     thread::scope(|scope| {
         let watchdog =
-            scope.spawn(move || sample_until(stop, stream, names, counters, opts, interrupt));
+            scope.spawn(move || sample_until(stop, stream, names, counters, opts, stops));
         let result = work();
         drop(done);
         let watched = watchdog.join().unwrap_or_default();
@@ -71,7 +92,7 @@ fn sample_until(
     names: &Names,
     counters: &Counters,
     opts: WatchOptions,
-    interrupt: &Interrupt,
+    stops: Stops<'_>,
 ) -> Watched {
     let started = Instant::now();
     let progress = Progress::new(opts.total, opts.progress);
@@ -102,14 +123,15 @@ fn sample_until(
         if finished {
             break;
         }
-        if interrupt.is_triggered() {
+        if stops.interrupt.is_triggered() {
             watched.interrupted = true;
-            // Wake the strategy, wherever it is blocked.
-            let _ = stream.shutdown(Shutdown::Both);
+            stops.wake(stream);
             break;
         }
-        if counters.reading_input() && sent == received {
-            // Waiting for a slow input, with everything sent back, is not a stall.
+        // Waiting for a slow input is not a stall: with everything sent back, or
+        // for the naive strategy, which reads nothing back until the input ends.
+        let naive = opts.strategy == Strategy::Naive;
+        if counters.reading_input() && (sent == received || naive) {
             detector.hold(at);
         }
         if let Some(still_for) = detector.observe(at, sent, received) {
@@ -117,14 +139,15 @@ fn sample_until(
                 strategy: opts.strategy.name().to_string(),
                 reads_only_after_sending: opts.strategy == Strategy::Naive,
                 total: counters.total().or(opts.total),
-                sent: taken_by_kernel(stream, client).map_or(sent, |taken| taken.max(sent)),
+                sent: taken_by_kernel(stream, client)
+                    .map_or(sent, |taken| taken.max(sent))
+                    .min(counters.total().or(opts.total).unwrap_or(u64::MAX)),
                 received,
                 still_for,
                 client,
                 server: server_queues(names),
             }));
-            // Wake the strategy, wherever it is blocked.
-            let _ = stream.shutdown(Shutdown::Both);
+            stops.wake(stream);
             break;
         }
     }
@@ -137,7 +160,8 @@ fn sample_until(
 /// of it over already, which the strategy's own count cannot know until it returns.
 fn taken_by_kernel(stream: &TcpStream, client: Option<Queues>) -> Option<u64> {
     let acked = crate::sys::tcp_info(stream).ok()?.bytes_acked?;
-    Some(acked + client?.send_queue)
+    // The SYN counts as one byte acknowledged (and a FIN, once sent, as another).
+    Some(acked.saturating_sub(1) + client?.send_queue)
 }
 
 fn client_queues(stream: &TcpStream) -> Option<Queues> {
