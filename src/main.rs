@@ -413,8 +413,14 @@ fn check_plot(plot: &std::path::Path) -> tcplab::Result<()> {
     // Something that exists must be a regular file (followed through links), checked
     // without opening it: opening a FIFO for writing would wait for a reader.
     let existed = std::fs::symlink_metadata(plot).is_ok();
-    if existed && !std::fs::metadata(plot).is_ok_and(|m| m.is_file()) {
-        return fail("it is not a regular file (a plot is written as an SVG file)".into());
+    if existed {
+        match std::fs::metadata(plot) {
+            Ok(m) if m.is_file() => {}
+            Ok(m) if m.is_dir() => return fail("is a directory".into()),
+            _ => {
+                return fail("it is not a regular file (a plot is written as an SVG file)".into());
+            }
+        }
     }
     let file = match std::fs::OpenOptions::new()
         .write(true)

@@ -434,38 +434,50 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
     let started_at = Instant::now();
     let (open, start) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut rest = n;
-    if n > 1 {
-        rest -= 1;
-        if let Ok(probe) = shared.connect().await {
+    let setup = async {
+        let mut rest = n;
+        if n > 1 {
             rest -= 1;
-            probing(&shared, probe, &mut tasks, &start).await;
-        } else {
-            shared.progress.inc();
+            if let Ok(probe) = shared.connect().await {
+                rest -= 1;
+                probing(&shared, probe, &mut tasks, &start).await;
+            } else {
+                shared.progress.inc();
+            }
         }
-    }
-    let (connected, mut settled) = mpsc::unbounded_channel();
-    for _ in 0..rest {
-        let (shared, start, connected) = (Arc::clone(&shared), start.clone(), connected.clone());
-        tasks.spawn(async move {
-            let first = shared.connect().await;
-            let _ = connected.send(());
-            let deadline = started(start).await.deadline;
-            shared.run_from(first, deadline).await;
-            shared.progress.inc();
-        });
-    }
-    drop(connected);
-    // Open the start once every connection has connected or failed, or once none has
-    // for START_STALL (the server takes no more until it has served some).
-    let mut waiting = rest;
-    while waiting > 0 {
-        match tokio::time::timeout(START_STALL, settled.recv()).await {
-            Ok(Some(())) => waiting -= 1,
-            Ok(None) | Err(_) => break,
+        let (connected, mut settled) = mpsc::unbounded_channel();
+        for _ in 0..rest {
+            let (shared, start, connected) =
+                (Arc::clone(&shared), start.clone(), connected.clone());
+            tasks.spawn(async move {
+                let first = shared.connect().await;
+                let _ = connected.send(());
+                let deadline = started(start).await.deadline;
+                shared.run_from(first, deadline).await;
+                shared.progress.inc();
+            });
         }
+        drop(connected);
+        // Open the start once every connection has connected or failed, or once none
+        // has for START_STALL (the server takes no more until it has served some);
+        // at once against a server found to serve one at a time: it takes the others
+        // only as it serves them.
+        let mut waiting = match shared.one_at_a_time.load(Ordering::Relaxed) {
+            1 => 0,
+            _ => rest,
+        };
+        while waiting > 0 {
+            match tokio::time::timeout(START_STALL, settled.recv()).await {
+                Ok(Some(())) => waiting -= 1,
+                Ok(None) | Err(_) => break,
+            }
+        }
+    };
+    // A first SIGINT or SIGTERM while the connections are being made ends that too.
+    tokio::select! {
+        () = setup => {}
+        () = opts.interrupt.wait() => {}
     }
-    drop(settled);
     open.send_replace(Some(Start {
         deadline: duration.map(|d| Instant::now() + d),
     }));
