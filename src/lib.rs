@@ -20,9 +20,9 @@
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
 //! - [`error`]: the library's error type and the exit code each error maps to.
-//! - [`sys`]: every `unsafe` system call (queue `ioctl`s, `TCP_INFO`, the open-files
-//!   limit, registering a listener with tokio) behind safe functions; the rest of
-//!   the crate denies `unsafe` code.
+//! - [`sys`]: the system calls no safe crate wraps (queue `ioctl`s, `TCP_INFO`,
+//!   `TCP_DEFER_ACCEPT`, the open-files limit, registering a listener with tokio),
+//!   behind safe functions: the one module allowed to make them directly.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
