@@ -48,6 +48,28 @@ pub enum Command {
     },
     /// Runs the lab end to end on the loopback interface and narrates each step.
     Demo,
+    /// Grades an implementation of the lab: probes a running server and says, for
+    /// each probe, what it saw, the lesson it breaks and the fix.
+    Check {
+        /// The program to check.
+        #[arg(value_enum)]
+        service: CheckService,
+        /// Its role (servers only, for now).
+        #[arg(value_enum)]
+        role: CheckRole,
+        /// The server's address.
+        #[command(flatten)]
+        at: Endpoint,
+        /// Print the results in Gradescope's autograder format.
+        #[arg(long)]
+        json: bool,
+        /// Longest wait of any one probe.
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "10")]
+        timeout: f64,
+        /// The largest round trip a probe makes.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
+        max_bytes: u64,
+    },
     /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
     Completions {
         /// The shell.
@@ -297,4 +319,22 @@ fn parse_chunk(text: &str) -> Result<usize, String> {
         n if n > (64 << 20) => Err(format!("'{text}' is too large a chunk: at most 64M")),
         n => Ok(n as usize),
     }
+}
+
+/// The programs `tcplab check` grades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckService {
+    /// tcp_simple.py's 16-octet exchange.
+    Simple,
+    /// tcp_uppercase.py's upper-case echo.
+    Uppercase,
+    /// The handout's line server.
+    Lines,
+}
+
+/// The role of the program `tcplab check` grades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckRole {
+    /// A server that is already running at HOST PORT.
+    Server,
 }

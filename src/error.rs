@@ -152,6 +152,14 @@ pub enum Error {
         /// What went wrong with it.
         source: Box<Error>,
     },
+    /// `tcplab check` found probes that failed (each said on standard output).
+    #[error("{failed} of {probes} probes failed")]
+    CheckFailed {
+        /// Probes that failed.
+        failed: usize,
+        /// Probes run.
+        probes: usize,
+    },
     /// The user stopped the run (SIGINT or SIGTERM) before it finished.
     #[error("interrupted before the end; the report says how far it got")]
     Interrupted,

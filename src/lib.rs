@@ -13,6 +13,7 @@
 //! - [`server`]: one handler per service (`simple.rs`, `uppercase.rs`, `lines.rs`,
 //!   the line reader) and two lifecycles that run them (`blocking.rs`, `async.rs`),
 //!   started with the [`server::Shutdown`] that stops them.
+//! - [`check`]: probes that grade someone else's server (`tcplab check`).
 //! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy
 //!   (`naive.rs`, `threads.rs`, `nonblocking.rs`, `async.rs`), `client::simple` the
 //!   simple exchange. They return reports and print nothing but through a console.
@@ -27,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod addr;
+pub mod check;
 pub mod client;
 pub mod error;
 pub mod observe;

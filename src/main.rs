@@ -202,6 +202,39 @@ fn run(command: Command) -> tcplab::Result<()> {
                 Ok(())
             }
         },
+        Command::Check {
+            service,
+            role: cli::CheckRole::Server,
+            at,
+            json,
+            timeout,
+            max_bytes,
+        } => {
+            let service = match service {
+                cli::CheckService::Simple => Service::Simple,
+                cli::CheckService::Uppercase => Service::Uppercase,
+                cli::CheckService::Lines => Service::Lines,
+            };
+            let opts = tcplab::check::CheckOptions {
+                timeout: Duration::from_secs_f64(timeout),
+                max_bytes,
+            };
+            let report = tcplab::check::server::check(service, &at.host, at.port, &opts)?;
+            if json {
+                console.say(report::json::pretty(&report::check::gradescope(&report)));
+            } else {
+                for line in report::check::lines(&report) {
+                    console.say(line);
+                }
+            }
+            match report.passed() {
+                true => Ok(()),
+                false => Err(tcplab::Error::CheckFailed {
+                    failed: report.probes.iter().filter(|p| !p.passed).count(),
+                    probes: report.probes.len(),
+                }),
+            }
+        }
         Command::Demo | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("run from main")
         }

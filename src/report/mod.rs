@@ -2,6 +2,7 @@
 //! units, whole lines on the console, the clients' summaries, JSON reports,
 //! progress bars and plots.
 
+pub mod check;
 pub mod console;
 pub mod human;
 pub mod json;

@@ -1,0 +1,415 @@
+//! Probes of a server that is already running: each opens its own connection(s)
+//! on loopback or wherever the server is, speaks the lab's bytes, and judges the
+//! answer byte for byte.
+
+use std::cell::Cell;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use super::{CheckOptions, CheckReport, Probe};
+use crate::addr;
+use crate::client::uppercase::{self, OutputTo, Source, Strategy};
+use crate::error::{Error, Result, plain_io};
+use crate::proto::simple::{FAREWELL, GREETING, repr};
+use crate::proto::uppercase::capitalize;
+use crate::report::human;
+use crate::report::narrator::Narrator;
+use crate::report::progress::When;
+use crate::server::Service;
+
+/// A pause between pieces: long enough that they arrive as separate segments.
+const PAUSE: Duration = Duration::from_millis(200);
+
+/// Runs every probe for `service` against the server at HOST:PORT. Fails only when
+/// the server cannot be reached at all.
+pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Result<CheckReport> {
+    let target = Target {
+        host,
+        port,
+        opts,
+        unreachable: Cell::new(None),
+    };
+    let (name, probes) = match service {
+        Service::Simple => ("simple", simple(&target)),
+        Service::Uppercase => ("uppercase", uppercase(&target)),
+        Service::Lines => ("lines", lines(&target)),
+    };
+    // Nothing listens there (no probe even connected): nothing to grade. Checked
+    // by the probes themselves, not by a connection of its own, which a fragile
+    // server might not survive.
+    if let Some(e) = target.unreachable.take()
+        && probes.iter().all(|p| !p.passed)
+    {
+        return Err(e);
+    }
+    Ok(CheckReport {
+        service: name,
+        role: "server",
+        target: addr::host_port(host, port),
+        probes,
+    })
+}
+
+/// The server under test.
+struct Target<'a> {
+    host: &'a str,
+    port: u16,
+    opts: &'a CheckOptions,
+    /// Set when a connection was refused or not answered.
+    unreachable: Cell<Option<Error>>,
+}
+
+impl Target<'_> {
+    /// A new connection whose every read and write gives up after the timeout.
+    fn connect(&self) -> io::Result<TcpStream> {
+        let stream = addr::connect(self.host, self.port).map_err(|e| {
+            let text = e.to_string();
+            if matches!(
+                e,
+                Error::ConnectionRefused { .. } | Error::ConnectTimeout { .. }
+            ) {
+                self.unreachable.set(Some(e));
+            }
+            io::Error::other(text)
+        })?;
+        stream.set_read_timeout(Some(self.opts.timeout))?;
+        stream.set_write_timeout(Some(self.opts.timeout))?;
+        Ok(stream)
+    }
+
+    /// Connects, sends `pieces` with a pause between them, half-closes when asked,
+    /// and reads what comes back until end of stream (or the timeout).
+    fn exchange(&self, pieces: &[&[u8]], half_close: bool) -> Exchange {
+        let mut stream = match self.connect() {
+            Ok(s) => s,
+            Err(e) => return Exchange::failed(format!("could not connect: {}", plain_io(&e))),
+        };
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                thread::sleep(PAUSE);
+            }
+            if let Err(e) = stream.write_all(piece) {
+                return Exchange::failed(format!("could not send: {}", plain_io(&e)));
+            }
+        }
+        if half_close {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+        read_to_end(&mut stream)
+    }
+}
+
+/// What came back on one connection.
+struct Exchange {
+    got: Vec<u8>,
+    /// How the reading ended when it was not a clean end of stream.
+    ended: Option<String>,
+}
+
+impl Exchange {
+    fn failed(why: String) -> Self {
+        Exchange {
+            got: Vec::new(),
+            ended: Some(why),
+        }
+    }
+
+    /// "… bytes, then end of stream" or "…, then <error>".
+    fn describe(&self) -> String {
+        let end = match &self.ended {
+            None => "then the server closed the connection".to_string(),
+            Some(why) => format!("then {why}"),
+        };
+        format!(
+            "got {} ({}), {end}",
+            human_bytes(&self.got),
+            repr_short(&self.got)
+        )
+    }
+}
+
+fn read_to_end(stream: &mut TcpStream) -> Exchange {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Exchange { got, ended: None },
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Exchange {
+                    got,
+                    ended: Some("nothing more came before the timeout".into()),
+                };
+            }
+            Err(e) => {
+                return Exchange {
+                    got,
+                    ended: Some(format!("the connection failed: {}", plain_io(&e))),
+                };
+            }
+        }
+    }
+}
+
+fn human_bytes(bytes: &[u8]) -> String {
+    human::count(bytes.len() as u64, "byte", "bytes")
+}
+
+/// The first bytes as Python would print them.
+fn repr_short(bytes: &[u8]) -> String {
+    const SHOWN: usize = 24;
+    match bytes.len() > SHOWN {
+        true => format!("{}…", repr(&bytes[..SHOWN])),
+        false => repr(bytes),
+    }
+}
+
+const RECEIVE_ALL: &str = "TCP is a stream, not messages: the 16 octets may arrive in several pieces, and one recv(16) may return fewer";
+const RECEIVE_ALL_FIX: &str =
+    "receive in a loop until all 16 octets have come (the lab's recvall), then answer";
+const SURVIVE: &str = "a client that misbehaves must not take the server down or keep others out";
+const SURVIVE_FIX: &str =
+    "catch the error of one connection, close that connection, and go back to accept()";
+
+fn simple(target: &Target) -> Vec<Probe> {
+    let exact = |name: &str, pieces: &[&[u8]], lesson: &str, fix: &str| {
+        let answer = target.exchange(pieces, false);
+        if answer.got == FAREWELL && answer.ended.is_none() {
+            Probe::pass(name, answer.describe())
+        } else {
+            Probe::fail(
+                name,
+                format!("expected {}; {}", repr(FAREWELL), answer.describe()),
+                lesson,
+                fix,
+            )
+        }
+    };
+    let mut probes = vec![exact(
+        "the exact exchange",
+        &[GREETING],
+        "the server receives the client's 16 octets, answers with its own 16 and closes",
+        "after 16 octets, send b'Goodbye for now!' with sendall and close the connection",
+    )];
+    probes.push(exact(
+        "16 octets sent in pieces with pauses (receive-all)",
+        &[&GREETING[..3], &GREETING[3..9], &GREETING[9..]],
+        RECEIVE_ALL,
+        RECEIVE_ALL_FIX,
+    ));
+    // A client that goes away after 5 octets.
+    if let Ok(mut early) = target.connect() {
+        let _ = early.write_all(&GREETING[..5]);
+        let _ = early.shutdown(Shutdown::Both);
+    }
+    thread::sleep(PAUSE);
+    probes.push(exact(
+        "a client that closes after 5 octets, then a normal client",
+        &[GREETING],
+        SURVIVE,
+        SURVIVE_FIX,
+    ));
+    let first = target.exchange(&[GREETING], false);
+    let second = target.exchange(&[GREETING], false);
+    let both = [&first, &second]
+        .iter()
+        .all(|a| a.got == FAREWELL && a.ended.is_none());
+    probes.push(match both {
+        true => Probe::pass("two clients in a row", "both answered"),
+        false => Probe::fail(
+            "two clients in a row",
+            format!("first: {}; second: {}", first.describe(), second.describe()),
+            "a server serves client after client: accept, serve, close, accept again",
+            "put accept() and the exchange in a loop, closing each connection socket",
+        ),
+    });
+    probes
+}
+
+/// The message the lab's upper-case client repeats.
+const MESSAGE: &[u8; 16] = b"hello foobar bye";
+
+fn upper(bytes: &[u8]) -> Vec<u8> {
+    let mut up = bytes.to_vec();
+    capitalize(&mut up);
+    up
+}
+
+fn uppercase(target: &Target) -> Vec<Probe> {
+    let round_trip = |name: &str, pieces: &[&[u8]], lesson: &str, fix: &str| {
+        let sent: Vec<u8> = pieces.concat();
+        let answer = target.exchange(pieces, true);
+        let want = upper(&sent);
+        if answer.got == want && answer.ended.is_none() {
+            Probe::pass(name, format!("{} back, upper-cased", human_bytes(&want)))
+        } else {
+            let first_difference = answer
+                .got
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a != b)
+                .map_or(String::new(), |i| {
+                    format!("; the first wrong byte is at {i}")
+                });
+            Probe::fail(
+                name,
+                format!(
+                    "sent {}, expected them back upper-cased; {}{first_difference}",
+                    human_bytes(&sent),
+                    answer.describe()
+                ),
+                lesson,
+                fix,
+            )
+        }
+    };
+    let small = MESSAGE.repeat(4);
+    let mut probes = vec![round_trip(
+        "a small round trip, then half-close",
+        &[&small],
+        "the client shuts down its sending side (SHUT_WR) when it is done: the server reads end of stream, and must still answer everything, then close",
+        "capitalize and send back each chunk as it is read; when recv returns b'' close the connection",
+    )];
+    let odd: Vec<Vec<u8>> = [1usize, 7, 13, 3, 29, 64, 5]
+        .iter()
+        .scan(0u8, |next, &n| {
+            let piece: Vec<u8> = (0..n)
+                .map(|_| {
+                    *next = next.wrapping_add(1);
+                    b'a' + *next % 26
+                })
+                .collect();
+            Some(piece)
+        })
+        .collect();
+    let odd_refs: Vec<&[u8]> = odd.iter().map(Vec::as_slice).collect();
+    probes.push(round_trip(
+        "writes of odd sizes with pauses",
+        &odd_refs,
+        "TCP is a stream: data arrives in pieces of any size, and every byte must come back in order",
+        "treat each recv() as a piece of the stream, not a message: capitalize it and send it all back (sendall)",
+    ));
+    // Before the byte-value probe, which kills the lab's own server.
+    probes.push(large_round_trip(target));
+    let every: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+    probes.push(round_trip(
+        "every byte value 0-255 (only a-z may change)",
+        &[&every],
+        "the lab's server decodes each chunk as ASCII and dies on the first byte >= 0x80: a server must handle any bytes",
+        "capitalize bytes, not text: change only b'a'..b'z' (bytes.upper() in Python), never decode",
+    ));
+    probes.push(round_trip(
+        "a second client after the byte-value probe",
+        &[&small],
+        SURVIVE,
+        SURVIVE_FIX,
+    ));
+    // Last: a client left waiting can upset a server that serves one at a time.
+    probes.push(one_at_a_time(target));
+    probes
+}
+
+/// `--max-bytes` streamed both ways at once by tcplab's own async client, so that
+/// the probe itself never deadlocks; a stall is explained from the kernel's queues.
+fn large_round_trip(target: &Target) -> Probe {
+    let name = format!(
+        "a large round trip ({}), streamed both ways at once",
+        human::bytes(target.opts.max_bytes)
+    );
+    let opts = uppercase::Options {
+        strategy: Strategy::Async,
+        chunk: uppercase::DEFAULT_CHUNK,
+        source: Source::pattern(target.opts.max_bytes),
+        output: OutputTo::Nowhere,
+        stall_timeout: target.opts.timeout,
+        progress: When::Never,
+        interrupt: Default::default(),
+    };
+    let outcome = uppercase::run(target.host, target.port, &opts, &Narrator::Quiet);
+    match outcome.result {
+        Ok(()) => Probe::pass(
+            &name,
+            format!(
+                "{} bytes back, every one verified",
+                outcome.report.bytes_received
+            ),
+        ),
+        Err(e) => Probe::fail(
+            &name,
+            format!(
+                "after {} bytes sent and {} received: {}",
+                outcome.report.bytes_sent,
+                outcome.report.bytes_received,
+                e.to_string().replace('\n', " ")
+            ),
+            "a server must send back as it reads: one that keeps everything until end of stream, or stops reading, stalls once the kernel's buffers fill",
+            "capitalize and send back each chunk as soon as it is read, in a loop until recv returns b''",
+        ),
+    }
+}
+
+/// Reported, not judged: whether a second client is served while a first one,
+/// connected earlier, sends nothing.
+fn one_at_a_time(target: &Target) -> Probe {
+    let name = "one client at a time, or several at once (reported, not graded)";
+    let Ok(silent) = target.connect() else {
+        return Probe::pass(name, "could not open the first connection; not measured");
+    };
+    thread::sleep(PAUSE);
+    let answer = Target {
+        host: target.host,
+        port: target.port,
+        opts: &CheckOptions {
+            timeout: Duration::from_secs(1),
+            ..target.opts.clone()
+        },
+        unreachable: Cell::new(None),
+    }
+    .exchange(&[MESSAGE], true);
+    drop(silent);
+    let seen = match answer.got == upper(MESSAGE) {
+        true => "several at once: a second client was served while the first sent nothing",
+        false => {
+            "one at a time: a second client waited while the first sent nothing (as the lab's server does)"
+        }
+    };
+    Probe::pass(name, seen)
+}
+
+fn lines(target: &Target) -> Vec<Probe> {
+    // Without the server's output (a COMMAND), the lines it prints cannot be
+    // compared; what can be checked is that it takes every kind of line and keeps
+    // the connection until the client is done.
+    let text: &[&[u8]] = &[
+        b"one\ntwo\nthree\n",
+        b"a line split ",
+        b"across segments\n",
+        b"\n",
+        b"crlf\r\n",
+        "caf\u{e9} ".as_bytes(),
+        &"\u{e9}t\u{e9}\n".as_bytes()[..1],
+        &"\u{e9}t\u{e9}\n".as_bytes()[1..],
+    ];
+    let answer = target.exchange(text, true);
+    let probe = match (answer.ended.as_deref(), answer.got.is_empty()) {
+        (None, true) => Probe::pass(
+            "lines in one segment, split across segments, empty, CRLF, UTF-8 split mid-character",
+            "taken; the server closed after the client's end of stream",
+        ),
+        _ => Probe::fail(
+            "lines in one segment, split across segments, empty, CRLF, UTF-8 split mid-character",
+            answer.describe(),
+            "a socket can be read like a file: line by line, whatever the segments (makefile() / a BufReader)",
+            "wrap the connection in a buffered reader and read lines until end of stream, then close",
+        ),
+    };
+    vec![probe]
+}
