@@ -57,9 +57,17 @@ pub enum Command {
         /// Its role (servers only, for now).
         #[arg(value_enum)]
         role: CheckRole,
-        /// The server's address.
-        #[command(flatten)]
-        at: Endpoint,
+        /// The address of a server that is already running.
+        #[arg(value_name = "HOST")]
+        host: Option<String>,
+        /// Its port.
+        #[arg(value_name = "PORT", value_parser = parse_port)]
+        port: Option<u16>,
+        /// Or, after --, the command that starts the server: {host}, {port} and
+        /// {bytes} in it are replaced by the address tcplab chose (a free loopback
+        /// port), e.g. -- python3 tcp_simple.py server {host} {port}.
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
         /// Print the results in Gradescope's autograder format.
         #[arg(long)]
         json: bool,

@@ -152,6 +152,14 @@ pub enum Error {
         /// What went wrong with it.
         source: Box<Error>,
     },
+    /// The program `tcplab check` was asked to start did not run as a server must.
+    #[error("the program '{command}' {why}")]
+    ProgramFailed {
+        /// The command, as run.
+        command: String,
+        /// What went wrong.
+        why: String,
+    },
     /// `tcplab check` found probes that failed (each said on standard output).
     #[error("{failed} of {probes} probes failed")]
     CheckFailed {

@@ -205,7 +205,9 @@ fn run(command: Command) -> tcplab::Result<()> {
         Command::Check {
             service,
             role: cli::CheckRole::Server,
-            at,
+            host,
+            port,
+            command,
             json,
             timeout,
             max_bytes,
@@ -219,7 +221,19 @@ fn run(command: Command) -> tcplab::Result<()> {
                 timeout: Duration::from_secs_f64(timeout),
                 max_bytes,
             };
-            let report = tcplab::check::server::check(service, &at.host, at.port, &opts)?;
+            let report = match (host, port, command.is_empty()) {
+                (Some(host), Some(port), true) => {
+                    tcplab::check::server::check(service, &host, port, &opts)?
+                }
+                (None, None, false) => {
+                    tcplab::check::server::check_command(service, &command, &opts)?
+                }
+                _ => {
+                    return Err(tcplab::Error::Usage(
+                        "give the running server's HOST PORT, or the command that starts it after --".into(),
+                    ));
+                }
+            };
             if json {
                 console.say(report::json::pretty(&report::check::gradescope(&report)));
             } else {

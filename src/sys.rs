@@ -201,6 +201,21 @@ pub fn set_defer_accept(listener: impl AsFd, seconds: i32) -> io::Result<()> {
     }
 }
 
+/// Sends SIGKILL to every process of the group `pgid` (a child started as the
+/// leader of its own group). A group that has already gone is not an error.
+pub fn kill_process_group(pgid: u32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: kill(2) takes plain integers; a negative pid names a process group.
+    let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    match rc {
+        0 => Ok(()),
+        _ => match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            e => Err(e),
+        },
+    }
+}
+
 /// Registers a listening socket with the current tokio runtime, so it can wait for
 /// connections without taking them (they are accepted unregistered).
 pub fn register_listener(listener: TcpListener) -> io::Result<AsyncFd<TcpListener>> {

@@ -142,3 +142,94 @@ fn checking_a_port_where_nothing_listens_says_so() {
         .assert_one_error_line()
         .assert_stderr_has("connection refused");
 }
+
+/// The fixture as a COMMAND for `tcplab check … -- COMMAND`.
+fn graded_command(service: &str, bug: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "python3".to_string(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/graded.py").to_string(),
+        service.to_string(),
+        "{port}".to_string(),
+    ];
+    if let Some(bug) = bug {
+        args.extend(["--bug".to_string(), bug.to_string()]);
+    }
+    args
+}
+
+fn check_command(service: &str, command: &[String]) -> Output {
+    let mut args = vec![
+        "check",
+        service,
+        "server",
+        "--max-bytes",
+        "1M",
+        "--timeout",
+        "10",
+        "--",
+    ];
+    args.extend(command.iter().map(String::as_str));
+    tcplab_run(&args)
+}
+
+#[test]
+fn a_server_started_from_a_command_is_probed_and_restarted_on_its_port() {
+    let out = check_command("simple", &graded_command("simple", None));
+    out.assert_ok();
+    assert!(failed(&out).is_empty(), "{out}");
+    out.assert_stdout_has(
+        "✓ restarted on the same port straight after serving clients (SO_REUSEADDR)",
+    );
+}
+
+#[test]
+fn a_server_without_so_reuseaddr_fails_on_the_restart_probe_only() {
+    let out = check_command("simple", &graded_command("simple", Some("noreuse")));
+    out.assert_code(1);
+    assert_eq!(
+        failed(&out),
+        ["restarted on the same port straight after serving clients (SO_REUSEADDR)"],
+        "{out}"
+    );
+    out.assert_stdout_has("Address already in use")
+        .assert_stdout_has("fix: set SO_REUSEADDR on the listening socket before bind()");
+}
+
+#[test]
+fn a_command_that_does_not_start_or_never_listens_is_one_clear_line() {
+    for (command, says) in [
+        (vec!["no-such-program-for-tcplab"], "could not be started"),
+        (
+            vec!["sh", "-c", "echo bye; exit 3"],
+            "exited (exit status: 3) without listening",
+        ),
+    ] {
+        let command: Vec<String> = command.into_iter().map(String::from).collect();
+        check_command("simple", &command)
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has(says);
+    }
+}
+
+#[test]
+fn the_program_and_everything_it_started_are_gone_after_the_check() {
+    // A child of the server (a marker `sleep`) in its process group.
+    let marker = format!("{}.5", 4000 + std::process::id() % 1000);
+    let script = format!(
+        "sleep {marker} & exec python3 {} simple {{port}}",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/graded.py")
+    );
+    let command: Vec<String> = ["sh", "-c", &script]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    check_command("simple", &command).assert_ok();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&format!("sleep {marker}")))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

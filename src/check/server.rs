@@ -8,6 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use super::program::Program;
 use super::{CheckOptions, CheckReport, Probe};
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
@@ -31,11 +32,7 @@ pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Re
         opts,
         unreachable: Cell::new(None),
     };
-    let (name, probes) = match service {
-        Service::Simple => ("simple", simple(&target)),
-        Service::Uppercase => ("uppercase", uppercase(&target)),
-        Service::Lines => ("lines", lines(&target)),
-    };
+    let probes = probes(service, &target);
     // Nothing listens there (no probe even connected): nothing to grade. Checked
     // by the probes themselves, not by a connection of its own, which a fragile
     // server might not survive.
@@ -45,11 +42,86 @@ pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Re
         return Err(e);
     }
     Ok(CheckReport {
-        service: name,
+        service: service_name(service),
         role: "server",
         target: addr::host_port(host, port),
         probes,
     })
+}
+
+fn service_name(service: Service) -> &'static str {
+    match service {
+        Service::Simple => "simple",
+        Service::Uppercase => "uppercase",
+        Service::Lines => "lines",
+    }
+}
+
+fn probes(service: Service, target: &Target) -> Vec<Probe> {
+    match service {
+        Service::Simple => simple(target),
+        Service::Uppercase => uppercase(target),
+        Service::Lines => lines(target),
+    }
+}
+
+/// Starts the server from `command` on a free loopback port, runs every probe
+/// against it, then restarts it on the same port straight after it has served its
+/// clients (which needs SO_REUSEADDR). Fails when the program does not start or
+/// never listens.
+pub fn check_command(
+    service: Service,
+    command: &[String],
+    opts: &CheckOptions,
+) -> Result<CheckReport> {
+    let host = "127.0.0.1";
+    let port = free_port()?;
+    let mut program = Program::start(command, host, port, 64)?;
+    program.wait_listening(port, opts.timeout)?;
+    let target = Target {
+        host,
+        port,
+        opts,
+        unreachable: Cell::new(None),
+    };
+    let mut probes = probes(service, &target);
+    program.stop();
+    probes.push(restart(command, port, opts));
+    Ok(CheckReport {
+        service: service_name(service),
+        role: "server",
+        target: command.join(" "),
+        probes,
+    })
+}
+
+/// A port nothing listens on now, on loopback.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))
+}
+
+/// The server started again on the port it has just served clients on.
+fn restart(command: &[String], port: u16, opts: &CheckOptions) -> Probe {
+    let name = "restarted on the same port straight after serving clients (SO_REUSEADDR)";
+    let started = Program::start(command, "127.0.0.1", port, 64)
+        .and_then(|mut p| p.wait_listening(port, opts.timeout).map(|()| p));
+    match started {
+        Ok(program) => {
+            program.stop();
+            Probe::pass(name, "it listened again at once")
+        }
+        Err(e) => Probe::fail(
+            name,
+            e.to_string(),
+            "the connections just served linger in TIME_WAIT: without SO_REUSEADDR, bind() fails with 'Address already in use' for a minute or more",
+            "set SO_REUSEADDR on the listening socket before bind()",
+        ),
+    }
 }
 
 /// The server under test.

@@ -4,6 +4,7 @@ ones that each carry one bug of the lab. Standard library only.
 
     graded.py simple PORT [--bug recv16]   one recv(16), no receive-all loop
     graded.py uppercase PORT [--bug ascii] decodes each chunk as ASCII (the lab's own)
+    graded.py simple PORT --bug noreuse    no SO_REUSEADDR: a restart fails in TIME_WAIT
 
 Each serves one client at a time on 127.0.0.1 until killed, and prints
 "Listening at 127.0.0.1:PORT" first.
@@ -12,9 +13,10 @@ import socket
 import sys
 
 
-def listen(port):
+def listen(port, bug):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if bug != "noreuse":
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(16)
     print("Listening at %s:%d" % sock.getsockname(), flush=True)
@@ -52,7 +54,7 @@ def main():
     program, port = sys.argv[1], int(sys.argv[2])
     bug = sys.argv[4] if sys.argv[3:4] == ["--bug"] else None
     serve = {"simple": simple, "uppercase": uppercase}[program]
-    sock = listen(port)
+    sock = listen(port, bug)
     while True:
         conn, _ = sock.accept()
         try:
