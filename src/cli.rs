@@ -48,13 +48,15 @@ pub enum Command {
     },
     /// Runs the lab end to end on the loopback interface and narrates each step.
     Demo,
-    /// Grades an implementation of the lab: probes a running server and says, for
-    /// each probe, what it saw, the lesson it breaks and the fix.
+    /// Grades an implementation of the lab: probes a server (running at HOST PORT, or
+    /// started from a COMMAND) or a client (started from a COMMAND) and says, for
+    /// each probe, what it saw, the lesson it breaks and the fix. Exit status 0 when
+    /// every probe passes, 1 when any fails.
     Check {
         /// The program to check.
         #[arg(value_enum)]
         service: CheckService,
-        /// Its role (servers only, for now).
+        /// Its role.
         #[arg(value_enum)]
         role: CheckRole,
         /// The address of a server that is already running.
@@ -63,18 +65,21 @@ pub enum Command {
         /// Its port.
         #[arg(value_name = "PORT", value_parser = parse_port)]
         port: Option<u16>,
-        /// Or, after --, the command that starts the server: {host}, {port} and
+        /// Or, after --, the command that starts the program: {host}, {port} and
         /// {bytes} in it are replaced by the address tcplab chose (a free loopback
-        /// port), e.g. -- python3 tcp_simple.py server {host} {port}.
+        /// port) and each probe's size, e.g. -- python3 tcp_simple.py server {host}
+        /// {port}, or -- python3 tcp_uppercase.py client {host} {port} {bytes}.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
         /// Print the results in Gradescope's autograder format.
         #[arg(long)]
         json: bool,
-        /// Longest wait of any one probe.
+        /// Longest wait of any one probe (a client frozen this long is diagnosed and
+        /// killed).
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "10")]
         timeout: f64,
-        /// The largest round trip a probe makes.
+        /// The largest round trip a probe makes (an upper-case client is run with
+        /// sizes rising from 64 bytes to this).
         #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
         max_bytes: u64,
     },
@@ -343,6 +348,8 @@ pub enum CheckService {
 /// The role of the program `tcplab check` grades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CheckRole {
-    /// A server that is already running at HOST PORT.
+    /// A server: running at HOST PORT, or started from the COMMAND after --.
     Server,
+    /// A client started from the COMMAND after --, against tcplab's own server.
+    Client,
 }

@@ -204,7 +204,7 @@ fn run(command: Command) -> tcplab::Result<()> {
         },
         Command::Check {
             service,
-            role: cli::CheckRole::Server,
+            role,
             host,
             port,
             command,
@@ -221,16 +221,33 @@ fn run(command: Command) -> tcplab::Result<()> {
                 timeout: Duration::from_secs_f64(timeout),
                 max_bytes,
             };
-            let report = match (host, port, command.is_empty()) {
-                (Some(host), Some(port), true) => {
+            // Ctrl-C must not leave the program under test behind.
+            on_signals(
+                || {
+                    tcplab::check::program::kill_all();
+                    eprintln!("tcplab: interrupted; the program under test was stopped");
+                    std::process::exit(130)
+                },
+                || std::process::exit(130),
+            )?;
+            let report = match (role, host, port, command.is_empty()) {
+                (cli::CheckRole::Server, Some(host), Some(port), true) => {
                     tcplab::check::server::check(service, &host, port, &opts)?
                 }
-                (None, None, false) => {
+                (cli::CheckRole::Server, None, None, false) => {
                     tcplab::check::server::check_command(service, &command, &opts)?
                 }
-                _ => {
+                (cli::CheckRole::Server, ..) => {
                     return Err(tcplab::Error::Usage(
                         "give the running server's HOST PORT, or the command that starts it after --".into(),
+                    ));
+                }
+                (cli::CheckRole::Client, None, None, false) => {
+                    tcplab::check::client::check(service, &command, &opts)?
+                }
+                (cli::CheckRole::Client, ..) => {
+                    return Err(tcplab::Error::Usage(
+                        "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
                     ));
                 }
             };

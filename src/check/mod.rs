@@ -3,12 +3,53 @@
 //! passes, or fails saying what it saw, which lesson of the handout it breaks, and
 //! the fix in one sentence. Every wait is bounded by the probe's timeout.
 
+pub mod client;
+pub mod printed;
 pub mod program;
 pub mod server;
 
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::proto::simple::repr;
+use crate::report::human;
+
+/// A pause between pieces: long enough that they arrive as separate segments.
+const PAUSE: Duration = Duration::from_millis(200);
+
+/// A port nothing listens on now, on loopback.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))
+}
+
+fn human_bytes(bytes: &[u8]) -> String {
+    human::count(bytes.len() as u64, "byte", "bytes")
+}
+
+/// The first bytes as Python would print them.
+fn repr_short(bytes: &[u8]) -> String {
+    const SHOWN: usize = 24;
+    match bytes.len() > SHOWN {
+        true => format!("{}…", repr(&bytes[..SHOWN])),
+        false => repr(bytes),
+    }
+}
+
+/// The last line a program printed that is not blank, for a report.
+fn last_line(printed: &str) -> Option<&str> {
+    printed
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+}
 
 /// What a check is asked to do.
 #[derive(Debug, Clone)]

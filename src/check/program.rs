@@ -1,11 +1,13 @@
 //! The program under test, started from a COMMAND: `{host}`, `{port}` and `{bytes}`
 //! in its arguments are replaced by the address tcplab chose; it runs as the leader
-//! of its own process group, so that it and anything it started are killed together,
-//! and what it prints is kept.
+//! of its own process group, so that it and anything it started are killed together
+//! (also when `tcplab check` itself is interrupted: see [`kill_all`]), and what it
+//! prints is kept. Python's output is unbuffered (`PYTHONUNBUFFERED=1`) and UTF-8
+//! (`PYTHONIOENCODING=utf-8`), so that what it printed is there when it is read.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,9 +21,36 @@ pub struct Program {
     shown: String,
 }
 
+/// The process groups of the programs running now, for [`kill_all`].
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kills every program started by a check and not yet stopped, with everything it
+/// started: for `tcplab check` interrupted by a signal.
+pub fn kill_all() {
+    for pgid in running().drain(..) {
+        let _ = crate::sys::kill_process_group(pgid);
+    }
+}
+
 impl Program {
     /// Starts `template` with its placeholders replaced.
     pub fn start(template: &[String], host: &str, port: u16, bytes: u64) -> Result<Program> {
+        Program::start_with_input(template, host, port, bytes, None)
+    }
+
+    /// Starts `template` with its placeholders replaced, with `input` (when given)
+    /// on its standard input, then end of file.
+    pub fn start_with_input(
+        template: &[String],
+        host: &str,
+        port: u16,
+        bytes: u64,
+        input: Option<Vec<u8>>,
+    ) -> Result<Program> {
         let args: Vec<String> = template
             .iter()
             .map(|a| {
@@ -36,7 +65,12 @@ impl Program {
         })?;
         let mut child = Command::new(program)
             .args(rest)
-            .stdin(Stdio::null())
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONIOENCODING", "utf-8")
+            .stdin(match input {
+                Some(_) => Stdio::piped(),
+                None => Stdio::null(),
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -45,6 +79,13 @@ impl Program {
                 command: shown.clone(),
                 why: format!("could not be started: {}", plain_io(&e)),
             })?;
+        running().push(child.id());
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A program that does not read its input must not hold the check up.
+            thread::spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
         let printed = Arc::new(Mutex::new(Vec::new()));
         for mut out in [
             child
@@ -107,6 +148,23 @@ impl Program {
         }
     }
 
+    /// Waits, for at most `timeout`, for it to exit; `None` when it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// The command as it was run, placeholders replaced.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
     fn failed(&self, why: String) -> Error {
         let printed = self.printed();
         let last = printed.lines().rev().find(|l| !l.trim().is_empty());
@@ -121,19 +179,37 @@ impl Program {
 
     /// Kills it and every process it started; returns what it printed.
     pub fn stop(mut self) -> String {
-        let _ = crate::sys::kill_process_group(self.child.id());
+        self.kill();
+        self.printed()
+    }
+
+    /// Interrupts it as Ctrl-C would, so that it can flush what it printed, waits
+    /// `grace` for it to exit, then kills it and every process it started; returns
+    /// what it printed.
+    pub fn stop_gently(mut self, grace: Duration) -> String {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = crate::sys::interrupt_process_group(self.child.id());
+            self.wait_exit(grace);
+        }
+        self.kill();
+        self.printed()
+    }
+
+    fn kill(&mut self) {
+        let pgid = self.child.id();
+        // The whole group, even when the leader has exited: what it started may not have.
+        let _ = crate::sys::kill_process_group(pgid);
         let _ = self.child.wait();
+        running().retain(|&p| p != pgid);
         // The readers end with the pipes.
         thread::sleep(Duration::from_millis(20));
-        self.printed()
     }
 }
 
 impl Drop for Program {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = crate::sys::kill_process_group(self.child.id());
-            let _ = self.child.wait();
+        if running().contains(&self.child.id()) {
+            self.kill();
         }
     }
 }

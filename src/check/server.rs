@@ -2,14 +2,14 @@
 //! on loopback or wherever the server is, speaks the lab's bytes, and judges the
 //! answer byte for byte.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use super::program::Program;
-use super::{CheckOptions, CheckReport, Probe};
+use super::{CheckOptions, CheckReport, PAUSE, Probe, free_port, human_bytes, repr_short};
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
 use crate::error::{Error, Result, plain_io};
@@ -20,9 +20,6 @@ use crate::report::narrator::Narrator;
 use crate::report::progress::When;
 use crate::server::Service;
 
-/// A pause between pieces: long enough that they arrive as separate segments.
-const PAUSE: Duration = Duration::from_millis(200);
-
 /// Runs every probe for `service` against the server at HOST:PORT. Fails only when
 /// the server cannot be reached at all.
 pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Result<CheckReport> {
@@ -31,6 +28,7 @@ pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Re
         port,
         opts,
         unreachable: Cell::new(None),
+        client_ports: RefCell::new(Vec::new()),
     };
     let probes = probes(service, &target);
     // Nothing listens there (no probe even connected): nothing to grade. Checked
@@ -83,9 +81,19 @@ pub fn check_command(
         port,
         opts,
         unreachable: Cell::new(None),
+        client_ports: RefCell::new(Vec::new()),
     };
     let mut probes = probes(service, &target);
-    program.stop();
+    let printed = program.stop_gently(Duration::from_secs(1));
+    match service {
+        Service::Lines => judge_printed_lines(&mut probes, &printed),
+        Service::Simple => probes.push(socket_names(
+            &printed,
+            port,
+            &target.client_ports.borrow(),
+        )),
+        Service::Uppercase => {}
+    }
     probes.push(restart(command, port, opts));
     Ok(CheckReport {
         service: service_name(service),
@@ -93,16 +101,6 @@ pub fn check_command(
         target: command.join(" "),
         probes,
     })
-}
-
-/// A port nothing listens on now, on loopback.
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))
 }
 
 /// The server started again on the port it has just served clients on.
@@ -124,6 +122,45 @@ fn restart(command: &[String], port: u16, opts: &CheckOptions) -> Probe {
     }
 }
 
+/// The simple server prints the address it listens at and, for each connection,
+/// its own name and its peer's: the port it listens on and the probes' ports
+/// must be among what it printed, whatever the form.
+fn socket_names(printed: &str, port: u16, clients: &[u16]) -> Probe {
+    let name = "prints its socket names: where it listens, each connection's peer";
+    let numbers: Vec<u16> = printed
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let listening = numbers.contains(&port);
+    let peers = clients.iter().filter(|p| numbers.contains(p)).count();
+    match (listening, peers) {
+        (true, 1..) => Probe::pass(
+            name,
+            format!(
+                "port {port} and {} of the probes' {} ports printed",
+                peers,
+                clients.len()
+            ),
+        ),
+        _ => Probe::fail(
+            name,
+            format!(
+                "{}; {} of the probes' {} ports ({}) printed; it printed: {}",
+                match listening {
+                    true => format!("the listening port {port} printed"),
+                    false => format!("the listening port {port} not printed"),
+                },
+                peers,
+                clients.len(),
+                clients.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+                super::last_line(printed).map_or("nothing".to_string(), super::client::shorten)
+            ),
+            "a server shows where it listens (getsockname() of the listening socket) and, for each connection, both ends' names (getsockname(), getpeername()): the connection has the listening port, the peer an ephemeral port its OS chose",
+            "print sock.getsockname() after listen(), and conn.getsockname() and conn.getpeername() after each accept()",
+        ),
+    }
+}
+
 /// The server under test.
 struct Target<'a> {
     host: &'a str,
@@ -131,6 +168,8 @@ struct Target<'a> {
     opts: &'a CheckOptions,
     /// Set when a connection was refused or not answered.
     unreachable: Cell<Option<Error>>,
+    /// The ports of the probes' own ends, which a server may print as its peers.
+    client_ports: RefCell<Vec<u16>>,
 }
 
 impl Target<'_> {
@@ -148,6 +187,9 @@ impl Target<'_> {
         })?;
         stream.set_read_timeout(Some(self.opts.timeout))?;
         stream.set_write_timeout(Some(self.opts.timeout))?;
+        if let Ok(local) = stream.local_addr() {
+            self.client_ports.borrow_mut().push(local.port());
+        }
         Ok(stream)
     }
 
@@ -228,19 +270,6 @@ fn read_to_end(stream: &mut TcpStream) -> Exchange {
                 };
             }
         }
-    }
-}
-
-fn human_bytes(bytes: &[u8]) -> String {
-    human::count(bytes.len() as u64, "byte", "bytes")
-}
-
-/// The first bytes as Python would print them.
-fn repr_short(bytes: &[u8]) -> String {
-    const SHOWN: usize = 24;
-    match bytes.len() > SHOWN {
-        true => format!("{}…", repr(&bytes[..SHOWN])),
-        false => repr(bytes),
     }
 }
 
@@ -444,6 +473,7 @@ fn one_at_a_time(target: &Target) -> Probe {
             ..target.opts.clone()
         },
         unreachable: Cell::new(None),
+        client_ports: RefCell::new(Vec::new()),
     }
     .exchange(&[MESSAGE], true);
     drop(silent);
@@ -456,32 +486,142 @@ fn one_at_a_time(target: &Target) -> Probe {
     Probe::pass(name, seen)
 }
 
-fn lines(target: &Target) -> Vec<Probe> {
-    // Without the server's output (a COMMAND), the lines it prints cannot be
-    // compared; what can be checked is that it takes every kind of line and keeps
-    // the connection until the client is done.
-    let text: &[&[u8]] = &[
-        b"one\ntwo\nthree\n",
-        b"a line split ",
-        b"across segments\n",
-        b"\n",
-        b"crlf\r\n",
-        "caf\u{e9} ".as_bytes(),
-        &"\u{e9}t\u{e9}\n".as_bytes()[..1],
-        &"\u{e9}t\u{e9}\n".as_bytes()[1..],
-    ];
-    let answer = target.exchange(text, true);
-    let probe = match (answer.ended.as_deref(), answer.got.is_empty()) {
-        (None, true) => Probe::pass(
-            "lines in one segment, split across segments, empty, CRLF, UTF-8 split mid-character",
-            "taken; the server closed after the client's end of stream",
-        ),
-        _ => Probe::fail(
-            "lines in one segment, split across segments, empty, CRLF, UTF-8 split mid-character",
-            answer.describe(),
-            "a socket can be read like a file: line by line, whatever the segments (makefile() / a BufReader)",
-            "wrap the connection in a buffered reader and read lines until end of stream, then close",
-        ),
+/// One probe of a line server: what is sent, in which pieces, and the lines it
+/// must read (and, with a COMMAND, print) from them.
+struct LineProbe {
+    name: &'static str,
+    pieces: Vec<Vec<u8>>,
+    lines: Vec<Vec<u8>>,
+    /// True when the probe is about how the lines arrive (together, in pieces).
+    segments: bool,
+}
+
+fn line_probes() -> Vec<LineProbe> {
+    let long: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let cafe = "caf\u{e9} \u{e9}t\u{e9}\n".as_bytes();
+    let probe = |name, pieces: &[&[u8]], lines: &[&[u8]], segments| LineProbe {
+        name,
+        pieces: pieces.iter().map(|p| p.to_vec()).collect(),
+        lines: lines.iter().map(|l| l.to_vec()).collect(),
+        segments,
     };
-    vec![probe]
+    vec![
+        probe(
+            "several lines in one segment",
+            &[b"one\ntwo\nthree\n"],
+            &[b"one\n", b"two\n", b"three\n"],
+            true,
+        ),
+        probe(
+            "one line split across segments with pauses",
+            &[b"a line split ", b"across ", b"segments\n"],
+            &[b"a line split across segments\n"],
+            true,
+        ),
+        probe(
+            "an empty line",
+            &[b"before\n", b"\n", b"after\n"],
+            &[b"before\n", b"\n", b"after\n"],
+            false,
+        ),
+        LineProbe {
+            name: "a long line (100,000 bytes)",
+            pieces: vec![[&long[..], b"\n"].concat()],
+            lines: vec![[&long[..], b"\n"].concat()],
+            segments: true,
+        },
+        probe(
+            "CRLF line ends",
+            &[b"crlf one\r\n", b"crlf two\r\n"],
+            &[b"crlf one\r\n", b"crlf two\r\n"],
+            false,
+        ),
+        probe(
+            "UTF-8 split in the middle of a character",
+            &[&cafe[..4], &cafe[4..]],
+            &[cafe],
+            true,
+        ),
+    ]
+}
+
+const LINES_LESSON: &str = "a socket can be read like a file: line by line, whatever the segments the lines arrived in (makefile() / a BufReader)";
+const LINES_FIX: &str = "wrap the connection in a buffered reader (conn.makefile('rb')) and read lines until end of stream, then close; never treat one recv() as one line";
+
+/// Each probe on a connection of its own, half-closed after the last piece: the
+/// server must take it all and close after end of stream. What it printed is
+/// judged afterwards, when there is a COMMAND ([`judge_printed_lines`]).
+fn lines(target: &Target) -> Vec<Probe> {
+    line_probes()
+        .iter()
+        .map(|p| {
+            let pieces: Vec<&[u8]> = p.pieces.iter().map(Vec::as_slice).collect();
+            let answer = target.exchange(&pieces, true);
+            match (answer.ended.as_deref(), answer.got.is_empty()) {
+                (None, true) => Probe::pass(
+                    p.name,
+                    "taken; the server closed after the client's end of stream",
+                ),
+                _ => Probe::fail(p.name, answer.describe(), LINES_LESSON, LINES_FIX),
+            }
+        })
+        .collect()
+}
+
+/// With the server's output: each probe's lines must be printed, in order, each as
+/// one line (as it is, after a prefix, or as Python's repr of it).
+fn judge_printed_lines(probes: &mut [Probe], printed: &str) {
+    let printed: Vec<&str> = printed.lines().collect();
+    let mut at = 0;
+    for (probe, lines) in probes.iter_mut().zip(line_probes()) {
+        if !probe.passed {
+            continue;
+        }
+        match super::printed::find_in_order(&printed, at, &lines.lines) {
+            Ok(next) => {
+                at = next;
+                probe.seen = format!(
+                    "{} printed, in order",
+                    human::count(lines.lines.len() as u64, "line", "lines")
+                );
+            }
+            Err(missing) => {
+                // The printed lines with the missing line's first characters: what
+                // the server made of it.
+                let after = &printed[at.min(printed.len())..];
+                let start: String = String::from_utf8_lossy(missing)
+                    .chars()
+                    .take_while(|c| *c != '\n' && *c != '\r')
+                    .take(3)
+                    .collect();
+                let escaped = repr(start.as_bytes());
+                let escaped = &escaped[2..escaped.len() - 1];
+                let mut around: Vec<&str> = after
+                    .iter()
+                    .filter(|l| !start.is_empty() && (l.contains(&start) || l.contains(escaped)))
+                    .take(3)
+                    .map(|l| l.trim_end())
+                    .collect();
+                if around.is_empty() {
+                    around = after.iter().take(4).map(|l| l.trim_end()).collect();
+                }
+                *probe = Probe::fail(
+                    lines.name,
+                    format!(
+                        "the line {} was not printed as one line; it printed: {}",
+                        repr_short(missing),
+                        match around.is_empty() {
+                            true => "nothing".to_string(),
+                            false => around.iter().map(|l| super::client::shorten(l)).collect::<Vec<_>>().join(" | "),
+                        }
+                    ),
+                    match lines.segments {
+                        true => "TCP is a stream, not messages: lines arrive together in one recv() or split over several, so one recv() is not one line",
+                        false => LINES_LESSON,
+                    },
+                    LINES_FIX,
+                );
+            }
+        }
+    }
 }
