@@ -247,16 +247,15 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
             )
         })
     };
-    let printed_farewell = |run: &Run<SimpleSeen>| {
-        run.exited_0() && run.printed.contains("Goodbye for now!")
-    };
+    let printed_farewell =
+        |run: &Run<SimpleSeen>| run.exited_0() && run.printed.contains("Goodbye for now!");
 
     let mut probes = Vec::new();
     let whole = exchange(vec![FAREWELL])?;
     if whole.served.is_none() {
         return Err(never_connected(&whole, command, opts));
     }
-    let name = "the exact exchange: 16 octets sent, the reply printed, exit status 0";
+    let name = "the exact exchange (16 octets sent, the reply printed, exit status 0)";
     probes.push(match (sent_greeting(&whole), printed_farewell(&whole)) {
         (None, true) => Probe::pass(name, "it sent b'Hello world!!!!!', printed b'Goodbye for now!' and exited 0"),
         (Some(seen), _) => Probe::fail(
@@ -275,15 +274,20 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
 
     let pieces = exchange(vec![&FAREWELL[..3], &FAREWELL[3..9], &FAREWELL[9..]])?;
     let name = "the reply sent in pieces with pauses (receive-all)";
-    probes.push(match printed_farewell(&pieces) || sent_greeting(&pieces).is_some() {
-        true => Probe::pass(name, "it printed all 16 octets: b'Goodbye for now!'"),
-        false => Probe::fail(
-            name,
-            format!("tcplab sent b'Goo', b'dbye f', b'or now!' 200 ms apart; {}", pieces.ending(opts)),
-            RECEIVE_ALL,
-            RECEIVE_ALL_FIX,
-        ),
-    });
+    probes.push(
+        match printed_farewell(&pieces) || sent_greeting(&pieces).is_some() {
+            true => Probe::pass(name, "it printed all 16 octets: b'Goodbye for now!'"),
+            false => Probe::fail(
+                name,
+                format!(
+                    "tcplab sent b'Goo', b'dbye f', b'or now!' 200 ms apart; {}",
+                    pieces.ending(opts)
+                ),
+                RECEIVE_ALL,
+                RECEIVE_ALL_FIX,
+            ),
+        },
+    );
 
     let early = exchange(vec![b"Goodb"])?;
     let name = "a server that closes after 5 of its 16 octets";
@@ -307,7 +311,14 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
 fn says_short(printed: &str) -> bool {
     let printed = printed.to_lowercase();
     [
-        "only", "error", "closed", "short", "incomplete", "eof", "expected", "supposed",
+        "only",
+        "error",
+        "closed",
+        "short",
+        "incomplete",
+        "eof",
+        "expected",
+        "supposed",
     ]
     .iter()
     .any(|w| printed.contains(w))
@@ -464,12 +475,18 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         ),
     };
 
-    let name = format!("every byte sent and read back, exit status 0 ({} … {max})", human::bytes(64.min(opts.max_bytes.div_ceil(16).max(1) * 16)));
+    let name = format!(
+        "every byte sent and read back, exit status 0 ({} … {max})",
+        human::bytes(64.min(opts.max_bytes.div_ceil(16).max(1) * 16))
+    );
     let all_right = match &stopped {
         Some((size, Verdict::Wrong(seen) | Verdict::Slow(seen) | Verdict::Frozen(seen))) => {
             Probe::fail(
                 &name,
-                format!("right up to {sizes_right}; at {}: {seen}", human::bytes(*size)),
+                format!(
+                    "right up to {sizes_right}; at {}: {seen}",
+                    human::bytes(*size)
+                ),
                 "every byte the client sends comes back upper-cased; the client reads until end of stream, then closes and exits normally",
                 "after shutdown(SHUT_WR), recv in a loop until it returns b'', counting the bytes, then close and exit 0",
             )
@@ -478,17 +495,17 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
     };
     let half_close = match &stopped {
         Some((size, Verdict::NoHalfClose(seen))) => Probe::fail(
-            "half-close: the client shuts down its sending side when done",
+            "half-close (the client shuts down its sending side when done)",
             format!("froze at {}: {seen}", human::bytes(*size)),
             "the server only ends its answer when it reads end of stream: a client that never shuts down its sending side waits for the end while the server waits for more data",
             "call sock.shutdown(socket.SHUT_WR) after the last sendall, then read until recv returns b''",
         ),
         _ => Probe::pass(
-            "half-close: the client shuts down its sending side when done",
+            "half-close (the client shuts down its sending side when done)",
             not_seen("it half-closed"),
         ),
     };
-    let deadlock_name = format!("no deadlock up to {max}: the client reads while it sends");
+    let deadlock_name = format!("no deadlock up to {max} (the client reads while it sends)");
     let deadlock = match &stopped {
         Some((size, Verdict::Deadlock(seen))) => Probe::fail(
             &deadlock_name,
@@ -515,6 +532,17 @@ fn watch_echo(
     let mut since = start;
     loop {
         if let Some(status) = program.wait_exit(Duration::from_millis(50)) {
+            // A client that froze and gave up by itself (a watchdog of its own):
+            // diagnosed as it was when it gave up.
+            let still = Instant::now() - since;
+            if !status.success()
+                && still >= Duration::from_secs(1)
+                && let Verdict::Deadlock(seen) = diagnose(echo, size, still)
+            {
+                *frozen = Some(Verdict::Deadlock(format!(
+                    "{seen}; then it gave up and exited ({status})"
+                )));
+            }
             return Some(status);
         }
         let now = Instant::now();
@@ -617,7 +645,10 @@ fn judge_echo(run: &Run<()>, echo: &Echo, size: u64, opts: &CheckOptions) -> Ver
         ));
     }
     // A socket closed with unread data resets the connection: tcplab sees it.
-    let reset = echo.stream.get().and_then(|s| s.take_error().ok().flatten());
+    let reset = echo
+        .stream
+        .get()
+        .and_then(|s| s.take_error().ok().flatten());
     if let Some(e) = reset {
         return Verdict::Wrong(format!(
             "it closed the connection before reading all {} back ({}); {ending}",
@@ -643,7 +674,12 @@ fn printed_received(printed: &str) -> Option<u64> {
     printed.lines().rev().find_map(|line| {
         let before = line.split("bytes received").next()?;
         (before.len() < line.len()).then_some(())?;
-        before.split_whitespace().last()?.replace(',', "").parse().ok()
+        before
+            .split_whitespace()
+            .last()?
+            .replace(',', "")
+            .parse()
+            .ok()
     })
 }
 
@@ -671,7 +707,13 @@ fn lines(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
     };
     let name = "the lines on its standard input arrive in order, then end of stream";
     let probe = match (got == input.as_bytes(), *eof, run.exited_0()) {
-        (true, true, true) => Probe::pass(name, format!("{} arrived, then end of stream; it exited 0", human::count(LINES.len() as u64, "line", "lines"))),
+        (true, true, true) => Probe::pass(
+            name,
+            format!(
+                "{} arrived, then end of stream; it exited 0",
+                human::count(LINES.len() as u64, "line", "lines")
+            ),
+        ),
         _ => Probe::fail(
             name,
             format!(
@@ -679,7 +721,11 @@ fn lines(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
                 human::count(LINES.len() as u64, "line", "lines"),
                 human_bytes(got),
                 repr_short(got),
-                if *eof { ", then end of stream" } else { " and did not close" },
+                if *eof {
+                    ", then end of stream"
+                } else {
+                    " and did not close"
+                },
                 run.ending(opts)
             ),
             "the client sends every line of its input, byte for byte, then closes so that the server reads end of stream",
@@ -695,21 +741,29 @@ mod tests {
 
     #[test]
     fn sizes_rise_by_sixteen_times_up_to_the_largest() {
-        assert_eq!(sizes(64 << 20), [64, 1 << 10, 16 << 10, 256 << 10, 4 << 20, 64 << 20]);
+        assert_eq!(
+            sizes(64 << 20),
+            [64, 1 << 10, 16 << 10, 256 << 10, 4 << 20, 64 << 20]
+        );
         assert_eq!(sizes(100), [64, 112]);
         assert_eq!(sizes(1), [16]);
     }
 
     #[test]
     fn the_lab_clients_last_line_gives_the_count() {
-        assert_eq!(printed_received("64 bytes sent\nb'HELLO'\n64 bytes received\n"), Some(64));
+        assert_eq!(
+            printed_received("64 bytes sent\nb'HELLO'\n64 bytes received\n"),
+            Some(64)
+        );
         assert_eq!(printed_received("1,024 bytes received"), Some(1024));
         assert_eq!(printed_received("done"), None);
     }
 
     #[test]
     fn a_short_reply_is_recognized_in_what_a_client_printed() {
-        assert!(says_short("EOFError: was supposed to receive 16 bytes but only received 5 bytes"));
+        assert!(says_short(
+            "EOFError: was supposed to receive 16 bytes but only received 5 bytes"
+        ));
         assert!(!says_short("b'Goodb'"));
     }
 }

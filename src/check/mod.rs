@@ -44,11 +44,7 @@ fn repr_short(bytes: &[u8]) -> String {
 
 /// The last line a program printed that is not blank, for a report.
 fn last_line(printed: &str) -> Option<&str> {
-    printed
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    printed.lines().rev().map(str::trim).find(|l| !l.is_empty())
 }
 
 /// What a check is asked to do.

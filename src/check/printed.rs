@@ -48,7 +48,9 @@ pub fn shows(printed: &str, line: &[u8]) -> bool {
     if content(line).is_empty() && printed.trim().is_empty() {
         return true;
     }
-    forms(line).iter().any(|form| printed.ends_with(form.as_str()))
+    forms(line)
+        .iter()
+        .any(|form| printed.ends_with(form.as_str()))
 }
 
 /// Finds `lines`, in order, among `printed` from index `from` on (other printed

@@ -160,6 +160,11 @@ impl Program {
         }
     }
 
+    /// Its exit status, when it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The command as it was run, placeholders replaced.
     pub fn shown(&self) -> &str {
         &self.shown

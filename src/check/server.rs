@@ -84,14 +84,30 @@ pub fn check_command(
         client_ports: RefCell::new(Vec::new()),
     };
     let mut probes = probes(service, &target);
+    let exited = program.exited();
     let printed = program.stop_gently(Duration::from_secs(1));
+    // A server that died during the probes: the first probe that could not
+    // connect (or else the first that failed) says so.
+    if let (Some(status), Some(first)) = (
+        exited,
+        probes
+            .iter()
+            .position(|p| !p.passed && p.seen.contains("could not connect"))
+            .or_else(|| probes.iter().position(|p| !p.passed))
+            .map(|i| &mut probes[i]),
+    ) {
+        first.seen = format!(
+            "{}; the server had exited ({status}){}",
+            first.seen,
+            super::last_line(&printed).map_or(String::new(), |l| format!(
+                ", its last line: {}",
+                super::client::shorten(l)
+            ))
+        );
+    }
     match service {
         Service::Lines => judge_printed_lines(&mut probes, &printed),
-        Service::Simple => probes.push(socket_names(
-            &printed,
-            port,
-            &target.client_ports.borrow(),
-        )),
+        Service::Simple => probes.push(socket_names(&printed, port, &target.client_ports.borrow())),
         Service::Uppercase => {}
     }
     probes.push(restart(command, port, opts));
@@ -126,7 +142,7 @@ fn restart(command: &[String], port: u16, opts: &CheckOptions) -> Probe {
 /// its own name and its peer's: the port it listens on and the probes' ports
 /// must be among what it printed, whatever the form.
 fn socket_names(printed: &str, port: u16, clients: &[u16]) -> Probe {
-    let name = "prints its socket names: where it listens, each connection's peer";
+    let name = "prints its socket names (where it listens, each connection's peer)";
     let numbers: Vec<u16> = printed
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
@@ -145,15 +161,22 @@ fn socket_names(printed: &str, port: u16, clients: &[u16]) -> Probe {
         _ => Probe::fail(
             name,
             format!(
-                "{}; {} of the probes' {} ports ({}) printed; it printed: {}",
+                "{}; {} of the probes' {} ports ({}) printed; its first line: {}",
                 match listening {
                     true => format!("the listening port {port} printed"),
                     false => format!("the listening port {port} not printed"),
                 },
                 peers,
                 clients.len(),
-                clients.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
-                super::last_line(printed).map_or("nothing".to_string(), super::client::shorten)
+                clients
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match printed.lines().find(|l| !l.trim().is_empty()) {
+                    Some(first) => super::client::shorten(first.trim()),
+                    None => "nothing".to_string(),
+                }
             ),
             "a server shows where it listens (getsockname() of the listening socket) and, for each connection, both ends' names (getsockname(), getpeername()): the connection has the listening port, the peer an ephemeral port its OS chose",
             "print sock.getsockname() after listen(), and conn.getsockname() and conn.getpeername() after each accept()",
@@ -306,18 +329,7 @@ fn simple(target: &Target) -> Vec<Probe> {
         RECEIVE_ALL,
         RECEIVE_ALL_FIX,
     ));
-    // A client that goes away after 5 octets.
-    if let Ok(mut early) = target.connect() {
-        let _ = early.write_all(&GREETING[..5]);
-        let _ = early.shutdown(Shutdown::Both);
-    }
-    thread::sleep(PAUSE);
-    probes.push(exact(
-        "a client that closes after 5 octets, then a normal client",
-        &[GREETING],
-        SURVIVE,
-        SURVIVE_FIX,
-    ));
+    // Before the early close, which takes down a server that does not catch it.
     let first = target.exchange(&[GREETING], false);
     let second = target.exchange(&[GREETING], false);
     let both = [&first, &second]
@@ -332,6 +344,18 @@ fn simple(target: &Target) -> Vec<Probe> {
             "put accept() and the exchange in a loop, closing each connection socket",
         ),
     });
+    // A client that goes away after 5 octets.
+    if let Ok(mut early) = target.connect() {
+        let _ = early.write_all(&GREETING[..5]);
+        let _ = early.shutdown(Shutdown::Both);
+    }
+    thread::sleep(PAUSE);
+    probes.push(exact(
+        "a client that closes after 5 octets, then a normal client",
+        &[GREETING],
+        SURVIVE,
+        SURVIVE_FIX,
+    ));
     probes
 }
 
@@ -612,11 +636,17 @@ fn judge_printed_lines(probes: &mut [Probe], printed: &str) {
                         repr_short(missing),
                         match around.is_empty() {
                             true => "nothing".to_string(),
-                            false => around.iter().map(|l| super::client::shorten(l)).collect::<Vec<_>>().join(" | "),
+                            false => around
+                                .iter()
+                                .map(|l| super::client::shorten(l))
+                                .collect::<Vec<_>>()
+                                .join(" | "),
                         }
                     ),
                     match lines.segments {
-                        true => "TCP is a stream, not messages: lines arrive together in one recv() or split over several, so one recv() is not one line",
+                        true => {
+                            "TCP is a stream, not messages: lines arrive together in one recv() or split over several, so one recv() is not one line"
+                        }
                         false => LINES_LESSON,
                     },
                     LINES_FIX,
