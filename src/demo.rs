@@ -26,6 +26,7 @@ pub fn run() -> Result<()> {
         Tour::lines,
         Tour::deadlock,
         Tour::many_clients,
+        Tour::check,
     ] {
         still_printing()?;
         step(&tour)?;
@@ -266,6 +267,43 @@ impl Tour {
             "A blocking server serves one client at a time. The async server (the default) serves",
             "thousands at once on one thread; `--strategy threads` gives each client a thread.",
             "Try the load generator: tcplab simple client 127.0.0.1 PORT --connections 64 --duration 5",
+        ]);
+        Ok(())
+    }
+
+    fn check(&self) -> Result<()> {
+        heading("Step 6. Grading a program: tcplab check");
+        say(
+            "`tcplab check` runs someone else's server or client against tcplab and says, for each",
+        );
+        say("probe, what it saw, the lesson of the lab it breaks, and the fix. Here it grades a");
+        say("deliberately buggy client: the lab's own, which sends everything before it reads.");
+        let exe = self.exe.to_string_lossy();
+        let graded = [
+            &exe,
+            "uppercase",
+            "client",
+            "{host}",
+            "{port}",
+            "{bytes}",
+            "--strategy",
+            "naive",
+        ];
+        let mut args = vec!["check", "uppercase", "client", "--timeout", "2", "--"];
+        args.extend(graded);
+        let checked = self.run_client(&args)?;
+        show("check", &checked.stdout);
+        if checked.code != Some(1) || !checked.stdout.contains("✗ no deadlock") {
+            return Err(anyhow!(
+                "tcplab check did not find the deadlock ({:?}): {}",
+                checked.code,
+                checked.stderr.trim()
+            ));
+        }
+        explain(&[
+            "It ran the client at sizes rising ×16 from 64 bytes and saw it freeze at the size",
+            "where the kernel's buffers fill, from both ends' queues. Exit status 1: a probe failed.",
+            "Grade a student's program: tcplab check uppercase client -- python3 tcp_uppercase.py client {host} {port} {bytes}",
         ]);
         Ok(())
     }

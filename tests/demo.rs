@@ -14,6 +14,8 @@ fn demo_runs_every_step_and_exits_zero() {
         .assert_stdout_has("async: Verified: all 1073741824 bytes")
         .assert_stdout_has("blocking: after 2 s client B is still waiting")
         .assert_stdout_has("async: client B was served at once")
+        .assert_stdout_has("check │ ✗ no deadlock up to 64.00 MiB")
+        .assert_stdout_has("tcplab's server is blocked sending back")
         .assert_stdout_has("Every step behaved as the lab says");
     assert!(out.stderr.is_empty(), "{out}");
 }
