@@ -72,9 +72,22 @@ fn lookup_reason(e: &io::Error) -> String {
     format!("could not resolve it ({text})")
 }
 
+/// How a listening socket is bound, beyond the lab's `SO_REUSEADDR`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bind {
+    /// `SO_REUSEPORT`: several sockets (in several processes) listen on one port,
+    /// and the kernel spreads new connections among them.
+    pub reuse_port: bool,
+}
+
 /// Binds a listening socket at HOST:PORT with `SO_REUSEADDR`. A blank HOST listens
 /// on every interface, IPv6 and IPv4 alike where the machine has IPv6.
 pub fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    bind_with(host, port, Bind::default())
+}
+
+/// [`bind`], with the options of `how`.
+pub fn bind_with(host: &str, port: u16, how: Bind) -> Result<TcpListener> {
     let candidates = if is_every_interface(host) {
         vec![
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
@@ -85,7 +98,7 @@ pub fn bind(host: &str, port: u16) -> Result<TcpListener> {
     };
     let mut last = None;
     for addr in &candidates {
-        match bind_one(*addr) {
+        match bind_one(*addr, how) {
             Ok(listener) => return Ok(listener),
             // A machine without IPv6 cannot take [::]; fall through to 0.0.0.0.
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => last = Some((*addr, e)),
@@ -96,9 +109,12 @@ pub fn bind(host: &str, port: u16) -> Result<TcpListener> {
     Err(bind_error(addr, e))
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, how: Bind) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if how.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         // Dual stack: "every interface" includes IPv4 clients too.
         socket.set_only_v6(false)?;

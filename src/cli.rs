@@ -133,6 +133,10 @@ pub struct ServerOpts {
     /// Print only the listening line, errors and the shutdown summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Share the port with other servers started with --reuse-port (SO_REUSEPORT):
+    /// the kernel spreads new connections among them, each its own process.
+    #[arg(long)]
+    pub reuse_port: bool,
 }
 
 /// The simple service's roles.

@@ -346,7 +346,13 @@ fn serve(
     service: Service,
     extra: impl FnOnce(&mut server::Options),
 ) -> tcplab::Result<()> {
-    let listener = tcplab::addr::bind(&at.host, at.port)?;
+    let listener = tcplab::addr::bind_with(
+        &at.host,
+        at.port,
+        tcplab::addr::Bind {
+            reuse_port: opts.reuse_port,
+        },
+    )?;
     let mut options = server::Options {
         strategy: opts.strategy,
         once: opts.once,
@@ -363,7 +369,10 @@ fn serve(
     stop_on_signals(&shutdown)?;
     let summary = server::run(listener, options, shutdown)?;
     if !once {
-        console.say(tcplab::report::server::summary_line(&summary));
+        console.say(tcplab::report::server::summary_line(
+            &summary,
+            tcplab::observe::memory::peak_rss(),
+        ));
     }
     Ok(())
 }
