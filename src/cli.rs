@@ -128,6 +128,10 @@ pub struct ServerOpts {
     /// Print only the listening line, errors and the shutdown summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Bind without SO_REUSEADDR, unlike the lab: a restart then fails with "address
+    /// already in use" while a connection this port served lingers in TIME_WAIT.
+    #[arg(long)]
+    pub no_reuseaddr: bool,
 }
 
 /// The simple service's roles.
@@ -220,6 +224,11 @@ pub struct UppercaseClientOpts {
     /// Draw bytes sent and received and the socket queues over time to FILE.svg.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Leave the sending side open after the last byte instead of shutting it down
+    /// (shutdown(SHUT_WR)): the server never reads end of stream, both wait, and the
+    /// watchdog names the stall.
+    #[arg(long, conflicts_with = "connections")]
+    pub no_half_close: bool,
     /// Stop and explain when nothing has moved for this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = DEFAULT_STALL_TIMEOUT.as_secs_f64())]
     pub stall_timeout: f64,

@@ -329,7 +329,7 @@ fn serve(
     service: Service,
     extra: impl FnOnce(&mut server::Options),
 ) -> tcplab::Result<()> {
-    let listener = tcplab::addr::bind(&at.host, at.port)?;
+    let listener = tcplab::addr::bind_with(&at.host, at.port, !opts.no_reuseaddr)?;
     let mut options = server::Options {
         strategy: opts.strategy,
         once: opts.once,
@@ -408,6 +408,7 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
         interrupt: interrupt_on_signals()?,
         progress: o.progress.when(),
+        half_close: !o.no_half_close,
     })
 }
 

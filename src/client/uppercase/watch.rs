@@ -19,8 +19,20 @@ use crate::observe::{queues, sockdiag};
 use crate::report::progress::{Progress, When};
 use crate::server::Shutdown as Interrupt;
 
-/// How often the watchdog samples.
+/// How often the watchdog samples at most, once the run is long: often enough for
+/// the stall timeout and the progress bars.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often it samples at the start: a run of 50 ms already has 250 points.
+pub const FIRST_SAMPLES_EVERY: Duration = Duration::from_micros(200);
+/// Points per run-so-far a sample interval aims at: sampling every `elapsed / 250`
+/// keeps a plot of any length detailed (about 250 more points each time the run's
+/// length grows by e times) while samples grow rarer as the run goes on.
+const POINTS_PER_ELAPSED: u32 = 250;
+
+/// The wait before the next sample, `elapsed` into the run: adapts to its length.
+pub fn sample_interval(elapsed: Duration) -> Duration {
+    (elapsed / POINTS_PER_ELAPSED).clamp(FIRST_SAMPLES_EVERY, SAMPLE_EVERY)
+}
 
 /// What the watchdog needs to know about the transfer.
 #[derive(Debug, Clone, Copy)]
@@ -103,21 +115,32 @@ fn sample_until(
         interrupted: false,
     };
     watched.timeline.push(Point::default());
+    // The server end is read while it is found; once it is not (a remote server, or
+    // no socket diagnostics), not again until a stall needs it.
+    let mut server_visible = true;
     loop {
         let finished = !matches!(
-            stop.recv_timeout(SAMPLE_EVERY),
+            stop.recv_timeout(sample_interval(started.elapsed())),
             Err(RecvTimeoutError::Timeout)
         );
         let at = started.elapsed();
         let (sent, received) = (counters.sent(), counters.received());
         let client = client_queues(stream);
         let q = client.unwrap_or_default();
+        let server = match server_visible {
+            true => server_queues(names).ok(),
+            false => None,
+        };
+        server_visible = server.is_some();
         watched.timeline.push(Point {
             t: at.as_secs_f64(),
             sent,
             received,
             recv_queue: q.recv_queue,
             send_queue: q.send_queue,
+            rcvbuf: q.rcvbuf,
+            sndbuf: q.sndbuf,
+            server,
         });
         progress.update(sent, received);
         if finished {
@@ -138,6 +161,7 @@ fn sample_until(
             watched.diagnosis = Some(diagnose(&Situation {
                 strategy: opts.strategy.name().to_string(),
                 reads_only_after_sending: opts.strategy == Strategy::Naive,
+                half_closed: counters.half_closes(),
                 total: counters.total().or(opts.total),
                 sent: taken_by_kernel(stream, client)
                     .map_or(sent, |taken| taken.max(sent))
