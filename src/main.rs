@@ -276,7 +276,14 @@ fn uppercase_client(
             options.strategy.name(),
             outcome.report.bytes_total
         );
-        if let Err(e) = report::plot::write_svg(path, &title, timeline.points()) {
+        let points = timeline.points();
+        // The last point is the watchdog's sample that declared the stall.
+        let stall_from = outcome.report.diagnosis.as_ref().and_then(|d| {
+            points
+                .last()
+                .map(|p| (p.t - d.stalled_for_seconds).max(0.0))
+        });
+        if let Err(e) = report::plot::write_svg_marked(path, &title, points, stall_from) {
             // A stall is what the user must hear about; the plot's failure is a note.
             if outcome.report.stalled {
                 console.warn(e.to_string());

@@ -117,21 +117,25 @@ fn sample_until(
     watched.timeline.push(Point::default());
     // The server end is read while it is found; once it is not (a remote server, or
     // no socket diagnostics), not again until a stall needs it.
-    let mut server_visible = true;
+    let mut diag = sockdiag::Diag::new().ok();
+    // Samples are due on a schedule, so a late wake-up shortens the next wait.
+    let mut due = Duration::ZERO;
     loop {
-        let finished = !matches!(
-            stop.recv_timeout(sample_interval(started.elapsed())),
-            Err(RecvTimeoutError::Timeout)
-        );
+        // ...but one far behind (a busy machine) starts again from now, not in a burst.
+        let now = started.elapsed();
+        due = (due + sample_interval(due)).max(now.saturating_sub(FIRST_SAMPLES_EVERY));
+        let wait = due.saturating_sub(now);
+        let finished = !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
         let at = started.elapsed();
         let (sent, received) = (counters.sent(), counters.received());
         let client = client_queues(stream);
         let q = client.unwrap_or_default();
-        let server = match server_visible {
-            true => server_queues(names).ok(),
-            false => None,
-        };
-        server_visible = server.is_some();
+        let server = diag
+            .as_ref()
+            .and_then(|d| d.lookup(names.peer, names.local).ok().flatten());
+        if server.is_none() {
+            diag = None;
+        }
         watched.timeline.push(Point {
             t: at.as_secs_f64(),
             sent,
