@@ -46,8 +46,9 @@ pub enum Command {
         #[command(subcommand)]
         role: LinesRole,
     },
-    /// Runs the lab end to end on the loopback interface and narrates each step.
-    Demo,
+    /// Runs the lab end to end on the loopback interface and narrates each step; with
+    /// CHAPTER, only that one (--list names them).
+    Demo(DemoArgs),
     /// Grades an implementation of the lab: probes a running server and says, for
     /// each probe, what it saw, the lesson it breaks and the fix.
     Check {
@@ -91,6 +92,21 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
+}
+
+/// `tcplab demo`'s arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run only this chapter (see --list).
+    #[arg(value_name = "CHAPTER", value_parser = clap::builder::PossibleValuesParser::new(crate::demo::names()))]
+    pub chapter: Option<String>,
+    /// List the chapters, one line each, and exit.
+    #[arg(long, conflicts_with = "chapter")]
+    pub list: bool,
+    /// Also write the deadlock chapter's figures to DIR: deadlock.svg (the naive
+    /// client's four full queues) and healthy.svg (the same gigabyte, async).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
 }
 
 /// Where a server listens or a client connects.

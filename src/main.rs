@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { dir } => man_pages(dir.as_deref()),
         command => run(command).map_err(anyhow::Error::from),
@@ -249,7 +249,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 }),
             }
         }
-        Command::Demo | Command::Completions { .. } | Command::Man { .. } => {
+        Command::Demo(_) | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("run from main")
         }
     }
