@@ -107,6 +107,12 @@ pub fn run(args: &crate::cli::DemoArgs) -> Result<()> {
         }
         return Ok(());
     }
+    if args.plots.is_some() && args.chapter.as_deref().is_some_and(|c| c != "deadlock") {
+        return Err(tcplab::Error::Usage(
+            "--plots writes the deadlock chapter's figures: run `tcplab demo deadlock --plots DIR`, or the whole tour".into(),
+        )
+        .into());
+    }
     let exe = std::env::current_exe().context("could not find the tcplab program itself")?;
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir).map_err(|e| tcplab::Error::file("create", dir, &e))?;

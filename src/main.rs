@@ -416,6 +416,7 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         interrupt: interrupt_on_signals()?,
         progress: o.progress.when(),
         half_close: !o.no_half_close,
+        detailed_timeline: o.plot.is_some(),
     })
 }
 

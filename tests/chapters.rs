@@ -30,6 +30,9 @@ fn demo_list_names_every_chapter_and_an_unknown_one_is_a_usage_error() {
     tcplab_run(&["demo", "nosuch"])
         .assert_code(2)
         .assert_one_error_line();
+    tcplab_run(&["demo", "stream", "--plots", "/tmp"])
+        .assert_code(2)
+        .assert_stderr_has("--plots writes the deadlock chapter's figures");
 }
 
 #[test]

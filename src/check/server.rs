@@ -405,6 +405,7 @@ fn large_round_trip(target: &Target) -> Probe {
         progress: When::Never,
         interrupt: Default::default(),
         half_close: true,
+        detailed_timeline: false,
     };
     let outcome = uppercase::run(target.host, target.port, &opts, &Narrator::Quiet);
     match outcome.result {

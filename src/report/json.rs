@@ -26,6 +26,7 @@ mod tests {
             progress: When::Never,
             interrupt: Default::default(),
             half_close: true,
+            detailed_timeline: false,
         };
         let outcome = crate::client::uppercase::Outcome::new(&opts);
         let text = pretty(&outcome.report);

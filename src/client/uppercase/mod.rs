@@ -124,6 +124,7 @@ fn transfer_watched(
         total,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress,
+        detailed: opts.detailed_timeline,
     };
     let input = transfer.inbound.stopper();
     watch::watch(

@@ -44,6 +44,7 @@ fn options(strategy: Strategy, total: u64) -> Options {
         progress: When::Never,
         interrupt: Default::default(),
         half_close: true,
+        detailed_timeline: false,
     }
 }
 

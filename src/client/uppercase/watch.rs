@@ -29,7 +29,8 @@ pub const FIRST_SAMPLES_EVERY: Duration = Duration::from_micros(200);
 /// length grows by e times) while samples grow rarer as the run goes on.
 const POINTS_PER_ELAPSED: u32 = 250;
 
-/// The wait before the next sample, `elapsed` into the run: adapts to its length.
+/// The wait before the next sample for a plot, `elapsed` into the run: adapts to
+/// its length.
 pub fn sample_interval(elapsed: Duration) -> Duration {
     (elapsed / POINTS_PER_ELAPSED).clamp(FIRST_SAMPLES_EVERY, SAMPLE_EVERY)
 }
@@ -46,6 +47,8 @@ pub struct WatchOptions {
     pub stall_timeout: Duration,
     /// Whether to draw progress bars.
     pub progress: When,
+    /// Sample densely, and the server end's queues too, for a plot.
+    pub detailed: bool,
 }
 
 /// What the watchdog saw.
@@ -115,15 +118,19 @@ fn sample_until(
         interrupted: false,
     };
     watched.timeline.push(Point::default());
-    // The server end is read while it is found; once it is not (a remote server, or
-    // no socket diagnostics), not again until a stall needs it.
-    let mut diag = sockdiag::Diag::new().ok();
+    // For a plot, the server end is read while it is found; once it is not (a remote
+    // server, or no socket diagnostics), not again until a stall needs it.
+    let mut diag = opts.detailed.then(|| sockdiag::Diag::new().ok()).flatten();
+    let interval = |due| match opts.detailed {
+        true => sample_interval(due),
+        false => SAMPLE_EVERY,
+    };
     // Samples are due on a schedule, so a late wake-up shortens the next wait.
     let mut due = Duration::ZERO;
     loop {
         // ...but one far behind (a busy machine) starts again from now, not in a burst.
         let now = started.elapsed();
-        due = (due + sample_interval(due)).max(now.saturating_sub(FIRST_SAMPLES_EVERY));
+        due = (due + interval(due)).max(now.saturating_sub(FIRST_SAMPLES_EVERY));
         let wait = due.saturating_sub(now);
         let finished = !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
         let at = started.elapsed();
