@@ -158,3 +158,38 @@ fn deadlock_plot_carries_four_queues_the_buffers_and_the_stall() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn no_half_close_stalls_under_every_strategy_and_is_named() {
+    let server = crate::util::Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
+    for strategy in ["naive", "threads", "nonblocking", "async"] {
+        let out = tcplab_run(&[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &server.port_arg(),
+            "64K",
+            "--strategy",
+            strategy,
+            "--no-half-close",
+            "--stall-timeout",
+            "1",
+            "--json",
+        ]);
+        out.assert_code(3)
+            .assert_stderr_has("never shut down its sending side");
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(report["diagnosis"]["kind"], "no_end_of_stream", "{out}");
+        assert_eq!(report["bytes_received"], 65536, "{out}");
+        assert_eq!(report["verified"], false, "{out}");
+    }
+    // With the half-close, the same server verifies the same bytes.
+    tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "64K",
+    ])
+    .assert_ok();
+}
