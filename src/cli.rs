@@ -237,7 +237,9 @@ pub struct UppercaseClientOpts {
     /// Print one JSON report on standard output instead of the human-readable lines.
     #[arg(long)]
     pub json: bool,
-    /// Draw bytes sent and received and the socket queues over time to FILE.svg.
+    /// Draw bytes sent and received over time to FILE.svg, and the connection's four
+    /// queues (this client's two, the server end's two when it is on this machine)
+    /// against their buffer sizes, a stall marked.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Leave the sending side open after the last byte instead of shutting it down
