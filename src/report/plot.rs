@@ -64,13 +64,19 @@ fn draw(
     let (top, rest) = root.split_vertically(340);
     let (middle, bottom) = rest.split_vertically(350);
     let t_max = points.last().map_or(1.0, |p| p.t).max(0.001);
+    // A stalled run is all in its first moments and then flat for the stall timeout:
+    // on a logarithmic time axis both show.
+    let axis = TimeAxis {
+        log: stall_from.is_some(),
+        t_max,
+    };
     let orange = RGBColor(230, 140, 0);
     let teal = RGBColor(0, 140, 140);
 
     chart(
         &top,
         "bytes so far (MiB)",
-        t_max,
+        &axis,
         stall_from,
         &[
             Series {
@@ -91,7 +97,7 @@ fn draw(
     chart(
         &middle,
         "this client's socket queues (MiB), against their buffer sizes",
-        t_max,
+        &axis,
         stall_from,
         &[
             Series {
@@ -131,7 +137,7 @@ fn draw(
     chart(
         &bottom,
         caption,
-        t_max,
+        &axis,
         stall_from,
         &[
             Series {
@@ -165,10 +171,44 @@ fn draw(
     Ok(())
 }
 
+/// The time axis: seconds, linear, or logarithmic from [`LOG_FROM`].
+struct TimeAxis {
+    log: bool,
+    t_max: f64,
+}
+
+/// Where a logarithmic time axis starts: about the first sample.
+const LOG_FROM: f64 = 1e-4;
+
+impl TimeAxis {
+    /// Where time `t` goes on the axis.
+    fn x(&self, t: f64) -> f64 {
+        match self.log {
+            true => t.max(LOG_FROM).log10(),
+            false => t,
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.x(0.0)..self.x(self.t_max).max(self.x(0.0) + 0.001)
+    }
+
+    fn label(&self, x: f64) -> String {
+        match self.log {
+            false => format!("{x:.1}"),
+            true => {
+                let t = 10f64.powf(x);
+                let digits = (-t.log10()).ceil().max(0.0) as usize + 1;
+                format!("{t:.digits$}")
+            }
+        }
+    }
+}
+
 fn chart(
     area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     caption: &str,
-    t_max: f64,
+    axis: &TimeAxis,
     stall_from: Option<f64>,
     series: &[Series],
     points: &[Point],
@@ -185,10 +225,15 @@ fn chart(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..t_max, 0.0..y_top)?;
+        .build_cartesian_2d(axis.range(), 0.0..y_top)?;
+    let label = |x: &f64| axis.label(*x);
     chart
         .configure_mesh()
-        .x_desc("seconds")
+        .x_desc(match axis.log {
+            true => "seconds (logarithmic: the first moments, then the stall)",
+            false => "seconds",
+        })
+        .x_label_formatter(&label)
         .y_desc("MiB")
         .draw()?;
     for s in series {
@@ -196,7 +241,7 @@ fn chart(
         let style = color.stroke_width(if s.dashed { 1 } else { 2 });
         let line: Vec<(f64, f64)> = points
             .iter()
-            .filter_map(|p| (s.value)(p).map(|v| (p.t, v as f64 / MIB)))
+            .filter_map(|p| (s.value)(p).map(|v| (axis.x(p.t), v as f64 / MIB)))
             .collect();
         if line.is_empty() {
             continue;
@@ -210,17 +255,24 @@ fn chart(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
     if let Some(t) = stall_from {
-        let red = RGBColor(200, 0, 0);
+        let x = axis.x(t);
         chart
-            .draw_series(LineSeries::new([(t, 0.0), (t, y_top)], red.stroke_width(3)))?
+            .draw_series(LineSeries::new(
+                [(x, 0.0), (x, y_top)],
+                BLACK.stroke_width(3),
+            ))?
             .label(STALL_LABEL)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red));
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(match stall_from {
+            // Full queues lie along the top and empty ones along the bottom.
+            Some(_) => SeriesLabelPosition::MiddleRight,
+            None => SeriesLabelPosition::UpperLeft,
+        })
         .draw()?;
     Ok(())
 }
