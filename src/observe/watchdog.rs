@@ -474,6 +474,19 @@ mod tests {
     }
 
     #[test]
+    fn everything_back_without_a_half_close_is_no_end_of_stream() {
+        let mut s = situation("async", 1 << 30, 1 << 30, Queues::default());
+        s.half_closed = false;
+        let d = diagnose(&s);
+        assert_eq!(d.kind, StallKind::NoEndOfStream);
+        assert!(d.explanation.join(" ").contains("--no-half-close"));
+        // Still sending, or with bytes missing, it is not this.
+        let mut s = situation("async", 1 << 29, 1 << 29, Queues::default());
+        s.half_closed = false;
+        assert_ne!(diagnose(&s).kind, StallKind::NoEndOfStream);
+    }
+
+    #[test]
     fn unreadable_queues_are_said_not_guessed() {
         let mut s = situation("threads", 10, 0, Queues::default());
         s.client = None;

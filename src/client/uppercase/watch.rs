@@ -218,3 +218,27 @@ fn server_queues(names: &Names) -> Result<Queues, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Samples a plot's schedule takes in the first `run` of a transfer.
+    fn samples_within(run: Duration) -> usize {
+        let mut due = Duration::ZERO;
+        (0..1_000_000)
+            .map_while(|_| {
+                due += sample_interval(due);
+                (due <= run).then_some(())
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_plot_has_200_points_by_50_ms_and_samples_at_least_every_100_ms() {
+        assert!(samples_within(Duration::from_millis(50)) >= 200);
+        assert!(samples_within(Duration::from_secs(1)) >= 900);
+        assert_eq!(sample_interval(Duration::from_secs(3600)), SAMPLE_EVERY);
+        assert_eq!(sample_interval(Duration::ZERO), FIRST_SAMPLES_EVERY);
+    }
+}
