@@ -46,8 +46,9 @@ pub enum Command {
         #[command(subcommand)]
         role: LinesRole,
     },
-    /// Runs the lab end to end on the loopback interface and narrates each step.
-    Demo,
+    /// Runs the lab end to end on the loopback interface and narrates each step; with
+    /// CHAPTER, only that one (--list names them).
+    Demo(DemoArgs),
     /// Grades an implementation of the lab: probes a server (running at HOST PORT, or
     /// started from a COMMAND) or a client (started from a COMMAND) and says, for
     /// each probe, what it saw, the lesson it breaks and the fix. Exit status 0 when
@@ -98,6 +99,21 @@ pub enum Command {
     },
 }
 
+/// `tcplab demo`'s arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run only this chapter (see --list).
+    #[arg(value_name = "CHAPTER", value_parser = clap::builder::PossibleValuesParser::new(crate::demo::names()))]
+    pub chapter: Option<String>,
+    /// List the chapters, one line each, and exit.
+    #[arg(long, conflicts_with = "chapter")]
+    pub list: bool,
+    /// Also write the deadlock chapter's figures to DIR: deadlock.svg (the naive
+    /// client's four full queues) and healthy.svg (the same gigabyte, async).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+}
+
 /// Where a server listens or a client connects.
 #[derive(Debug, Args)]
 pub struct Endpoint {
@@ -137,6 +153,10 @@ pub struct ServerOpts {
     /// the kernel spreads new connections among them, each its own process.
     #[arg(long)]
     pub reuse_port: bool,
+    /// Bind without SO_REUSEADDR, unlike the lab: a restart then fails with "address
+    /// already in use" while a connection this port served lingers in TIME_WAIT.
+    #[arg(long)]
+    pub no_reuseaddr: bool,
 }
 
 /// The simple service's roles.
@@ -226,9 +246,16 @@ pub struct UppercaseClientOpts {
     /// Print one JSON report on standard output instead of the human-readable lines.
     #[arg(long)]
     pub json: bool,
-    /// Draw bytes sent and received and the socket queues over time to FILE.svg.
+    /// Draw bytes sent and received over time to FILE.svg, and the connection's four
+    /// queues (this client's two, the server end's two when it is on this machine)
+    /// against their buffer sizes, a stall marked.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Leave the sending side open after the last byte instead of shutting it down
+    /// (shutdown(SHUT_WR)): the server never reads end of stream, both wait, and the
+    /// watchdog names the stall.
+    #[arg(long, conflicts_with = "connections")]
+    pub no_half_close: bool,
     /// Stop and explain when nothing has moved for this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = DEFAULT_STALL_TIMEOUT.as_secs_f64())]
     pub stall_timeout: f64,

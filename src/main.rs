@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { dir } => man_pages(dir.as_deref()),
         command => run(command).map_err(anyhow::Error::from),
@@ -266,7 +266,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 }),
             }
         }
-        Command::Demo | Command::Completions { .. } | Command::Man { .. } => {
+        Command::Demo(_) | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("run from main")
         }
     }
@@ -293,7 +293,14 @@ fn uppercase_client(
             options.strategy.name(),
             outcome.report.bytes_total
         );
-        if let Err(e) = report::plot::write_svg(path, &title, timeline.points()) {
+        let points = timeline.points();
+        // The last point is the watchdog's sample that declared the stall.
+        let stall_from = outcome.report.diagnosis.as_ref().and_then(|d| {
+            points
+                .last()
+                .map(|p| (p.t - d.stalled_for_seconds).max(0.0))
+        });
+        if let Err(e) = report::plot::write_svg_marked(path, &title, points, stall_from) {
             // A stall is what the user must hear about; the plot's failure is a note.
             if outcome.report.stalled {
                 console.warn(e.to_string());
@@ -350,6 +357,7 @@ fn serve(
         &at.host,
         at.port,
         tcplab::addr::Bind {
+            reuse_address: !opts.no_reuseaddr,
             reuse_port: opts.reuse_port,
         },
     )?;
@@ -434,6 +442,8 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
         interrupt: interrupt_on_signals()?,
         progress: o.progress.when(),
+        half_close: !o.no_half_close,
+        detailed_timeline: o.plot.is_some(),
     })
 }
 

@@ -6,6 +6,7 @@ mod hosts;
 mod util;
 
 mod bad_input;
+mod chapters;
 mod check;
 mod deadlock;
 mod defects;

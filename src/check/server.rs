@@ -457,6 +457,8 @@ fn large_round_trip(target: &Target) -> Probe {
         stall_timeout: target.opts.timeout,
         progress: When::Never,
         interrupt: Default::default(),
+        half_close: true,
+        detailed_timeline: false,
     };
     let outcome = uppercase::run(target.host, target.port, &opts, &Narrator::Quiet);
     match outcome.result {

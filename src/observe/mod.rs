@@ -4,4 +4,5 @@ pub mod memory;
 pub mod queues;
 pub mod reads;
 pub mod sockdiag;
+pub mod table;
 pub mod watchdog;
