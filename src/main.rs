@@ -230,12 +230,16 @@ fn run(command: Command) -> tcplab::Result<()> {
                 },
                 || std::process::exit(130),
             )?;
-            let report = match (role, host, port, command.is_empty()) {
+            let role_name = match role {
+                cli::CheckRole::Server => "server",
+                cli::CheckRole::Client => "client",
+            };
+            let checked = match (role, host, port, command.is_empty()) {
                 (cli::CheckRole::Server, Some(host), Some(port), true) => {
-                    tcplab::check::server::check(service, &host, port, &opts)?
+                    tcplab::check::server::check(service, &host, port, &opts)
                 }
                 (cli::CheckRole::Server, None, None, false) => {
-                    tcplab::check::server::check_command(service, &command, &opts)?
+                    tcplab::check::server::check_command(service, &command, &opts)
                 }
                 (cli::CheckRole::Server, ..) => {
                     return Err(tcplab::Error::Usage(
@@ -243,13 +247,27 @@ fn run(command: Command) -> tcplab::Result<()> {
                     ));
                 }
                 (cli::CheckRole::Client, None, None, false) => {
-                    tcplab::check::client::check(service, &command, &opts)?
+                    tcplab::check::client::check(service, &command, &opts)
                 }
                 (cli::CheckRole::Client, ..) => {
                     return Err(tcplab::Error::Usage(
                         "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
                     ));
                 }
+            };
+            let report = match checked {
+                Ok(report) => report,
+                // An autograder still gets its results file: one failed test that
+                // says why nothing could be probed.
+                Err(e) if json => {
+                    console.say(report::json::pretty(&report::check::gradescope_error(
+                        service.name(),
+                        role_name,
+                        &e.to_string(),
+                    )));
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
             };
             if json {
                 console.say(report::json::pretty(&report::check::gradescope(&report)));
@@ -261,7 +279,7 @@ fn run(command: Command) -> tcplab::Result<()> {
             match report.passed() {
                 true => Ok(()),
                 false => Err(tcplab::Error::CheckFailed {
-                    failed: report.probes.iter().filter(|p| !p.passed).count(),
+                    failed: report.probes.iter().filter(|p| p.failed()).count(),
                     probes: report.probes.len(),
                 }),
             }

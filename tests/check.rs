@@ -528,3 +528,91 @@ fn interrupting_a_check_kills_the_program_and_everything_it_started() {
     }
     assert!(leftover().is_empty(), "left behind: {:?}", leftover());
 }
+
+#[test]
+fn a_server_that_keeps_sending_is_read_no_further_than_an_answer() {
+    let out = check_program(
+        "simple",
+        "server",
+        &[],
+        &["python3", GRADED, "simple", "{port}", "--bug", "flood"],
+    );
+    out.assert_code(1)
+        .assert_stdout_has("it kept sending: tcplab stopped reading after 17 bytes");
+}
+
+#[test]
+fn servers_of_every_service_without_so_reuseaddr_fail_the_restart() {
+    for service in ["uppercase", "lines"] {
+        let out = check_program(
+            service,
+            "server",
+            &["--max-bytes", "1M"],
+            &["python3", GRADED, service, "{port}", "--bug", "noreuse"],
+        );
+        out.assert_code(1);
+        assert_eq!(
+            failed(&out),
+            ["restarted on the same port straight after serving clients (SO_REUSEADDR)"],
+            "{service}: {out}"
+        );
+        out.assert_stdout_has("Address already in use");
+    }
+}
+
+#[test]
+fn a_server_that_listens_where_the_probes_cannot_reach_is_one_clear_line() {
+    check_program(
+        "simple",
+        "server",
+        &[],
+        &["python3", GRADED, "simple", "{port}", "--bug", "v6only"],
+    )
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has("only at ::1, where tcplab's probes to 127.0.0.1 cannot reach it");
+}
+
+#[test]
+fn with_json_a_program_that_cannot_be_checked_still_gets_a_results_file() {
+    let out = check_program(
+        "simple",
+        "server",
+        &["--json"],
+        &["no-such-program-for-tcplab"],
+    );
+    out.assert_code(1).assert_stderr_has("could not be started");
+    let results: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert_eq!(results["score"], 0.0);
+    assert_eq!(results["max_score"], 1.0);
+    assert_eq!(results["tests"][0]["status"], "failed");
+    let output = results["tests"][0]["output"].as_str().unwrap();
+    assert!(output.contains("could not be started"), "{output}");
+}
+
+#[test]
+fn probes_that_could_not_be_made_are_not_measured_and_score_nothing() {
+    // A client that connects and sends nothing: the later probes cannot be made.
+    let silent = [
+        "python3",
+        "-c",
+        "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])))",
+        "{port}",
+    ];
+    let out = check_program("simple", "client", &["--json"], &silent);
+    out.assert_code(1);
+    let results: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert_eq!(results["score"], 0.0, "{results}");
+    let tests = results["tests"].as_array().unwrap();
+    let unmeasured = tests
+        .iter()
+        .filter(|t| t["output"].as_str().unwrap().starts_with("Not measured: "))
+        .count();
+    assert_eq!(unmeasured, 2, "{results}");
+    let out = check_program("uppercase", "client", &["--max-bytes", "1K"], &silent);
+    out.assert_code(1)
+        .assert_stdout_has(
+            "– no deadlock up to 1.00 KiB (the client reads while it sends): not measured",
+        )
+        .assert_stderr_has("1 of 3 probes failed");
+}

@@ -13,7 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::program::Program;
-use super::{CheckOptions, CheckReport, PAUSE, Probe, human_bytes, last_line, repr_short};
+use super::{
+    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, human_bytes, last_line, read_bounded,
+    repr_short, shorten,
+};
 use crate::error::{Error, Result, plain_io};
 use crate::observe::{queues, sockdiag};
 use crate::proto::simple::{FAREWELL, GREETING, repr};
@@ -33,11 +36,7 @@ pub fn check(service: Service, command: &[String], opts: &CheckOptions) -> Resul
         Service::Lines => lines(command, opts)?,
     };
     Ok(CheckReport {
-        service: match service {
-            Service::Simple => "simple",
-            Service::Uppercase => "uppercase",
-            Service::Lines => "lines",
-        },
+        service: service.name(),
         role: "client",
         target: command.join(" "),
         probes,
@@ -76,14 +75,6 @@ impl<T> Run<T> {
 
     fn exited_0(&self) -> bool {
         self.exit.is_some_and(|s| s.success())
-    }
-}
-
-pub(super) fn shorten(line: &str) -> String {
-    const SHOWN: usize = 120;
-    match line.chars().count() > SHOWN {
-        true => format!("{}…", line.chars().take(SHOWN).collect::<String>()),
-        false => line.to_string(),
     }
 }
 
@@ -159,20 +150,7 @@ fn accept(listener: &TcpListener, timeout: Duration, ended: &Ended) -> Option<Tc
 /// Reads exactly `want` bytes, or what came before end of stream, an error, the
 /// end of the client or `timeout`.
 fn read_up_to(stream: &mut TcpStream, want: usize, timeout: Duration, ended: &Ended) -> Vec<u8> {
-    let deadline = Instant::now() + timeout;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64];
-    while got.len() < want && Instant::now() < deadline {
-        let room = (want - got.len()).min(buf.len());
-        match stream.read(&mut buf[..room]) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if retry(&e) && !ended.is_set() => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    got
+    read_bounded(stream, want, timeout, &|| ended.is_set()).0
 }
 
 fn retry(e: &io::Error) -> bool {
@@ -247,8 +225,20 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
             )
         })
     };
-    let printed_farewell =
-        |run: &Run<SimpleSeen>| run.exited_0() && run.printed.contains("Goodbye for now!");
+    let printed_farewell = |run: &Run<SimpleSeen>| run.printed.contains("Goodbye for now!");
+    // The probes after the first need the greeting: tcplab answers only that.
+    let unmeasured = |run: &Run<SimpleSeen>, name: &str| {
+        let got = &run.served.as_ref()?.got;
+        (got != GREETING).then(|| {
+            Probe::not_measured(
+                name,
+                format!(
+                    "it did not send the 16 octets b'Hello world!!!!!' (it sent {}), so tcplab did not answer",
+                    repr_short(got)
+                ),
+            )
+        })
+    };
 
     let mut probes = Vec::new();
     let whole = exchange(vec![FAREWELL])?;
@@ -256,7 +246,7 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         return Err(never_connected(&whole, command, opts));
     }
     let name = "the exact exchange (16 octets sent, the reply printed, exit status 0)";
-    probes.push(match (sent_greeting(&whole), printed_farewell(&whole)) {
+    probes.push(match (sent_greeting(&whole), whole.exited_0() && printed_farewell(&whole)) {
         (None, true) => Probe::pass(name, "it sent b'Hello world!!!!!', printed b'Goodbye for now!' and exited 0"),
         (Some(seen), _) => Probe::fail(
             name,
@@ -275,9 +265,10 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
     let pieces = exchange(vec![&FAREWELL[..3], &FAREWELL[3..9], &FAREWELL[9..]])?;
     let name = "the reply sent in pieces with pauses (receive-all)";
     probes.push(
-        match printed_farewell(&pieces) || sent_greeting(&pieces).is_some() {
-            true => Probe::pass(name, "it printed all 16 octets: b'Goodbye for now!'"),
-            false => Probe::fail(
+        match (unmeasured(&pieces, name), printed_farewell(&pieces)) {
+            (Some(not), _) => not,
+            (None, true) => Probe::pass(name, "it printed all 16 octets: b'Goodbye for now!'"),
+            (None, false) => Probe::fail(
                 name,
                 format!(
                     "tcplab sent b'Goo', b'dbye f', b'or now!' 200 ms apart; {}",
@@ -295,9 +286,10 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         None => false,
         Some(status) => !status.success() || says_short(&early.printed),
     };
-    probes.push(match reported || sent_greeting(&early).is_some() {
-        true => Probe::pass(name, format!("it reported it: {}", early.ending(opts))),
-        false => Probe::fail(
+    probes.push(match (unmeasured(&early, name), reported) {
+        (Some(not), _) => not,
+        (None, true) => Probe::pass(name, format!("it reported it: {}", early.ending(opts))),
+        (None, false) => Probe::fail(
             name,
             format!("tcplab sent b'Goodb' and closed; {}", early.ending(opts)),
             "recv() returns b'' once the server has closed: the receive loop must stop there and say that only 5 of 16 bytes came, not wait for ever or carry on as if all had come",
@@ -460,17 +452,17 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
     let sizes_right = match (right.first(), right.last()) {
         (Some(&a), Some(&b)) if a == b => human::bytes(a),
         (Some(&a), Some(&b)) => format!("{} … {}", human::bytes(a), human::bytes(b)),
-        _ => "no size".to_string(),
+        _ => String::new(),
     };
     let max = human::bytes(opts.max_bytes.div_ceil(16).max(1) * 16);
     let not_seen = |what: &str| match (&stopped, right.is_empty()) {
         (None, _) => format!("{what} at every size, {sizes_right}"),
         (Some((size, _)), true) => format!(
-            "not seen: the first run, at {}, stopped for another reason",
+            "the first run, at {}, stopped for another reason",
             human::bytes(*size)
         ),
         (Some((size, _)), false) => format!(
-            "{what} up to {sizes_right}; not seen at {}, where the run stopped for another reason",
+            "{what} up to {sizes_right}; not measured from {} on, where the run stopped for another reason",
             human::bytes(*size)
         ),
     };
@@ -483,14 +475,18 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         Some((size, Verdict::Wrong(seen) | Verdict::Slow(seen) | Verdict::Frozen(seen))) => {
             Probe::fail(
                 &name,
-                format!(
-                    "right up to {sizes_right}; at {}: {seen}",
-                    human::bytes(*size)
-                ),
+                match right.is_empty() {
+                    true => format!("at {}: {seen}", human::bytes(*size)),
+                    false => format!(
+                        "right up to {sizes_right}; at {}: {seen}",
+                        human::bytes(*size)
+                    ),
+                },
                 "every byte the client sends comes back upper-cased; the client reads until end of stream, then closes and exits normally",
                 "after shutdown(SHUT_WR), recv in a loop until it returns b'', counting the bytes, then close and exit 0",
             )
         }
+        _ if right.is_empty() => Probe::not_measured(&name, not_seen("right")),
         _ => Probe::pass(&name, not_seen("right")),
     };
     let half_close = match &stopped {
@@ -499,6 +495,11 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
             format!("froze at {}: {seen}", human::bytes(*size)),
             "the server only ends its answer when it reads end of stream: a client that never shuts down its sending side waits for the end while the server waits for more data",
             "call sock.shutdown(socket.SHUT_WR) after the last sendall, then read until recv returns b''",
+        ),
+        // A run that ended by itself had the client's end of stream.
+        _ if right.is_empty() => Probe::not_measured(
+            "half-close (the client shuts down its sending side when done)",
+            not_seen("it half-closed"),
         ),
         _ => Probe::pass(
             "half-close (the client shuts down its sending side when done)",
@@ -513,7 +514,8 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
             "the handout's deadlock: a client that sends everything before it reads fills the kernel's buffers both ways; the server blocks sending back and stops reading, then the client blocks sending",
             "read while you send: a thread for sending and one for receiving, or non-blocking sockets and select()",
         ),
-        _ => Probe::pass(&deadlock_name, not_seen("none")),
+        None => Probe::pass(&deadlock_name, not_seen("none")),
+        Some(_) => Probe::not_measured(&deadlock_name, not_seen("none")),
     };
     Ok(vec![all_right, half_close, deadlock])
 }
@@ -694,11 +696,8 @@ fn lines(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         Some(input.clone().into_bytes()),
         opts,
         |mut stream, ended| {
-            let got = read_up_to(&mut stream, 1 << 20, opts.timeout, ended);
-            // read_up_to stops at end of stream: one more read tells it from a timeout.
-            let mut probe = [0u8; 1];
-            let eof = matches!(stream.read(&mut probe), Ok(0));
-            (got, eof)
+            let (got, end) = read_bounded(&mut stream, 1 << 20, opts.timeout, &|| ended.is_set());
+            (got, end == ReadEnd::Eof)
         },
         exit_within(opts),
     )?;

@@ -3,13 +3,16 @@
 //! answer byte for byte.
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use super::program::Program;
-use super::{CheckOptions, CheckReport, PAUSE, Probe, free_port, human_bytes, repr_short};
+use super::{
+    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, free_port, human_bytes, read_bounded,
+    repr_short,
+};
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
 use crate::error::{Error, Result, plain_io};
@@ -23,36 +26,15 @@ use crate::server::Service;
 /// Runs every probe for `service` against the server at HOST:PORT. Fails only when
 /// the server cannot be reached at all.
 pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Result<CheckReport> {
-    let target = Target {
-        host,
-        port,
-        opts,
-        unreachable: Cell::new(None),
-        client_ports: RefCell::new(Vec::new()),
-    };
+    let target = Target::new(host, port, opts);
     let probes = probes(service, &target);
-    // Nothing listens there (no probe even connected): nothing to grade. Checked
-    // by the probes themselves, not by a connection of its own, which a fragile
-    // server might not survive.
-    if let Some(e) = target.unreachable.take()
-        && probes.iter().all(|p| !p.passed)
-    {
-        return Err(e);
-    }
+    target.reached()?;
     Ok(CheckReport {
-        service: service_name(service),
+        service: service.name(),
         role: "server",
         target: addr::host_port(host, port),
         probes,
     })
-}
-
-fn service_name(service: Service) -> &'static str {
-    match service {
-        Service::Simple => "simple",
-        Service::Uppercase => "uppercase",
-        Service::Lines => "lines",
-    }
 }
 
 fn probes(service: Service, target: &Target) -> Vec<Probe> {
@@ -76,16 +58,17 @@ pub fn check_command(
     let port = free_port()?;
     let mut program = Program::start(command, host, port, 64)?;
     program.wait_listening(port, opts.timeout)?;
-    let target = Target {
-        host,
-        port,
-        opts,
-        unreachable: Cell::new(None),
-        client_ports: RefCell::new(Vec::new()),
-    };
+    let target = Target::new(host, port, opts);
     let mut probes = probes(service, &target);
+    target.reached()?;
     let exited = program.exited();
+    // Stopped while a client is connected, so that the server's end closes first
+    // and lingers in TIME_WAIT: what the restart must get past.
+    let held = hold_open(service, &target);
     let printed = program.stop_gently(Duration::from_secs(1));
+    if let Some(mut held) = held {
+        let _ = read_bounded(&mut held, 1 << 16, Duration::from_secs(1), &|| false);
+    }
     // A server that died during the probes: the first probe that could not
     // connect (or else the first that failed) says so.
     if let (Some(status), Some(first)) = (
@@ -101,7 +84,7 @@ pub fn check_command(
             first.seen,
             super::last_line(&printed).map_or(String::new(), |l| format!(
                 ", its last line: {}",
-                super::client::shorten(l)
+                super::shorten(l)
             ))
         );
     }
@@ -110,24 +93,66 @@ pub fn check_command(
         Service::Simple => probes.push(socket_names(&printed, port, &target.client_ports.borrow())),
         Service::Uppercase => {}
     }
-    probes.push(restart(command, port, opts));
+    probes.push(restart(command, port, opts, service));
     Ok(CheckReport {
-        service: service_name(service),
+        service: service.name(),
         role: "server",
         target: command.join(" "),
         probes,
     })
 }
 
-/// The server started again on the port it has just served clients on.
-fn restart(command: &[String], port: u16, opts: &CheckOptions) -> Probe {
+/// A connection the server has taken, kept open while the server is stopped (for
+/// the simple service, the server closes first anyway).
+fn hold_open(service: Service, target: &Target) -> Option<TcpStream> {
+    let mut stream = match service {
+        Service::Simple => return None,
+        _ => target.connect().ok()?,
+    };
+    match service {
+        Service::Uppercase => {
+            stream.write_all(MESSAGE).ok()?;
+            let _ = read_bounded(&mut stream, MESSAGE.len(), target.opts.timeout, &|| false);
+        }
+        _ => {
+            stream
+                .write_all(b"held open while the server stops\n")
+                .ok()?;
+            thread::sleep(PAUSE);
+        }
+    }
+    Some(stream)
+}
+
+/// The server started again on the port it has just served clients on, while the
+/// connections it closed linger in TIME_WAIT.
+fn restart(command: &[String], port: u16, opts: &CheckOptions, service: Service) -> Probe {
     let name = "restarted on the same port straight after serving clients (SO_REUSEADDR)";
+    let lingering = crate::observe::table::on_port(port)
+        .iter()
+        .filter(|row| row.state == "TIME_WAIT")
+        .count();
+    if lingering == 0 {
+        return Probe::not_measured(
+            name,
+            format!(
+                "no connection of the {} server's lingered in TIME_WAIT on port {port}, so a restart would prove nothing",
+                service.name()
+            ),
+        );
+    }
     let started = Program::start(command, "127.0.0.1", port, 64)
         .and_then(|mut p| p.wait_listening(port, opts.timeout).map(|()| p));
     match started {
         Ok(program) => {
             program.stop();
-            Probe::pass(name, "it listened again at once")
+            Probe::pass(
+                name,
+                format!(
+                    "with {} on port {port} in TIME_WAIT, it listened again at once",
+                    human::count(lingering as u64, "connection", "connections")
+                ),
+            )
         }
         Err(e) => Probe::fail(
             name,
@@ -174,7 +199,7 @@ fn socket_names(printed: &str, port: u16, clients: &[u16]) -> Probe {
                     .collect::<Vec<_>>()
                     .join(", "),
                 match printed.lines().find(|l| !l.trim().is_empty()) {
-                    Some(first) => super::client::shorten(first.trim()),
+                    Some(first) => super::shorten(first.trim()),
                     None => "nothing".to_string(),
                 }
             ),
@@ -191,11 +216,34 @@ struct Target<'a> {
     opts: &'a CheckOptions,
     /// Set when a connection was refused or not answered.
     unreachable: Cell<Option<Error>>,
+    /// Set once a probe has connected.
+    connected: Cell<bool>,
     /// The ports of the probes' own ends, which a server may print as its peers.
     client_ports: RefCell<Vec<u16>>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    fn new(host: &'a str, port: u16, opts: &'a CheckOptions) -> Self {
+        Target {
+            host,
+            port,
+            opts,
+            unreachable: Cell::new(None),
+            connected: Cell::new(false),
+            client_ports: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Fails when no probe could even connect: nothing listens there, and there is
+    /// nothing to grade. (Found by the probes themselves, not by a connection of
+    /// its own, which a fragile server might not survive.)
+    fn reached(&self) -> Result<()> {
+        match (self.connected.get(), self.unreachable.take()) {
+            (false, Some(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// A new connection whose every read and write gives up after the timeout.
     fn connect(&self) -> io::Result<TcpStream> {
         let stream = addr::connect(self.host, self.port).map_err(|e| {
@@ -210,6 +258,7 @@ impl Target<'_> {
         })?;
         stream.set_read_timeout(Some(self.opts.timeout))?;
         stream.set_write_timeout(Some(self.opts.timeout))?;
+        self.connected.set(true);
         if let Ok(local) = stream.local_addr() {
             self.client_ports.borrow_mut().push(local.port());
         }
@@ -234,7 +283,8 @@ impl Target<'_> {
         if half_close {
             let _ = stream.shutdown(Shutdown::Write);
         }
-        read_to_end(&mut stream)
+        let sent = pieces.iter().map(|p| p.len()).sum();
+        read_answer(&mut stream, sent, self.opts.timeout)
     }
 }
 
@@ -267,33 +317,21 @@ impl Exchange {
     }
 }
 
-fn read_to_end(stream: &mut TcpStream) -> Exchange {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Exchange { got, ended: None },
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Exchange {
-                    got,
-                    ended: Some("nothing more came before the timeout".into()),
-                };
-            }
-            Err(e) => {
-                return Exchange {
-                    got,
-                    ended: Some(format!("the connection failed: {}", plain_io(&e))),
-                };
-            }
-        }
-    }
+/// What came back, read until end of stream, the timeout in all, or a little more
+/// than any answer should be (`sent`, or the 16 octets of the simple exchange).
+fn read_answer(stream: &mut TcpStream, sent: usize, timeout: Duration) -> Exchange {
+    let cap = sent.max(16) + 1;
+    let (got, end) = read_bounded(stream, cap, timeout, &|| false);
+    let ended = match end {
+        ReadEnd::Eof => None,
+        ReadEnd::Full => Some(format!(
+            "it kept sending: tcplab stopped reading after {}",
+            human::count(got.len() as u64, "byte", "bytes")
+        )),
+        ReadEnd::Timeout => Some("nothing more came before the timeout".into()),
+        ReadEnd::Failed(why) => Some(format!("the connection failed: {why}")),
+    };
+    Exchange { got, ended }
 }
 
 const RECEIVE_ALL: &str = "TCP is a stream, not messages: the 16 octets may arrive in several pieces, and one recv(16) may return fewer";
@@ -491,17 +529,11 @@ fn one_at_a_time(target: &Target) -> Probe {
         return Probe::pass(name, "could not open the first connection; not measured");
     };
     thread::sleep(PAUSE);
-    let answer = Target {
-        host: target.host,
-        port: target.port,
-        opts: &CheckOptions {
-            timeout: Duration::from_secs(1),
-            ..target.opts.clone()
-        },
-        unreachable: Cell::new(None),
-        client_ports: RefCell::new(Vec::new()),
-    }
-    .exchange(&[MESSAGE], true);
+    let quick = CheckOptions {
+        timeout: Duration::from_secs(1),
+        ..target.opts.clone()
+    };
+    let answer = Target::new(target.host, target.port, &quick).exchange(&[MESSAGE], true);
     drop(silent);
     let seen = match answer.got == upper(MESSAGE) {
         true => "several at once: a second client was served while the first sent nothing",
@@ -586,7 +618,7 @@ fn lines(target: &Target) -> Vec<Probe> {
             match (answer.ended.as_deref(), answer.got.is_empty()) {
                 (None, true) => Probe::pass(
                     p.name,
-                    "taken; the server closed after the client's end of stream",
+                    "taken, and the connection closed after the client's end of stream (the lines it prints are graded when tcplab starts it: -- COMMAND)",
                 ),
                 _ => Probe::fail(p.name, answer.describe(), LINES_LESSON, LINES_FIX),
             }
@@ -640,7 +672,7 @@ fn judge_printed_lines(probes: &mut [Probe], printed: &str) {
                             true => "nothing".to_string(),
                             false => around
                                 .iter()
-                                .map(|l| super::client::shorten(l))
+                                .map(|l| super::shorten(l))
                                 .collect::<Vec<_>>()
                                 .join(" | "),
                         }

@@ -10,6 +10,9 @@ Servers (one client at a time on 127.0.0.1 until killed; they print
     graded.py simple PORT --bug nonames     prints neither its address nor its peers
     graded.py uppercase PORT [--bug ascii]  decodes each chunk as ASCII (the lab's own)
     graded.py lines PORT [--bug recv]       prints each recv() as if it were a line
+    graded.py simple PORT --bug flood       after its reply, keeps sending for ever
+    graded.py SERVICE PORT --bug v6only     listens on [::1] only, not 127.0.0.1
+    graded.py SERVICE PORT --bug noreuse    (any service) no SO_REUSEADDR
 
 Clients (of 127.0.0.1 PORT):
 
@@ -25,12 +28,13 @@ import threading
 
 
 def listen(port, bug):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    v6 = bug == "v6only"
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
     if bug != "noreuse":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind(("::1" if v6 else "127.0.0.1", port))
     sock.listen(16)
-    print("Listening at %s:%d" % sock.getsockname(), flush=True)
+    print("Listening at %s:%d" % sock.getsockname()[:2], flush=True)
     return sock
 
 
@@ -49,6 +53,8 @@ def simple(conn, bug):
     message = conn.recv(16) if bug == "recv16" else recvall(conn, 16)
     print("The client said", repr(message))
     conn.sendall(b"Goodbye for now!")
+    while bug == "flood":
+        conn.sendall(b"more" * 4096)
 
 
 def uppercase(conn, bug):
