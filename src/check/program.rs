@@ -51,6 +51,10 @@ impl Printed {
 pub struct Program {
     child: Child,
     printed: Arc<Mutex<Printed>>,
+    /// What it printed on standard error alone.
+    errors: Arc<Mutex<Printed>>,
+    /// The threads reading its standard output and error.
+    readers: Vec<thread::JoinHandle<()>>,
     shown: String,
 }
 
@@ -138,33 +142,40 @@ impl Program {
             });
         }
         let printed = Arc::new(Mutex::new(Printed::default()));
-        for mut out in [
+        let errors = Arc::new(Mutex::new(Printed::default()));
+        let mut readers = Vec::new();
+        for (mut out, also) in [
             child
                 .stdout
                 .take()
-                .map(|o| Box::new(o) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+                .map(|o| (Box::new(o) as Box<dyn Read + Send>, None)),
+            child.stderr.take().map(|e| {
+                (
+                    Box::new(e) as Box<dyn Read + Send>,
+                    Some(Arc::clone(&errors)),
+                )
+            }),
         ]
         .into_iter()
         .flatten()
         {
             let printed = Arc::clone(&printed);
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = out.read(&mut buf) {
-                    printed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(&buf[..n]);
+                    for sink in std::iter::once(&printed).chain(also.as_ref()) {
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(&buf[..n]);
+                    }
                 }
-            });
+            }));
         }
         Ok(Program {
             child,
             printed,
+            errors,
+            readers,
             shown,
         })
     }
@@ -250,14 +261,20 @@ impl Program {
 
     /// Interrupts it as Ctrl-C would, so that it can flush what it printed, waits
     /// `grace` for it to exit, then kills it and every process it started; returns
-    /// what it printed.
-    pub fn stop_gently(mut self, grace: Duration) -> String {
+    /// what it printed, and its last words: the last line of its standard error
+    /// (where a crash is told), else of all it printed.
+    pub fn stop_gently(mut self, grace: Duration) -> (String, Option<String>) {
         if let Ok(None) = self.child.try_wait() {
             let _ = crate::sys::interrupt_process_group(self.child.id());
             self.wait_exit(grace);
         }
         self.kill();
-        self.printed()
+        let printed = self.printed();
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
+        let last = super::last_line(&errors)
+            .or_else(|| super::last_line(&printed))
+            .map(super::shorten);
+        (printed, last)
     }
 
     fn kill(&mut self) {
@@ -266,8 +283,12 @@ impl Program {
         let _ = crate::sys::kill_process_group(pgid);
         let _ = self.child.wait();
         running().retain(|&p| p != pgid);
-        // The readers end with the pipes.
-        thread::sleep(Duration::from_millis(20));
+        // The readers end with the pipes: wait for them, but not for a process that
+        // left the group and still holds a pipe open.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 

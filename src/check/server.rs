@@ -65,7 +65,7 @@ pub fn check_command(
     // Stopped while a client is connected, so that the server's end closes first
     // and lingers in TIME_WAIT: what the restart must get past.
     let held = hold_open(service, &target);
-    let printed = program.stop_gently(Duration::from_secs(1));
+    let (printed, last_words) = program.stop_gently(Duration::from_secs(1));
     if let Some(mut held) = held {
         let _ = read_bounded(&mut held, 1 << 16, Duration::from_secs(1), &|| false);
     }
@@ -82,10 +82,7 @@ pub fn check_command(
         first.seen = format!(
             "{}; the server had exited ({status}){}",
             first.seen,
-            super::last_line(&printed).map_or(String::new(), |l| format!(
-                ", its last line: {}",
-                super::shorten(l)
-            ))
+            last_words.map_or(String::new(), |l| format!(", its last line: {l}"))
         );
     }
     match service {
