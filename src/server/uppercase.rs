@@ -18,9 +18,9 @@ use crate::stream::{Conn, Stream};
 pub const MAX_READ_SIZE: usize = 256 * 1024;
 
 /// The read size a connection starts with: thousands may be open at once, so each
-/// gets 32 KiB (10,000 connections: about 320 MiB) until its reads show it is a bulk
+/// gets 16 KiB (10,000 connections: about 160 MiB) until its reads show it is a bulk
 /// transfer.
-pub const FIRST_READ_SIZE: usize = 32 * 1024;
+pub const FIRST_READ_SIZE: usize = 16 * 1024;
 
 /// Memory all connections together may add to their buffers when their reads keep
 /// filling them (bulk transfers), up to [`MAX_READ_SIZE`] each.
