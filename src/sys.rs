@@ -201,6 +201,30 @@ pub fn set_defer_accept(listener: impl AsFd, seconds: i32) -> io::Result<()> {
     }
 }
 
+/// Sets IP_BIND_ADDRESS_NO_PORT on an unconnected IPv4 socket: a bind() to a source
+/// address with port 0 then reserves no port; connect() picks one that only needs to
+/// make the four-tuple unique, so one source address reaches each destination from
+/// the whole ephemeral range.
+pub fn set_bind_address_no_port(socket: impl AsFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads one c_int from the pointer and length we pass; the
+    // descriptor is borrowed, so it is open for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sends SIGKILL to every process of the group `pgid` (a child started as the
 /// leader of its own group). A group that has already gone is not an error.
 pub fn kill_process_group(pgid: u32) -> io::Result<()> {
