@@ -177,7 +177,7 @@ pub enum UppercaseRole {
     },
     /// Connect to HOST PORT, send BYTES of "hello foobar bye" (or a file), check the upper case comes back.
     #[command(
-        group(clap::ArgGroup::new("payload").required(true).multiple(true).args(["bytes", "input"])),
+        group(clap::ArgGroup::new("payload").required(true).multiple(true).args(["bytes", "input", "request"])),
         override_usage = "tcplab uppercase client [OPTIONS] HOST PORT <BYTES | --input FILE | BYTES --input FILE>"
     )]
     Client {
@@ -225,6 +225,33 @@ pub struct UppercaseClientOpts {
     pub stall_timeout: f64,
     #[command(flatten)]
     pub progress: ProgressOpts,
+    #[command(flatten)]
+    pub rr: RrOpts,
+}
+
+/// Request/response (TCP_RR) and interval options of the upper-case client.
+#[derive(Debug, Args)]
+pub struct RrOpts {
+    /// Request/response (netperf's TCP_RR): each connection sends SIZE bytes, waits
+    /// for them upper-cased, verifies them, and repeats on the same connection.
+    #[arg(long, value_name = "SIZE", value_parser = parse_request, conflicts_with_all = ["bytes", "input", "output", "plot", "strategy"])]
+    pub request: Option<u64>,
+    /// With --request: run this many seconds [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "request")]
+    pub duration: Option<f64>,
+    /// With --request: stop after K transactions in all (over every connection).
+    #[arg(long, value_name = "K", value_parser = parse_requests, requires = "request", conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// With --request: keep M requests outstanding per connection [default: 1].
+    #[arg(long, value_name = "M", value_parser = parse_in_flight, requires = "request")]
+    pub in_flight: Option<usize>,
+    /// With --request: send R requests per second per connection on a fixed
+    /// schedule; latency then counts from each request's scheduled time.
+    #[arg(long, value_name = "R", value_parser = parse_rate, requires = "request")]
+    pub rate: Option<f64>,
+    /// Report every SECONDS on standard output (with --json: one JSON line each).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub interval: Option<f64>,
 }
 
 /// Progress display options.
@@ -317,6 +344,44 @@ fn seconds(text: &str) -> Result<f64, String> {
         )),
         Err(_) => Err(format!(
             "'{text}' is not a number of seconds (e.g. 0.5, 30)"
+        )),
+    }
+}
+
+fn parse_request(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("a request must be at least 1 byte".to_string()),
+        n if n > tcplab::client::rr::MAX_REQUEST => {
+            Err(format!("'{text}' is too large a request: at most 64M"))
+        }
+        n => Ok(n),
+    }
+}
+
+fn parse_requests(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a count: give a whole number of at least 1"
+        )),
+    }
+}
+
+fn parse_in_flight(text: &str) -> Result<usize, String> {
+    match parse_count(text)? {
+        n if n > tcplab::client::rr::MAX_IN_FLIGHT => Err(format!(
+            "'{text}' is too many requests in flight: at most {}",
+            tcplab::client::rr::MAX_IN_FLIGHT
+        )),
+        n => Ok(n),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a rate: give requests per second, more than 0 and at most 10000000"
         )),
     }
 }

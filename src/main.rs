@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod measure;
 
 use std::process::ExitCode;
 
@@ -159,6 +160,9 @@ fn run(command: Command) -> tcplab::Result<()> {
             UppercaseRole::Server {
                 at, opts, verbose, ..
             } => serve(at, opts, Service::Uppercase, |o| o.verbose = verbose),
+            UppercaseRole::Client { at, opts } if opts.rr.request.is_some() => {
+                measure::rr_client(&at, &opts, interrupt_on_signals()?, &console)
+            }
             UppercaseRole::Client { at, opts } => match opts.connections {
                 Some(connections) => {
                     if opts.strategy.is_some_and(|s| s != Strategy::Async) {

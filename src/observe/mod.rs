@@ -3,4 +3,5 @@
 pub mod queues;
 pub mod reads;
 pub mod sockdiag;
+pub mod tcpinfo;
 pub mod watchdog;
