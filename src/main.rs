@@ -20,6 +20,7 @@ use tcplab::proto::simple::repr;
 use tcplab::proto::uppercase::round_up;
 use tcplab::report::console::Console;
 use tcplab::report::narrator::Narrator;
+use tcplab::report::progress::When;
 use tcplab::server::Service;
 use tcplab::{client, report, server};
 
@@ -267,13 +268,18 @@ fn uppercase_client(
     console: &Console,
 ) -> tcplab::Result<()> {
     let (as_json, plot) = (opts.json, opts.plot.clone());
+    let json_lines = as_json && opts.rr.interval.is_some();
+    let measuring = client::uppercase::Measuring {
+        interval: measure::interval_sink(opts.rr.interval, as_json, When::Never, console),
+    };
     let options = uppercase_options(opts)?;
     let narrator = match (as_json, &options.output) {
         (true, _) => Narrator::Quiet,
         (false, OutputTo::Stdout) => Narrator::Stderr,
         (false, _) => Narrator::Console(console.clone()),
     };
-    let mut outcome = client::uppercase::run(&at.host, at.port, &options, &narrator);
+    let mut outcome =
+        client::uppercase::run_measured(&at.host, at.port, &options, &narrator, &measuring);
     if let (Some(path), Some(timeline)) = (&plot, &outcome.timeline) {
         let title = format!(
             "tcplab uppercase client, {} strategy, {} bytes",
@@ -292,7 +298,9 @@ fn uppercase_client(
     for line in report::uppercase::summary(&outcome) {
         narrator.line(line);
     }
-    if as_json {
+    if json_lines {
+        console.say(report::json::line(&outcome.report));
+    } else if as_json {
         console.say(report::json::pretty(&outcome.report));
     }
     outcome.result

@@ -77,7 +77,7 @@ pub fn rr_client(
     };
     let report = rr::run(&at.host, at.port, rr_opts)?;
     if opts.json && o.interval.is_some() {
-        console.say(serde_json::to_string(&report).expect("the report serializes"));
+        console.say(report::json::line(&report));
     } else if opts.json {
         console.say(report::json::pretty(&report));
     } else {

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use super::stream::Window;
 use super::{Counters, Strategy};
 use crate::addr::Names;
+use crate::client::interval::Mark;
 use crate::observe::queues::Queues;
 use crate::observe::watchdog::{Diagnosis, Point, Situation, StallDetector, Timeline, diagnose};
-use crate::observe::{queues, sockdiag};
+use crate::observe::{queues, sockdiag, tcpinfo};
 use crate::report::progress::{Progress, When};
 use crate::server::Shutdown as Interrupt;
 
@@ -47,6 +48,34 @@ pub struct Watched {
     pub interrupted: bool,
 }
 
+/// Interval reports the watchdog gives while it samples (`--interval`).
+#[derive(Clone, Default)]
+pub struct Measuring {
+    /// How often, and where to.
+    pub interval: Option<(Duration, crate::client::interval::IntervalSink)>,
+}
+
+/// The interval reports under way: the counts and TCP_INFO when the last ended.
+struct Intervals {
+    every: Duration,
+    sink: crate::client::interval::IntervalSink,
+    last: Mark,
+    last_info: Option<crate::sys::TcpInfo>,
+}
+
+impl Intervals {
+    /// Reports the interval that ends at `now`.
+    fn report(&mut self, stream: &TcpStream, now: Mark) {
+        let mut interval = self.last.to(now, None);
+        if let Some((report, info)) = tcpinfo::read(stream, self.last_info.as_ref()) {
+            interval.tcp_info = Some(report);
+            self.last_info = Some(info);
+        }
+        (self.sink)(&interval);
+        self.last = now;
+    }
+}
+
 /// What the watchdog may have to stop, besides the socket.
 pub struct Stops<'a> {
     /// Triggered by SIGINT or SIGTERM: the user stops the run.
@@ -73,12 +102,19 @@ pub fn watch<T: Send>(
     counters: &Counters,
     opts: WatchOptions,
     stops: Stops<'_>,
+    measuring: &Measuring,
     work: impl FnOnce() -> T + Send,
 ) -> (T, Watched) {
     let (done, stop) = mpsc::channel::<()>();
+    let intervals = measuring.interval.clone().map(|(every, sink)| Intervals {
+        every,
+        sink,
+        last: Mark::default(),
+        last_info: None,
+    });
     thread::scope(|scope| {
-        let watchdog =
-            scope.spawn(move || sample_until(stop, stream, names, counters, opts, stops));
+        let watchdog = scope
+            .spawn(move || sample_until(stop, stream, names, counters, opts, stops, intervals));
         let result = work();
         drop(done);
         let watched = watchdog.join().unwrap_or_default();
@@ -93,6 +129,7 @@ fn sample_until(
     counters: &Counters,
     opts: WatchOptions,
     stops: Stops<'_>,
+    mut intervals: Option<Intervals>,
 ) -> Watched {
     let started = Instant::now();
     let progress = Progress::new(opts.total, opts.progress);
@@ -120,6 +157,19 @@ fn sample_until(
             send_queue: q.send_queue,
         });
         progress.update(sent, received);
+        if let Some(intervals) = &mut intervals {
+            let now = Mark {
+                at: at.as_secs_f64(),
+                sent,
+                received,
+                transactions: 0,
+            };
+            // Whole intervals as they pass; the last, partial one at the end.
+            let due = at.as_secs_f64() >= intervals.last.at + intervals.every.as_secs_f64();
+            if due || (finished && now.at > intervals.last.at) {
+                intervals.report(stream, now);
+            }
+        }
         if finished {
             break;
         }
