@@ -52,8 +52,12 @@ impl ServerProcess {
     /// far; `None` when the server is not a process on this machine that this user
     /// may look at.
     pub fn find(local: SocketAddr, peer: SocketAddr) -> Option<Self> {
+        // The server's end is in this machine's socket table, so the server is here.
         let inode = sockdiag::lookup_socket(peer, local).ok()??.inode;
-        let pid = owner_of_socket(inode)?;
+        // A connection the server has not accepted yet (TCP_DEFER_ACCEPT holds it
+        // until data comes) belongs to no process: then the listening socket does.
+        let pid =
+            owner_of_socket(inode).or_else(|| owner_of_socket(listener_inode(peer.port())?))?;
         (pid != std::process::id()).then_some(())?;
         Some(ServerProcess {
             pid,
@@ -152,6 +156,30 @@ fn owner_of_socket(inode: u32) -> Option<u32> {
     None
 }
 
+/// The inode of a socket listening on TCP `port` (any address), from the
+/// kernel's tables `/proc/net/tcp` and `/proc/net/tcp6`.
+fn listener_inode(port: u16) -> Option<u32> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines()
+                .skip(1)
+                .find_map(|line| listening_on(line, port))
+        })
+}
+
+/// The inode of one `/proc/net/tcp` line's socket when it listens on `port`.
+fn listening_on(line: &str, port: u16) -> Option<u32> {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+    let listening = *fields.get(3)? == "0A";
+    (listening && local_port == port)
+        .then(|| fields.get(9)?.parse().ok())
+        .flatten()
+}
+
 /// The process ids in `/proc`, at most [`MAX_PROCESSES`].
 fn pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
@@ -220,6 +248,15 @@ mod tests {
         assert_eq!(ppid, 7);
         assert_eq!(t, Duration::from_micros(100 * 1_000_000 / hz));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_listening_line_of_proc_net_tcp() {
+        let line = "   1: 0100007F:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(listening_on(line, 0x9c40), Some(123_456));
+        assert_eq!(listening_on(line, 80), None);
+        let established = line.replace(" 0A ", " 01 ");
+        assert_eq!(listening_on(&established, 0x9c40), None);
     }
 
     #[test]

@@ -161,6 +161,9 @@ fn run(command: Command) -> tcplab::Result<()> {
             UppercaseRole::Server {
                 at, opts, verbose, ..
             } => serve(at, opts, Service::Uppercase, |o| o.verbose = verbose),
+            UppercaseRole::Client { opts, .. } if measure::misplaced(&opts.rr).is_some() => {
+                Err(measure::misplaced(&opts.rr).expect("just seen"))
+            }
             UppercaseRole::Client { at, opts } if opts.rr.request.is_some() => {
                 measure::rr_client(&at, &opts, interrupt_on_signals()?, &console)
             }

@@ -12,7 +12,7 @@ use tcplab::report::console::Console;
 use tcplab::report::progress::When;
 use tcplab::{report, server};
 
-use crate::cli::{Endpoint, UppercaseClientOpts};
+use crate::cli::{Endpoint, RrOpts, UppercaseClientOpts};
 
 /// A run's length when neither --duration nor --requests is given (netperf's).
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -50,6 +50,22 @@ pub fn interval_sink(
             })
         }
     }
+}
+
+/// The request/response options given without `--request`, as a usage error.
+pub fn misplaced(o: &RrOpts) -> Option<tcplab::Error> {
+    let given = [
+        ("--duration", o.duration.is_some()),
+        ("--requests", o.requests.is_some()),
+        ("--in-flight", o.in_flight.is_some()),
+        ("--rate", o.rate.is_some()),
+    ];
+    let (name, _) = given
+        .iter()
+        .find(|(_, given)| *given && o.request.is_none())?;
+    Some(tcplab::Error::Usage(format!(
+        "{name} needs --request SIZE (request/response mode)"
+    )))
 }
 
 /// `uppercase client --request SIZE`: runs the transactions and shows the report

@@ -89,6 +89,11 @@ fn every_byte_arrives_in_order_with_5_percent_of_packets_dropped_each_way() {
         .as_u64()
         .expect("retransmits in the report");
     assert!(retransmits > 0, "5% loss and no retransmission? {report}");
+    // TCP_INFO's figures agree, and are plausible on a lossy path.
+    let info = &report["tcp_info"];
+    assert!(info["retransmits"].as_u64().unwrap() > 0, "{info}");
+    assert!(info["srtt_us"].as_u64().unwrap() > 0, "{info}");
+    assert!(info["cwnd"].as_u64().unwrap() > 0, "{info}");
 }
 
 #[test]

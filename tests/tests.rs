@@ -17,6 +17,7 @@ mod load;
 mod network;
 mod props;
 mod python_peer;
+mod rr;
 mod servers;
 mod simple;
 mod uppercase;

@@ -29,6 +29,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::addr::{self, CONNECT_TIMEOUT};
 use crate::client::uppercase::r#async::drive;
 use crate::client::uppercase::{Counters, Inbound, Outbound};
+use crate::cpu::CpuMeter;
 use crate::error::{Error, IoContext, Result};
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
@@ -140,6 +141,11 @@ pub struct LoadReport {
     /// a time), `Some(false)` when it answered another meanwhile, `None` when not
     /// measured (one connection, or no other connection sent anything).
     pub one_at_a_time: Option<bool>,
+    /// This process's CPU time per exchange, in microseconds (null without one).
+    pub client_cpu_us_per_transaction: Option<f64>,
+    /// The server's CPU time per exchange, when the server is a process on this
+    /// machine (found from the socket table); else null.
+    pub server_cpu_us_per_transaction: Option<f64>,
     /// The first few distinct errors.
     pub errors: Vec<String>,
     /// 0 when every connection succeeded and verified, else 1.
@@ -172,6 +178,10 @@ struct Shared {
     held: Mutex<Duration>,
     /// Connections done, of the N asked for.
     progress: crate::report::progress::Counter,
+    /// CPU time since the run started, this process's and the server's.
+    cpu: Mutex<CpuMeter>,
+    /// Set once the first connection has looked for the server's process.
+    server_looked_for: AtomicBool,
 }
 
 impl Shared {
@@ -247,6 +257,12 @@ impl Shared {
         };
         Self::record(&self.connect_latency, started.elapsed());
         self.made.fetch_add(1, Ordering::Relaxed);
+        if !self.server_looked_for.swap(true, Ordering::Relaxed)
+            && let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
+        {
+            let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+            cpu.find_server(local, peer);
+        }
         Ok(stream)
     }
 
@@ -430,6 +446,8 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
         one_at_a_time: AtomicU8::new(0),
         held: Mutex::new(Duration::ZERO),
         progress: crate::report::progress::Counter::new(n as u64, "connections", opts.progress),
+        cpu: Mutex::new(CpuMeter::start()),
+        server_looked_for: AtomicBool::new(false),
     });
     let started_at = Instant::now();
     let (open, start) = watch::channel(None);
@@ -586,6 +604,11 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
     let exchanges = shared.exchanges.load(Ordering::Relaxed);
     let received = shared.counters.received();
     let verified = failed == 0 && shared.all_verified.load(Ordering::Relaxed);
+    let cost = shared
+        .cpu
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .per_transaction(exchanges);
     let lock =
         |m: &Mutex<Histogram<u64>>| Percentiles::of(&m.lock().unwrap_or_else(|p| p.into_inner()));
     LoadReport {
@@ -610,6 +633,8 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             1 => Some(true),
             _ => Some(false),
         },
+        client_cpu_us_per_transaction: cost.client_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server_us_per_transaction,
         errors: shared
             .errors
             .lock()
