@@ -154,6 +154,10 @@ pub enum SimpleRole {
         /// With --connections: print one JSON report instead of the summary line.
         #[arg(long, requires = "connections")]
         json: bool,
+        /// With --connections: report every SECONDS on standard output (with
+        /// --json: one JSON line each).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+        interval: Option<f64>,
         #[command(flatten)]
         progress: ProgressOpts,
     },

@@ -143,6 +143,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 connections: Some(connections),
                 duration,
                 json,
+                interval,
                 progress,
             } => {
                 let job = Job::Simple {
@@ -154,7 +155,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                     progress: progress.when(),
                     interrupt: interrupt_on_signals()?,
                 };
-                load_client(&at, opts, json, &console)
+                load_client(&at, opts, json, interval, &console)
             }
         },
         Command::Uppercase { role } => match role {
@@ -182,7 +183,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                         progress: opts.progress.when(),
                         interrupt: interrupt_on_signals()?,
                     };
-                    load_client(&at, load, opts.json, &console)
+                    load_client(&at, load, opts.json, opts.rr.interval, &console)
                 }
                 None => uppercase_client(&at, opts, &console),
             },
@@ -315,10 +316,14 @@ fn load_client(
     at: &Endpoint,
     opts: LoadOptions,
     as_json: bool,
+    interval: Option<f64>,
     console: &Console,
 ) -> tcplab::Result<()> {
-    let load = client::load::run(&at.host, at.port, opts)?;
-    if as_json {
+    let sink = measure::interval_sink(interval, as_json, When::Never, console);
+    let load = client::load::run_measured(&at.host, at.port, opts, sink)?;
+    if as_json && interval.is_some() {
+        console.say(report::json::line(&load));
+    } else if as_json {
         console.say(report::json::pretty(&load));
     } else {
         for line in report::load::summary(&load) {

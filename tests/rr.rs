@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -252,5 +252,40 @@ fn load_runs_report_cpu_per_transaction() {
     let r = json(&out);
     assert!(r["client_cpu_us_per_transaction"].is_number(), "{r}");
     assert!(r["server_cpu_us_per_transaction"].is_number(), "{r}");
-    let _ = Duration::ZERO;
+}
+
+#[test]
+fn a_load_run_with_intervals_prints_json_lines_then_the_report() {
+    let server = Server::of("simple", &["--quiet"]);
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "--connections",
+        "2",
+        "--duration",
+        "0.5",
+        "--interval",
+        "0.1",
+        "--json",
+        "--no-progress",
+    ]);
+    out.assert_ok();
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{out}")))
+        .collect();
+    let (last, intervals) = lines.split_last().unwrap();
+    assert!(!intervals.is_empty(), "{out}");
+    let total: u64 = intervals
+        .iter()
+        .map(|i| {
+            assert_eq!(i["event"], "interval", "{i}");
+            i["transactions"].as_u64().unwrap()
+        })
+        .sum();
+    // Every exchange falls in exactly one interval.
+    assert_eq!(Some(total), last["exchanges"].as_u64(), "{out}");
 }
