@@ -2,11 +2,14 @@
 //! used over a run, and — when the server is a process on this machine — the CPU
 //! time the server used, found from the kernel's socket table and `/proc`.
 //!
-//! The server is the process holding the server end of one of the run's
-//! connections (its inode, from socket diagnostics, is a `socket:[INODE]` link in
-//! that process's `/proc/PID/fd`). Its CPU time is the sum over it and its live
-//! descendants of user + system time, their reaped children included, so a server
-//! that forks per connection (socat's `fork`, a pipeline to `tr`) is counted whole.
+//! The server is local when the server end of one of the run's connections is in
+//! this machine's socket table (socket diagnostics); the server process is then
+//! the one holding the socket listening on its port (its inode, from
+//! `/proc/net/tcp`, is a `socket:[INODE]` link in that process's `/proc/PID/fd`),
+//! or else the one holding the connection's server end. Its CPU time is the sum
+//! over it and its live descendants of user + system time, their reaped children
+//! included, so a server that forks per connection (socat's `fork`, a pipeline to
+//! `tr`) is counted whole.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -54,10 +57,13 @@ impl ServerProcess {
     pub fn find(local: SocketAddr, peer: SocketAddr) -> Option<Self> {
         // The server's end is in this machine's socket table, so the server is here.
         let inode = sockdiag::lookup_socket(peer, local).ok()??.inode;
-        // A connection the server has not accepted yet (TCP_DEFER_ACCEPT holds it
-        // until data comes) belongs to no process: then the listening socket does.
-        let pid =
-            owner_of_socket(inode).or_else(|| owner_of_socket(listener_inode(peer.port())?))?;
+        // The process holding the listening socket lives as long as the server; a
+        // connection's may be a child that exits with it (socat's fork), or none
+        // yet (TCP_DEFER_ACCEPT holds a connection until data comes). Without a
+        // listener on the port (a socket handed over), the connection's owner.
+        let pid = listener_inode(peer.port())
+            .and_then(owner_of_socket)
+            .or_else(|| owner_of_socket(inode))?;
         (pid != std::process::id()).then_some(())?;
         Some(ServerProcess {
             pid,
