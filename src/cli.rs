@@ -203,7 +203,8 @@ pub struct UppercaseClientOpts {
     /// lab's client and deadlocks at large sizes.
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
-    /// Open N connections at once, each doing the round trip (a load generator).
+    /// Open N connections at once, each doing the round trip (a load generator); with
+    /// --request, N connections each running transactions.
     #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"])]
     pub connections: Option<usize>,
     /// Bytes per message (16 reproduces the lab's 16-byte sendall per message; small

@@ -21,7 +21,7 @@ const TERMINAL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where intervals go: with `--interval`, standard output (a JSON line each with
 /// `--json`); without it, a line a second on standard error when progress is shown
-/// there (a terminal, or `--progress`); else nowhere.
+/// there (a terminal, or `--progress`) and the report is not JSON; else nowhere.
 pub fn interval_sink(
     interval: Option<f64>,
     json: bool,
@@ -40,6 +40,7 @@ pub fn interval_sink(
         }
         None => {
             let shown = match progress {
+                _ if json => false,
                 When::Always => true,
                 When::Never => false,
                 When::Auto => std::io::stderr().is_terminal(),

@@ -75,6 +75,67 @@ fn rr_with_many_in_flight_verifies_every_reply_in_order() {
 }
 
 #[test]
+fn rr_against_the_lab_python_server_and_socat_with_tr() {
+    // The lab's server: one connection at a time, recv(1024), upper, sendall.
+    let mut cmd = crate::util::python_peer();
+    cmd.args(["uppercase", "server", "127.0.0.1", "0"]);
+    let lab = Server::start(cmd);
+    let out = rr(
+        lab.port(),
+        &["--request", "300", "--requests", "200", "--json"],
+    );
+    out.assert_ok();
+    let r = json(&out);
+    assert_eq!(
+        (r["transactions"].as_u64(), r["verified"].as_bool()),
+        (Some(200), Some(true)),
+        "{r}"
+    );
+    // socat, when it is installed: a socat and a tr per connection.
+    if Command::new("socat").arg("-V").output().is_err() {
+        eprintln!("skipped: socat is not installed");
+        return;
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut socat = Command::new("socat")
+        .args([
+            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+            "SYSTEM:stdbuf -o0 tr a-z A-Z",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded wait until it listens.
+    let deadline = Instant::now() + TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "socat never listened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = rr(
+        port,
+        &[
+            "--request",
+            "64",
+            "--connections",
+            "2",
+            "--requests",
+            "200",
+            "--json",
+        ],
+    );
+    let _ = socat.kill();
+    let _ = socat.wait();
+    out.assert_ok();
+    let r = json(&out);
+    assert_eq!(r["transactions"], 200, "{r}");
+    // socat is a process on this machine: its CPU (and its children's) is measured.
+    assert!(r["server_cpu_us_per_transaction"].is_number(), "{r}");
+}
+
+#[test]
 fn rr_fails_loudly_on_a_wrong_byte() {
     // Every 1000th byte comes back with a bit flipped.
     let server = fixture(&["corrupt"]);

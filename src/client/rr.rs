@@ -319,8 +319,14 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
     for (i, stream) in streams {
         let (shared, counts) = (Arc::clone(&shared), Arc::clone(&per_connection));
         running.spawn(async move {
-            if let Err(e) = connection(&shared, stream, started, &counts[i]).await {
-                shared.fail(&e);
+            match connection(&shared, stream, started, &counts[i]).await {
+                // Kept open until the CPU is read: a server may fork a process per
+                // connection that exits with it, taking its CPU time along.
+                Ok(done) => Some(done),
+                Err(e) => {
+                    shared.fail(&e);
+                    None
+                }
             }
         });
     }
@@ -335,9 +341,14 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
         })
     });
     let mut interrupted = false;
+    let mut finished = Vec::with_capacity(n);
     loop {
         tokio::select! {
-            joined = running.join_next() => if joined.is_none() { break },
+            joined = running.join_next() => match joined {
+                Some(Ok(Some(done))) => finished.push(done),
+                Some(_) => {}
+                None => break,
+            },
             () = interrupt.wait(), if !interrupted => {
                 interrupted = true;
                 shared.stop.store(true, Ordering::Relaxed);
@@ -347,6 +358,10 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
     let elapsed = started.elapsed();
     let transactions = shared.transactions.load(Ordering::Relaxed);
     let cost = cpu.per_transaction(transactions);
+    // Half-close: the server sees end of stream and closes its end.
+    for mut done in finished {
+        let _ = done.shutdown().await;
+    }
     if let Some(ticker) = ticker {
         ticker.abort();
         let _ = ticker.await;
@@ -410,12 +425,13 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
 }
 
 /// One connection's transactions, until the run stops; counts them in `done`.
+/// Returns the connection, still open.
 async fn connection(
     shared: &Shared,
     stream: TcpStream,
     started: Instant,
     done: &AtomicU64,
-) -> Result<()> {
+) -> Result<TcpStream> {
     let opts = &shared.opts;
     let peer = &shared.peer;
     let (mut rd, mut wr) = stream.into_split();
@@ -480,19 +496,19 @@ async fn connection(
             let mut got = 0u64;
             while got < opts.request {
                 let want = (opts.request - got).min(buf.len() as u64) as usize;
-                let read = match tokio::time::timeout(REPLY_TIMEOUT, rd.read(&mut buf[..want]))
-                    .await
-                {
-                    Ok(read) => read.ctx(|| format!("could not receive from {peer}"))?,
-                    Err(_) => {
-                        return Err(Error::Verification(format!(
-                            "no reply from {peer} for {} s: transaction {} had {got} of its {} bytes back",
-                            REPLY_TIMEOUT.as_secs(),
-                            n + 1,
-                            opts.request
-                        )));
-                    }
-                };
+                let read =
+                    match tokio::time::timeout(REPLY_TIMEOUT, rd.read(&mut buf[..want])).await {
+                        Ok(read) => read.ctx(|| format!("could not receive from {peer}"))?,
+                        Err(_) => {
+                            return Err(Error::NoReply {
+                                peer: peer.clone(),
+                                secs: REPLY_TIMEOUT.as_secs(),
+                                transaction: n + 1,
+                                got,
+                                expected: opts.request,
+                            });
+                        }
+                    };
                 if read == 0 {
                     return Err(Error::ShortRead {
                         expected: opts.request as usize,
@@ -522,9 +538,7 @@ async fn connection(
         Ok::<(), Error>(())
     };
     tokio::try_join!(writer, reader)?;
-    // Half-close: the server sees end of stream and closes its end.
-    let _ = wr.shutdown().await;
-    Ok(())
+    Ok(wr.reunite(rd).expect("the halves of one stream"))
 }
 
 /// A byte as a reader wants to see it: `'A'` or `0x9c`.
