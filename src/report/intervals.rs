@@ -28,7 +28,7 @@ pub fn latency(l: Option<Latency>) -> String {
 /// One interval on one line.
 pub fn line(i: &Interval) -> String {
     let mut line = format!(
-        "[{:6.1}-{:6.1} s] sent {}, received {} ({}/s)",
+        "[{:6.2}-{:6.2} s] sent {}, received {} ({}/s)",
         i.start,
         i.end,
         human::bytes(i.bytes_sent),
