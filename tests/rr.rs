@@ -262,6 +262,49 @@ fn interval_json_lines_stream_while_the_run_goes() {
 }
 
 #[test]
+fn an_interrupted_rr_run_still_reports_how_far_it_got() {
+    let server = Server::of("uppercase", &["--quiet"]);
+    let mut child = tcplab()
+        .args([
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &server.port_arg(),
+            "--request",
+            "64",
+            "--duration",
+            "60",
+            "--interval",
+            "0.1",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The run is going once its first interval is out: then SIGINT.
+    let first = lines.next().expect("a first line").unwrap();
+    assert!(first.contains("\"event\":\"interval\""), "{first}");
+    // SAFETY: kill(2) with the pid of a child we started and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let last = lines.last().expect("a final line").unwrap();
+    let status = child.wait().unwrap();
+    let last: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert_eq!(status.code(), Some(1), "{last}");
+    assert_eq!(last["mode"], "rr", "{last}");
+    assert_eq!(last["verified"], false, "{last}");
+    assert!(last["transactions"].as_u64().unwrap() > 0, "{last}");
+    assert!(
+        last["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{last}"
+    );
+}
+
+#[test]
 fn the_throughput_report_has_plausible_tcp_info_and_interval_lines() {
     let server = Server::of("uppercase", &["--quiet"]);
     let out = rr(server.port(), &["8M", "--json", "--interval", "0.05"]);

@@ -549,3 +549,26 @@ fn show_byte(b: u8) -> String {
         format!("0x{b:02x}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_request_is_the_alphabet_rotated_by_its_number() {
+        let request = |n| (0..4).map(|i| request_byte(n, i)).collect::<Vec<u8>>();
+        assert_eq!(request(0), b"abcd");
+        assert_eq!(request(1), b"bcde");
+        assert_eq!(request(25), b"zabc");
+        // Two requests in a row never look alike, so a swapped reply is caught.
+        assert_ne!(request(7), request(8));
+    }
+
+    #[test]
+    fn bytes_are_shown_as_characters_or_hex() {
+        assert_eq!(show_byte(b'A'), "'A'");
+        assert_eq!(show_byte(b' '), "' '");
+        assert_eq!(show_byte(0x9c), "0x9c");
+        assert_eq!(show_byte(b'\n'), "0x0a");
+    }
+}
