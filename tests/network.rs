@@ -139,3 +139,40 @@ fn a_bandwidth_limit_slows_the_transfer_but_every_byte_arrives() {
         "4 MiB at 40 Mbit/s took only {seconds} s: no limit?"
     );
 }
+
+#[test]
+fn rr_across_the_link_verifies_and_has_no_server_cpu_for_a_server_on_another_host() {
+    let Some(hosts) = Hosts::create() else { return };
+    let server = Hosts::server(&hosts.a, &["uppercase", "server", A_ADDR, "0", "--quiet"]);
+    let out = Hosts::tcplab(
+        &hosts.b,
+        &[
+            "uppercase",
+            "client",
+            A_ADDR,
+            &server.port_arg(),
+            "--request",
+            "512",
+            "--connections",
+            "2",
+            "--in-flight",
+            "4",
+            "--requests",
+            "400",
+            "--json",
+        ],
+    );
+    out.assert_ok();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["transactions"], 400, "{report}");
+    assert_eq!(report["verified"], true, "{report}");
+    // The server is on host A: not in host B's socket table, so not measured.
+    assert!(
+        report["server_cpu_us_per_transaction"].is_null(),
+        "{report}"
+    );
+    assert!(
+        report["client_cpu_us_per_transaction"].is_number(),
+        "{report}"
+    );
+}
