@@ -68,9 +68,9 @@ impl Progress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let template = match total {
             Some(_) => {
-                "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13}"
+                "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13} {msg}"
             }
-            None => "{prefix:>9} {binary_bytes:>11} {binary_bytes_per_sec:>13}",
+            None => "{prefix:>9} {binary_bytes:>11} {binary_bytes_per_sec:>13} {msg}",
         };
         let style = ProgressStyle::with_template(template)
             .expect("the template is valid")
@@ -120,6 +120,18 @@ impl Progress {
                 }
             }
             Progress::Hidden => {}
+        }
+    }
+
+    /// Whether anything is drawn on a terminal (bars that can carry a note).
+    pub fn is_bars(&self) -> bool {
+        matches!(self, Progress::Bars { .. })
+    }
+
+    /// Shows `text` after the bars (the connection's latest TCP_INFO figures).
+    pub fn note(&self, text: String) {
+        if let Progress::Bars { sent, .. } = self {
+            sent.set_message(text);
         }
     }
 

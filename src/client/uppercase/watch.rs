@@ -22,6 +22,8 @@ use crate::server::Shutdown as Interrupt;
 
 /// How often the watchdog samples.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often the progress bars' TCP_INFO figures change (without `--interval`).
+const NOTE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the watchdog needs to know about the transfer.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +142,7 @@ fn sample_until(
         interrupted: false,
     };
     watched.timeline.push(Point::default());
+    let mut next_note = Duration::ZERO;
     loop {
         let finished = !matches!(
             stop.recv_timeout(SAMPLE_EVERY),
@@ -157,6 +160,18 @@ fn sample_until(
             send_queue: q.send_queue,
         });
         progress.update(sent, received);
+        // Without --interval, the bars carry the connection's figures, once a second.
+        if intervals.is_none() && progress.is_bars() && at >= next_note {
+            next_note = at + NOTE_EVERY;
+            if let Some((info, _)) = tcpinfo::read(stream, None) {
+                progress.note(format!(
+                    "rtt {:.3} ms, cwnd {}, {} retransmitted",
+                    f64::from(info.srtt_us) / 1000.0,
+                    info.cwnd,
+                    info.retransmits
+                ));
+            }
+        }
         if let Some(intervals) = &mut intervals {
             let now = Mark {
                 at: at.as_secs_f64(),
