@@ -498,6 +498,21 @@ async fn load(
         last: Mutex::new(Mark::default()),
     });
     let started_at = Instant::now();
+    // Without --interval, a bar on a terminal shows the last second's figures.
+    let interval = interval.or_else(|| {
+        shared.progress.is_shown().then(|| {
+            let noted = Arc::clone(&shared);
+            let sink: IntervalSink = Arc::new(move |i| {
+                noted.progress.note(format!(
+                    "({:.0} exchanges/s, p99 {})",
+                    i.transactions_per_sec,
+                    i.latency_us
+                        .map_or("n/a".into(), |l| format!("{:.3} ms", l.p99 as f64 / 1000.0))
+                ));
+            });
+            (Duration::from_secs(1), sink)
+        })
+    });
     let ticker = interval.clone().map(|(every, sink)| {
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {

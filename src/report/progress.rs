@@ -162,7 +162,7 @@ impl Counter {
                 ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
             bar.set_style(
                 ProgressStyle::with_template(&format!(
-                    "{{bar:40}} {{pos}}/{{len}} {what} done, {{elapsed}}"
+                    "{{bar:40}} {{pos}}/{{len}} {what} done, {{elapsed}} {{msg}}"
                 ))
                 .expect("the template is valid")
                 .progress_chars("=> "),
@@ -170,6 +170,18 @@ impl Counter {
             bar
         });
         Counter { bar }
+    }
+
+    /// Whether the bar is shown.
+    pub fn is_shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// Shows `text` after the bar (the last interval's figures).
+    pub fn note(&self, text: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text);
+        }
     }
 
     /// One more finished.
