@@ -72,9 +72,35 @@ fn lookup_reason(e: &io::Error) -> String {
     format!("could not resolve it ({text})")
 }
 
+/// How a listening socket is bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Bind {
+    /// `SO_REUSEADDR`, as the lab sets it (the default).
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT`: several sockets (in several processes) listen on one port,
+    /// and the kernel spreads new connections among them.
+    pub reuse_port: bool,
+}
+
+impl Default for Bind {
+    fn default() -> Self {
+        Bind {
+            reuse_address: true,
+            reuse_port: false,
+        }
+    }
+}
+
 /// Binds a listening socket at HOST:PORT with `SO_REUSEADDR`. A blank HOST listens
 /// on every interface, IPv6 and IPv4 alike where the machine has IPv6.
 pub fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    bind_with(host, port, Bind::default())
+}
+
+/// [`bind`], with the options of `how`: without `SO_REUSEADDR`, a connection this
+/// port served that lingers in TIME_WAIT keeps the port taken (`--no-reuseaddr`, to
+/// see the lesson).
+pub fn bind_with(host: &str, port: u16, how: Bind) -> Result<TcpListener> {
     let candidates = if is_every_interface(host) {
         vec![
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port),
@@ -85,20 +111,23 @@ pub fn bind(host: &str, port: u16) -> Result<TcpListener> {
     };
     let mut last = None;
     for addr in &candidates {
-        match bind_one(*addr) {
+        match bind_one(*addr, how) {
             Ok(listener) => return Ok(listener),
             // A machine without IPv6 cannot take [::]; fall through to 0.0.0.0.
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => last = Some((*addr, e)),
-            Err(e) => return Err(bind_error(*addr, e)),
+            Err(e) => return Err(bind_error(*addr, e, how.reuse_address)),
         }
     }
     let (addr, e) = last.expect("bind has at least one candidate");
-    Err(bind_error(addr, e))
+    Err(bind_error(addr, e, how.reuse_address))
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, how: Bind) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
+    socket.set_reuse_address(how.reuse_address)?;
+    if how.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         // Dual stack: "every interface" includes IPv4 clients too.
         socket.set_only_v6(false)?;
@@ -108,9 +137,10 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn bind_error(addr: SocketAddr, e: io::Error) -> Error {
+fn bind_error(addr: SocketAddr, e: io::Error, reuse_address: bool) -> Error {
     let addr = show(addr);
     match e.kind() {
+        io::ErrorKind::AddrInUse if !reuse_address => Error::AddrInUseWithoutReuse { addr },
         io::ErrorKind::AddrInUse => Error::AddrInUse { addr },
         io::ErrorKind::AddrNotAvailable => Error::AddrNotAvailable { addr },
         _ => Error::io(format!("could not listen at {addr}"), e),

@@ -46,15 +46,18 @@ pub enum Command {
         #[command(subcommand)]
         role: LinesRole,
     },
-    /// Runs the lab end to end on the loopback interface and narrates each step.
-    Demo,
-    /// Grades an implementation of the lab: probes a running server and says, for
-    /// each probe, what it saw, the lesson it breaks and the fix.
+    /// Runs the lab end to end on the loopback interface and narrates each step; with
+    /// CHAPTER, only that one (--list names them).
+    Demo(DemoArgs),
+    /// Grades an implementation of the lab: probes a server (running at HOST PORT, or
+    /// started from a COMMAND) or a client (started from a COMMAND) and says, for
+    /// each probe, what it saw, the lesson it breaks and the fix. Exit status 0 when
+    /// every probe passes, 1 when any fails.
     Check {
         /// The program to check.
         #[arg(value_enum)]
         service: CheckService,
-        /// Its role (servers only, for now).
+        /// Its role.
         #[arg(value_enum)]
         role: CheckRole,
         /// The address of a server that is already running.
@@ -63,18 +66,21 @@ pub enum Command {
         /// Its port.
         #[arg(value_name = "PORT", value_parser = parse_port)]
         port: Option<u16>,
-        /// Or, after --, the command that starts the server: {host}, {port} and
+        /// Or, after --, the command that starts the program: {host}, {port} and
         /// {bytes} in it are replaced by the address tcplab chose (a free loopback
-        /// port), e.g. -- python3 tcp_simple.py server {host} {port}.
+        /// port) and each probe's size, e.g. -- python3 tcp_simple.py server {host}
+        /// {port}, or -- python3 tcp_uppercase.py client {host} {port} {bytes}.
         #[arg(last = true, value_name = "COMMAND")]
         command: Vec<String>,
         /// Print the results in Gradescope's autograder format.
         #[arg(long)]
         json: bool,
-        /// Longest wait of any one probe.
+        /// Longest wait of any one probe (a client frozen this long is diagnosed and
+        /// killed).
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "10")]
         timeout: f64,
-        /// The largest round trip a probe makes.
+        /// The largest round trip a probe makes (an upper-case client is run with
+        /// sizes rising from 64 bytes to this).
         #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
         max_bytes: u64,
     },
@@ -91,6 +97,21 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
+}
+
+/// `tcplab demo`'s arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run only this chapter (see --list).
+    #[arg(value_name = "CHAPTER", value_parser = clap::builder::PossibleValuesParser::new(crate::demo::names()))]
+    pub chapter: Option<String>,
+    /// List the chapters, one line each, and exit.
+    #[arg(long, conflicts_with = "chapter")]
+    pub list: bool,
+    /// Also write the deadlock chapter's figures to DIR: deadlock.svg (the naive
+    /// client's four full queues) and healthy.svg (the same gigabyte, async).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
 }
 
 /// Where a server listens or a client connects.
@@ -128,6 +149,14 @@ pub struct ServerOpts {
     /// Print only the listening line, errors and the shutdown summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Share the port with other servers started with --reuse-port (SO_REUSEPORT):
+    /// the kernel spreads new connections among them, each its own process.
+    #[arg(long)]
+    pub reuse_port: bool,
+    /// Bind without SO_REUSEADDR, unlike the lab: a restart then fails with "address
+    /// already in use" while a connection this port served lingers in TIME_WAIT.
+    #[arg(long)]
+    pub no_reuseaddr: bool,
 }
 
 /// The simple service's roles.
@@ -222,9 +251,16 @@ pub struct UppercaseClientOpts {
     /// Print one JSON report on standard output instead of the human-readable lines.
     #[arg(long)]
     pub json: bool,
-    /// Draw bytes sent and received and the socket queues over time to FILE.svg.
+    /// Draw bytes sent and received over time to FILE.svg, and the connection's four
+    /// queues (this client's two, the server end's two when it is on this machine)
+    /// against their buffer sizes, a stall marked.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Leave the sending side open after the last byte instead of shutting it down
+    /// (shutdown(SHUT_WR)): the server never reads end of stream, both wait, and the
+    /// watchdog names the stall.
+    #[arg(long, conflicts_with = "connections")]
+    pub no_half_close: bool,
     /// Stop and explain when nothing has moved for this many seconds.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = DEFAULT_STALL_TIMEOUT.as_secs_f64())]
     pub stall_timeout: f64,
@@ -413,6 +449,8 @@ pub enum CheckService {
 /// The role of the program `tcplab check` grades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CheckRole {
-    /// A server that is already running at HOST PORT.
+    /// A server: running at HOST PORT, or started from the COMMAND after --.
     Server,
+    /// A client started from the COMMAND after --, against tcplab's own server.
+    Client,
 }

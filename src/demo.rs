@@ -8,37 +8,154 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use tcplab::report::console::{Console, say};
 
+mod chapters;
+
 /// The demo's address: loopback, so nothing leaves this machine.
 const HOST: &str = "127.0.0.1";
 
-/// Runs the tour and fails if any step's program fails.
-pub fn run() -> Result<()> {
+/// One lesson of the handout, run and narrated on its own.
+pub struct Chapter {
+    /// Its name on the command line (`tcplab demo NAME`).
+    pub name: &'static str,
+    /// Its heading.
+    pub title: &'static str,
+    /// What it shows, in one line (`tcplab demo --list`).
+    pub summary: &'static str,
+    run: fn(&Tour) -> Result<()>,
+}
+
+/// The chapters, in the order the tour runs them.
+pub const CHAPTERS: &[Chapter] = &[
+    Chapter {
+        name: "simple",
+        title: "The simple exchange (tcp_simple.py)",
+        summary: "16 octets each way; the listening socket, the connection socket, the client's ephemeral port, receive-all",
+        run: Tour::simple,
+    },
+    Chapter {
+        name: "refused",
+        title: "Connection refused",
+        summary: "a client with no server: connect() fails at once, because the kernel answers the SYN with a RST",
+        run: Tour::refused,
+    },
+    Chapter {
+        name: "interfaces",
+        title: "One interface, or all of them",
+        summary: "a server bound to 127.0.0.2 is refused on 127.0.0.1; bound to \"\" it takes both",
+        run: Tour::interfaces,
+    },
+    Chapter {
+        name: "reuseaddr",
+        title: "SO_REUSEADDR and TIME_WAIT",
+        summary: "a restart without SO_REUSEADDR fails (\"already in use\") while the TIME_WAIT socket holds the port; with it, it succeeds",
+        run: Tour::reuseaddr,
+    },
+    Chapter {
+        name: "uppercase",
+        title: "The upper-case round trip (tcp_uppercase.py)",
+        summary: "1 MiB each way, checked; the server's reads come in other sizes than the client's writes",
+        run: Tour::uppercase,
+    },
+    Chapter {
+        name: "half-close",
+        title: "Half-close: shutdown(SHUT_WR)",
+        summary: "the server reads end of stream and still answers; without the half-close both wait, and the watchdog names it",
+        run: Tour::half_close,
+    },
+    Chapter {
+        name: "stream",
+        title: "A stream, not messages",
+        summary: "sixteen 16-byte writes arrive as reads of other sizes over TCP, as sixteen whole datagrams over UDP",
+        run: Tour::stream,
+    },
+    Chapter {
+        name: "lines",
+        title: "A stream read like a file (the handout's task)",
+        summary: "the lines server reads the connection through a buffered reader, line by line",
+        run: Tour::lines,
+    },
+    Chapter {
+        name: "json",
+        title: "JSON over a stream",
+        summary: "JSON values one per line, one split across segments, one invalid and reported by its line number",
+        run: Tour::json,
+    },
+    Chapter {
+        name: "deadlock",
+        title: "The deadlock, and three ways out",
+        summary: "the lab's client at 1 GiB freezes with four full queues; the watchdog explains; threads, nonblocking, async each fix it",
+        run: Tour::deadlock,
+    },
+    Chapter {
+        name: "many-clients",
+        title: "One client at a time, or many",
+        summary: "a blocking server keeps a second client waiting in the backlog; the async one serves it at once",
+        run: Tour::many_clients,
+    },
+    Chapter {
+        name: "check",
+        title: "Grading a program: tcplab check",
+        summary: "tcplab check runs the lab's send-everything client at rising sizes and reports the deadlock, the lesson and the fix",
+        run: Tour::check,
+    },
+];
+
+/// The chapters' names, for the command line.
+pub fn names() -> Vec<&'static str> {
+    CHAPTERS.iter().map(|c| c.name).collect()
+}
+
+/// Runs the tour (or one chapter, or lists them) and fails if any program fails.
+pub fn run(args: &crate::cli::DemoArgs) -> Result<()> {
+    if args.list {
+        for c in CHAPTERS {
+            say(format!("{:<13} {}", c.name, c.summary));
+        }
+        return Ok(());
+    }
+    if args.plots.is_some() && args.chapter.as_deref().is_some_and(|c| c != "deadlock") {
+        return Err(tcplab::Error::Usage(
+            "--plots writes the deadlock chapter's figures: run `tcplab demo deadlock --plots DIR`, or the whole tour".into(),
+        )
+        .into());
+    }
     let exe = std::env::current_exe().context("could not find the tcplab program itself")?;
-    let tour = Tour { exe };
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir).map_err(|e| tcplab::Error::file("create", dir, &e))?;
+    }
+    let tour = Tour {
+        exe,
+        plots: args.plots.clone(),
+    };
+    let chosen: Vec<(usize, &Chapter)> = CHAPTERS
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| args.chapter.as_deref().is_none_or(|name| name == c.name))
+        .collect();
     say("tcplab demo: the TCP lab, end to end, on this machine's loopback interface.");
     say("Every step runs real tcplab servers and clients as separate processes. A server");
     say("given port 0 asks the operating system for a free port and prints the one it got.");
     // Each step stops its own servers; between steps, a reader that has gone (the
     // demo piped into `head`) ends the tour.
-    for step in [
-        Tour::simple,
-        Tour::uppercase,
-        Tour::lines,
-        Tour::deadlock,
-        Tour::many_clients,
-    ] {
+    for (i, chapter) in &chosen {
         still_printing()?;
-        step(&tour)?;
+        heading(&format!("Step {}. {}", i + 1, chapter.title));
+        (chapter.run)(&tour)?;
     }
     heading("Done");
-    say(
-        "Every step behaved as the lab says. Try the programs yourself: `tcplab --help` lists them.",
-    );
+    match chosen.len() {
+        1 => say("This step behaved as the lab says. `tcplab demo --list` names the others."),
+        _ => say(
+            "Every step behaved as the lab says. Try the programs yourself: `tcplab --help` lists them.",
+        ),
+    }
     Ok(())
 }
 
 struct Tour {
     exe: std::path::PathBuf,
+    /// Where the deadlock chapter also writes its figures (`--plots DIR`).
+    plots: Option<std::path::PathBuf>,
 }
 
 /// A server started for one step, with its port read from `Listening at ADDR`.
@@ -95,7 +212,6 @@ struct Finished {
 
 impl Tour {
     fn simple(&self) -> Result<()> {
-        heading("Step 1. The simple exchange (tcp_simple.py)");
         say("The server listens; the client connects, sends 16 octets and reads 16 back.");
         let server = self.server(&["simple", "server", HOST, "0", "--once"])?;
         let client = self.client(&["simple", "client", HOST, &server.port], b"")?;
@@ -116,7 +232,6 @@ impl Tour {
     }
 
     fn uppercase(&self) -> Result<()> {
-        heading("Step 2. The upper-case round trip (tcp_uppercase.py)");
         say(
             "The client streams 1 MiB of \"hello foobar bye\"; the server sends it back capitalized.",
         );
@@ -129,13 +244,12 @@ impl Tour {
             "The client's writes were 256 KiB each, yet the server's reads came in other sizes:",
             "a TCP stream has no message boundaries, only bytes in order.",
             "The client sends and receives at the same time (one async task drives both halves).",
-            "The lab's client sends everything first, and at large sizes that deadlocks: step 4.",
+            "The lab's client sends everything first, and at large sizes that deadlocks (`tcplab demo deadlock`).",
         ]);
         Ok(())
     }
 
     fn lines(&self) -> Result<()> {
-        heading("Step 3. A stream read like a file (the handout's task)");
         say("The server wraps the connection in a buffered reader and prints each line it reads.");
         let input =
             b"{\"lab\": \"tcp\", \"step\": 3}\na TCP stream reads like a file\nline by line\n";
@@ -152,14 +266,14 @@ impl Tour {
     }
 
     fn deadlock(&self) -> Result<()> {
-        heading("Step 4. The deadlock, and three ways out");
         say("The lab's client sends everything before it reads anything. With 1 GiB to send, the");
         say("buffers fill and both programs freeze. tcplab's watchdog samples the kernel's socket");
         say(
             "queues, notices that nothing moves, and explains (here after 2 s; the default is 5 s).",
         );
         let server = self.server(&["uppercase", "server", HOST, "0"])?;
-        let naive = self.run_client(&[
+        let deadlock_svg = self.plot_path("deadlock.svg");
+        let mut args = vec![
             "uppercase",
             "client",
             HOST,
@@ -170,7 +284,11 @@ impl Tour {
             "--stall-timeout",
             "2",
             "--no-progress",
-        ])?;
+        ];
+        if let Some(path) = &deadlock_svg {
+            args.extend(["--plot", path]);
+        }
+        let naive = self.run_client(&args)?;
         show("client", &naive.stdout);
         show("client", naive.stderr.trim_start_matches("tcplab: "));
         if naive.code != Some(3) {
@@ -188,7 +306,10 @@ impl Tour {
         ]);
         say("The same gigabyte with each fix:");
         for strategy in ["threads", "nonblocking", "async"] {
-            let fixed = self.run_client(&[
+            let healthy_svg = self
+                .plot_path("healthy.svg")
+                .filter(|_| strategy == "async");
+            let mut args = vec![
                 "uppercase",
                 "client",
                 HOST,
@@ -197,7 +318,11 @@ impl Tour {
                 "--strategy",
                 strategy,
                 "--no-progress",
-            ])?;
+            ];
+            if let Some(path) = &healthy_svg {
+                args.extend(["--plot", path]);
+            }
+            let fixed = self.run_client(&args)?;
             let verified = fixed.stdout.lines().find(|l| l.starts_with("Verified"));
             match (fixed.code, verified) {
                 (Some(0), Some(line)) => say(format!("  client │ {strategy:>11}: {line}")),
@@ -211,6 +336,14 @@ impl Tour {
             }
         }
         server.stop();
+        for path in [deadlock_svg, self.plot_path("healthy.svg")]
+            .iter()
+            .flatten()
+        {
+            say(format!(
+                "  Wrote {path}: bytes sent and received, and all four queues against their buffer sizes."
+            ));
+        }
         explain(&[
             "The server's complaint above is the naive client hanging up on it mid-answer.",
             "threads: one thread sends while another receives (the handout's fix 2).",
@@ -221,7 +354,6 @@ impl Tour {
     }
 
     fn many_clients(&self) -> Result<()> {
-        heading("Step 5. One client at a time, or many");
         say("The lab's server accepts one connection and serves it to the end before it accepts");
         say(
             "the next. Client A connects and keeps its connection open; client B then sends a line.",
@@ -270,6 +402,48 @@ impl Tour {
         Ok(())
     }
 
+    fn check(&self) -> Result<()> {
+        say(
+            "`tcplab check` runs someone else's server or client against tcplab and says, for each",
+        );
+        say("probe, what it saw, the lesson of the lab it breaks, and the fix. Here it grades a");
+        say("deliberately buggy client: the lab's own, which sends everything before it reads.");
+        let exe = self.exe.to_string_lossy();
+        let graded = [
+            &exe,
+            "uppercase",
+            "client",
+            "{host}",
+            "{port}",
+            "{bytes}",
+            "--strategy",
+            "naive",
+        ];
+        let mut args = vec!["check", "uppercase", "client", "--timeout", "2", "--"];
+        args.extend(graded);
+        let checked = self.run_client(&args)?;
+        show("check", &checked.stdout);
+        if checked.code != Some(1) || !checked.stdout.contains("✗ no deadlock") {
+            return Err(anyhow!(
+                "tcplab check did not find the deadlock ({:?}): {}",
+                checked.code,
+                checked.stderr.trim()
+            ));
+        }
+        explain(&[
+            "It ran the client at sizes rising ×16 from 64 bytes and saw it freeze at the size",
+            "where the kernel's buffers fill, from both ends' queues. Exit status 1: a probe failed.",
+            "Grade a student's program: tcplab check uppercase client -- python3 tcp_uppercase.py client {host} {port} {bytes}",
+        ]);
+        Ok(())
+    }
+
+    /// Where `--plots DIR` puts the figure `name`, when it was given.
+    fn plot_path(&self, name: &str) -> Option<String> {
+        let dir = self.plots.as_ref()?;
+        Some(dir.join(name).to_string_lossy().into_owned())
+    }
+
     /// Starts a lines client that has sent `line` and keeps its input open.
     fn lines_client(&self, port: &str, line: &[u8]) -> Result<(Child, std::process::ChildStdin)> {
         let mut child = self
@@ -287,7 +461,11 @@ impl Tour {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        say(format!("  $ tcplab {}", args.join(" ")));
+        let shown: Vec<&str> = args
+            .iter()
+            .map(|a| if a.trim().is_empty() { "\"\"" } else { a })
+            .collect();
+        say(format!("  $ tcplab {}", shown.join(" ")));
         let mut cmd = Command::new(&self.exe);
         cmd.args(args).stderr(Stdio::inherit());
         cmd

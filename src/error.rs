@@ -39,6 +39,15 @@ pub enum Error {
         /// The address that was taken.
         addr: String,
     },
+    /// Bound without `SO_REUSEADDR` (`--no-reuseaddr`), the address is taken: by a
+    /// listener, or by a connection on that port lingering in TIME_WAIT.
+    #[error(
+        "address {addr} is already in use: without SO_REUSEADDR, a connection on that port lingering in TIME_WAIT (about 60 s after it closed) holds it as a listener would (leave out --no-reuseaddr, or wait)"
+    )]
+    AddrInUseWithoutReuse {
+        /// The address that was taken.
+        addr: String,
+    },
     /// The address is not one of this machine's.
     #[error("cannot listen at {addr}: that address is not one of this machine's interfaces")]
     AddrNotAvailable {

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match cli.command {
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { dir } => man_pages(dir.as_deref()),
         command => run(command).map_err(anyhow::Error::from),
@@ -213,7 +213,7 @@ fn run(command: Command) -> tcplab::Result<()> {
         },
         Command::Check {
             service,
-            role: cli::CheckRole::Server,
+            role,
             host,
             port,
             command,
@@ -230,18 +230,53 @@ fn run(command: Command) -> tcplab::Result<()> {
                 timeout: Duration::from_secs_f64(timeout),
                 max_bytes,
             };
-            let report = match (host, port, command.is_empty()) {
-                (Some(host), Some(port), true) => {
-                    tcplab::check::server::check(service, &host, port, &opts)?
+            // Ctrl-C must not leave the program under test behind.
+            on_signals(
+                || {
+                    tcplab::check::program::kill_all();
+                    eprintln!("tcplab: interrupted; the program under test was stopped");
+                    std::process::exit(130)
+                },
+                || std::process::exit(130),
+            )?;
+            let role_name = match role {
+                cli::CheckRole::Server => "server",
+                cli::CheckRole::Client => "client",
+            };
+            let checked = match (role, host, port, command.is_empty()) {
+                (cli::CheckRole::Server, Some(host), Some(port), true) => {
+                    tcplab::check::server::check(service, &host, port, &opts)
                 }
-                (None, None, false) => {
-                    tcplab::check::server::check_command(service, &command, &opts)?
+                (cli::CheckRole::Server, None, None, false) => {
+                    tcplab::check::server::check_command(service, &command, &opts)
                 }
-                _ => {
+                (cli::CheckRole::Server, ..) => {
                     return Err(tcplab::Error::Usage(
                         "give the running server's HOST PORT, or the command that starts it after --".into(),
                     ));
                 }
+                (cli::CheckRole::Client, None, None, false) => {
+                    tcplab::check::client::check(service, &command, &opts)
+                }
+                (cli::CheckRole::Client, ..) => {
+                    return Err(tcplab::Error::Usage(
+                        "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
+                    ));
+                }
+            };
+            let report = match checked {
+                Ok(report) => report,
+                // An autograder still gets its results file: one failed test that
+                // says why nothing could be probed.
+                Err(e) if json => {
+                    console.say(report::json::pretty(&report::check::gradescope_error(
+                        service.name(),
+                        role_name,
+                        &e.to_string(),
+                    )));
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
             };
             if json {
                 console.say(report::json::pretty(&report::check::gradescope(&report)));
@@ -253,12 +288,12 @@ fn run(command: Command) -> tcplab::Result<()> {
             match report.passed() {
                 true => Ok(()),
                 false => Err(tcplab::Error::CheckFailed {
-                    failed: report.probes.iter().filter(|p| !p.passed).count(),
+                    failed: report.probes.iter().filter(|p| p.failed()).count(),
                     probes: report.probes.len(),
                 }),
             }
         }
-        Command::Demo | Command::Completions { .. } | Command::Man { .. } => {
+        Command::Demo(_) | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("run from main")
         }
     }
@@ -290,7 +325,14 @@ fn uppercase_client(
             options.strategy.name(),
             outcome.report.bytes_total
         );
-        if let Err(e) = report::plot::write_svg(path, &title, timeline.points()) {
+        let points = timeline.points();
+        // The last point is the watchdog's sample that declared the stall.
+        let stall_from = outcome.report.diagnosis.as_ref().and_then(|d| {
+            points
+                .last()
+                .map(|p| (p.t - d.stalled_for_seconds).max(0.0))
+        });
+        if let Err(e) = report::plot::write_svg_marked(path, &title, points, stall_from) {
             // A stall is what the user must hear about; the plot's failure is a note.
             if outcome.report.stalled {
                 console.warn(e.to_string());
@@ -349,7 +391,14 @@ fn serve(
     service: Service,
     extra: impl FnOnce(&mut server::Options),
 ) -> tcplab::Result<()> {
-    let listener = tcplab::addr::bind(&at.host, at.port)?;
+    let listener = tcplab::addr::bind_with(
+        &at.host,
+        at.port,
+        tcplab::addr::Bind {
+            reuse_address: !opts.no_reuseaddr,
+            reuse_port: opts.reuse_port,
+        },
+    )?;
     let mut options = server::Options {
         strategy: opts.strategy,
         once: opts.once,
@@ -366,7 +415,10 @@ fn serve(
     stop_on_signals(&shutdown)?;
     let summary = server::run(listener, options, shutdown)?;
     if !once {
-        console.say(tcplab::report::server::summary_line(&summary));
+        console.say(tcplab::report::server::summary_line(
+            &summary,
+            tcplab::observe::memory::peak_rss(),
+        ));
     }
     Ok(())
 }
@@ -428,6 +480,8 @@ fn uppercase_options(o: UppercaseClientOpts) -> tcplab::Result<Options> {
         stall_timeout: Duration::from_secs_f64(o.stall_timeout),
         interrupt: interrupt_on_signals()?,
         progress: o.progress.when(),
+        half_close: !o.no_half_close,
+        detailed_timeline: o.plot.is_some(),
     })
 }
 

@@ -230,9 +230,19 @@ pub fn set_defer_accept(listener: impl AsFd, seconds: i32) -> io::Result<()> {
 /// Sends SIGKILL to every process of the group `pgid` (a child started as the
 /// leader of its own group). A group that has already gone is not an error.
 pub fn kill_process_group(pgid: u32) -> io::Result<()> {
+    signal_process_group(pgid, libc::SIGKILL)
+}
+
+/// Sends SIGINT to every process of the group `pgid`, as Ctrl-C in a terminal
+/// would: a program gets the chance to flush what it printed and exit.
+pub fn interrupt_process_group(pgid: u32) -> io::Result<()> {
+    signal_process_group(pgid, libc::SIGINT)
+}
+
+fn signal_process_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
     let pgid = libc::pid_t::try_from(pgid).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: kill(2) takes plain integers; a negative pid names a process group.
-    let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let rc = unsafe { libc::kill(-pgid, signal) };
     match rc {
         0 => Ok(()),
         _ => match io::Error::last_os_error() {

@@ -233,3 +233,386 @@ fn the_program_and_everything_it_started_are_gone_after_the_check() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+const GRADED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/graded.py");
+const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lab.py");
+const TCPLAB: &str = env!("CARGO_BIN_EXE_tcplab");
+
+/// `tcplab check SERVICE ROLE --timeout 3 EXTRA... -- COMMAND...`.
+fn check_program(service: &str, role: &str, extra: &[&str], command: &[&str]) -> Output {
+    let mut args = vec!["check", service, role, "--timeout", "3"];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(command);
+    tcplab_run(&args)
+}
+
+#[test]
+fn correct_simple_clients_pass_and_each_buggy_one_fails_on_its_probe() {
+    let correct: [&[&str]; 3] = [
+        &["python3", GRADED, "simple-client", "{port}"],
+        &["python3", LAB, "simple", "client", "{host}", "{port}"],
+        &[TCPLAB, "simple", "client", "{host}", "{port}"],
+    ];
+    for command in correct {
+        let out = check_program("simple", "client", &[], command);
+        out.assert_ok();
+        assert!(failed(&out).is_empty(), "{command:?}: {out}");
+    }
+    // One recv(16): the reply in pieces is cut short, and a reply cut short by the
+    // server is taken as if it were whole (the same missing loop, both sides of it).
+    let out = check_program(
+        "simple",
+        "client",
+        &[],
+        &[
+            "python3",
+            GRADED,
+            "simple-client",
+            "{port}",
+            "--bug",
+            "recv16",
+        ],
+    );
+    out.assert_code(1);
+    assert_eq!(
+        failed(&out),
+        [
+            "the reply sent in pieces with pauses (receive-all)",
+            "a server that closes after 5 of its 16 octets",
+        ],
+        "{out}"
+    );
+    out.assert_stdout_has("its last line: The server said b'Goo'");
+    // A loop that never checks for b'': it spins for ever once the server closed.
+    let out = check_program(
+        "simple",
+        "client",
+        &[],
+        &[
+            "python3",
+            GRADED,
+            "simple-client",
+            "{port}",
+            "--bug",
+            "noeof",
+        ],
+    );
+    out.assert_code(1);
+    assert_eq!(
+        failed(&out),
+        ["a server that closes after 5 of its 16 octets"],
+        "{out}"
+    );
+    out.assert_stdout_has("was still running after 3 s and was killed");
+}
+
+const HALF_CLOSE: &str = "half-close (the client shuts down its sending side when done)";
+
+#[test]
+fn correct_uppercase_clients_pass_at_every_size_up_to_64_mib() {
+    let correct: [&[&str]; 2] = [
+        &["python3", GRADED, "uppercase-client", "{port}", "{bytes}"],
+        &[TCPLAB, "uppercase", "client", "{host}", "{port}", "{bytes}"],
+    ];
+    for command in correct {
+        let out = check_program("uppercase", "client", &[], command);
+        out.assert_ok();
+        assert!(failed(&out).is_empty(), "{command:?}: {out}");
+        out.assert_stdout_has("right at every size, 64 B … 64.00 MiB");
+    }
+}
+
+#[test]
+fn the_labs_send_everything_client_fails_on_the_deadlock_probe_only() {
+    for command in [
+        &[
+            "python3",
+            LAB,
+            "uppercase",
+            "client",
+            "{host}",
+            "{port}",
+            "{bytes}",
+        ][..],
+        &[
+            TCPLAB,
+            "uppercase",
+            "client",
+            "{host}",
+            "{port}",
+            "{bytes}",
+            "--strategy",
+            "naive",
+        ],
+    ] {
+        let out = check_program("uppercase", "client", &[], command);
+        out.assert_code(1);
+        assert_eq!(
+            failed(&out),
+            ["no deadlock up to 64.00 MiB (the client reads while it sends)"],
+            "{command:?}: {out}"
+        );
+        out.assert_stdout_has("tcplab's server is blocked sending back")
+            .assert_stdout_has("the client's receive queue holds")
+            .assert_stdout_has("fix: read while you send");
+    }
+}
+
+#[test]
+fn a_client_that_never_half_closes_fails_on_the_half_close_probe_only() {
+    let out = check_program(
+        "uppercase",
+        "client",
+        &["--max-bytes", "1M"],
+        &[
+            "python3",
+            GRADED,
+            "uppercase-client",
+            "{port}",
+            "{bytes}",
+            "--bug",
+            "nohalfclose",
+        ],
+    );
+    out.assert_code(1);
+    assert_eq!(failed(&out), [HALF_CLOSE], "{out}");
+    out.assert_stdout_has("froze at 64 B")
+        .assert_stdout_has("it never shut down its sending side")
+        .assert_stdout_has("fix: call sock.shutdown(socket.SHUT_WR)");
+}
+
+#[test]
+fn line_servers_must_print_each_line_sent_whatever_the_segments() {
+    for command in [
+        &["python3", GRADED, "lines", "{port}"][..],
+        &[TCPLAB, "lines", "server", "{host}", "{port}"],
+    ] {
+        let out = check_program("lines", "server", &[], command);
+        out.assert_ok();
+        assert!(failed(&out).is_empty(), "{command:?}: {out}");
+        out.assert_stdout_has("✓ several lines in one segment: 3 lines printed, in order");
+    }
+    let out = check_program(
+        "lines",
+        "server",
+        &[],
+        &["python3", GRADED, "lines", "{port}", "--bug", "recv"],
+    );
+    out.assert_code(1);
+    assert_eq!(
+        failed(&out),
+        [
+            "several lines in one segment",
+            "one line split across segments with pauses",
+            "a long line (100,000 bytes)",
+            "UTF-8 split in the middle of a character",
+        ],
+        "{out}"
+    );
+    out.assert_stdout_has("it printed: b'a line split '");
+}
+
+#[test]
+fn line_clients_must_send_their_input_then_close() {
+    for command in [
+        &["python3", LAB, "lines", "client", "{host}", "{port}"][..],
+        &[TCPLAB, "lines", "client", "{host}", "{port}"],
+    ] {
+        let out = check_program("lines", "client", &[], command);
+        out.assert_ok();
+        assert!(failed(&out).is_empty(), "{command:?}: {out}");
+    }
+    check_program("lines", "client", &[], &["sh", "-c", "echo hello"])
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("never connected to the address it was given");
+}
+
+#[test]
+fn a_simple_server_must_print_its_socket_names() {
+    let out = check_program(
+        "simple",
+        "server",
+        &[],
+        &["python3", GRADED, "simple", "{port}", "--bug", "nonames"],
+    );
+    out.assert_code(1);
+    assert_eq!(
+        failed(&out),
+        ["prints its socket names (where it listens, each connection's peer)"],
+        "{out}"
+    );
+}
+
+#[test]
+fn the_labs_simple_server_dies_on_a_client_that_closes_early_and_only_that_probe_fails() {
+    let out = check_program(
+        "simple",
+        "server",
+        &[],
+        &[
+            "python3",
+            LAB,
+            "simple",
+            "server",
+            "{host}",
+            "{port}",
+            "--forever",
+        ],
+    );
+    out.assert_code(1);
+    assert_eq!(
+        failed(&out),
+        ["a client that closes after 5 octets, then a normal client"],
+        "{out}"
+    );
+    out.assert_stdout_has("the server had exited (exit status: 1), its last line: EOFError");
+}
+
+#[test]
+fn interrupting_a_check_kills_the_program_and_everything_it_started() {
+    let marker = format!("{}.25", 5000 + std::process::id() % 1000);
+    let script = format!(
+        "sleep {marker} & exec python3 {GRADED} uppercase-client {{port}} {{bytes}} --bug nohalfclose"
+    );
+    let mut child = crate::util::tcplab()
+        .args([
+            "check",
+            "uppercase",
+            "client",
+            "--timeout",
+            "30",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let leftover = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&format!("sleep {marker}")))
+            .collect()
+    };
+    // Until the program is running (bounded).
+    for _ in 0..200 {
+        if !leftover().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(!leftover().is_empty(), "the program never started");
+    // kill(1) sends SIGINT, as Ctrl-C would.
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    // SIGKILL is delivered at once, but a process takes a moment to go (bounded).
+    for _ in 0..100 {
+        if leftover().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(leftover().is_empty(), "left behind: {:?}", leftover());
+}
+
+#[test]
+fn a_server_that_keeps_sending_is_read_no_further_than_an_answer() {
+    let out = check_program(
+        "simple",
+        "server",
+        &[],
+        &["python3", GRADED, "simple", "{port}", "--bug", "flood"],
+    );
+    out.assert_code(1)
+        .assert_stdout_has("it kept sending: tcplab stopped reading after 17 bytes");
+}
+
+#[test]
+fn servers_of_every_service_without_so_reuseaddr_fail_the_restart() {
+    for service in ["uppercase", "lines"] {
+        let out = check_program(
+            service,
+            "server",
+            &["--max-bytes", "1M"],
+            &["python3", GRADED, service, "{port}", "--bug", "noreuse"],
+        );
+        out.assert_code(1);
+        assert_eq!(
+            failed(&out),
+            ["restarted on the same port straight after serving clients (SO_REUSEADDR)"],
+            "{service}: {out}"
+        );
+        out.assert_stdout_has("Address already in use");
+    }
+}
+
+#[test]
+fn a_server_that_listens_where_the_probes_cannot_reach_is_one_clear_line() {
+    check_program(
+        "simple",
+        "server",
+        &[],
+        &["python3", GRADED, "simple", "{port}", "--bug", "v6only"],
+    )
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has("only at ::1, where tcplab's probes to 127.0.0.1 cannot reach it");
+}
+
+#[test]
+fn with_json_a_program_that_cannot_be_checked_still_gets_a_results_file() {
+    let out = check_program(
+        "simple",
+        "server",
+        &["--json"],
+        &["no-such-program-for-tcplab"],
+    );
+    out.assert_code(1).assert_stderr_has("could not be started");
+    let results: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert_eq!(results["score"], 0.0);
+    assert_eq!(results["max_score"], 1.0);
+    assert_eq!(results["tests"][0]["status"], "failed");
+    let output = results["tests"][0]["output"].as_str().unwrap();
+    assert!(output.contains("could not be started"), "{output}");
+}
+
+#[test]
+fn probes_that_could_not_be_made_are_not_measured_and_score_nothing() {
+    // A client that connects and sends nothing: the later probes cannot be made.
+    let silent = [
+        "python3",
+        "-c",
+        "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])))",
+        "{port}",
+    ];
+    let out = check_program("simple", "client", &["--json"], &silent);
+    out.assert_code(1);
+    let results: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert_eq!(results["score"], 0.0, "{results}");
+    let tests = results["tests"].as_array().unwrap();
+    let unmeasured = tests
+        .iter()
+        .filter(|t| t["output"].as_str().unwrap().starts_with("Not measured: "))
+        .count();
+    assert_eq!(unmeasured, 2, "{results}");
+    let out = check_program("uppercase", "client", &["--max-bytes", "1K"], &silent);
+    out.assert_code(1)
+        .assert_stdout_has(
+            "– no deadlock up to 1.00 KiB (the client reads while it sends): not measured",
+        )
+        .assert_stderr_has("1 of 3 probes failed");
+}

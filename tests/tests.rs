@@ -6,6 +6,7 @@ mod hosts;
 mod util;
 
 mod bad_input;
+mod chapters;
 mod check;
 mod deadlock;
 mod defects;
@@ -18,6 +19,7 @@ mod network;
 mod props;
 mod python_peer;
 mod rr;
+mod scaleout;
 mod servers;
 mod simple;
 mod uppercase;

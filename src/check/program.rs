@@ -1,27 +1,96 @@
 //! The program under test, started from a COMMAND: `{host}`, `{port}` and `{bytes}`
 //! in its arguments are replaced by the address tcplab chose; it runs as the leader
-//! of its own process group, so that it and anything it started are killed together,
-//! and what it prints is kept.
+//! of its own process group, so that it and anything it started are killed together
+//! (also when `tcplab check` itself is interrupted: see [`kill_all`]), and what it
+//! prints is kept. Python's output is unbuffered (`PYTHONUNBUFFERED=1`) and UTF-8
+//! (`PYTHONIOENCODING=utf-8`), so that what it printed is there when it is read.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, plain_io};
 
+/// What a program printed, kept within bounds: the first and the last
+/// `Printed::KEPT` bytes, and a count of those in between, so that a program that
+/// prints for ever costs a few megabytes.
+#[derive(Default)]
+struct Printed {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    dropped: u64,
+}
+
+impl Printed {
+    const KEPT: usize = 1 << 20;
+
+    fn push(&mut self, bytes: &[u8]) {
+        let to_head = (Self::KEPT - self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..to_head]);
+        self.tail.extend(&bytes[to_head..]);
+        let over = self.tail.len().saturating_sub(Self::KEPT);
+        self.tail.drain(..over);
+        self.dropped += over as u64;
+    }
+
+    fn text(&self) -> String {
+        let mut all = self.head.clone();
+        if self.dropped > 0 {
+            all.extend_from_slice(format!("\n[… {} bytes not kept …]\n", self.dropped).as_bytes());
+        }
+        all.extend(&self.tail);
+        String::from_utf8_lossy(&all).into_owned()
+    }
+}
+
 /// A started program.
 pub struct Program {
     child: Child,
-    printed: Arc<Mutex<Vec<u8>>>,
+    printed: Arc<Mutex<Printed>>,
+    /// What it printed on standard error alone.
+    errors: Arc<Mutex<Printed>>,
+    /// The threads reading its standard output and error.
+    readers: Vec<thread::JoinHandle<()>>,
     shown: String,
+}
+
+/// The least time a program is given to start listening.
+pub const STARTUP: Duration = Duration::from_secs(20);
+
+/// The process groups of the programs running now, for [`kill_all`].
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kills every program started by a check and not yet stopped, with everything it
+/// started: for `tcplab check` interrupted by a signal.
+pub fn kill_all() {
+    for pgid in running().drain(..) {
+        let _ = crate::sys::kill_process_group(pgid);
+    }
 }
 
 impl Program {
     /// Starts `template` with its placeholders replaced.
     pub fn start(template: &[String], host: &str, port: u16, bytes: u64) -> Result<Program> {
+        Program::start_with_input(template, host, port, bytes, None)
+    }
+
+    /// Starts `template` with its placeholders replaced, with `input` (when given)
+    /// on its standard input, then end of file.
+    pub fn start_with_input(
+        template: &[String],
+        host: &str,
+        port: u16,
+        bytes: u64,
+        input: Option<Vec<u8>>,
+    ) -> Result<Program> {
         let args: Vec<String> = template
             .iter()
             .map(|a| {
@@ -34,9 +103,29 @@ impl Program {
         let (program, rest) = args.split_first().ok_or_else(|| {
             Error::Usage("give the command to check after --, e.g. -- python3 tcp_simple.py server {host} {port}".into())
         })?;
-        let mut child = Command::new(program)
+        // C's stdio buffers a pipe fully, and a program killed at the end would take
+        // its last lines with it: under stdbuf (when there is one) its output is
+        // line-buffered, as on a terminal. A program not found is said as such.
+        let found = find_program(program).ok_or_else(|| Error::ProgramFailed {
+            command: shown.clone(),
+            why: format!("could not be started: '{program}' was not found, or is not executable"),
+        })?;
+        let mut command = match find_program("stdbuf") {
+            Some(stdbuf) => {
+                let mut c = Command::new(stdbuf);
+                c.args(["-oL", "-eL"]).arg(found);
+                c
+            }
+            None => Command::new(found),
+        };
+        let mut child = command
             .args(rest)
-            .stdin(Stdio::null())
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONIOENCODING", "utf-8")
+            .stdin(match input {
+                Some(_) => Stdio::piped(),
+                None => Stdio::null(),
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -45,52 +134,76 @@ impl Program {
                 command: shown.clone(),
                 why: format!("could not be started: {}", plain_io(&e)),
             })?;
-        let printed = Arc::new(Mutex::new(Vec::new()));
-        for mut out in [
+        running().push(child.id());
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A program that does not read its input must not hold the check up.
+            thread::spawn(move || {
+                let _ = stdin.write_all(&input);
+            });
+        }
+        let printed = Arc::new(Mutex::new(Printed::default()));
+        let errors = Arc::new(Mutex::new(Printed::default()));
+        let mut readers = Vec::new();
+        for (mut out, also) in [
             child
                 .stdout
                 .take()
-                .map(|o| Box::new(o) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+                .map(|o| (Box::new(o) as Box<dyn Read + Send>, None)),
+            child.stderr.take().map(|e| {
+                (
+                    Box::new(e) as Box<dyn Read + Send>,
+                    Some(Arc::clone(&errors)),
+                )
+            }),
         ]
         .into_iter()
         .flatten()
         {
             let printed = Arc::clone(&printed);
-            thread::spawn(move || {
+            readers.push(thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = out.read(&mut buf) {
-                    printed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend_from_slice(&buf[..n]);
+                    for sink in std::iter::once(&printed).chain(also.as_ref()) {
+                        sink.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(&buf[..n]);
+                    }
                 }
-            });
+            }));
         }
         Ok(Program {
             child,
             printed,
+            errors,
+            readers,
             shown,
         })
     }
 
     /// What it has printed so far (standard output and error together).
     pub fn printed(&self) -> String {
-        String::from_utf8_lossy(&self.printed.lock().unwrap_or_else(|p| p.into_inner()))
-            .into_owned()
+        self.printed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .text()
     }
 
-    /// Waits, for at most `timeout`, until something listens on TCP port `port`
-    /// (seen in the kernel's socket table: no connection is made, which a fragile
-    /// server might not survive). Fails if the program exits first.
+    /// Waits until something listens on 127.0.0.1:`port` (seen in the kernel's
+    /// socket table: no connection is made, which a fragile server might not
+    /// survive), for at most `timeout` or [`STARTUP`], whichever is longer: a
+    /// program may take seconds to start on a busy machine. Fails if the program
+    /// exits first, or listens on that port only where 127.0.0.1 cannot reach it.
     pub fn wait_listening(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.max(STARTUP);
         loop {
-            if listening(port) {
+            let listening = listeners(port);
+            if listening.iter().any(|ip| reachable(*ip)) {
                 return Ok(());
+            }
+            if let Some(ip) = listening.first() {
+                return Err(self.failed(format!(
+                    "listens on port {port} only at {ip}, where tcplab's probes to 127.0.0.1 cannot reach it (does it use the {{host}} it was given?)"
+                )));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(self.failed(format!(
@@ -99,21 +212,42 @@ impl Program {
             }
             if Instant::now() >= deadline {
                 return Err(self.failed(format!(
-                    "nothing listened on port {port} within {} s",
-                    timeout.as_secs_f64()
+                    "did not listen on port {port} within {} s",
+                    timeout.max(STARTUP).as_secs_f64()
                 )));
             }
             thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// Waits, for at most `timeout`, for it to exit; `None` when it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Its exit status, when it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The command as it was run, placeholders replaced.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
     fn failed(&self, why: String) -> Error {
         let printed = self.printed();
-        let last = printed.lines().rev().find(|l| !l.trim().is_empty());
         Error::ProgramFailed {
             command: self.shown.clone(),
-            why: match last {
-                Some(line) => format!("{why}; it printed: {}", line.trim()),
+            why: match super::last_line(&printed) {
+                Some(line) => format!("{why}; it printed: {}", super::shorten(line)),
                 None => why,
             },
         }
@@ -121,35 +255,111 @@ impl Program {
 
     /// Kills it and every process it started; returns what it printed.
     pub fn stop(mut self) -> String {
-        let _ = crate::sys::kill_process_group(self.child.id());
-        let _ = self.child.wait();
-        // The readers end with the pipes.
-        thread::sleep(Duration::from_millis(20));
+        self.kill();
         self.printed()
+    }
+
+    /// Interrupts it as Ctrl-C would, so that it can flush what it printed, waits
+    /// `grace` for it to exit, then kills it and every process it started; returns
+    /// what it printed, and its last words: the last line of its standard error
+    /// (where a crash is told), else of all it printed.
+    pub fn stop_gently(mut self, grace: Duration) -> (String, Option<String>) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = crate::sys::interrupt_process_group(self.child.id());
+            self.wait_exit(grace);
+        }
+        self.kill();
+        let printed = self.printed();
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
+        let last = super::last_line(&errors)
+            .or_else(|| super::last_line(&printed))
+            .map(super::shorten);
+        (printed, last)
+    }
+
+    fn kill(&mut self) {
+        let pgid = self.child.id();
+        // The whole group, even when the leader has exited: what it started may not have.
+        let _ = crate::sys::kill_process_group(pgid);
+        let _ = self.child.wait();
+        running().retain(|&p| p != pgid);
+        // The readers end with the pipes: wait for them, but not for a process that
+        // left the group and still holds a pipe open.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
 impl Drop for Program {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = crate::sys::kill_process_group(self.child.id());
-            let _ = self.child.wait();
+        if running().contains(&self.child.id()) {
+            self.kill();
         }
     }
 }
 
-/// True when a socket listens on TCP `port` (IPv4 or IPv6), from /proc/net/tcp*.
-fn listening(port: u16) -> bool {
-    const LISTEN: &str = "0A";
-    let wanted = format!("{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-        std::fs::read_to_string(table).is_ok_and(|text| {
-            text.lines().skip(1).any(|line| {
-                let mut fields = line.split_whitespace();
-                let local = fields.nth(1).unwrap_or("");
-                let state = fields.nth(1).unwrap_or("");
-                state == LISTEN && local.rsplit(':').next() == Some(wanted.as_str())
-            })
-        })
-    })
+/// Where `name` is: itself when it names a path, else the first match on PATH.
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let path = std::path::PathBuf::from(name);
+        return runnable(&path).then_some(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| runnable(p))
+}
+
+/// The addresses at which sockets listen on TCP `port`, IPv4 and IPv6.
+fn listeners(port: u16) -> Vec<IpAddr> {
+    crate::observe::table::on_port(port)
+        .into_iter()
+        .filter(|row| row.state == "LISTEN")
+        .map(|row| row.local.ip())
+        .collect()
+}
+
+/// True when a connection to 127.0.0.1 reaches a socket listening at `ip`.
+fn reachable(ip: IpAddr) -> bool {
+    let v4 = match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(v6) if v6.is_unspecified() => return true,
+        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+    };
+    v4.is_some_and(|v4| v4.is_unspecified() || v4 == Ipv4Addr::LOCALHOST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_program_prints_is_kept_within_bounds() {
+        let mut printed = Printed::default();
+        printed.push(b"first line\n");
+        for _ in 0..10_000 {
+            printed.push(&[b'x'; 1000]);
+        }
+        printed.push(b"\nlast line\n");
+        let text = printed.text();
+        assert!(text.len() < 3 * Printed::KEPT, "{}", text.len());
+        assert!(text.starts_with("first line\n"));
+        assert!(text.ends_with("\nlast line\n"));
+        assert!(text.contains(" bytes not kept …]"));
+    }
+
+    #[test]
+    fn only_listeners_that_127_0_0_1_reaches_count() {
+        for ip in ["127.0.0.1", "0.0.0.0", "::", "::ffff:127.0.0.1"] {
+            assert!(reachable(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["::1", "127.0.0.2", "10.0.0.1"] {
+            assert!(!reachable(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }

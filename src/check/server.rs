@@ -2,14 +2,17 @@
 //! on loopback or wherever the server is, speaks the lab's bytes, and judges the
 //! answer byte for byte.
 
-use std::cell::Cell;
-use std::io::{self, Read, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use super::program::Program;
-use super::{CheckOptions, CheckReport, Probe};
+use super::{
+    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, free_port, human_bytes, read_bounded,
+    repr_short,
+};
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
 use crate::error::{Error, Result, plain_io};
@@ -20,41 +23,18 @@ use crate::report::narrator::Narrator;
 use crate::report::progress::When;
 use crate::server::Service;
 
-/// A pause between pieces: long enough that they arrive as separate segments.
-const PAUSE: Duration = Duration::from_millis(200);
-
 /// Runs every probe for `service` against the server at HOST:PORT. Fails only when
 /// the server cannot be reached at all.
 pub fn check(service: Service, host: &str, port: u16, opts: &CheckOptions) -> Result<CheckReport> {
-    let target = Target {
-        host,
-        port,
-        opts,
-        unreachable: Cell::new(None),
-    };
+    let target = Target::new(host, port, opts);
     let probes = probes(service, &target);
-    // Nothing listens there (no probe even connected): nothing to grade. Checked
-    // by the probes themselves, not by a connection of its own, which a fragile
-    // server might not survive.
-    if let Some(e) = target.unreachable.take()
-        && probes.iter().all(|p| !p.passed)
-    {
-        return Err(e);
-    }
+    target.reached()?;
     Ok(CheckReport {
-        service: service_name(service),
+        service: service.name(),
         role: "server",
         target: addr::host_port(host, port),
         probes,
     })
-}
-
-fn service_name(service: Service) -> &'static str {
-    match service {
-        Service::Simple => "simple",
-        Service::Uppercase => "uppercase",
-        Service::Lines => "lines",
-    }
 }
 
 fn probes(service: Service, target: &Target) -> Vec<Probe> {
@@ -78,48 +58,150 @@ pub fn check_command(
     let port = free_port()?;
     let mut program = Program::start(command, host, port, 64)?;
     program.wait_listening(port, opts.timeout)?;
-    let target = Target {
-        host,
-        port,
-        opts,
-        unreachable: Cell::new(None),
-    };
+    let target = Target::new(host, port, opts);
     let mut probes = probes(service, &target);
-    program.stop();
-    probes.push(restart(command, port, opts));
+    target.reached()?;
+    let exited = program.exited();
+    // Stopped while a client is connected, so that the server's end closes first
+    // and lingers in TIME_WAIT: what the restart must get past.
+    let held = hold_open(service, &target);
+    let (printed, last_words) = program.stop_gently(Duration::from_secs(1));
+    if let Some(mut held) = held {
+        let _ = read_bounded(&mut held, 1 << 16, Duration::from_secs(1), &|| false);
+    }
+    // A server that died during the probes: the first probe that could not
+    // connect (or else the first that failed) says so.
+    if let (Some(status), Some(first)) = (
+        exited,
+        probes
+            .iter()
+            .position(|p| !p.passed && p.seen.contains("could not connect"))
+            .or_else(|| probes.iter().position(|p| !p.passed))
+            .map(|i| &mut probes[i]),
+    ) {
+        first.seen = format!(
+            "{}; the server had exited ({status}){}",
+            first.seen,
+            last_words.map_or(String::new(), |l| format!(", its last line: {l}"))
+        );
+    }
+    match service {
+        Service::Lines => judge_printed_lines(&mut probes, &printed),
+        Service::Simple => probes.push(socket_names(&printed, port, &target.client_ports.borrow())),
+        Service::Uppercase => {}
+    }
+    probes.push(restart(command, port, opts, service));
     Ok(CheckReport {
-        service: service_name(service),
+        service: service.name(),
         role: "server",
         target: command.join(" "),
         probes,
     })
 }
 
-/// A port nothing listens on now, on loopback.
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))
+/// A connection the server has taken, kept open while the server is stopped (for
+/// the simple service, the server closes first anyway).
+fn hold_open(service: Service, target: &Target) -> Option<TcpStream> {
+    let mut stream = match service {
+        Service::Simple => return None,
+        _ => target.connect().ok()?,
+    };
+    match service {
+        Service::Uppercase => {
+            stream.write_all(MESSAGE).ok()?;
+            let _ = read_bounded(&mut stream, MESSAGE.len(), target.opts.timeout, &|| false);
+        }
+        _ => {
+            stream
+                .write_all(b"held open while the server stops\n")
+                .ok()?;
+            thread::sleep(PAUSE);
+        }
+    }
+    Some(stream)
 }
 
-/// The server started again on the port it has just served clients on.
-fn restart(command: &[String], port: u16, opts: &CheckOptions) -> Probe {
+/// The server started again on the port it has just served clients on, while the
+/// connections it closed linger in TIME_WAIT.
+fn restart(command: &[String], port: u16, opts: &CheckOptions, service: Service) -> Probe {
     let name = "restarted on the same port straight after serving clients (SO_REUSEADDR)";
+    let lingering = crate::observe::table::on_port(port)
+        .iter()
+        .filter(|row| row.state == "TIME_WAIT")
+        .count();
+    if lingering == 0 {
+        return Probe::not_measured(
+            name,
+            format!(
+                "no connection of the {} server's lingered in TIME_WAIT on port {port}, so a restart would prove nothing",
+                service.name()
+            ),
+        );
+    }
     let started = Program::start(command, "127.0.0.1", port, 64)
         .and_then(|mut p| p.wait_listening(port, opts.timeout).map(|()| p));
     match started {
         Ok(program) => {
             program.stop();
-            Probe::pass(name, "it listened again at once")
+            Probe::pass(
+                name,
+                format!(
+                    "with {} on port {port} in TIME_WAIT, it listened again at once",
+                    human::count(lingering as u64, "connection", "connections")
+                ),
+            )
         }
         Err(e) => Probe::fail(
             name,
             e.to_string(),
             "the connections just served linger in TIME_WAIT: without SO_REUSEADDR, bind() fails with 'Address already in use' for a minute or more",
             "set SO_REUSEADDR on the listening socket before bind()",
+        ),
+    }
+}
+
+/// The simple server prints the address it listens at and, for each connection,
+/// its own name and its peer's: the port it listens on and the probes' ports
+/// must be among what it printed, whatever the form.
+fn socket_names(printed: &str, port: u16, clients: &[u16]) -> Probe {
+    let name = "prints its socket names (where it listens, each connection's peer)";
+    let numbers: Vec<u16> = printed
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let listening = numbers.contains(&port);
+    let peers = clients.iter().filter(|p| numbers.contains(p)).count();
+    match (listening, peers) {
+        (true, 1..) => Probe::pass(
+            name,
+            format!(
+                "port {port} and {} of the probes' {} ports printed",
+                peers,
+                clients.len()
+            ),
+        ),
+        _ => Probe::fail(
+            name,
+            format!(
+                "{}; {} of the probes' {} ports ({}) printed; its first line: {}",
+                match listening {
+                    true => format!("the listening port {port} printed"),
+                    false => format!("the listening port {port} not printed"),
+                },
+                peers,
+                clients.len(),
+                clients
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match printed.lines().find(|l| !l.trim().is_empty()) {
+                    Some(first) => super::shorten(first.trim()),
+                    None => "nothing".to_string(),
+                }
+            ),
+            "a server shows where it listens (getsockname() of the listening socket) and, for each connection, both ends' names (getsockname(), getpeername()): the connection has the listening port, the peer an ephemeral port its OS chose",
+            "print sock.getsockname() after listen(), and conn.getsockname() and conn.getpeername() after each accept()",
         ),
     }
 }
@@ -131,9 +213,34 @@ struct Target<'a> {
     opts: &'a CheckOptions,
     /// Set when a connection was refused or not answered.
     unreachable: Cell<Option<Error>>,
+    /// Set once a probe has connected.
+    connected: Cell<bool>,
+    /// The ports of the probes' own ends, which a server may print as its peers.
+    client_ports: RefCell<Vec<u16>>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    fn new(host: &'a str, port: u16, opts: &'a CheckOptions) -> Self {
+        Target {
+            host,
+            port,
+            opts,
+            unreachable: Cell::new(None),
+            connected: Cell::new(false),
+            client_ports: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Fails when no probe could even connect: nothing listens there, and there is
+    /// nothing to grade. (Found by the probes themselves, not by a connection of
+    /// its own, which a fragile server might not survive.)
+    fn reached(&self) -> Result<()> {
+        match (self.connected.get(), self.unreachable.take()) {
+            (false, Some(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// A new connection whose every read and write gives up after the timeout.
     fn connect(&self) -> io::Result<TcpStream> {
         let stream = addr::connect(self.host, self.port).map_err(|e| {
@@ -148,6 +255,10 @@ impl Target<'_> {
         })?;
         stream.set_read_timeout(Some(self.opts.timeout))?;
         stream.set_write_timeout(Some(self.opts.timeout))?;
+        self.connected.set(true);
+        if let Ok(local) = stream.local_addr() {
+            self.client_ports.borrow_mut().push(local.port());
+        }
         Ok(stream)
     }
 
@@ -169,7 +280,8 @@ impl Target<'_> {
         if half_close {
             let _ = stream.shutdown(Shutdown::Write);
         }
-        read_to_end(&mut stream)
+        let sent = pieces.iter().map(|p| p.len()).sum();
+        read_answer(&mut stream, sent, self.opts.timeout)
     }
 }
 
@@ -202,46 +314,21 @@ impl Exchange {
     }
 }
 
-fn read_to_end(stream: &mut TcpStream) -> Exchange {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Exchange { got, ended: None },
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Exchange {
-                    got,
-                    ended: Some("nothing more came before the timeout".into()),
-                };
-            }
-            Err(e) => {
-                return Exchange {
-                    got,
-                    ended: Some(format!("the connection failed: {}", plain_io(&e))),
-                };
-            }
-        }
-    }
-}
-
-fn human_bytes(bytes: &[u8]) -> String {
-    human::count(bytes.len() as u64, "byte", "bytes")
-}
-
-/// The first bytes as Python would print them.
-fn repr_short(bytes: &[u8]) -> String {
-    const SHOWN: usize = 24;
-    match bytes.len() > SHOWN {
-        true => format!("{}…", repr(&bytes[..SHOWN])),
-        false => repr(bytes),
-    }
+/// What came back, read until end of stream, the timeout in all, or a little more
+/// than any answer should be (`sent`, or the 16 octets of the simple exchange).
+fn read_answer(stream: &mut TcpStream, sent: usize, timeout: Duration) -> Exchange {
+    let cap = sent.max(16) + 1;
+    let (got, end) = read_bounded(stream, cap, timeout, &|| false);
+    let ended = match end {
+        ReadEnd::Eof => None,
+        ReadEnd::Full => Some(format!(
+            "it kept sending: tcplab stopped reading after {}",
+            human::count(got.len() as u64, "byte", "bytes")
+        )),
+        ReadEnd::Timeout => Some("nothing more came before the timeout".into()),
+        ReadEnd::Failed(why) => Some(format!("the connection failed: {why}")),
+    };
+    Exchange { got, ended }
 }
 
 const RECEIVE_ALL: &str = "TCP is a stream, not messages: the 16 octets may arrive in several pieces, and one recv(16) may return fewer";
@@ -277,18 +364,7 @@ fn simple(target: &Target) -> Vec<Probe> {
         RECEIVE_ALL,
         RECEIVE_ALL_FIX,
     ));
-    // A client that goes away after 5 octets.
-    if let Ok(mut early) = target.connect() {
-        let _ = early.write_all(&GREETING[..5]);
-        let _ = early.shutdown(Shutdown::Both);
-    }
-    thread::sleep(PAUSE);
-    probes.push(exact(
-        "a client that closes after 5 octets, then a normal client",
-        &[GREETING],
-        SURVIVE,
-        SURVIVE_FIX,
-    ));
+    // Before the early close, which takes down a server that does not catch it.
     let first = target.exchange(&[GREETING], false);
     let second = target.exchange(&[GREETING], false);
     let both = [&first, &second]
@@ -303,6 +379,18 @@ fn simple(target: &Target) -> Vec<Probe> {
             "put accept() and the exchange in a loop, closing each connection socket",
         ),
     });
+    // A client that goes away after 5 octets.
+    if let Ok(mut early) = target.connect() {
+        let _ = early.write_all(&GREETING[..5]);
+        let _ = early.shutdown(Shutdown::Both);
+    }
+    thread::sleep(PAUSE);
+    probes.push(exact(
+        "a client that closes after 5 octets, then a normal client",
+        &[GREETING],
+        SURVIVE,
+        SURVIVE_FIX,
+    ));
     probes
 }
 
@@ -404,6 +492,8 @@ fn large_round_trip(target: &Target) -> Probe {
         stall_timeout: target.opts.timeout,
         progress: When::Never,
         interrupt: Default::default(),
+        half_close: true,
+        detailed_timeline: false,
     };
     let outcome = uppercase::run(target.host, target.port, &opts, &Narrator::Quiet);
     match outcome.result {
@@ -436,16 +526,11 @@ fn one_at_a_time(target: &Target) -> Probe {
         return Probe::pass(name, "could not open the first connection; not measured");
     };
     thread::sleep(PAUSE);
-    let answer = Target {
-        host: target.host,
-        port: target.port,
-        opts: &CheckOptions {
-            timeout: Duration::from_secs(1),
-            ..target.opts.clone()
-        },
-        unreachable: Cell::new(None),
-    }
-    .exchange(&[MESSAGE], true);
+    let quick = CheckOptions {
+        timeout: Duration::from_secs(1),
+        ..target.opts.clone()
+    };
+    let answer = Target::new(target.host, target.port, &quick).exchange(&[MESSAGE], true);
     drop(silent);
     let seen = match answer.got == upper(MESSAGE) {
         true => "several at once: a second client was served while the first sent nothing",
@@ -456,32 +541,148 @@ fn one_at_a_time(target: &Target) -> Probe {
     Probe::pass(name, seen)
 }
 
-fn lines(target: &Target) -> Vec<Probe> {
-    // Without the server's output (a COMMAND), the lines it prints cannot be
-    // compared; what can be checked is that it takes every kind of line and keeps
-    // the connection until the client is done.
-    let text: &[&[u8]] = &[
-        b"one\ntwo\nthree\n",
-        b"a line split ",
-        b"across segments\n",
-        b"\n",
-        b"crlf\r\n",
-        "caf\u{e9} ".as_bytes(),
-        &"\u{e9}t\u{e9}\n".as_bytes()[..1],
-        &"\u{e9}t\u{e9}\n".as_bytes()[1..],
-    ];
-    let answer = target.exchange(text, true);
-    let probe = match (answer.ended.as_deref(), answer.got.is_empty()) {
-        (None, true) => Probe::pass(
-            "lines in one segment, split across segments, empty, CRLF, UTF-8 split mid-character",
-            "taken; the server closed after the client's end of stream",
-        ),
-        _ => Probe::fail(
-            "lines in one segment, split across segments, empty, CRLF, UTF-8 split mid-character",
-            answer.describe(),
-            "a socket can be read like a file: line by line, whatever the segments (makefile() / a BufReader)",
-            "wrap the connection in a buffered reader and read lines until end of stream, then close",
-        ),
+/// One probe of a line server: what is sent, in which pieces, and the lines it
+/// must read (and, with a COMMAND, print) from them.
+struct LineProbe {
+    name: &'static str,
+    pieces: Vec<Vec<u8>>,
+    lines: Vec<Vec<u8>>,
+    /// True when the probe is about how the lines arrive (together, in pieces).
+    segments: bool,
+}
+
+fn line_probes() -> Vec<LineProbe> {
+    let long: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let cafe = "caf\u{e9} \u{e9}t\u{e9}\n".as_bytes();
+    let probe = |name, pieces: &[&[u8]], lines: &[&[u8]], segments| LineProbe {
+        name,
+        pieces: pieces.iter().map(|p| p.to_vec()).collect(),
+        lines: lines.iter().map(|l| l.to_vec()).collect(),
+        segments,
     };
-    vec![probe]
+    vec![
+        probe(
+            "several lines in one segment",
+            &[b"one\ntwo\nthree\n"],
+            &[b"one\n", b"two\n", b"three\n"],
+            true,
+        ),
+        probe(
+            "one line split across segments with pauses",
+            &[b"a line split ", b"across ", b"segments\n"],
+            &[b"a line split across segments\n"],
+            true,
+        ),
+        probe(
+            "an empty line",
+            &[b"before\n", b"\n", b"after\n"],
+            &[b"before\n", b"\n", b"after\n"],
+            false,
+        ),
+        LineProbe {
+            name: "a long line (100,000 bytes)",
+            pieces: vec![[&long[..], b"\n"].concat()],
+            lines: vec![[&long[..], b"\n"].concat()],
+            segments: true,
+        },
+        probe(
+            "CRLF line ends",
+            &[b"crlf one\r\n", b"crlf two\r\n"],
+            &[b"crlf one\r\n", b"crlf two\r\n"],
+            false,
+        ),
+        probe(
+            "UTF-8 split in the middle of a character",
+            &[&cafe[..4], &cafe[4..]],
+            &[cafe],
+            true,
+        ),
+    ]
+}
+
+const LINES_LESSON: &str = "a socket can be read like a file: line by line, whatever the segments the lines arrived in (makefile() / a BufReader)";
+const LINES_FIX: &str = "wrap the connection in a buffered reader (conn.makefile('rb')) and read lines until end of stream, then close; never treat one recv() as one line";
+
+/// Each probe on a connection of its own, half-closed after the last piece: the
+/// server must take it all and close after end of stream. What it printed is
+/// judged afterwards, when there is a COMMAND ([`judge_printed_lines`]).
+fn lines(target: &Target) -> Vec<Probe> {
+    line_probes()
+        .iter()
+        .map(|p| {
+            let pieces: Vec<&[u8]> = p.pieces.iter().map(Vec::as_slice).collect();
+            let answer = target.exchange(&pieces, true);
+            match (answer.ended.as_deref(), answer.got.is_empty()) {
+                (None, true) => Probe::pass(
+                    p.name,
+                    "taken, and the connection closed after the client's end of stream (the lines it prints are graded when tcplab starts it: -- COMMAND)",
+                ),
+                _ => Probe::fail(p.name, answer.describe(), LINES_LESSON, LINES_FIX),
+            }
+        })
+        .collect()
+}
+
+/// With the server's output: each probe's lines must be printed, in order, each as
+/// one line (as it is, after a prefix, or as Python's repr of it).
+fn judge_printed_lines(probes: &mut [Probe], printed: &str) {
+    let printed: Vec<&str> = printed.lines().collect();
+    let mut at = 0;
+    for (probe, lines) in probes.iter_mut().zip(line_probes()) {
+        if !probe.passed {
+            continue;
+        }
+        match super::printed::find_in_order(&printed, at, &lines.lines) {
+            Ok(next) => {
+                at = next;
+                probe.seen = format!(
+                    "{} printed, in order",
+                    human::count(lines.lines.len() as u64, "line", "lines")
+                );
+            }
+            Err(missing) => {
+                // The printed lines with the missing line's first characters: what
+                // the server made of it.
+                let after = &printed[at.min(printed.len())..];
+                let start: String = String::from_utf8_lossy(missing)
+                    .chars()
+                    .take_while(|c| *c != '\n' && *c != '\r')
+                    .take(3)
+                    .collect();
+                let escaped = repr(start.as_bytes());
+                let escaped = &escaped[2..escaped.len() - 1];
+                let mut around: Vec<&str> = after
+                    .iter()
+                    .filter(|l| !start.is_empty() && (l.contains(&start) || l.contains(escaped)))
+                    .take(3)
+                    .map(|l| l.trim_end())
+                    .collect();
+                if around.is_empty() {
+                    around = after.iter().take(4).map(|l| l.trim_end()).collect();
+                }
+                *probe = Probe::fail(
+                    lines.name,
+                    format!(
+                        "the line {} was not printed as one line; it printed: {}",
+                        repr_short(missing),
+                        match around.is_empty() {
+                            true => "nothing".to_string(),
+                            false => around
+                                .iter()
+                                .map(|l| super::shorten(l))
+                                .collect::<Vec<_>>()
+                                .join(" | "),
+                        }
+                    ),
+                    match lines.segments {
+                        true => {
+                            "TCP is a stream, not messages: lines arrive together in one recv() or split over several, so one recv() is not one line"
+                        }
+                        false => LINES_LESSON,
+                    },
+                    LINES_FIX,
+                );
+            }
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! What the Linux kernel holds for a TCP socket: queue lengths and buffer sizes, for this process's sockets and for the other end of a loopback connection.
 
+pub mod memory;
 pub mod queues;
 pub mod reads;
 pub mod sockdiag;
+pub mod table;
 pub mod tcpinfo;
 pub mod watchdog;

@@ -88,6 +88,43 @@ pub fn lookup(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<Queues
 /// IPv4 and IPv4-mapped IPv6 addresses are interchangeable: a dual-stack socket
 /// (an `AF_INET6` socket with mapped addresses) is found from plain IPv4 ones.
 pub fn lookup_socket(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<DiagSocket>> {
+    Diag::new()?.lookup_socket(local, remote)
+}
+
+/// A netlink socket kept for many lookups: a watchdog sampling the server end
+/// hundreds of times a second saves a socket's creation each time.
+pub struct Diag {
+    socket: Socket,
+}
+
+impl Diag {
+    /// Opens the netlink socket.
+    pub fn new() -> io::Result<Diag> {
+        let socket = Socket::new(NETLINK_SOCK_DIAG)?;
+        socket2::SockRef::from(&socket).set_read_timeout(Some(RECV_TIMEOUT))?;
+        Ok(Diag { socket })
+    }
+
+    /// [`lookup`] on this socket.
+    pub fn lookup(&self, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<Queues>> {
+        Ok(self.lookup_socket(local, remote)?.map(|found| found.queues))
+    }
+
+    /// [`lookup_socket`] on this socket.
+    pub fn lookup_socket(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> io::Result<Option<DiagSocket>> {
+        lookup_on(&self.socket, local, remote)
+    }
+}
+
+fn lookup_on(
+    socket: &Socket,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> io::Result<Option<DiagSocket>> {
     let local = canonical(local);
     let remote = canonical(remote);
     let families: &[u8] = match (local.ip(), remote.ip()) {
@@ -97,7 +134,7 @@ pub fn lookup_socket(local: SocketAddr, remote: SocketAddr) -> io::Result<Option
         _ => return Ok(None),
     };
     for &family in families {
-        if let Some(found) = query(family, local, remote)? {
+        if let Some(found) = query(socket, family, local, remote)? {
             return Ok(Some(found));
         }
     }
@@ -150,9 +187,12 @@ fn request(family: u8, local: SocketAddr, remote: SocketAddr) -> Vec<u8> {
 }
 
 /// One exact lookup in `family`.
-fn query(family: u8, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<DiagSocket>> {
-    let socket = Socket::new(NETLINK_SOCK_DIAG)?;
-    socket2::SockRef::from(&socket).set_read_timeout(Some(RECV_TIMEOUT))?;
+fn query(
+    socket: &Socket,
+    family: u8,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> io::Result<Option<DiagSocket>> {
     let msg = request(family, local, remote);
     // Unconnected and unaddressed, a netlink socket sends to the kernel.
     let sent = socket.send(&msg, 0)?;

@@ -53,6 +53,9 @@ pub struct Situation {
     pub strategy: String,
     /// True when the strategy reads only after it has sent everything (naive).
     pub reads_only_after_sending: bool,
+    /// False when the client leaves its sending side open after the last byte
+    /// (`--no-half-close`): the server never reads end of stream.
+    pub half_closed: bool,
     /// Bytes to send in all; `None` for an input whose end has not been seen.
     pub total: Option<u64>,
     /// Bytes sent.
@@ -77,6 +80,9 @@ pub enum StallKind {
     PeerNotReading,
     /// The server has everything but sends nothing (more) back.
     PeerNotAnswering,
+    /// Everything came back, but the client never shut down its sending side: the
+    /// server waits for more, the client for the server's end of stream.
+    NoEndOfStream,
     /// Nothing moves, and the figures do not say why.
     Unexplained,
 }
@@ -240,6 +246,20 @@ fn explain(s: &Situation, c: Queues, server: Option<Queues>, lines: &mut Vec<Str
         lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
         return StallKind::PeerNotReading;
     }
+    if !sending && !s.half_closed && s.received >= total && c.send_queue == 0 {
+        lines.push(format!(
+            "All {total} bytes came back, but this client never shut down its sending side (--no-half-close)."
+        ));
+        lines.push(
+            "The server reads until end of stream, so it waits for more; this client reads until end of stream, so it waits for the server to close."
+                .into(),
+        );
+        lines.push(
+            "Each waits for an end the other will not send. Half-close after the last byte (shutdown(SHUT_WR)): leave out --no-half-close."
+                .into(),
+        );
+        return StallKind::NoEndOfStream;
+    }
     if !sending && c.send_queue == 0 && c.recv_queue == 0 {
         lines.push(format!(
             "The server has acknowledged all {total} bytes, and this client has read everything that came back,"
@@ -287,6 +307,12 @@ pub struct Point {
     pub recv_queue: u64,
     /// The client's send queue.
     pub send_queue: u64,
+    /// The client's receive buffer size (`SO_RCVBUF`), the receive queue's limit.
+    pub rcvbuf: u64,
+    /// The client's send buffer size (`SO_SNDBUF`), the send queue's limit.
+    pub sndbuf: u64,
+    /// The server end's queues and buffer sizes, when it is on this machine.
+    pub server: Option<Queues>,
 }
 
 /// Most points a timeline keeps.
@@ -331,6 +357,7 @@ mod tests {
     fn situation(strategy: &str, sent: u64, received: u64, c: Queues) -> Situation {
         Situation {
             strategy: strategy.into(),
+            half_closed: true,
             reads_only_after_sending: strategy == "naive",
             total: Some(1 << 30),
             sent,
@@ -444,6 +471,19 @@ mod tests {
         let d = diagnose(&situation("threads", 1 << 30, 0, Queues::default()));
         assert_eq!(d.kind, StallKind::PeerNotAnswering);
         assert!(d.explanation.join(" ").contains("sends nothing back"));
+    }
+
+    #[test]
+    fn everything_back_without_a_half_close_is_no_end_of_stream() {
+        let mut s = situation("async", 1 << 30, 1 << 30, Queues::default());
+        s.half_closed = false;
+        let d = diagnose(&s);
+        assert_eq!(d.kind, StallKind::NoEndOfStream);
+        assert!(d.explanation.join(" ").contains("--no-half-close"));
+        // Still sending, or with bytes missing, it is not this.
+        let mut s = situation("async", 1 << 29, 1 << 29, Queues::default());
+        s.half_closed = false;
+        assert_ne!(diagnose(&s).kind, StallKind::NoEndOfStream);
     }
 
     #[test]

@@ -14,9 +14,10 @@ pub fn lines(report: &CheckReport) -> Vec<String> {
         report.service, report.role, report.target
     )];
     for p in &report.probes {
-        match p.passed {
-            true => out.push(format!("✓ {}: {}", p.name, p.seen)),
-            false => {
+        match (p.measured, p.passed) {
+            (false, _) => out.push(format!("– {}: not measured: {}", p.name, p.seen)),
+            (true, true) => out.push(format!("✓ {}: {}", p.name, p.seen)),
+            (true, false) => {
                 out.push(format!("✗ {}: {}", p.name, p.seen));
                 out.push(format!("    lesson: {}", p.lesson));
                 out.push(format!("    fix: {}", p.fix));
@@ -24,7 +25,15 @@ pub fn lines(report: &CheckReport) -> Vec<String> {
         }
     }
     let passed = report.probes.iter().filter(|p| p.passed).count();
-    out.push(format!("{passed} of {} probes passed", report.probes.len()));
+    let unmeasured = report.probes.iter().filter(|p| !p.measured).count();
+    out.push(format!(
+        "{passed} of {} probes passed{}",
+        report.probes.len(),
+        match unmeasured {
+            0 => String::new(),
+            n => format!(" ({n} not measured)"),
+        }
+    ));
     out
 }
 
@@ -45,7 +54,25 @@ struct GradescopeTest {
     output: String,
 }
 
-/// The report in Gradescope's format: one point per probe.
+/// Gradescope's results.json for a check that could not run at all (the program
+/// did not start, never listened or connected, or nothing listens at HOST PORT):
+/// one failed test that says why, so that an autograder still gets a result.
+pub fn gradescope_error(service: &str, role: &str, why: &str) -> Gradescope {
+    Gradescope {
+        score: 0.0,
+        max_score: 1.0,
+        tests: vec![GradescopeTest {
+            name: format!("{service} {role}: the program runs and can be reached"),
+            score: 0.0,
+            max_score: 1.0,
+            status: "failed",
+            output: why.to_string(),
+        }],
+    }
+}
+
+/// The report in Gradescope's format: one point per probe (a probe not measured
+/// scores nothing).
 pub fn gradescope(report: &CheckReport) -> Gradescope {
     let tests: Vec<GradescopeTest> = report
         .probes
@@ -55,9 +82,10 @@ pub fn gradescope(report: &CheckReport) -> Gradescope {
             score: if p.passed { 1.0 } else { 0.0 },
             max_score: 1.0,
             status: if p.passed { "passed" } else { "failed" },
-            output: match p.passed {
-                true => p.seen.clone(),
-                false => format!("{}\nLesson: {}\nFix: {}", p.seen, p.lesson, p.fix),
+            output: match (p.measured, p.passed) {
+                (false, _) => format!("Not measured: {}", p.seen),
+                (true, true) => p.seen.clone(),
+                (true, false) => format!("{}\nLesson: {}\nFix: {}", p.seen, p.lesson, p.fix),
             },
         })
         .collect();

@@ -31,6 +31,8 @@ mod tests {
             stall_timeout: std::time::Duration::from_secs(1),
             progress: When::Never,
             interrupt: Default::default(),
+            half_close: true,
+            detailed_timeline: false,
         };
         let outcome = crate::client::uppercase::Outcome::new(&opts);
         let text = pretty(&outcome.report);

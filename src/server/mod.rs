@@ -48,6 +48,17 @@ pub enum Service {
     Lines,
 }
 
+impl Service {
+    /// Its name on the command line: `simple`, `uppercase` or `lines`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Simple => "simple",
+            Service::Uppercase => "uppercase",
+            Service::Lines => "lines",
+        }
+    }
+}
+
 /// Everything a server is asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -1,25 +1,40 @@
 #!/usr/bin/env python3
-"""Servers for `tcplab check`'s tests, as students write them: correct ones, and
+"""Programs for `tcplab check`'s tests, as students write them: correct ones, and
 ones that each carry one bug of the lab. Standard library only.
 
-    graded.py simple PORT [--bug recv16]   one recv(16), no receive-all loop
-    graded.py uppercase PORT [--bug ascii] decodes each chunk as ASCII (the lab's own)
-    graded.py simple PORT --bug noreuse    no SO_REUSEADDR: a restart fails in TIME_WAIT
+Servers (one client at a time on 127.0.0.1 until killed; they print
+"Listening at 127.0.0.1:PORT" first, then each connection's names):
 
-Each serves one client at a time on 127.0.0.1 until killed, and prints
-"Listening at 127.0.0.1:PORT" first.
+    graded.py simple PORT [--bug recv16]    one recv(16), no receive-all loop
+    graded.py simple PORT --bug noreuse     no SO_REUSEADDR: a restart fails in TIME_WAIT
+    graded.py simple PORT --bug nonames     prints neither its address nor its peers
+    graded.py uppercase PORT [--bug ascii]  decodes each chunk as ASCII (the lab's own)
+    graded.py lines PORT [--bug recv]       prints each recv() as if it were a line
+    graded.py simple PORT --bug flood       after its reply, keeps sending for ever
+    graded.py SERVICE PORT --bug v6only     listens on [::1] only, not 127.0.0.1
+    graded.py SERVICE PORT --bug noreuse    (any service) no SO_REUSEADDR
+
+Clients (of 127.0.0.1 PORT):
+
+    graded.py simple-client PORT [--bug recv16|noeof]
+        recv16: one recv(16), no loop; noeof: a loop that never checks for b''
+    graded.py uppercase-client PORT BYTES [--bug nohalfclose]
+        sends from a thread while it reads (no deadlock); nohalfclose: never
+        calls shutdown(SHUT_WR)
 """
 import socket
 import sys
+import threading
 
 
 def listen(port, bug):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    v6 = bug == "v6only"
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
     if bug != "noreuse":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock.bind(("::1" if v6 else "127.0.0.1", port))
     sock.listen(16)
-    print("Listening at %s:%d" % sock.getsockname(), flush=True)
+    print("Listening at %s:%d" % sock.getsockname()[:2], flush=True)
     return sock
 
 
@@ -28,14 +43,18 @@ def recvall(sock, length):
     while len(data) < length:
         more = sock.recv(length - len(data))
         if not more:
-            raise EOFError("only received %d bytes" % len(data))
+            raise EOFError("was supposed to receive %d bytes but only received %d bytes"
+                           % (length, len(data)))
         data += more
     return data
 
 
 def simple(conn, bug):
     message = conn.recv(16) if bug == "recv16" else recvall(conn, 16)
+    print("The client said", repr(message))
     conn.sendall(b"Goodbye for now!")
+    while bug == "flood":
+        conn.sendall(b"more" * 4096)
 
 
 def uppercase(conn, bug):
@@ -50,13 +69,79 @@ def uppercase(conn, bug):
             conn.sendall(data.upper())
 
 
+def lines(conn, bug):
+    if bug == "recv":
+        # Each recv() taken for a line: wrong when lines come together or in pieces.
+        while True:
+            data = conn.recv(1024)
+            if not data:
+                return
+            print(data)
+    else:
+        for line in conn.makefile("rb"):
+            print(line)
+
+
+def simple_client(port, bug):
+    sock = socket.create_connection(("127.0.0.1", port))
+    print("Client has been assigned socket name", sock.getsockname())
+    sock.sendall(b"Hello world!!!!!")
+    if bug == "recv16":
+        reply = sock.recv(16)
+    elif bug == "noeof":
+        reply = b""
+        while len(reply) < 16:
+            reply += sock.recv(16 - len(reply))  # b'' for ever once the server closed
+    else:
+        reply = recvall(sock, 16)
+    print("The server said", repr(reply))
+    sock.close()
+
+
+def uppercase_client(port, bytecount, bug):
+    bytecount = (bytecount + 15) // 16 * 16
+    sock = socket.create_connection(("127.0.0.1", port))
+
+    def send():
+        block = b"hello foobar bye" * 4096
+        left = bytecount
+        while left:
+            n = min(left, len(block))
+            sock.sendall(block[:n])
+            left -= n
+        print(bytecount, "bytes sent", flush=True)
+        if bug != "nohalfclose":
+            sock.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    received = 0
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += len(data)
+    sender.join()
+    print(received, "bytes received")
+    sock.close()
+
+
 def main():
     program, port = sys.argv[1], int(sys.argv[2])
-    bug = sys.argv[4] if sys.argv[3:4] == ["--bug"] else None
-    serve = {"simple": simple, "uppercase": uppercase}[program]
+    rest = sys.argv[3:]
+    bug = rest[rest.index("--bug") + 1] if "--bug" in rest else None
+    if program == "simple-client":
+        return simple_client(port, bug)
+    if program == "uppercase-client":
+        return uppercase_client(port, int(rest[0]), bug)
+    serve = {"simple": simple, "uppercase": uppercase, "lines": lines}[program]
     sock = listen(port, bug)
     while True:
-        conn, _ = sock.accept()
+        conn, peer = sock.accept()
+        if bug != "nonames":
+            print("We have accepted a connection from", peer)
+            print("  Socket name:", conn.getsockname())
+            print("  Socket peer:", conn.getpeername())
         try:
             serve(conn, bug)
         except (EOFError, ConnectionError, socket.timeout):

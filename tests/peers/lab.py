@@ -103,7 +103,7 @@ def uppercase_client(host, port, bytecount):
         sent += len(MESSAGE)
     print("%d bytes sent" % sent)
     sock.shutdown(socket.SHUT_WR)
-    received = b""
+    received = bytearray()
     while True:
         data = sock.recv(42)
         if not data:

@@ -52,6 +52,9 @@ pub async fn drive(
             outbound.consume(n);
             counters.add_sent(n);
         }
+        if !counters.half_closes() {
+            return Ok(());
+        }
         writer
             .shutdown()
             .await

@@ -42,6 +42,9 @@ pub fn send_all(
         outbound.consume(n);
         counters.add_sent(n);
     }
+    if !counters.half_closes() {
+        return Ok(());
+    }
     stream
         .shutdown(Shutdown::Write)
         .ctx(|| format!("could not shut down the sending side to {peer}"))

@@ -85,6 +85,9 @@ fn connect_and_transfer(
     narrator.line(lines::connected(&outcome.report));
 
     let counters = Counters::default();
+    if !opts.half_close {
+        counters.set_no_half_close();
+    }
     let started = Instant::now();
     let (result, watched) = transfer_watched(
         opts,
@@ -103,8 +106,11 @@ fn connect_and_transfer(
     measure(outcome, started, &stream, &counters, &inbound);
     outcome.report.bytes_total = outbound.total();
     outcome.timeline = Some(watched.timeline);
-    // A transfer that completed as the watchdog fired did not stall.
-    let completed = result.is_ok() && inbound.verdict().is_verified();
+    // A transfer that completed as the watchdog fired did not stall. Without the
+    // half-close, the end of stream the watchdog's shutdown produced is no completion.
+    let completed = result.is_ok()
+        && inbound.verdict().is_verified()
+        && (opts.half_close || watched.diagnosis.is_none());
     if watched.interrupted && !completed {
         return Err(Error::Interrupted);
     }
@@ -134,6 +140,7 @@ fn transfer_watched(
         total,
         stall_timeout: opts.stall_timeout,
         progress: opts.progress,
+        detailed: opts.detailed_timeline,
     };
     let input = transfer.inbound.stopper();
     watch::watch(

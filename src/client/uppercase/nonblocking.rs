@@ -50,9 +50,11 @@ pub fn transfer(t: Transfer<'_>) -> Result<()> {
             match write_while_writable(&mut socket, outbound, counters, peer)? {
                 Written::All => {
                     // Everything is out: half-close, and from now on only reading matters.
-                    socket
-                        .shutdown(Shutdown::Write)
-                        .ctx(|| format!("could not shut down the sending side to {peer}"))?;
+                    if counters.half_closes() {
+                        socket
+                            .shutdown(Shutdown::Write)
+                            .ctx(|| format!("could not shut down the sending side to {peer}"))?;
+                    }
                     poll.registry()
                         .reregister(&mut socket, CONNECTION, Interest::READABLE)
                         .ctx(|| "could not re-register the socket")?;

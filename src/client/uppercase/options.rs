@@ -87,4 +87,11 @@ pub struct Options {
     /// Stops the transfer when triggered (SIGINT, SIGTERM): the run then reports
     /// how far it got.
     pub interrupt: crate::server::Shutdown,
+    /// Shut down the sending side after the last byte (`shutdown(SHUT_WR)`), so the
+    /// server reads end of stream; false for `--no-half-close`, which stalls.
+    pub half_close: bool,
+    /// Sample densely, both ends' queues, for a plot (`--plot`): every 200 µs at
+    /// first, then every 1/250 of the run so far. Otherwise every 100 ms, which the
+    /// stall timeout and the progress bars need, at no measurable cost.
+    pub detailed_timeline: bool,
 }

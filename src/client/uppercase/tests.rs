@@ -43,6 +43,8 @@ fn options(strategy: Strategy, total: u64) -> Options {
         stall_timeout: Duration::from_secs(5),
         progress: When::Never,
         interrupt: Default::default(),
+        half_close: true,
+        detailed_timeline: false,
     }
 }
 

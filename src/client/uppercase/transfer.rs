@@ -18,6 +18,9 @@ pub struct Counters {
     reading_input: AtomicBool,
     /// A streamed input's length plus one once it has ended; 0 until then.
     total_plus_one: AtomicU64,
+    /// The sending side is left open after the last byte (`--no-half-close`): the
+    /// strategies skip `shutdown(SHUT_WR)`, and the watchdog explains the wait.
+    no_half_close: AtomicBool,
 }
 
 impl Counters {
@@ -55,6 +58,16 @@ impl Counters {
     pub fn set_total(&self, total: u64) {
         self.total_plus_one
             .store(total.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// Leaves the sending side open after the last byte (`--no-half-close`).
+    pub fn set_no_half_close(&self) {
+        self.no_half_close.store(true, Ordering::Relaxed);
+    }
+
+    /// True when the strategy shuts down its sending side after the last byte.
+    pub fn half_closes(&self) -> bool {
+        !self.no_half_close.load(Ordering::Relaxed)
     }
 
     /// A streamed input's length, once it has ended.

@@ -20,10 +20,23 @@ use crate::observe::{queues, sockdiag, tcpinfo};
 use crate::report::progress::{Progress, When};
 use crate::server::Shutdown as Interrupt;
 
-/// How often the watchdog samples.
+/// How often the watchdog samples at most, once the run is long: often enough for
+/// the stall timeout and the progress bars.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the progress bars' TCP_INFO figures change (without `--interval`).
 const NOTE_EVERY: Duration = Duration::from_secs(1);
+/// How often it samples at the start: a run of 50 ms already has 250 points.
+pub const FIRST_SAMPLES_EVERY: Duration = Duration::from_micros(200);
+/// Points per run-so-far a sample interval aims at: sampling every `elapsed / 250`
+/// keeps a plot of any length detailed (about 250 more points each time the run's
+/// length grows by e times) while samples grow rarer as the run goes on.
+const POINTS_PER_ELAPSED: u32 = 250;
+
+/// The wait before the next sample for a plot, `elapsed` into the run: adapts to
+/// its length.
+pub fn sample_interval(elapsed: Duration) -> Duration {
+    (elapsed / POINTS_PER_ELAPSED).clamp(FIRST_SAMPLES_EVERY, SAMPLE_EVERY)
+}
 
 /// What the watchdog needs to know about the transfer.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +50,8 @@ pub struct WatchOptions {
     pub stall_timeout: Duration,
     /// Whether to draw progress bars.
     pub progress: When,
+    /// Sample densely, and the server end's queues too, for a plot.
+    pub detailed: bool,
 }
 
 /// What the watchdog saw.
@@ -143,21 +158,40 @@ fn sample_until(
     };
     watched.timeline.push(Point::default());
     let mut next_note = Duration::ZERO;
+    // For a plot, the server end is read while it is found; once it is not (a remote
+    // server, or no socket diagnostics), not again until a stall needs it.
+    let mut diag = opts.detailed.then(|| sockdiag::Diag::new().ok()).flatten();
+    let interval = |due| match opts.detailed {
+        true => sample_interval(due),
+        false => SAMPLE_EVERY,
+    };
+    // Samples are due on a schedule, so a late wake-up shortens the next wait.
+    let mut due = Duration::ZERO;
     loop {
-        let finished = !matches!(
-            stop.recv_timeout(SAMPLE_EVERY),
-            Err(RecvTimeoutError::Timeout)
-        );
+        // ...but one far behind (a busy machine) starts again from now, not in a burst.
+        let now = started.elapsed();
+        due = (due + interval(due)).max(now.saturating_sub(FIRST_SAMPLES_EVERY));
+        let wait = due.saturating_sub(now);
+        let finished = !matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
         let at = started.elapsed();
         let (sent, received) = (counters.sent(), counters.received());
         let client = client_queues(stream);
         let q = client.unwrap_or_default();
+        let server = diag
+            .as_ref()
+            .and_then(|d| d.lookup(names.peer, names.local).ok().flatten());
+        if server.is_none() {
+            diag = None;
+        }
         watched.timeline.push(Point {
             t: at.as_secs_f64(),
             sent,
             received,
             recv_queue: q.recv_queue,
             send_queue: q.send_queue,
+            rcvbuf: q.rcvbuf,
+            sndbuf: q.sndbuf,
+            server,
         });
         progress.update(sent, received);
         // Without --interval, the bars carry the connection's figures, once a second.
@@ -180,8 +214,8 @@ fn sample_until(
                 transactions: 0,
             };
             // Whole intervals as they pass; the last, partial one at the end.
-            let due = at.as_secs_f64() >= intervals.last.at + intervals.every.as_secs_f64();
-            if due || (finished && now.at > intervals.last.at) {
+            let ended = at.as_secs_f64() >= intervals.last.at + intervals.every.as_secs_f64();
+            if ended || (finished && now.at > intervals.last.at) {
                 intervals.report(stream, now);
             }
         }
@@ -203,6 +237,7 @@ fn sample_until(
             watched.diagnosis = Some(diagnose(&Situation {
                 strategy: opts.strategy.name().to_string(),
                 reads_only_after_sending: opts.strategy == Strategy::Naive,
+                half_closed: counters.half_closes(),
                 total: counters.total().or(opts.total),
                 sent: taken_by_kernel(stream, client)
                     .map_or(sent, |taken| taken.max(sent))
@@ -246,5 +281,29 @@ fn server_queues(names: &Names) -> Result<Queues, String> {
             "the kernel's socket diagnostics could not be read ({})",
             crate::error::plain_io(&e)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Samples a plot's schedule takes in the first `run` of a transfer.
+    fn samples_within(run: Duration) -> usize {
+        let mut due = Duration::ZERO;
+        (0..1_000_000)
+            .map_while(|_| {
+                due += sample_interval(due);
+                (due <= run).then_some(())
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_plot_has_200_points_by_50_ms_and_samples_at_least_every_100_ms() {
+        assert!(samples_within(Duration::from_millis(50)) >= 200);
+        assert!(samples_within(Duration::from_secs(1)) >= 900);
+        assert_eq!(sample_interval(Duration::from_secs(3600)), SAMPLE_EVERY);
+        assert_eq!(sample_interval(Duration::ZERO), FIRST_SAMPLES_EVERY);
     }
 }

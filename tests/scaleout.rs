@@ -1,0 +1,283 @@
+//! Past one process: several servers on one port (SO_REUSEPORT), each reporting
+//! its share and its peak memory when it shuts down.
+
+use crate::util::{Output, Server, tcplab_run};
+
+/// Stops a server as Ctrl-C would, and returns what it printed, summary included.
+fn shut_down(server: Server) -> Output {
+    server.signal(libc::SIGTERM);
+    server.wait()
+}
+
+/// "Shut down: served N connections (F failed, …" → (N, F).
+fn served_and_failed(summary: &str) -> (u64, u64) {
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("Shut down: served "))
+        .unwrap_or_else(|| panic!("no summary in {summary}"));
+    let number = |after: &str| -> u64 {
+        line.split(after)
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count after {after:?} in {line}"))
+    };
+    (number("served "), number("("))
+}
+
+/// Connections served in all, failed ones included.
+fn served(summary: &str) -> u64 {
+    served_and_failed(summary).0
+}
+
+#[test]
+fn servers_sharing_a_port_with_reuse_port_split_the_clients_between_them() {
+    let first = Server::of("simple", &["--reuse-port", "--quiet"]);
+    let port = first.port_arg();
+    let second = Server::tcplab(&[
+        "simple",
+        "server",
+        "127.0.0.1",
+        &port,
+        "--reuse-port",
+        "--quiet",
+    ]);
+    // Without --reuse-port the port is taken.
+    tcplab_run(&["simple", "server", "127.0.0.1", &port])
+        .assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("already in use");
+    tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "200",
+    ])
+    .assert_ok();
+    let (a, b) = (shut_down(first), shut_down(second));
+    let (a, b) = (served(&a.stdout), served(&b.stdout));
+    assert_eq!(a + b, 200);
+    // The kernel hashes each connection's addresses and ports: 200 never all land on one.
+    assert!(a > 0 && b > 0, "{a} and {b}");
+}
+
+#[test]
+fn the_shutdown_summary_gives_the_peak_memory() {
+    let server = Server::of("simple", &["--quiet"]);
+    let out = shut_down(server);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Shut down"))
+        .expect("a summary")
+        .to_string();
+    let memory = line.split(", peak memory ").nth(1).expect(&line);
+    assert!(memory.ends_with("MiB") || memory.ends_with("KiB"), "{line}");
+}
+
+/// HAProxy's statistics (`show stat` on its stats socket): (proxy, server, column)
+/// → value, for the numeric columns.
+fn show_stat(socket: &std::path::Path) -> std::collections::HashMap<(String, String, String), u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(b"show stat\n").unwrap();
+    let mut csv = String::new();
+    stream.read_to_string(&mut csv).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .and_then(|h| h.strip_prefix("# "))
+        .expect("a CSV header")
+        .split(',')
+        .collect();
+    let mut figures = std::collections::HashMap::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split(',').collect();
+        for (column, value) in header.iter().zip(&fields).skip(2) {
+            if let Ok(n) = value.parse() {
+                figures.insert(
+                    (
+                        fields[0].to_string(),
+                        fields[1].to_string(),
+                        column.to_string(),
+                    ),
+                    n,
+                );
+            }
+        }
+    }
+    figures
+}
+
+/// A process killed (and waited for) when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// True when something listens on 127.0.0.1:`port` (from the kernel's socket table,
+/// without connecting: a connection through the proxy would be a session of its own).
+fn listening(port: u16) -> bool {
+    let wanted = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|table| {
+        table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&wanted.as_str()) && fields.get(3) == Some(&"0A")
+        })
+    })
+}
+
+/// HAProxy in TCP mode (leastconn, health checks every 100 ms, redispatch on a
+/// failed connect) in front of three tcplab servers; the load generator runs through
+/// it, and one backend is killed mid-run. Every exchange is verified end to end, each
+/// backend took its share, the killed one lost only the sessions it held (HAProxy's
+/// statistics count them as aborted by the server), and the load generator's failure
+/// count is exactly that number. (HAProxy's statistics, not its log, are counted:
+/// under load it may drop a log line, which `show info` admits as DroppedLogs.)
+#[test]
+fn behind_haproxy_a_killed_backend_loses_only_the_connections_it_held() {
+    assert!(
+        std::process::Command::new("haproxy")
+            .arg("-v")
+            .output()
+            .is_ok(),
+        "haproxy is missing: run scripts/test, which installs it"
+    );
+    let backends: Vec<Server> = (0..3).map(|_| Server::of("simple", &["--quiet"])).collect();
+    let frontend = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("tcplab-haproxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            format!(
+                "  server s{i} 127.0.0.1:{} check inter 100ms fall 1 rise 1\n",
+                b.port()
+            )
+        })
+        .collect();
+    let stats = dir.join("haproxy.sock");
+    let config = format!(
+        "global\n  stats socket {} mode 600 level admin\n  log stdout format raw local0 info\n  maxconn 4000\n\
+         defaults\n  mode tcp\n  log global\n  option tcplog\n  timeout connect 1s\n  timeout client 10s\n  timeout server 10s\n  retries 3\n  option redispatch\n\
+         frontend fe\n  bind 127.0.0.1:{frontend}\n  default_backend be\n\
+         backend be\n  balance leastconn\n{servers}",
+        stats.display()
+    );
+    std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
+    let log_path = dir.join("haproxy.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let haproxy = Killed(
+        std::process::Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(dir.join("haproxy.cfg"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..250 {
+        if listening(frontend) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(listening(frontend), "haproxy never listened on {frontend}");
+
+    let mut load = crate::util::tcplab();
+    load.args([
+        "simple",
+        "client",
+        "127.0.0.1",
+        &frontend.to_string(),
+        "--connections",
+        "16",
+        "--duration",
+        "3",
+        "--json",
+    ]);
+    let load = std::thread::spawn(move || crate::util::run(load));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut backends = backends.into_iter();
+    let (first, killed, third) = (
+        backends.next().unwrap(),
+        backends.next().unwrap(),
+        backends.next().unwrap(),
+    );
+    drop(killed.stop()); // SIGKILL: it takes the connections it holds with it
+    let load = load.join().unwrap();
+    let report: serde_json::Value = serde_json::from_str(&load.stdout).expect("one JSON report");
+    let stat = show_stat(&stats);
+    // Exchanges completed: HAProxy's health checks connect and go without a word,
+    // which a server counts as failed connections.
+    let completed = |summary: &str| {
+        let (served, failed) = served_and_failed(summary);
+        served - failed
+    };
+    let (first, third) = (shut_down(first).stdout, shut_down(third).stdout);
+    let (first, third) = (completed(&first), completed(&third));
+    drop(haproxy);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let figure = |proxy: &str, server: &str, column: &str| {
+        stat[&(proxy.to_string(), server.to_string(), column.to_string())]
+    };
+    let shown = format!("{}\n{stat:?}", load.stdout);
+
+    // Each backend took its share; the two that lived served every session HAProxy
+    // gave them.
+    assert_eq!(figure("be", "s0", "stot"), first, "{shown}");
+    assert_eq!(figure("be", "s2", "stot"), third, "{shown}");
+    assert!(
+        first > 0 && third > 0 && figure("be", "s1", "stot") > 0,
+        "{shown}"
+    );
+    // Every client connection is one HAProxy session; every exchange that succeeded
+    // was verified (a wrong byte would be an error of its own).
+    assert_eq!(
+        report["connections"].as_u64(),
+        Some(figure("fe", "FRONTEND", "stot")),
+        "{shown}"
+    );
+    for error in report["errors"].as_array().unwrap() {
+        let error = error.as_str().unwrap();
+        assert!(error.contains("closed the connection early"), "{error}");
+    }
+    // The load generator's failures are exactly the sessions the killed backend
+    // held (HAProxy: aborted by the server), and no other session failed.
+    assert_eq!(
+        report["failed"].as_u64(),
+        Some(figure("be", "s1", "srv_abrt")),
+        "{shown}"
+    );
+    assert_eq!(
+        figure("be", "BACKEND", "srv_abrt"),
+        figure("be", "s1", "srv_abrt"),
+        "{shown}"
+    );
+    assert_eq!(figure("be", "BACKEND", "cli_abrt"), 0, "{shown}");
+    // After HAProxy marked it down, new sessions went to the other two (its log:
+    // one line per session, "… fe be/sN Tw/Tc/Tt BYTES STATE …").
+    let down = log
+        .find("Server be/s1 is DOWN")
+        .unwrap_or_else(|| panic!("HAProxy never saw the backend go: {log}"));
+    assert!(
+        !log[down..]
+            .lines()
+            .any(|l| l.contains(" be/s1 ") && l.contains(" -- ")),
+        "{log}"
+    );
+}
