@@ -333,6 +333,95 @@ def bench_many():
     log(f"  peak RSS per connection {pc / 1024:.1f} KiB; goodput {median(goodput) / MiB:.0f} MiB/s")
 
 
+def rr_run(port, connections, seconds):
+    """One TCP_RR run (64-byte requests): transactions/s and the server's CPU per
+    transaction as tcplab measured it (None when it could not find the server)."""
+    r = run_json([BIN, "uppercase", "client", "127.0.0.1", str(port), "--request", "64",
+                  "--connections", str(connections), "--duration", str(seconds), "--json",
+                  "--no-progress"])
+    if not r["verified"]:
+        raise RuntimeError(f"RR run not verified: {r['errors']}")
+    return r["transactions_per_sec"], r["server_cpu_us_per_transaction"]
+
+
+def rr_servers():
+    """The upper-case servers TCP_RR is run against: (name, command, chosen port)."""
+    port_py, port_socat = free_port(), free_port()
+    return [
+        ("tcplab", [BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet"], None),
+        ("python", [sys.executable, os.path.join(BENCH, "lab_uppercase_server.py"),
+                    "127.0.0.1", str(port_py)], port_py),
+        # tr writes through stdio: unbuffered, or a reply would wait for 4 KiB more.
+        ("socat", ["socat", f"TCP-LISTEN:{port_socat},reuseaddr,fork",
+                   "SYSTEM:stdbuf -o0 tr a-z A-Z"], port_socat),
+    ]
+
+
+def bench_rr():
+    """TCP_RR (64-byte request, one connection: the lab-style server serves one at a
+    time) against tcplab's async server, the Python lab-style server and socat + tr,
+    interleaved; then 16 connections against tcplab and socat (which forks)."""
+    seconds = 2 if QUICK else 4
+    rounds = 1 if QUICK else 5
+    log(f"7. TCP_RR, 64-byte requests, {seconds} s runs, {rounds} rounds")
+    tps = {(n, c): [] for n in ["tcplab", "python", "socat"] for c in [1, 16]}
+    cpu = {k: [] for k in tps}
+    for _ in range(rounds):
+        for name, cmd, port in rr_servers():
+            srv = Server(cmd, port=port, stdout_null=port is not None)
+            try:
+                for c in [1, 16] if name != "python" else [1]:
+                    t, us = rr_run(srv.port, c, seconds)
+                    tps[(name, c)].append(t)
+                    if us is not None:
+                        cpu[(name, c)].append(us)
+            finally:
+                srv.stop()
+    log(f"  transactions/s: { {f'{n} x{c}': [round(v) for v in vs] for (n, c), vs in tps.items() if vs} }")
+    log(f"  server µs/transaction: { {f'{n} x{c}': [round(v, 1) for v in vs] for (n, c), vs in cpu.items() if vs} }")
+    med = lambda xs: median(xs) if xs else float("nan")
+    for peer, label in [("python", "Python lab-style server (recv(1024), upper, sendall)"),
+                        ("socat", "socat + stdbuf -o0 tr a-z A-Z")]:
+        record("TCP_RR 64 B, 1 connection: transactions/s, tcplab async server",
+               med(tps[("tcplab", 1)]), med(tps[(peer, 1)]), "transactions/s", label)
+        record("TCP_RR 64 B, 1 connection: server CPU per transaction, tcplab async server",
+               med(cpu[("tcplab", 1)]), med(cpu[(peer, 1)]), "µs", label, at_most=True,
+               note="ratio < 1: tcplab's server costs less")
+    record("TCP_RR 64 B, 16 connections: transactions/s, tcplab async server",
+           med(tps[("tcplab", 16)]), med(tps[("socat", 16)]), "transactions/s",
+           "socat + stdbuf -o0 tr a-z A-Z (a process pair per connection)")
+    record("TCP_RR 64 B, 16 connections: server CPU per transaction, tcplab async server",
+           med(cpu[("tcplab", 16)]), med(cpu[("socat", 16)]), "µs",
+           "socat + stdbuf -o0 tr a-z A-Z (a process pair per connection)", at_most=True)
+
+
+def bench_observing():
+    """Intervals (every 0.1 s, with TCP_INFO, as JSON lines) against none, on a 1 GiB
+    round trip, interleaved: the watchdog samples either way, so the cost should be
+    within noise."""
+    size = "256M" if QUICK else "1G"
+    rounds = 1 if QUICK else 7
+    log(f"8. {size} round trip with --interval 0.1 (TCP_INFO, JSON lines) and without, "
+        f"{rounds} rounds")
+    plain, observed = [], []
+    srv = Server([BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet"])
+    try:
+        for _ in range(rounds):
+            plain.append(tcplab_uppercase(srv.port, size))
+            out = subprocess.run([BIN, "uppercase", "client", "127.0.0.1", str(srv.port), size,
+                                  "--json", "--no-progress", "--interval", "0.1"],
+                                 capture_output=True, text=True, timeout=300, check=True)
+            lines = [json.loads(line) for line in out.stdout.splitlines()]
+            assert lines[-1]["verified"] and lines[0]["tcp_info"] is not None, lines[-1]
+            observed.append(lines[-1]["goodput_bytes_per_sec"])
+    finally:
+        srv.stop()
+    log(f"  MiB/s plain {[round(v / MiB) for v in plain]}, observed {[round(v / MiB) for v in observed]}")
+    record(f"uppercase {size} round trip with --interval 0.1 (TCP_INFO, JSON lines)",
+           median(observed) / MiB, median(plain) / MiB, "MiB/s", "the same without --interval",
+           0.95, note=f"spread without: {min(plain) / MiB:,.0f}–{max(plain) / MiB:,.0f} MiB/s")
+
+
 def bench_criterion():
     log("6. criterion micro-benchmarks")
     out = subprocess.run(["cargo", "bench", "--locked", "--bench", "cores", "--",
@@ -403,7 +492,7 @@ def main():
     if not os.path.exists(BIN):
         sys.exit(f"build tcplab first: {BIN} is missing (bench/run does it)")
     benches = [bench_uppercase, bench_chunk16, bench_server_strategies, bench_simple, bench_lines,
-               bench_many]
+               bench_many, bench_rr, bench_observing]
     only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
     if only:
         # A developer's look at some rows: printed, RESULTS.md left as it is.

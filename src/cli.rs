@@ -17,7 +17,7 @@ use tcplab::size::parse_size;
 #[command(
     name = "tcplab",
     version,
-    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab uppercase server 0.0.0.0 1234 --idle-timeout 30 --max-connections 5000\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab lines client 127.0.0.1 1234 notes.txt\n\nExit codes: 0 success, 1 runtime error, 2 usage error, 3 the uppercase client stalled (explained on stderr)."
+    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab uppercase server 0.0.0.0 1234 --idle-timeout 30 --max-connections 5000\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab uppercase client 127.0.0.1 1234 --request 64 --connections 4 --duration 10\n  tcplab lines client 127.0.0.1 1234 notes.txt\n\nExit codes: 0 success, 1 runtime error, 2 usage error, 3 the uppercase client stalled (explained on stderr)."
 )]
 pub struct Cli {
     /// What to run.
@@ -183,6 +183,10 @@ pub enum SimpleRole {
         /// With --connections: print one JSON report instead of the summary line.
         #[arg(long, requires = "connections")]
         json: bool,
+        /// With --connections: report every SECONDS on standard output (with
+        /// --json: one JSON line each).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+        interval: Option<f64>,
         #[command(flatten)]
         progress: ProgressOpts,
     },
@@ -206,7 +210,7 @@ pub enum UppercaseRole {
     },
     /// Connect to HOST PORT, send BYTES of "hello foobar bye" (or a file), check the upper case comes back.
     #[command(
-        group(clap::ArgGroup::new("payload").required(true).multiple(true).args(["bytes", "input"])),
+        group(clap::ArgGroup::new("payload").required(true).multiple(true).args(["bytes", "input", "request"])),
         override_usage = "tcplab uppercase client [OPTIONS] HOST PORT <BYTES | --input FILE | BYTES --input FILE>"
     )]
     Client {
@@ -228,7 +232,8 @@ pub struct UppercaseClientOpts {
     /// lab's client and deadlocks at large sizes.
     #[arg(long, value_enum)]
     pub strategy: Option<Strategy>,
-    /// Open N connections at once, each doing the round trip (a load generator).
+    /// Open N connections at once, each doing the round trip (a load generator); with
+    /// --request, N connections each running transactions.
     #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"])]
     pub connections: Option<usize>,
     /// Bytes per message (16 reproduces the lab's 16-byte sendall per message; small
@@ -261,6 +266,33 @@ pub struct UppercaseClientOpts {
     pub stall_timeout: f64,
     #[command(flatten)]
     pub progress: ProgressOpts,
+    #[command(flatten)]
+    pub rr: RrOpts,
+}
+
+/// Request/response (TCP_RR) and interval options of the upper-case client.
+#[derive(Debug, Args)]
+pub struct RrOpts {
+    /// Request/response (netperf's TCP_RR): each connection sends SIZE bytes, waits
+    /// for them upper-cased, verifies them, and repeats on the same connection.
+    #[arg(long, value_name = "SIZE", value_parser = parse_request, conflicts_with_all = ["bytes", "input", "output", "plot", "strategy"])]
+    pub request: Option<u64>,
+    /// With --request: run this many seconds [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "request")]
+    pub duration: Option<f64>,
+    /// With --request: stop after K transactions in all (over every connection).
+    #[arg(long, value_name = "K", value_parser = parse_requests, requires = "request", conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// With --request: keep M requests outstanding per connection [default: 1].
+    #[arg(long, value_name = "M", value_parser = parse_in_flight, requires = "request")]
+    pub in_flight: Option<usize>,
+    /// With --request: send R requests per second per connection on a fixed
+    /// schedule; latency then counts from each request's scheduled time.
+    #[arg(long, value_name = "R", value_parser = parse_rate, requires = "request")]
+    pub rate: Option<f64>,
+    /// Report every SECONDS on standard output (with --json: one JSON line each).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub interval: Option<f64>,
 }
 
 /// Progress display options.
@@ -353,6 +385,44 @@ fn seconds(text: &str) -> Result<f64, String> {
         )),
         Err(_) => Err(format!(
             "'{text}' is not a number of seconds (e.g. 0.5, 30)"
+        )),
+    }
+}
+
+fn parse_request(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("a request must be at least 1 byte".to_string()),
+        n if n > tcplab::client::rr::MAX_REQUEST => {
+            Err(format!("'{text}' is too large a request: at most 64M"))
+        }
+        n => Ok(n),
+    }
+}
+
+fn parse_requests(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a count: give a whole number of at least 1"
+        )),
+    }
+}
+
+fn parse_in_flight(text: &str) -> Result<usize, String> {
+    match parse_count(text)? {
+        n if n > tcplab::client::rr::MAX_IN_FLIGHT => Err(format!(
+            "'{text}' is too many requests in flight: at most {}",
+            tcplab::client::rr::MAX_IN_FLIGHT
+        )),
+        n => Ok(n),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a rate: give requests per second, more than 0 and at most 10000000"
         )),
     }
 }

@@ -75,6 +75,22 @@ pub enum Error {
     /// The bytes that came back are not what was expected.
     #[error("verification failed: {0}")]
     Verification(String),
+    /// A request/response server sent no more of a reply for a while.
+    #[error(
+        "no reply from {peer} for {secs} s: transaction {transaction} had {got} of its {expected} bytes back (a server that serves one connection at a time answers only the first)"
+    )]
+    NoReply {
+        /// The server's address.
+        peer: String,
+        /// How long nothing came.
+        secs: u64,
+        /// The transaction waited for, counted from 1 on its connection.
+        transaction: u64,
+        /// Bytes of its reply that came.
+        got: u64,
+        /// Bytes its reply has.
+        expected: u64,
+    },
     /// A connection was idle past `--idle-timeout` and was closed.
     #[error("closed after {} s {} (--idle-timeout)", .after.as_secs_f64(), .waiting.phrase())]
     IdleTimeout {

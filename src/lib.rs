@@ -20,6 +20,7 @@
 //! - [`report`]: rendering only: human lines, JSON, plots, progress, the console sink.
 //! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
+//! - [`cpu`]: CPU time per transaction, this process's and a local server's.
 //! - [`error`]: the library's error type and the exit code each error maps to.
 //! - [`sys`]: the system calls no safe crate wraps (queue `ioctl`s, `TCP_INFO`,
 //!   `TCP_DEFER_ACCEPT`, the open-files limit, registering a listener with tokio),
@@ -30,6 +31,7 @@
 pub mod addr;
 pub mod check;
 pub mod client;
+pub mod cpu;
 pub mod error;
 pub mod observe;
 pub mod proto;

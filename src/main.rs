@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod measure;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ use tcplab::proto::simple::repr;
 use tcplab::proto::uppercase::round_up;
 use tcplab::report::console::Console;
 use tcplab::report::narrator::Narrator;
+use tcplab::report::progress::When;
 use tcplab::server::Service;
 use tcplab::{client, report, server};
 
@@ -141,6 +143,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 connections: Some(connections),
                 duration,
                 json,
+                interval,
                 progress,
             } => {
                 let job = Job::Simple {
@@ -152,13 +155,19 @@ fn run(command: Command) -> tcplab::Result<()> {
                     progress: progress.when(),
                     interrupt: interrupt_on_signals()?,
                 };
-                load_client(&at, opts, json, &console)
+                load_client(&at, opts, json, interval, &console)
             }
         },
         Command::Uppercase { role } => match role {
             UppercaseRole::Server {
                 at, opts, verbose, ..
             } => serve(at, opts, Service::Uppercase, |o| o.verbose = verbose),
+            UppercaseRole::Client { opts, .. } if measure::misplaced(&opts.rr).is_some() => {
+                Err(measure::misplaced(&opts.rr).expect("just seen"))
+            }
+            UppercaseRole::Client { at, opts } if opts.rr.request.is_some() => {
+                measure::rr_client(&at, &opts, interrupt_on_signals()?, &console)
+            }
             UppercaseRole::Client { at, opts } => match opts.connections {
                 Some(connections) => {
                     if opts.strategy.is_some_and(|s| s != Strategy::Async) {
@@ -174,7 +183,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                         progress: opts.progress.when(),
                         interrupt: interrupt_on_signals()?,
                     };
-                    load_client(&at, load, opts.json, &console)
+                    load_client(&at, load, opts.json, opts.rr.interval, &console)
                 }
                 None => uppercase_client(&at, opts, &console),
             },
@@ -298,13 +307,18 @@ fn uppercase_client(
     console: &Console,
 ) -> tcplab::Result<()> {
     let (as_json, plot) = (opts.json, opts.plot.clone());
+    let json_lines = as_json && opts.rr.interval.is_some();
+    let measuring = client::uppercase::Measuring {
+        interval: measure::interval_sink(opts.rr.interval, as_json, When::Never, console),
+    };
     let options = uppercase_options(opts)?;
     let narrator = match (as_json, &options.output) {
         (true, _) => Narrator::Quiet,
         (false, OutputTo::Stdout) => Narrator::Stderr,
         (false, _) => Narrator::Console(console.clone()),
     };
-    let mut outcome = client::uppercase::run(&at.host, at.port, &options, &narrator);
+    let mut outcome =
+        client::uppercase::run_measured(&at.host, at.port, &options, &narrator, &measuring);
     if let (Some(path), Some(timeline)) = (&plot, &outcome.timeline) {
         let title = format!(
             "tcplab uppercase client, {} strategy, {} bytes",
@@ -330,7 +344,9 @@ fn uppercase_client(
     for line in report::uppercase::summary(&outcome) {
         narrator.line(line);
     }
-    if as_json {
+    if json_lines {
+        console.say(report::json::line(&outcome.report));
+    } else if as_json {
         console.say(report::json::pretty(&outcome.report));
     }
     outcome.result
@@ -342,10 +358,14 @@ fn load_client(
     at: &Endpoint,
     opts: LoadOptions,
     as_json: bool,
+    interval: Option<f64>,
     console: &Console,
 ) -> tcplab::Result<()> {
-    let load = client::load::run(&at.host, at.port, opts)?;
-    if as_json {
+    let sink = measure::interval_sink(interval, as_json, When::Never, console);
+    let load = client::load::run_measured(&at.host, at.port, opts, sink)?;
+    if as_json && interval.is_some() {
+        console.say(report::json::line(&load));
+    } else if as_json {
         console.say(report::json::pretty(&load));
     } else {
         for line in report::load::summary(&load) {

@@ -1,7 +1,7 @@
 //! Every system call the crate makes that the standard library, `socket2` or
 //! `netlink-sys` do not wrap, behind safe functions: the socket queue `ioctl`s,
-//! `TCP_INFO`, `TCP_DEFER_ACCEPT`, the open-files limit, and registering a listener
-//! with tokio. The rest of the crate denies `unsafe` code; each `unsafe` block here
+//! `TCP_INFO`, `TCP_DEFER_ACCEPT`, the open-files limit, this process's CPU time,
+//! and registering a listener with tokio. The rest of the crate denies `unsafe` code; each `unsafe` block here
 //! says why it is sound.
 #![allow(unsafe_code)]
 
@@ -138,6 +138,32 @@ pub fn tcp_info(socket: impl AsFd) -> io::Result<TcpInfo> {
         rwnd_limited: newer!(tcpi_rwnd_limited, u64),
         sndbuf_limited: newer!(tcpi_sndbuf_limited, u64),
     })
+}
+
+/// CPU time this process has used so far, user and system, over all its threads
+/// (`getrusage(RUSAGE_SELF)`, microsecond resolution).
+pub fn process_cpu_time() -> io::Result<std::time::Duration> {
+    // SAFETY: `rusage` is a C struct of plain integers, for which all zeroes is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one `rusage` through the pointer, which points at
+    // `usage`, a live `rusage`.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Ok(std::time::Duration::from_micros(
+        us(usage.ru_utime) + us(usage.ru_stime),
+    ))
+}
+
+/// Clock ticks per second, the unit of the CPU times in `/proc/PID/stat`
+/// (`sysconf(_SC_CLK_TCK)`; 100 when it cannot be read).
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf takes a plain integer and has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as u64,
+        _ => 100,
+    }
 }
 
 /// A resource limit: the soft limit in force and the hard limit it may be raised to.

@@ -89,6 +89,11 @@ fn every_byte_arrives_in_order_with_5_percent_of_packets_dropped_each_way() {
         .as_u64()
         .expect("retransmits in the report");
     assert!(retransmits > 0, "5% loss and no retransmission? {report}");
+    // TCP_INFO's figures agree, and are plausible on a lossy path.
+    let info = &report["tcp_info"];
+    assert!(info["retransmits"].as_u64().unwrap() > 0, "{info}");
+    assert!(info["srtt_us"].as_u64().unwrap() > 0, "{info}");
+    assert!(info["cwnd"].as_u64().unwrap() > 0, "{info}");
 }
 
 #[test]
@@ -132,5 +137,42 @@ fn a_bandwidth_limit_slows_the_transfer_but_every_byte_arrives() {
     assert!(
         seconds >= 0.6,
         "4 MiB at 40 Mbit/s took only {seconds} s: no limit?"
+    );
+}
+
+#[test]
+fn rr_across_the_link_verifies_and_has_no_server_cpu_for_a_server_on_another_host() {
+    let Some(hosts) = Hosts::create() else { return };
+    let server = Hosts::server(&hosts.a, &["uppercase", "server", A_ADDR, "0", "--quiet"]);
+    let out = Hosts::tcplab(
+        &hosts.b,
+        &[
+            "uppercase",
+            "client",
+            A_ADDR,
+            &server.port_arg(),
+            "--request",
+            "512",
+            "--connections",
+            "2",
+            "--in-flight",
+            "4",
+            "--requests",
+            "400",
+            "--json",
+        ],
+    );
+    out.assert_ok();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["transactions"], 400, "{report}");
+    assert_eq!(report["verified"], true, "{report}");
+    // The server is on host A: not in host B's socket table, so not measured.
+    assert!(
+        report["server_cpu_us_per_transaction"].is_null(),
+        "{report}"
+    );
+    assert!(
+        report["client_cpu_us_per_transaction"].is_number(),
+        "{report}"
     );
 }

@@ -18,6 +18,7 @@ mod load;
 mod network;
 mod props;
 mod python_peer;
+mod rr;
 mod scaleout;
 mod servers;
 mod simple;

@@ -84,7 +84,11 @@ pub fn check(plan: Plan, limits: &Limits) -> Result<()> {
         let needed = connections.div_ceil(usable.max(1));
         return Err(Error::Usage(format!(
             "{connections} connections over {processes} {} need {per_process} open files in each, past this machine's limit of {} per process: use --processes {needed} or more",
-            if processes == 1 { "process" } else { "processes" },
+            if processes == 1 {
+                "process"
+            } else {
+                "processes"
+            },
             limits.open_files
         )));
     }
@@ -129,7 +133,9 @@ pub fn parse_sources(text: &str) -> std::result::Result<Vec<IpAddr>, String> {
     if b - a >= 1 << 16 {
         return Err(format!("'{text}': at most 65536 source addresses"));
     }
-    Ok((a..=b).map(|n| IpAddr::from(std::net::Ipv4Addr::from(n))).collect())
+    Ok((a..=b)
+        .map(|n| IpAddr::from(std::net::Ipv4Addr::from(n)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -27,8 +27,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::addr::{self, CONNECT_TIMEOUT};
+use crate::client::interval::{IntervalSink, Latency, Mark};
 use crate::client::uppercase::r#async::drive;
 use crate::client::uppercase::{Counters, Inbound, Outbound};
+use crate::cpu::CpuMeter;
 use crate::error::{Error, IoContext, Result};
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
@@ -140,6 +142,11 @@ pub struct LoadReport {
     /// a time), `Some(false)` when it answered another meanwhile, `None` when not
     /// measured (one connection, or no other connection sent anything).
     pub one_at_a_time: Option<bool>,
+    /// This process's CPU time per exchange, in microseconds (null without one).
+    pub client_cpu_us_per_transaction: Option<f64>,
+    /// The server's CPU time per exchange, when the server is a process on this
+    /// machine (found from the socket table); else null.
+    pub server_cpu_us_per_transaction: Option<f64>,
     /// The first few distinct errors.
     pub errors: Vec<String>,
     /// 0 when every connection succeeded and verified, else 1.
@@ -172,6 +179,14 @@ struct Shared {
     held: Mutex<Duration>,
     /// Connections done, of the N asked for.
     progress: crate::report::progress::Counter,
+    /// CPU time since the run started, this process's and the server's.
+    cpu: Mutex<CpuMeter>,
+    /// Set once the first connection has looked for the server's process.
+    server_looked_for: AtomicBool,
+    /// Exchange latencies since the last interval report.
+    interval_latency: Mutex<Histogram<u64>>,
+    /// The counts when the last interval report ended.
+    last: Mutex<Mark>,
 }
 
 impl Shared {
@@ -197,6 +212,31 @@ impl Shared {
         self.made.load(Ordering::Relaxed)
             + self.exchanges.load(Ordering::Relaxed)
             + self.counters.received()
+    }
+
+    /// Hands the interval that ends now to `sink`.
+    fn report_interval(&self, started: Instant, sink: &IntervalSink) {
+        let now = self.mark(started);
+        let latency = {
+            let mut h = self
+                .interval_latency
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let latency = Latency::of(&h);
+            h.reset();
+            latency
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        sink(&std::mem::replace(&mut *last, now).to(now, latency));
+    }
+
+    fn mark(&self, started: Instant) -> Mark {
+        Mark {
+            at: started.elapsed().as_secs_f64(),
+            sent: self.counters.sent(),
+            received: self.counters.received(),
+            transactions: self.exchanges.load(Ordering::Relaxed),
+        }
     }
 
     /// Connects, counting a failure. A connection attempt is given up only when
@@ -247,6 +287,12 @@ impl Shared {
         };
         Self::record(&self.connect_latency, started.elapsed());
         self.made.fetch_add(1, Ordering::Relaxed);
+        if !self.server_looked_for.swap(true, Ordering::Relaxed)
+            && let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
+        {
+            let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+            cpu.find_server(local, peer);
+        }
         Ok(stream)
     }
 
@@ -266,6 +312,7 @@ impl Shared {
             Job::Uppercase { total } => self.uppercase(stream, total).await?,
         }
         Self::record(&self.exchange_latency, started.elapsed());
+        Self::record(&self.interval_latency, started.elapsed());
         self.exchanges.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -346,6 +393,16 @@ impl Shared {
 /// [`LoadReport::failure`] for whether the run failed). Fails only when the load
 /// cannot start.
 pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
+    run_measured(host, port, opts, None)
+}
+
+/// [`run`], handing a report of each `interval` to its sink as the run goes.
+pub fn run_measured(
+    host: &str,
+    port: u16,
+    opts: LoadOptions,
+    interval: Option<(Duration, IntervalSink)>,
+) -> Result<LoadReport> {
     let addr = if addr::is_every_interface(host) {
         SocketAddr::from(([127, 0, 0, 1], port))
     } else {
@@ -355,7 +412,7 @@ pub fn run(host: &str, port: u16, opts: LoadOptions) -> Result<LoadReport> {
         .enable_all()
         .build()
         .ctx(|| "could not start the async runtime")?;
-    Ok(runtime.block_on(load(addr, addr::host_port(host, port), opts)))
+    Ok(runtime.block_on(load(addr, addr::host_port(host, port), opts, interval)))
 }
 
 impl LoadReport {
@@ -405,7 +462,12 @@ async fn started(mut start: watch::Receiver<Option<Start>>) -> Start {
     start.expect("the start is opened before its sender goes")
 }
 
-async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
+async fn load(
+    addr: SocketAddr,
+    peer: String,
+    opts: LoadOptions,
+    interval: Option<(Duration, IntervalSink)>,
+) -> LoadReport {
     let n = opts.connections.max(1);
     let duration = match opts.job {
         Job::Simple { duration } => duration,
@@ -430,8 +492,37 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
         one_at_a_time: AtomicU8::new(0),
         held: Mutex::new(Duration::ZERO),
         progress: crate::report::progress::Counter::new(n as u64, "connections", opts.progress),
+        cpu: Mutex::new(CpuMeter::start()),
+        server_looked_for: AtomicBool::new(false),
+        interval_latency: histogram(),
+        last: Mutex::new(Mark::default()),
     });
     let started_at = Instant::now();
+    // Without --interval, a bar on a terminal shows the last second's figures.
+    let interval = interval.or_else(|| {
+        shared.progress.is_shown().then(|| {
+            let noted = Arc::clone(&shared);
+            let sink: IntervalSink = Arc::new(move |i| {
+                noted.progress.note(format!(
+                    "({:.0} exchanges/s, p99 {})",
+                    i.transactions_per_sec,
+                    i.latency_us
+                        .map_or("n/a".into(), |l| format!("{:.3} ms", l.p99 as f64 / 1000.0))
+                ));
+            });
+            (Duration::from_secs(1), sink)
+        })
+    });
+    let ticker = interval.clone().map(|(every, sink)| {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at((started_at + every).into(), every);
+            loop {
+                ticks.tick().await;
+                shared.report_interval(started_at, &sink);
+            }
+        })
+    });
     let (open, start) = watch::channel(None);
     let mut tasks = tokio::task::JoinSet::new();
     let setup = async {
@@ -500,6 +591,16 @@ async fn load(addr: SocketAddr, peer: String, opts: LoadOptions) -> LoadReport {
                 crate::report::human::count(running as u64, "connection", "connections")
             ),
         );
+    }
+    if let (Some(ticker), Some((_, sink))) = (ticker, &interval) {
+        ticker.abort();
+        let _ = ticker.await;
+        // The last, partial interval, when anything happened in it.
+        let last = *shared.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = shared.mark(started_at);
+        if (now.transactions, now.received) != (last.transactions, last.received) {
+            shared.report_interval(started_at, sink);
+        }
     }
     shared.progress.finish();
     let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -586,6 +687,11 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
     let exchanges = shared.exchanges.load(Ordering::Relaxed);
     let received = shared.counters.received();
     let verified = failed == 0 && shared.all_verified.load(Ordering::Relaxed);
+    let cost = shared
+        .cpu
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .per_transaction(exchanges);
     let lock =
         |m: &Mutex<Histogram<u64>>| Percentiles::of(&m.lock().unwrap_or_else(|p| p.into_inner()));
     LoadReport {
@@ -610,6 +716,8 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             1 => Some(true),
             _ => Some(false),
         },
+        client_cpu_us_per_transaction: cost.client_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server_us_per_transaction,
         errors: shared
             .errors
             .lock()

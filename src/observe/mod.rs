@@ -5,4 +5,5 @@ pub mod queues;
 pub mod reads;
 pub mod sockdiag;
 pub mod table;
+pub mod tcpinfo;
 pub mod watchdog;

@@ -42,6 +42,9 @@ pub struct DiagSocket {
     pub queues: Queues,
     /// The TCP state (`idiag_state`: 1 established … 10 listen); see [`state_name`].
     pub state: u8,
+    /// The socket's inode number (`idiag_inode`): `/proc/PID/fd` of the process that
+    /// holds it links to `socket:[INODE]`.
+    pub inode: u32,
 }
 
 impl DiagSocket {
@@ -280,6 +283,7 @@ fn diag_msg(response: &InetResponse) -> (SocketAddr, SocketAddr, DiagSocket) {
     let remote = canonical(SocketAddr::new(id.destination_address, id.destination_port));
     let mut found = DiagSocket {
         state: response.header.state,
+        inode: response.header.inode,
         queues: Queues {
             recv_queue: response.header.recv_queue.into(),
             send_queue: response.header.send_queue.into(),

@@ -1,4 +1,4 @@
-//! `--json`: any report as one pretty-printed JSON object.
+//! `--json`: any report as one pretty-printed JSON object, or as one line.
 
 use serde::Serialize;
 
@@ -7,6 +7,12 @@ pub fn pretty(report: &impl Serialize) -> String {
     // The reports are plain structs of numbers, strings and options: they always
     // serialize (a map with non-string keys would be a bug caught by the tests).
     serde_json::to_string_pretty(report).expect("the report serializes")
+}
+
+/// The report as one compact line: how the final object follows JSON interval
+/// lines (`--json --interval`), so every line of the stream is one object.
+pub fn line(report: &impl Serialize) -> String {
+    serde_json::to_string(report).expect("the report serializes")
 }
 
 #[cfg(test)]
@@ -52,6 +58,7 @@ mod tests {
                 "seconds",
                 "goodput_bytes_per_sec",
                 "retransmits",
+                "tcp_info",
                 "stalled",
                 "diagnosis",
                 "error",

@@ -32,7 +32,7 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
         None => "n/a".into(),
     };
     let mut lines = vec![format!(
-        "{} ({} failed), {} in {:.3} s ({:.0}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}",
+        "{} ({} failed), {} in {:.3} s ({:.0}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}; CPU per exchange {} here, {} at the server",
         count(r.connections, "connection"),
         r.failed,
         count(r.exchanges, "exchange"),
@@ -46,6 +46,8 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
         } else {
             ", NOT all verified"
         },
+        crate::report::rr::cpu(r.client_cpu_us_per_transaction),
+        crate::report::rr::cpu(r.server_cpu_us_per_transaction),
     )];
     if r.one_at_a_time == Some(true) {
         lines.push(format!(
@@ -85,6 +87,8 @@ mod tests {
                 max: 50,
             }),
             one_at_a_time: None,
+            client_cpu_us_per_transaction: None,
+            server_cpu_us_per_transaction: None,
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,

@@ -5,10 +5,12 @@
 pub mod check;
 pub mod console;
 pub mod human;
+pub mod intervals;
 pub mod json;
 pub mod load;
 pub mod narrator;
 pub mod plot;
 pub mod progress;
+pub mod rr;
 pub mod server;
 pub mod uppercase;

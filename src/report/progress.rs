@@ -68,9 +68,9 @@ impl Progress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
         let template = match total {
             Some(_) => {
-                "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13}"
+                "{prefix:>9} [{bar:40}] {binary_bytes:>11} / {binary_total_bytes} {binary_bytes_per_sec:>13} {msg}"
             }
-            None => "{prefix:>9} {binary_bytes:>11} {binary_bytes_per_sec:>13}",
+            None => "{prefix:>9} {binary_bytes:>11} {binary_bytes_per_sec:>13} {msg}",
         };
         let style = ProgressStyle::with_template(template)
             .expect("the template is valid")
@@ -123,6 +123,18 @@ impl Progress {
         }
     }
 
+    /// Whether anything is drawn on a terminal (bars that can carry a note).
+    pub fn is_bars(&self) -> bool {
+        matches!(self, Progress::Bars { .. })
+    }
+
+    /// Shows `text` after the bars (the connection's latest TCP_INFO figures).
+    pub fn note(&self, text: String) {
+        if let Progress::Bars { sent, .. } = self {
+            sent.set_message(text);
+        }
+    }
+
     /// Leaves the bars where they stopped (a frozen bar tells its own story).
     pub fn finish(&self) {
         if let Progress::Bars { sent, received, .. } = self {
@@ -150,7 +162,7 @@ impl Counter {
                 ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
             bar.set_style(
                 ProgressStyle::with_template(&format!(
-                    "{{bar:40}} {{pos}}/{{len}} {what} done, {{elapsed}}"
+                    "{{bar:40}} {{pos}}/{{len}} {what} done, {{elapsed}} {{msg}}"
                 ))
                 .expect("the template is valid")
                 .progress_chars("=> "),
@@ -158,6 +170,18 @@ impl Counter {
             bar
         });
         Counter { bar }
+    }
+
+    /// Whether the bar is shown.
+    pub fn is_shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// Shows `text` after the bar (the last interval's figures).
+    pub fn note(&self, text: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text);
+        }
     }
 
     /// One more finished.

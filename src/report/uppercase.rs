@@ -55,6 +55,13 @@ pub fn summary(outcome: &Outcome) -> Vec<String> {
                 "TCP retransmitted {n} segments along the way; every byte still arrived, in order"
             ));
         }
+        if let Some(info) = &report.tcp_info {
+            lines.push(format!(
+                "TCP_INFO: {}",
+                crate::report::intervals::tcp_info(info)
+            ));
+            lines.push(crate::report::intervals::limited_by(info));
+        }
     }
     lines
 }

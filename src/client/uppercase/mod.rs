@@ -39,6 +39,7 @@ use crate::observe::queues;
 use crate::proto::uppercase::Verdict;
 use crate::report::narrator::Narrator;
 use crate::report::uppercase as lines;
+pub use watch::Measuring;
 use watch::{WatchOptions, Watched};
 
 /// Connects to HOST:PORT, runs the transfer with the chosen strategy under the
@@ -46,9 +47,21 @@ use watch::{WatchOptions, Watched};
 /// every byte came back upper-cased. `narrator` gets the lines shown while the run
 /// goes (what is sent, the connection).
 pub fn run(host: &str, port: u16, opts: &Options, narrator: &Narrator) -> Outcome {
+    run_measured(host, port, opts, narrator, &Measuring::default())
+}
+
+/// [`run`], with interval reports (`--interval`) handed to `measuring`'s sink as
+/// the transfer goes, each with the connection's TCP_INFO.
+pub fn run_measured(
+    host: &str,
+    port: u16,
+    opts: &Options,
+    narrator: &Narrator,
+    measuring: &Measuring,
+) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::new(opts);
-    let result = connect_and_transfer(host, port, opts, narrator, &mut outcome);
+    let result = connect_and_transfer(host, port, opts, narrator, measuring, &mut outcome);
     outcome.end(result, started.elapsed());
     outcome
 }
@@ -58,6 +71,7 @@ fn connect_and_transfer(
     port: u16,
     opts: &Options,
     narrator: &Narrator,
+    measuring: &Measuring,
     outcome: &mut Outcome,
 ) -> Result<()> {
     narrator.line(lines::sending(opts));
@@ -77,6 +91,7 @@ fn connect_and_transfer(
     let started = Instant::now();
     let (result, watched) = transfer_watched(
         opts,
+        measuring,
         &stream,
         &names,
         Transfer {
@@ -114,6 +129,7 @@ fn connect_and_transfer(
 /// Runs the chosen strategy while the watchdog watches the socket.
 fn transfer_watched(
     opts: &Options,
+    measuring: &Measuring,
     stream: &TcpStream,
     names: &Names,
     transfer: Transfer<'_>,
@@ -136,6 +152,7 @@ fn transfer_watched(
             interrupt: &opts.interrupt,
             input,
         },
+        measuring,
         || match opts.strategy {
             Strategy::Naive => naive::transfer(transfer),
             Strategy::Threads => threads::transfer(transfer),
@@ -160,6 +177,7 @@ fn measure(
     report.bytes_sent = counters.sent();
     report.bytes_received = inbound.received();
     report.retransmits = queues::tcp_info_total_retrans(stream).ok();
+    report.tcp_info = crate::observe::tcpinfo::read(stream, None).map(|(info, _)| info);
     report.goodput_bytes_per_sec = report.bytes_received as f64 / elapsed.as_secs_f64().max(1e-9);
     outcome.first_data = inbound.first_data().to_vec();
 }

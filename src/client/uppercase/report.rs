@@ -38,6 +38,9 @@ pub struct Report {
     /// Segments this client's socket retransmitted (TCP_INFO tcpi_total_retrans):
     /// the work TCP did to deliver every byte over a lossy path.
     pub retransmits: Option<u32>,
+    /// The connection's TCP_INFO at the end (round-trip time, congestion window,
+    /// retransmits, delivery rate, what limited sending); null if unreadable.
+    pub tcp_info: Option<crate::observe::tcpinfo::TcpInfoReport>,
     /// The watchdog stopped the transfer.
     pub stalled: bool,
     /// The explanation of the stall, with the queue figures; null without a stall.
@@ -83,6 +86,7 @@ impl Outcome {
                 seconds: 0.0,
                 goodput_bytes_per_sec: 0.0,
                 retransmits: None,
+                tcp_info: None,
                 stalled: false,
                 diagnosis: None,
                 error: None,

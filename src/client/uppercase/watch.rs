@@ -13,15 +13,18 @@ use std::time::{Duration, Instant};
 use super::stream::Window;
 use super::{Counters, Strategy};
 use crate::addr::Names;
+use crate::client::interval::Mark;
 use crate::observe::queues::Queues;
 use crate::observe::watchdog::{Diagnosis, Point, Situation, StallDetector, Timeline, diagnose};
-use crate::observe::{queues, sockdiag};
+use crate::observe::{queues, sockdiag, tcpinfo};
 use crate::report::progress::{Progress, When};
 use crate::server::Shutdown as Interrupt;
 
 /// How often the watchdog samples at most, once the run is long: often enough for
 /// the stall timeout and the progress bars.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// How often the progress bars' TCP_INFO figures change (without `--interval`).
+const NOTE_EVERY: Duration = Duration::from_secs(1);
 /// How often it samples at the start: a run of 50 ms already has 250 points.
 pub const FIRST_SAMPLES_EVERY: Duration = Duration::from_micros(200);
 /// Points per run-so-far a sample interval aims at: sampling every `elapsed / 250`
@@ -62,6 +65,34 @@ pub struct Watched {
     pub interrupted: bool,
 }
 
+/// Interval reports the watchdog gives while it samples (`--interval`).
+#[derive(Clone, Default)]
+pub struct Measuring {
+    /// How often, and where to.
+    pub interval: Option<(Duration, crate::client::interval::IntervalSink)>,
+}
+
+/// The interval reports under way: the counts and TCP_INFO when the last ended.
+struct Intervals {
+    every: Duration,
+    sink: crate::client::interval::IntervalSink,
+    last: Mark,
+    last_info: Option<crate::sys::TcpInfo>,
+}
+
+impl Intervals {
+    /// Reports the interval that ends at `now`.
+    fn report(&mut self, stream: &TcpStream, now: Mark) {
+        let mut interval = self.last.to(now, None);
+        if let Some((report, info)) = tcpinfo::read(stream, self.last_info.as_ref()) {
+            interval.tcp_info = Some(report);
+            self.last_info = Some(info);
+        }
+        (self.sink)(&interval);
+        self.last = now;
+    }
+}
+
 /// What the watchdog may have to stop, besides the socket.
 pub struct Stops<'a> {
     /// Triggered by SIGINT or SIGTERM: the user stops the run.
@@ -88,12 +119,19 @@ pub fn watch<T: Send>(
     counters: &Counters,
     opts: WatchOptions,
     stops: Stops<'_>,
+    measuring: &Measuring,
     work: impl FnOnce() -> T + Send,
 ) -> (T, Watched) {
     let (done, stop) = mpsc::channel::<()>();
+    let intervals = measuring.interval.clone().map(|(every, sink)| Intervals {
+        every,
+        sink,
+        last: Mark::default(),
+        last_info: None,
+    });
     thread::scope(|scope| {
-        let watchdog =
-            scope.spawn(move || sample_until(stop, stream, names, counters, opts, stops));
+        let watchdog = scope
+            .spawn(move || sample_until(stop, stream, names, counters, opts, stops, intervals));
         let result = work();
         drop(done);
         let watched = watchdog.join().unwrap_or_default();
@@ -108,6 +146,7 @@ fn sample_until(
     counters: &Counters,
     opts: WatchOptions,
     stops: Stops<'_>,
+    mut intervals: Option<Intervals>,
 ) -> Watched {
     let started = Instant::now();
     let progress = Progress::new(opts.total, opts.progress);
@@ -118,6 +157,7 @@ fn sample_until(
         interrupted: false,
     };
     watched.timeline.push(Point::default());
+    let mut next_note = Duration::ZERO;
     // For a plot, the server end is read while it is found; once it is not (a remote
     // server, or no socket diagnostics), not again until a stall needs it.
     let mut diag = opts.detailed.then(|| sockdiag::Diag::new().ok()).flatten();
@@ -154,6 +194,31 @@ fn sample_until(
             server,
         });
         progress.update(sent, received);
+        // Without --interval, the bars carry the connection's figures, once a second.
+        if intervals.is_none() && progress.is_bars() && at >= next_note {
+            next_note = at + NOTE_EVERY;
+            if let Some((info, _)) = tcpinfo::read(stream, None) {
+                progress.note(format!(
+                    "rtt {:.3} ms, cwnd {}, {} retransmitted",
+                    f64::from(info.srtt_us) / 1000.0,
+                    info.cwnd,
+                    info.retransmits
+                ));
+            }
+        }
+        if let Some(intervals) = &mut intervals {
+            let now = Mark {
+                at: at.as_secs_f64(),
+                sent,
+                received,
+                transactions: 0,
+            };
+            // Whole intervals as they pass; the last, partial one at the end.
+            let ended = at.as_secs_f64() >= intervals.last.at + intervals.every.as_secs_f64();
+            if ended || (finished && now.at > intervals.last.at) {
+                intervals.report(stream, now);
+            }
+        }
         if finished {
             break;
         }

@@ -1,0 +1,574 @@
+//! Request/response on kept connections (netperf's TCP_RR): each connection sends a
+//! request of SIZE lower-case letters, reads the SIZE upper-cased bytes back,
+//! verifies every one, and repeats on the same connection — with up to
+//! `in_flight` requests outstanding (netperf's burst mode), replies read in order.
+//!
+//! Latency is measured per transaction from just before its first byte is written
+//! to its last byte read. With a fixed `rate`, each request has a scheduled send
+//! time (start + n / rate) and its latency counts from then — or from its first
+//! byte written, if that came first (the timer wakes up to [`TIMER_SLACK`] early)
+//! — so a server that falls behind is charged for the requests it delayed (no
+//! coordinated omission, as wrk2 measures).
+//!
+//! Request `n` of a connection is the alphabet rotated by `n`, so a reply that
+//! belongs to another request (out of order) fails verification. Buffers are
+//! fixed ([`IO_SIZE`] per direction per connection), whatever SIZE.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::addr::{self, CONNECT_TIMEOUT};
+use crate::client::interval::{self, IntervalSink, Latency, Mark};
+use crate::cpu::CpuMeter;
+use crate::error::{Error, IoContext, Result};
+use crate::server::Shutdown;
+
+/// Bytes per read and per write on each connection.
+pub const IO_SIZE: usize = 16 * 1024;
+/// Largest request: large enough for any RR test, small enough to stay a request.
+pub const MAX_REQUEST: u64 = 64 << 20;
+/// Most requests outstanding on one connection.
+pub const MAX_IN_FLIGHT: usize = 4096;
+/// A reply not complete after this long fails its connection.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How late tokio's timer may wake (its resolution): a scheduled request is sent
+/// up to this much early rather than late.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+/// How many distinct errors are kept (and shown).
+const ERRORS_SHOWN: usize = 5;
+/// Connection attempts in progress at once.
+const CONNECTING_AT_ONCE: usize = 256;
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// After this long (no request is sent after it).
+    Duration(Duration),
+    /// After this many transactions in all, over every connection.
+    Requests(u64),
+}
+
+/// The run's options.
+#[derive(Clone)]
+pub struct RrOptions {
+    /// Connections, each running transactions one after another.
+    pub connections: usize,
+    /// Bytes per request (and per reply).
+    pub request: u64,
+    /// When to stop.
+    pub stop: Stop,
+    /// Requests outstanding per connection.
+    pub in_flight: usize,
+    /// Requests per second per connection, on a fixed schedule; `None`: as fast as
+    /// replies come.
+    pub rate: Option<f64>,
+    /// Report every so often, to `sink`.
+    pub interval: Option<(Duration, IntervalSink)>,
+    /// Stops the run when triggered (SIGINT, SIGTERM).
+    pub interrupt: Shutdown,
+}
+
+/// Fewest and most transactions any connection completed.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Fairness {
+    /// Fewest.
+    pub min_transactions: u64,
+    /// Most.
+    pub max_transactions: u64,
+}
+
+/// The report; `--json` prints it as one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct RrReport {
+    /// Always `"rr"`.
+    pub mode: &'static str,
+    /// The server's address.
+    pub server: String,
+    /// Connections tried.
+    pub connections: u64,
+    /// Of those, the ones that failed (could not connect, a wrong byte, no reply).
+    pub failed: u64,
+    /// Bytes per request and per reply.
+    pub request_bytes: u64,
+    /// Requests outstanding per connection.
+    pub in_flight: usize,
+    /// Requests per second per connection, or null (as fast as it goes).
+    pub rate_per_connection: Option<f64>,
+    /// From the start (every connection made) to the last reply.
+    pub seconds: f64,
+    /// Transactions completed and verified.
+    pub transactions: u64,
+    /// `transactions / seconds`.
+    pub transactions_per_sec: f64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Every reply was right, and no connection failed.
+    pub verified: bool,
+    /// Transaction latency in microseconds; null when none completed.
+    pub latency_us: Option<Latency>,
+    /// What latency counts from: `first_byte_written`, or `scheduled_send` with a
+    /// rate.
+    pub latency_from: &'static str,
+    /// Fewest and most transactions of any connection; null without a connection.
+    pub fairness: Option<Fairness>,
+    /// This process's CPU time per transaction, in microseconds.
+    pub client_cpu_us_per_transaction: Option<f64>,
+    /// The server's, when it is a process on this machine; else null.
+    pub server_cpu_us_per_transaction: Option<f64>,
+    /// The first few distinct errors.
+    pub errors: Vec<String>,
+    /// 0 when every transaction verified and no connection failed, else 1.
+    pub exit_code: u8,
+    /// The run was stopped by SIGINT or SIGTERM.
+    #[serde(skip)]
+    pub interrupted: bool,
+}
+
+impl RrReport {
+    /// The error the run ends with; `None` when it succeeded.
+    pub fn failure(&self) -> Option<Error> {
+        if self.interrupted {
+            return Some(Error::Interrupted);
+        }
+        (self.exit_code != 0).then(|| Error::LoadFailed {
+            failed: self.failed,
+            attempted: self.connections,
+            first: self
+                .errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "none".into()),
+        })
+    }
+}
+
+/// The `i`th byte of request `n`: the alphabet, rotated by `n`.
+fn request_byte(n: u64, i: u64) -> u8 {
+    b'a' + ((n + i) % 26) as u8
+}
+
+struct Shared {
+    peer: String,
+    opts: RrOptions,
+    /// Transactions still to start, in `--requests` mode.
+    budget: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    transactions: AtomicU64,
+    failed: AtomicU64,
+    stop: AtomicBool,
+    total: Mutex<Histogram<u64>>,
+    interval: Mutex<Histogram<u64>>,
+    errors: Mutex<Vec<String>>,
+    /// The counts when the last interval ended.
+    last: Mutex<Mark>,
+}
+
+impl Shared {
+    fn fail(&self, e: &Error) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let text = e.to_string();
+        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errors.len() < ERRORS_SHOWN && !errors.contains(&text) {
+            errors.push(text);
+        }
+    }
+
+    /// Takes one transaction from the budget; false once it is spent.
+    fn take_one(&self) -> bool {
+        match self.opts.stop {
+            Stop::Duration(_) => true,
+            Stop::Requests(_) => self
+                .budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok(),
+        }
+    }
+
+    fn record(&self, latency: Duration) {
+        for h in [&self.total, &self.interval] {
+            interval::record(&mut h.lock().unwrap_or_else(|p| p.into_inner()), latency);
+        }
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn mark(&self, started: Instant) -> Mark {
+        Mark {
+            at: started.elapsed().as_secs_f64(),
+            sent: self.sent.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+            transactions: self.transactions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Hands the interval that ends now to `sink`.
+    fn report_interval(&self, started: Instant, sink: &IntervalSink) {
+        let now = self.mark(started);
+        let latency = {
+            let mut h = self.interval.lock().unwrap_or_else(|p| p.into_inner());
+            let latency = Latency::of(&h);
+            h.reset();
+            latency
+        };
+        let last = std::mem::replace(
+            &mut *self.last.lock().unwrap_or_else(|p| p.into_inner()),
+            now,
+        );
+        sink(&last.to(now, latency));
+    }
+}
+
+/// Runs the transactions against HOST:PORT and returns the report (see
+/// [`RrReport::failure`]). Fails only when the run cannot start.
+pub fn run(host: &str, port: u16, opts: RrOptions) -> Result<RrReport> {
+    let addr = if addr::is_every_interface(host) {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    } else {
+        addr::resolve(host, port)?[0]
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .ctx(|| "could not start the async runtime")?;
+    Ok(runtime.block_on(rr(addr, addr::host_port(host, port), opts)))
+}
+
+async fn connect(addr: SocketAddr, peer: &str, turns: &Semaphore) -> Result<TcpStream> {
+    let _turn = turns.acquire().await.expect("never closed");
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            // Each request goes out at once, not held back for the last one's ACK.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(Error::ConnectionRefused { addr: peer.into() })
+        }
+        Ok(Err(e)) => Err(Error::io(format!("could not connect to {peer}"), e)),
+        Err(_) => Err(Error::ConnectTimeout {
+            addr: peer.into(),
+            secs: CONNECT_TIMEOUT.as_secs(),
+        }),
+    }
+}
+
+async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
+    let n = opts.connections.max(1);
+    let mut cpu = CpuMeter::start();
+    let shared = Arc::new(Shared {
+        peer,
+        budget: AtomicU64::new(match opts.stop {
+            Stop::Requests(k) => k,
+            Stop::Duration(_) => 0,
+        }),
+        opts,
+        sent: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        transactions: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        total: Mutex::new(interval::histogram()),
+        interval: Mutex::new(interval::histogram()),
+        errors: Mutex::new(Vec::new()),
+        last: Mutex::new(Mark::default()),
+    });
+    // Every connection is made first; the transactions start together.
+    let turns = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+    let mut connecting = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (peer, turns) = (shared.peer.clone(), Arc::clone(&turns));
+        connecting.spawn(async move { (i, connect(addr, &peer, &turns).await) });
+    }
+    let mut streams = Vec::with_capacity(n);
+    let interrupt = shared.opts.interrupt.clone();
+    loop {
+        tokio::select! {
+            joined = connecting.join_next() => match joined {
+                Some(Ok((i, Ok(stream)))) => streams.push((i, stream)),
+                Some(Ok((_, Err(e)))) => shared.fail(&e),
+                Some(Err(_)) => shared.fail(&Error::Internal("a connecting task died")),
+                None => break,
+            },
+            () = interrupt.wait() => {
+                connecting.shutdown().await;
+                break;
+            }
+        }
+    }
+    if let Some((_, first)) = streams.first()
+        && let (Ok(local), Ok(remote)) = (first.local_addr(), first.peer_addr())
+    {
+        cpu.find_server(local, remote);
+    }
+    cpu.restart();
+    let started = Instant::now();
+    let per_connection: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let mut running = tokio::task::JoinSet::new();
+    for (i, stream) in streams {
+        let (shared, counts) = (Arc::clone(&shared), Arc::clone(&per_connection));
+        running.spawn(async move {
+            match connection(&shared, stream, started, &counts[i]).await {
+                // Kept open until the CPU is read: a server may fork a process per
+                // connection that exits with it, taking its CPU time along.
+                Ok(done) => Some(done),
+                Err(e) => {
+                    shared.fail(&e);
+                    None
+                }
+            }
+        });
+    }
+    let ticker = shared.opts.interval.clone().map(|(every, sink)| {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at((started + every).into(), every);
+            loop {
+                ticks.tick().await;
+                shared.report_interval(started, &sink);
+            }
+        })
+    });
+    let mut interrupted = false;
+    let mut finished = Vec::with_capacity(n);
+    loop {
+        tokio::select! {
+            joined = running.join_next() => match joined {
+                Some(Ok(Some(done))) => finished.push(done),
+                Some(_) => {}
+                None => break,
+            },
+            () = interrupt.wait(), if !interrupted => {
+                interrupted = true;
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let transactions = shared.transactions.load(Ordering::Relaxed);
+    let cost = cpu.per_transaction(transactions);
+    // Half-close: the server sees end of stream and closes its end.
+    for mut done in finished {
+        let _ = done.shutdown().await;
+    }
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        let _ = ticker.await;
+        // The last, partial interval, when anything happened in it.
+        if let Some((_, sink)) = &shared.opts.interval
+            && shared.mark(started).transactions
+                > shared
+                    .last
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .transactions
+        {
+            shared.report_interval(started, sink);
+        }
+    }
+    let failed = shared.failed.load(Ordering::Relaxed);
+    let counts: Vec<u64> = per_connection
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    let verified = failed == 0 && !interrupted;
+    let mut errors = shared
+        .errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if interrupted {
+        errors.insert(0, "interrupted before the end".into());
+    }
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    RrReport {
+        mode: "rr",
+        server: shared.peer.clone(),
+        connections: n as u64,
+        failed,
+        request_bytes: shared.opts.request,
+        in_flight: shared.opts.in_flight,
+        rate_per_connection: shared.opts.rate,
+        seconds: elapsed.as_secs_f64(),
+        transactions,
+        transactions_per_sec: transactions as f64 / secs,
+        bytes_sent: shared.sent.load(Ordering::Relaxed),
+        bytes_received: shared.received.load(Ordering::Relaxed),
+        verified,
+        latency_us: Latency::of(&shared.total.lock().unwrap_or_else(|p| p.into_inner())),
+        latency_from: if shared.opts.rate.is_some() {
+            "scheduled_send"
+        } else {
+            "first_byte_written"
+        },
+        fairness: (!counts.is_empty()).then(|| Fairness {
+            min_transactions: counts.iter().copied().min().unwrap_or(0),
+            max_transactions: counts.iter().copied().max().unwrap_or(0),
+        }),
+        client_cpu_us_per_transaction: cost.client_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server_us_per_transaction,
+        errors,
+        exit_code: if verified { 0 } else { 1 },
+        interrupted,
+    }
+}
+
+/// One connection's transactions, until the run stops; counts them in `done`.
+/// Returns the connection, still open.
+async fn connection(
+    shared: &Shared,
+    stream: TcpStream,
+    started: Instant,
+    done: &AtomicU64,
+) -> Result<TcpStream> {
+    let opts = &shared.opts;
+    let peer = &shared.peer;
+    let (mut rd, mut wr) = stream.into_split();
+    let slots = Semaphore::new(opts.in_flight.max(1));
+    // Each request's number and the instant its latency counts from, in order.
+    let (outstanding, mut replies) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let deadline = match opts.stop {
+        Stop::Duration(d) => Some(started + d),
+        Stop::Requests(_) => None,
+    };
+    let writer = async {
+        let mut buf = vec![0u8; IO_SIZE.min(opts.request as usize)];
+        for n in 0u64.. {
+            let slot = tokio::select! {
+                slot = slots.acquire() => slot.expect("never closed"),
+                () = opts.interrupt.wait() => break,
+            };
+            slot.forget();
+            let from = match opts.rate {
+                Some(rate) => {
+                    let at = started + Duration::from_secs_f64(n as f64 / rate);
+                    if deadline.is_some_and(|d| at >= d) {
+                        break;
+                    }
+                    // The timer wakes up to a millisecond late: aim that much early,
+                    // and count from whichever came first, the schedule or the send.
+                    let wake = at.checked_sub(TIMER_SLACK).unwrap_or(at);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(wake.into()) => {}
+                        () = opts.interrupt.wait() => break,
+                    }
+                    at.min(Instant::now())
+                }
+                None => Instant::now(),
+            };
+            if shared.stop.load(Ordering::Relaxed)
+                || deadline.is_some_and(|d| Instant::now() >= d)
+                || !shared.take_one()
+            {
+                break;
+            }
+            let _ = outstanding.send((n, from));
+            let mut offset = 0;
+            while offset < opts.request {
+                let len = (opts.request - offset).min(buf.len() as u64) as usize;
+                for (i, b) in buf[..len].iter_mut().enumerate() {
+                    *b = request_byte(n, offset + i as u64);
+                }
+                wr.write_all(&buf[..len])
+                    .await
+                    .ctx(|| format!("could not send to {peer}"))?;
+                shared.sent.fetch_add(len as u64, Ordering::Relaxed);
+                offset += len as u64;
+            }
+        }
+        drop(outstanding);
+        Ok::<(), Error>(())
+    };
+    let reader = async {
+        let mut buf = vec![0u8; IO_SIZE.min(opts.request as usize)];
+        while let Some((n, from)) = replies.recv().await {
+            let mut got = 0u64;
+            while got < opts.request {
+                let want = (opts.request - got).min(buf.len() as u64) as usize;
+                let read =
+                    match tokio::time::timeout(REPLY_TIMEOUT, rd.read(&mut buf[..want])).await {
+                        Ok(read) => read.ctx(|| format!("could not receive from {peer}"))?,
+                        Err(_) => {
+                            return Err(Error::NoReply {
+                                peer: peer.clone(),
+                                secs: REPLY_TIMEOUT.as_secs(),
+                                transaction: n + 1,
+                                got,
+                                expected: opts.request,
+                            });
+                        }
+                    };
+                if read == 0 {
+                    return Err(Error::ShortRead {
+                        expected: opts.request as usize,
+                        got: got as usize,
+                    });
+                }
+                shared.received.fetch_add(read as u64, Ordering::Relaxed);
+                for (i, &b) in buf[..read].iter().enumerate() {
+                    let at = got + i as u64;
+                    let expected = request_byte(n, at).to_ascii_uppercase();
+                    if b != expected {
+                        return Err(Error::Verification(format!(
+                            "transaction {} on {}: byte {at} of the reply is {} where {} was expected",
+                            n + 1,
+                            peer,
+                            show_byte(b),
+                            show_byte(expected)
+                        )));
+                    }
+                }
+                got += read as u64;
+            }
+            shared.record(from.elapsed());
+            done.fetch_add(1, Ordering::Relaxed);
+            slots.add_permits(1);
+        }
+        Ok::<(), Error>(())
+    };
+    tokio::try_join!(writer, reader)?;
+    Ok(wr.reunite(rd).expect("the halves of one stream"))
+}
+
+/// A byte as a reader wants to see it: `'A'` or `0x9c`.
+fn show_byte(b: u8) -> String {
+    if b.is_ascii_graphic() || b == b' ' {
+        format!("'{}'", b as char)
+    } else {
+        format!("0x{b:02x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_request_is_the_alphabet_rotated_by_its_number() {
+        let request = |n| (0..4).map(|i| request_byte(n, i)).collect::<Vec<u8>>();
+        assert_eq!(request(0), b"abcd");
+        assert_eq!(request(1), b"bcde");
+        assert_eq!(request(25), b"zabc");
+        // Two requests in a row never look alike, so a swapped reply is caught.
+        assert_ne!(request(7), request(8));
+    }
+
+    #[test]
+    fn bytes_are_shown_as_characters_or_hex() {
+        assert_eq!(show_byte(b'A'), "'A'");
+        assert_eq!(show_byte(b' '), "' '");
+        assert_eq!(show_byte(0x9c), "0x9c");
+        assert_eq!(show_byte(b'\n'), "0x0a");
+    }
+}

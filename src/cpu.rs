@@ -1,0 +1,285 @@
+//! CPU cost per transaction (netperf's "service demand"): the CPU time this process
+//! used over a run, and — when the server is a process on this machine — the CPU
+//! time the server used, found from the kernel's socket table and `/proc`.
+//!
+//! The server is local when the server end of one of the run's connections is in
+//! this machine's socket table (socket diagnostics); the server process is then
+//! the one holding the socket listening on its port (its inode, from
+//! `/proc/net/tcp`, is a `socket:[INODE]` link in that process's `/proc/PID/fd`),
+//! or else the one holding the connection's server end. Its CPU time is the sum
+//! over it and its live descendants of user + system time, their reaped children
+//! included, so a server that forks per connection (socat's `fork`, a pipeline to
+//! `tr`) is counted whole.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::observe::sockdiag;
+
+/// Most `/proc` entries looked at in one scan: a bound on the work, not a limit
+/// any real machine reaches.
+const MAX_PROCESSES: usize = 100_000;
+
+/// CPU time of this process, from a start point.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientCpu {
+    start: Option<Duration>,
+}
+
+impl ClientCpu {
+    /// Starts counting now.
+    pub fn start() -> Self {
+        ClientCpu {
+            start: crate::sys::process_cpu_time().ok(),
+        }
+    }
+
+    /// CPU time used since [`ClientCpu::start`]; `None` when it could not be read.
+    pub fn used(&self) -> Option<Duration> {
+        let now = crate::sys::process_cpu_time().ok()?;
+        Some(now.saturating_sub(self.start?))
+    }
+}
+
+/// A local server process whose CPU time can be sampled.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerProcess {
+    /// Its process id.
+    pub pid: u32,
+    start: Duration,
+}
+
+impl ServerProcess {
+    /// The process (not this one) holding the server end of a connection whose
+    /// client end is `local` and whose server is at `peer`, with its CPU time so
+    /// far; `None` when the server is not a process on this machine that this user
+    /// may look at.
+    pub fn find(local: SocketAddr, peer: SocketAddr) -> Option<Self> {
+        // The server's end is in this machine's socket table, so the server is here.
+        let inode = sockdiag::lookup_socket(peer, local).ok()??.inode;
+        // The process holding the listening socket lives as long as the server; a
+        // connection's may be a child that exits with it (socat's fork), or none
+        // yet (TCP_DEFER_ACCEPT holds a connection until data comes). Without a
+        // listener on the port (a socket handed over), the connection's owner.
+        let pid = listener_inode(peer.port())
+            .and_then(owner_of_socket)
+            .or_else(|| owner_of_socket(inode))?;
+        (pid != std::process::id()).then_some(())?;
+        Some(ServerProcess {
+            pid,
+            start: tree_cpu_time(pid)?,
+        })
+    }
+
+    /// CPU time the server used since it was found; `None` once it is gone.
+    pub fn used(&self) -> Option<Duration> {
+        Some(tree_cpu_time(self.pid)?.saturating_sub(self.start))
+    }
+}
+
+/// Both CPU counts of a run, started together.
+#[derive(Debug)]
+pub struct CpuMeter {
+    client: ClientCpu,
+    server: Option<ServerProcess>,
+    started: Instant,
+}
+
+/// Microseconds of CPU per transaction, this process's and the server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuCost {
+    /// The load generator's own CPU per transaction; `None` without a transaction.
+    pub client_us_per_transaction: Option<f64>,
+    /// The server's; `None` when it is not a local process (or without a transaction).
+    pub server_us_per_transaction: Option<f64>,
+}
+
+impl CpuMeter {
+    /// Starts counting this process now; the server once [`CpuMeter::find_server`]
+    /// has found it.
+    pub fn start() -> Self {
+        CpuMeter {
+            client: ClientCpu::start(),
+            server: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Looks for the server behind one connection (see [`ServerProcess::find`]),
+    /// once; later calls keep the first finding.
+    pub fn find_server(&mut self, local: SocketAddr, peer: SocketAddr) {
+        if self.server.is_none() {
+            self.server = ServerProcess::find(local, peer);
+        }
+    }
+
+    /// Restarts both counts now (the run proper begins).
+    pub fn restart(&mut self) {
+        self.client = ClientCpu::start();
+        if let Some(server) = &self.server {
+            self.server = tree_cpu_time(server.pid).map(|start| ServerProcess {
+                pid: server.pid,
+                start,
+            });
+        }
+        self.started = Instant::now();
+    }
+
+    /// CPU per transaction since the start, for `transactions` transactions.
+    pub fn per_transaction(&self, transactions: u64) -> CpuCost {
+        let per = |d: Option<Duration>| {
+            d.filter(|_| transactions > 0)
+                .map(|d| d.as_secs_f64() * 1e6 / transactions as f64)
+        };
+        CpuCost {
+            client_us_per_transaction: per(self.client.used()),
+            server_us_per_transaction: per(self.server.and_then(|s| s.used())),
+        }
+    }
+
+    /// The process found serving, if any.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.map(|s| s.pid)
+    }
+}
+
+/// The process whose descriptors include socket `inode`.
+fn owner_of_socket(inode: u32) -> Option<u32> {
+    if inode == 0 {
+        return None;
+    }
+    let wanted = format!("socket:[{inode}]");
+    for pid in pids() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == &*wanted) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// The inode of a socket listening on TCP `port` (any address), from the
+/// kernel's tables `/proc/net/tcp` and `/proc/net/tcp6`.
+fn listener_inode(port: u16) -> Option<u32> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines()
+                .skip(1)
+                .find_map(|line| listening_on(line, port))
+        })
+}
+
+/// The inode of one `/proc/net/tcp` line's socket when it listens on `port`.
+fn listening_on(line: &str, port: u16) -> Option<u32> {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+    let listening = *fields.get(3)? == "0A";
+    (listening && local_port == port)
+        .then(|| fields.get(9)?.parse().ok())
+        .flatten()
+}
+
+/// The process ids in `/proc`, at most [`MAX_PROCESSES`].
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .take(MAX_PROCESSES)
+}
+
+/// One process's parent and CPU time (user + system, its reaped children's too).
+fn stat(pid: u32) -> Option<(u32, Duration)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses `/proc/PID/stat`: the fields after the command name (which may hold
+/// spaces and parentheses, so it ends at the last `)`).
+fn parse_stat(text: &str) -> Option<(u32, Duration)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state (3), ppid (4), ... utime (14), stime (15), cutime (16),
+    // cstime (17); `fields[0]` is field 3.
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    let ppid = u32::try_from(field(4)?).ok()?;
+    let ticks = field(14)? + field(15)? + field(16)? + field(17)?;
+    let hz = crate::sys::clock_ticks_per_second();
+    Some((
+        ppid,
+        Duration::from_micros(ticks.saturating_mul(1_000_000) / hz),
+    ))
+}
+
+/// CPU time of `root` and its live descendants; `None` when `root` is gone.
+fn tree_cpu_time(root: u32) -> Option<Duration> {
+    let (_, own) = stat(root)?;
+    let all: Vec<(u32, u32, Duration)> = pids()
+        .filter_map(|pid| stat(pid).map(|(ppid, t)| (pid, ppid, t)))
+        .collect();
+    let mut tree = vec![root];
+    let mut total = own;
+    // Breadth first; each process is added once (a pid is in `tree` at most once).
+    let mut i = 0;
+    while i < tree.len() && tree.len() <= MAX_PROCESSES {
+        let parent = tree[i];
+        for &(pid, ppid, t) in &all {
+            if ppid == parent && pid != root && !tree.contains(&pid) {
+                tree.push(pid);
+                total += t;
+            }
+        }
+        i += 1;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parentheses_in_the_name() {
+        let hz = crate::sys::clock_ticks_per_second();
+        let line = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 10 20 30 40 20 0 1 0 1 1 1";
+        let (ppid, t) = parse_stat(line).unwrap();
+        assert_eq!(ppid, 7);
+        assert_eq!(t, Duration::from_micros(100 * 1_000_000 / hz));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_listening_line_of_proc_net_tcp() {
+        let line = "   1: 0100007F:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(listening_on(line, 0x9c40), Some(123_456));
+        assert_eq!(listening_on(line, 80), None);
+        let established = line.replace(" 0A ", " 01 ");
+        assert_eq!(listening_on(&established, 0x9c40), None);
+    }
+
+    #[test]
+    fn this_process_uses_some_cpu_and_a_child_is_found_by_its_socket() {
+        let cpu = ClientCpu::start();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu.used().is_some());
+        // A server in this very process is not reported: its CPU is ours.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let found = ServerProcess::find(client.local_addr().unwrap(), client.peer_addr().unwrap());
+        assert!(found.is_none(), "{found:?}");
+        assert!(tree_cpu_time(std::process::id()).is_some());
+    }
+}
