@@ -71,10 +71,15 @@ fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
 /// Kills every program started by a check and not yet stopped, with everything it
 /// started: for `tcplab check` interrupted by a signal.
 pub fn kill_all() {
-    for pgid in running().drain(..) {
+    let mut registry = running();
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
+    for pgid in registry.drain(..) {
         let _ = crate::sys::kill_process_group(pgid);
     }
 }
+
+/// Set by [`kill_all`]: no program is started after it.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Program {
     /// Starts `template` with its placeholders replaced.
@@ -118,6 +123,12 @@ impl Program {
             }
             None => Command::new(found),
         };
+        // Spawned and registered under one lock: an interrupt's kill_all waits for
+        // the registration, so no program can start unseen and outlive tcplab.
+        let mut registry = running();
+        if STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
         let mut child = command
             .args(rest)
             .env("PYTHONUNBUFFERED", "1")
@@ -134,7 +145,8 @@ impl Program {
                 command: shown.clone(),
                 why: format!("could not be started: {}", plain_io(&e)),
             })?;
-        running().push(child.id());
+        registry.push(child.id());
+        drop(registry);
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
             // A program that does not read its input must not hold the check up.
             thread::spawn(move || {

@@ -111,7 +111,10 @@ fn connect_and_transfer(
     let completed = result.is_ok()
         && inbound.verdict().is_verified()
         && (opts.half_close || watched.diagnosis.is_none());
-    if watched.interrupted && !completed {
+    // The watchdog takes an interrupt only while the transfer is still going, and
+    // then shuts the socket down: an end of stream that follows is its own doing,
+    // and a streamed input cut short can look complete. Interrupted is interrupted.
+    if watched.interrupted {
         return Err(Error::Interrupted);
     }
     if let (Some(diagnosis), false) = (watched.diagnosis, completed) {
