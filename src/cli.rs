@@ -188,6 +188,8 @@ pub enum SimpleRole {
         #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
         interval: Option<f64>,
         #[command(flatten)]
+        scale: ScaleOpts,
+        #[command(flatten)]
         progress: ProgressOpts,
     },
 }
@@ -216,8 +218,9 @@ pub enum UppercaseRole {
     Client {
         #[command(flatten)]
         at: Endpoint,
+        // Boxed: the client's options are many, the server's few.
         #[command(flatten)]
-        opts: UppercaseClientOpts,
+        opts: Box<UppercaseClientOpts>,
     },
 }
 
@@ -236,6 +239,8 @@ pub struct UppercaseClientOpts {
     /// --request, N connections each running transactions.
     #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"])]
     pub connections: Option<usize>,
+    #[command(flatten)]
+    pub scale: ScaleOpts,
     /// Bytes per message (16 reproduces the lab's 16-byte sendall per message; small
     /// messages are gathered, up to 1024 per writev system call).
     #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
@@ -296,6 +301,35 @@ pub struct RrOpts {
 }
 
 /// Progress display options.
+/// The local addresses of `--source`.
+#[derive(Debug, Clone)]
+pub struct Sources(pub Vec<std::net::IpAddr>);
+
+fn parse_sources(text: &str) -> Result<Sources, String> {
+    tcplab::client::capacity::parse_sources(text).map(Sources)
+}
+
+/// Past one process and one source address (with --connections).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScaleOpts {
+    /// Spread the connections over P worker processes of tcplab, each with its own
+    /// open-files limit; their reports are merged into one (percentiles exactly).
+    #[arg(long, value_name = "P", value_parser = parse_count, default_value = "1", requires = "connections")]
+    pub processes: usize,
+    /// Connect from these local addresses in turn, ADDR or FIRST-LAST (e.g.
+    /// 127.0.0.2-127.0.0.9): each has its own ephemeral ports towards the server.
+    #[arg(long, value_name = "ADDRS", value_parser = parse_sources, requires = "connections")]
+    pub source: Option<Sources>,
+    /// Once every connection is made, hold them all open and idle this long before
+    /// any starts (the cost of idle connections).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+    pub hold: Option<f64>,
+    /// Run as one worker of a --processes run (internal: says when connected, waits
+    /// for "go" on standard input, prints its report as one JSON line).
+    #[arg(long, hide = true, requires = "connections")]
+    pub worker: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ProgressOpts {
     /// Show progress on standard error even when it is not a terminal.

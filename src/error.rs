@@ -199,6 +199,10 @@ pub enum Error {
     /// A thread of ours died: a bug, reported rather than hidden.
     #[error("internal error: {0}")]
     Internal(&'static str),
+    /// A worker process of a load run (`--processes`) failed or said something that
+    /// could not be read.
+    #[error("a load worker {0}")]
+    Worker(String),
     /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
     #[error("{}", .0.explanation.join("\n  "))]
     Stalled(Box<crate::observe::watchdog::Diagnosis>),

@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod measure;
+mod workers;
 
 use std::process::ExitCode;
 
@@ -145,6 +146,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 json,
                 interval,
                 progress,
+                scale,
             } => {
                 let job = Job::Simple {
                     duration: duration.map(Duration::from_secs_f64),
@@ -154,8 +156,11 @@ fn run(command: Command) -> tcplab::Result<()> {
                     job,
                     progress: progress.when(),
                     interrupt: interrupt_on_signals()?,
+                    sources: scale.source.clone().map(|s| s.0).unwrap_or_default(),
+                    hold: scale.hold.map(Duration::from_secs_f64),
+                    gate: None,
                 };
-                load_client(&at, opts, json, interval, &console)
+                load_client(&at, opts, &scale, json, interval, &console)
             }
         },
         Command::Uppercase { role } => match role {
@@ -182,10 +187,20 @@ fn run(command: Command) -> tcplab::Result<()> {
                         },
                         progress: opts.progress.when(),
                         interrupt: interrupt_on_signals()?,
+                        sources: opts.scale.source.clone().map(|s| s.0).unwrap_or_default(),
+                        hold: opts.scale.hold.map(Duration::from_secs_f64),
+                        gate: None,
                     };
-                    load_client(&at, load, opts.json, opts.rr.interval, &console)
+                    load_client(
+                        &at,
+                        load,
+                        &opts.scale,
+                        opts.json,
+                        opts.rr.interval,
+                        &console,
+                    )
                 }
-                None => uppercase_client(&at, opts, &console),
+                None => uppercase_client(&at, *opts, &console),
             },
         },
         Command::Lines { role } => match role {
@@ -356,13 +371,43 @@ fn uppercase_client(
 /// object, then the other distinct errors on standard error.
 fn load_client(
     at: &Endpoint,
-    opts: LoadOptions,
+    mut opts: LoadOptions,
+    scale: &cli::ScaleOpts,
     as_json: bool,
     interval: Option<f64>,
     console: &Console,
 ) -> tcplab::Result<()> {
-    let sink = measure::interval_sink(interval, as_json, When::Never, console);
-    let load = client::load::run_measured(&at.host, at.port, opts, sink)?;
+    use tcplab::client::capacity;
+    if scale.worker {
+        // One worker of a --processes run: its report, histograms and all, as one
+        // line for its parent (which has checked the plan and shows the result).
+        opts.gate = Some(workers::worker_gate());
+        let load = client::load::run(&at.host, at.port, opts)?;
+        console.say(report::json::line(&load));
+        return Ok(());
+    }
+    let plan = capacity::Plan {
+        connections: opts.connections as u64,
+        processes: scale.processes as u64,
+        sources: opts.sources.len().max(1) as u64,
+    };
+    capacity::check(plan, &capacity::Limits::of_this_machine())?;
+    let load = if scale.processes > 1 {
+        if interval.is_some() {
+            return Err(tcplab::Error::Usage(
+                "--interval reports one process's run: leave it out with --processes".into(),
+            ));
+        }
+        workers::run(
+            opts.connections,
+            scale.processes,
+            opts.hold,
+            &opts.interrupt,
+        )?
+    } else {
+        let sink = measure::interval_sink(interval, as_json, When::Never, console);
+        client::load::run_measured(&at.host, at.port, opts, sink)?
+    };
     if as_json && interval.is_some() {
         console.say(report::json::line(&load));
     } else if as_json {

@@ -281,3 +281,118 @@ fn behind_haproxy_a_killed_backend_loses_only_the_connections_it_held() {
         "{log}"
     );
 }
+
+/// "…, peak N concurrent, peak memory 197.30 MiB" → (N, bytes).
+fn peak(summary: &str) -> (u64, f64) {
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("Shut down"))
+        .unwrap_or_else(|| panic!("no summary in {summary}"));
+    let concurrent = line
+        .split(", peak ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {line}"));
+    let memory = line.split(", peak memory ").nth(1).expect(line);
+    let (number, unit) = memory.split_once(' ').expect(line);
+    let scale = match unit {
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => panic!("unit {unit} in {line}"),
+    };
+    (concurrent, number.parse::<f64>().expect(line) * scale)
+}
+
+/// Past one process on both sides: two servers share a port (SO_REUSEPORT), and the
+/// load generator spreads 30,000 connections over two worker processes (each under
+/// the 20,000 open-files limit) and four source addresses (each with its own
+/// 28,232 ephemeral ports). Every connection is open before any starts, held a
+/// second, then every byte is verified; each server holds its connections at under
+/// 32 KiB apiece.
+#[test]
+fn thirty_thousand_connections_across_two_servers_two_workers_and_four_sources() {
+    let first = Server::of(
+        "uppercase",
+        &["--reuse-port", "--quiet", "--max-connections", "19000"],
+    );
+    let port = first.port_arg();
+    let second = Server::tcplab(&[
+        "uppercase",
+        "server",
+        "127.0.0.1",
+        &port,
+        "--reuse-port",
+        "--quiet",
+        "--max-connections",
+        "19000",
+    ]);
+    let load = tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &port,
+        "4K",
+        "--connections",
+        "30000",
+        "--processes",
+        "2",
+        "--source",
+        "127.0.0.2-127.0.0.5",
+        "--hold",
+        "1",
+        "--json",
+    ]);
+    load.assert_ok();
+    let report: serde_json::Value = serde_json::from_str(&load.stdout).expect("one JSON report");
+    assert_eq!(report["connections"], 30000, "{}", load.stdout);
+    assert_eq!(report["exchanges"], 30000);
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["bytes_received"], 30000u64 * 4096);
+    let (a, b) = (shut_down(first).stdout, shut_down(second).stdout);
+    assert_eq!(served(&a) + served(&b), 30000, "{a}{b}");
+    for summary in [&a, &b] {
+        let connections = served(summary);
+        let (concurrent, memory) = peak(summary);
+        // Held open together: the server had (nearly) all of its share at once.
+        assert!(concurrent * 100 >= connections * 95, "{summary}");
+        let per_connection = memory / connections as f64;
+        assert!(
+            per_connection <= 32.0 * 1024.0,
+            "{per_connection} bytes each: {summary}"
+        );
+    }
+}
+
+#[test]
+fn a_plan_past_this_machines_limits_is_refused_before_it_starts() {
+    let server = Server::of("simple", &["--quiet"]);
+    let port = server.port_arg();
+    tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "50000",
+    ])
+    .assert_code(2)
+    .assert_one_error_line()
+    .assert_stderr_has("use --processes 3 or more");
+    tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "50000",
+        "--processes",
+        "4",
+    ])
+    .assert_code(2)
+    .assert_stderr_has("--source with 2 addresses or more");
+    let out = shut_down(server);
+    assert_eq!(served(&out.stdout), 0, "nothing was started");
+}

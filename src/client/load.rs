@@ -81,10 +81,45 @@ pub struct LoadOptions {
     pub progress: When,
     /// Stops the run when triggered (SIGINT, SIGTERM).
     pub interrupt: crate::server::Shutdown,
+    /// Local addresses to connect from, in turn (empty: the kernel's choice).
+    pub sources: Vec<std::net::IpAddr>,
+    /// With every connection made, hold them all open, idle, this long before any
+    /// starts its job (the cost of idle connections).
+    pub hold: Option<Duration>,
+    /// For a worker process of a larger run: says when its connections are made,
+    /// and waits for the word to start.
+    pub gate: Option<Gate>,
+}
+
+/// The start of a worker's run, shared with the other workers through its parent.
+pub struct Gate {
+    /// Called once every connection has been made (or has failed), with how many
+    /// were made.
+    pub connected: Box<dyn FnOnce(u64) + Send>,
+    /// Completes when the connections may start.
+    pub go: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+impl Clone for Gate {
+    /// A gate is used once: a clone is a gate that opens at once.
+    fn clone(&self) -> Self {
+        let (open, go) = tokio::sync::oneshot::channel();
+        let _ = open.send(());
+        Gate {
+            connected: Box::new(|_| {}),
+            go,
+        }
+    }
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Percentiles {
     /// Median.
     pub p50: u64,
@@ -108,11 +143,12 @@ impl Percentiles {
     }
 }
 
-/// The aggregate report; `--json` prints it as one object.
-#[derive(Debug, Clone, Serialize)]
+/// The aggregate report; `--json` prints it as one object (and a worker process
+/// hands it to its parent that way).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct LoadReport {
     /// `simple` or `uppercase`.
-    pub service: &'static str,
+    pub service: String,
     /// Connections tried: made, or that could not be made (with `--duration`, every
     /// repetition's connection counts). The failure line counts the same ones.
     pub connections: u64,
@@ -152,8 +188,21 @@ pub struct LoadReport {
     /// 0 when every connection succeeded and verified, else 1.
     pub exit_code: u8,
     /// The run was stopped by SIGINT or SIGTERM (the first error says so).
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub interrupted: bool,
+    /// The latency histograms themselves, for a worker's parent to merge exactly;
+    /// only in a worker's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<Histograms>,
+}
+
+/// A run's latency histograms in hdrhistogram's V2 serialization, base64.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Histograms {
+    /// Exchange latency, microseconds.
+    pub exchange: String,
+    /// Connect latency, microseconds.
+    pub connect: String,
 }
 
 struct Shared {
@@ -187,6 +236,10 @@ struct Shared {
     interval_latency: Mutex<Histogram<u64>>,
     /// The counts when the last interval report ended.
     last: Mutex<Mark>,
+    /// Local addresses to connect from, in turn.
+    sources: Vec<std::net::IpAddr>,
+    /// The next of them.
+    next_source: AtomicU64,
 }
 
 impl Shared {
@@ -256,7 +309,7 @@ impl Shared {
         let _turn = self.connecting.acquire().await.expect("never closed");
         let started = Instant::now();
         let mut seen = self.progress();
-        let mut attempt = Box::pin(TcpStream::connect(self.addr));
+        let mut attempt = Box::pin(self.connect_once());
         let stream = loop {
             match tokio::time::timeout(CONNECT_TIMEOUT, &mut attempt).await {
                 Ok(Ok(stream)) => break stream,
@@ -271,7 +324,7 @@ impl Shared {
                     if e.kind() == std::io::ErrorKind::TimedOut && self.progress() != seen =>
                 {
                     seen = self.progress();
-                    attempt = Box::pin(TcpStream::connect(self.addr));
+                    attempt = Box::pin(self.connect_once());
                 }
                 Ok(Err(e)) => {
                     return Err(Error::io(format!("could not connect to {}", self.peer), e));
@@ -294,6 +347,26 @@ impl Shared {
             cpu.find_server(local, peer);
         }
         Ok(stream)
+    }
+
+    /// One connection attempt, from the next source address when there are some.
+    async fn connect_once(&self) -> std::io::Result<TcpStream> {
+        if self.sources.is_empty() {
+            return TcpStream::connect(self.addr).await;
+        }
+        let at = self.next_source.fetch_add(1, Ordering::Relaxed) as usize;
+        let source = self.sources[at % self.sources.len()];
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        if source.is_ipv4() {
+            // The port is chosen at connect(): one source reaches this server from
+            // its whole ephemeral range, whatever other destinations use.
+            crate::sys::set_bind_address_no_port(&socket)?;
+        }
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(self.addr).await
     }
 
     /// One exchange on `stream`, counting a failure.
@@ -444,6 +517,106 @@ async fn closed_by_peer(stream: &TcpStream) -> bool {
     )
 }
 
+/// A histogram in hdrhistogram's V2 serialization, base64.
+fn serialize(histogram: &Mutex<Histogram<u64>>) -> String {
+    use base64::Engine;
+    let h = histogram.lock().unwrap_or_else(|p| p.into_inner());
+    let mut bytes = Vec::new();
+    // Serializing into memory fails only for a histogram it cannot represent.
+    let _ = hdrhistogram::serialization::Serializer::serialize(
+        &mut hdrhistogram::serialization::V2Serializer::new(),
+        &*h,
+        &mut bytes,
+    );
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn deserialize(text: &str) -> Result<Histogram<u64>> {
+    use base64::Engine;
+    let bad =
+        |why: String| Error::Worker(format!("sent a histogram that could not be read: {why}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| bad(e.to_string()))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| bad(format!("{e:?}")))
+}
+
+impl LoadReport {
+    /// One report for a run made by several worker processes: counts and bytes
+    /// added, the time the longest took, rates over that time, and the latency
+    /// percentiles of the workers' histograms added together (exact: the same as
+    /// one histogram that recorded every sample). The server's CPU is not known
+    /// (each worker sees its own share of the servers).
+    pub fn merge(parts: Vec<LoadReport>) -> Result<LoadReport> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::Worker("reported nothing".into()))?;
+        let service = first.service.clone();
+        let mut exchange = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .map_err(|e| Error::Worker(e.to_string()))?;
+        let mut connect = exchange.clone();
+        let mut errors: Vec<String> = Vec::new();
+        let (mut cpu, mut cpu_exchanges) = (0.0, 0u64);
+        for part in &parts {
+            let h = part
+                .histograms
+                .as_ref()
+                .ok_or_else(|| Error::Worker("sent a report without its histograms".into()))?;
+            let add = |into: &mut Histogram<u64>, text: &str| -> Result<()> {
+                into.add(deserialize(text)?).map_err(|e| {
+                    Error::Worker(format!("sent a histogram that does not add up: {e:?}"))
+                })
+            };
+            add(&mut exchange, &h.exchange)?;
+            add(&mut connect, &h.connect)?;
+            for e in &part.errors {
+                if errors.len() < ERRORS_SHOWN && !errors.contains(e) {
+                    errors.push(e.clone());
+                }
+            }
+            if let Some(us) = part.client_cpu_us_per_transaction {
+                cpu += us * part.exchanges as f64;
+                cpu_exchanges += part.exchanges;
+            }
+        }
+        let sum = |f: fn(&LoadReport) -> u64| parts.iter().map(f).sum::<u64>();
+        let seconds = parts.iter().map(|p| p.seconds).fold(0.0, f64::max);
+        let secs = seconds.max(1e-9);
+        let (received, exchanges) = (sum(|p| p.bytes_received), sum(|p| p.exchanges));
+        // A worker's interruption travels as its first error.
+        let interrupted = parts.iter().any(|p| {
+            p.interrupted
+                || p.errors
+                    .first()
+                    .is_some_and(|e| e.starts_with("interrupted"))
+        });
+        let verified = parts.iter().all(|p| p.verified) && !interrupted;
+        Ok(LoadReport {
+            service,
+            connections: sum(|p| p.connections),
+            failed: sum(|p| p.failed),
+            bytes_sent: sum(|p| p.bytes_sent),
+            bytes_received: received,
+            verified,
+            seconds,
+            goodput_bytes_per_sec: received as f64 / secs,
+            exchanges,
+            exchanges_per_sec: exchanges as f64 / secs,
+            latency_us: Percentiles::of(&exchange),
+            connect_latency_us: Percentiles::of(&connect),
+            one_at_a_time: parts.iter().find_map(|p| p.one_at_a_time),
+            client_cpu_us_per_transaction: (cpu_exchanges > 0).then(|| cpu / cpu_exchanges as f64),
+            server_cpu_us_per_transaction: None,
+            errors,
+            exit_code: parts.iter().map(|p| p.exit_code).max().unwrap_or(1),
+            interrupted,
+            histograms: None,
+        })
+    }
+}
+
 fn histogram() -> Mutex<Histogram<u64>> {
     Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"))
 }
@@ -496,6 +669,8 @@ async fn load(
         server_looked_for: AtomicBool::new(false),
         interval_latency: histogram(),
         last: Mutex::new(Mark::default()),
+        sources: opts.sources.clone(),
+        next_source: AtomicU64::new(0),
     });
     let started_at = Instant::now();
     // Without --interval, a bar on a terminal shows the last second's figures.
@@ -569,6 +744,24 @@ async fn load(
         () = setup => {}
         () = opts.interrupt.wait() => {}
     }
+    // Every connection made: a worker says so and waits for its parent's word; a
+    // hold keeps them all open and idle meanwhile. Neither counts in `seconds`.
+    let waited = Instant::now();
+    let worker = opts.gate.is_some();
+    if let Some(gate) = opts.gate {
+        (gate.connected)(shared.made.load(Ordering::Relaxed));
+        tokio::select! {
+            _ = gate.go => {}
+            () = opts.interrupt.wait() => {}
+        }
+    }
+    if let Some(hold) = opts.hold {
+        tokio::select! {
+            () = tokio::time::sleep(hold) => {}
+            () = opts.interrupt.wait() => {}
+        }
+    }
+    *shared.held.lock().unwrap_or_else(|p| p.into_inner()) += waited.elapsed();
     open.send_replace(Some(Start {
         deadline: duration.map(|d| Instant::now() + d),
     }));
@@ -606,6 +799,12 @@ async fn load(
     let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
     let elapsed = started_at.elapsed().saturating_sub(held);
     let mut report = report(&shared, elapsed, opts.job);
+    if worker {
+        report.histograms = Some(Histograms {
+            exchange: serialize(&shared.exchange_latency),
+            connect: serialize(&shared.connect_latency),
+        });
+    }
     if opts.interrupt.is_triggered() {
         report.interrupted = true;
         report.verified = false;
@@ -698,7 +897,8 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
         service: match job {
             Job::Simple { .. } => "simple",
             Job::Uppercase { .. } => "uppercase",
-        },
+        }
+        .to_string(),
         connections: shared.made.load(Ordering::Relaxed)
             + shared.could_not_connect.load(Ordering::Relaxed),
         failed,
@@ -725,6 +925,7 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             .clone(),
         exit_code: if verified { 0 } else { 1 },
         interrupted: false,
+        histograms: None,
     }
 }
 
@@ -753,6 +954,9 @@ mod tests {
             job: Job::Simple { duration: None },
             progress: When::Never,
             interrupt: Default::default(),
+            sources: Vec::new(),
+            hold: None,
+            gate: None,
         };
         let report = run("127.0.0.1", port, opts).unwrap();
         server.join().unwrap();
@@ -776,6 +980,9 @@ mod tests {
             job: Job::Uppercase { total: 64 },
             progress: When::Never,
             interrupt: Default::default(),
+            sources: Vec::new(),
+            hold: None,
+            gate: None,
         };
         let report = run("127.0.0.1", port, opts).unwrap();
         // Connections tried, and failed of them: the JSON and the error line agree.
@@ -795,5 +1002,88 @@ mod tests {
             }) => assert!(first.starts_with("connection refused"), "{first}"),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::*;
+
+    /// A worker's report whose exchange and connect latencies are `samples`.
+    fn part(samples: &[u64]) -> LoadReport {
+        let h = histogram();
+        for &s in samples {
+            h.lock().unwrap().record(s).unwrap();
+        }
+        let latency = Percentiles::of(&h.lock().unwrap());
+        LoadReport {
+            service: "uppercase".into(),
+            connections: samples.len() as u64,
+            failed: 0,
+            bytes_sent: 10,
+            bytes_received: 10,
+            verified: true,
+            seconds: samples.len() as f64,
+            goodput_bytes_per_sec: 0.0,
+            exchanges: samples.len() as u64,
+            exchanges_per_sec: 0.0,
+            latency_us: latency,
+            connect_latency_us: None,
+            one_at_a_time: None,
+            client_cpu_us_per_transaction: Some(2.0),
+            server_cpu_us_per_transaction: Some(1.0),
+            errors: Vec::new(),
+            exit_code: 0,
+            interrupted: false,
+            histograms: Some(Histograms {
+                exchange: serialize(&h),
+                connect: serialize(&h),
+            }),
+        }
+    }
+
+    #[test]
+    fn merged_percentiles_are_those_of_one_histogram_of_every_sample() {
+        // Two workers with very different latencies: averaging their percentiles
+        // would be wrong; adding their histograms is exact.
+        let fast: Vec<u64> = (1..=9_000).map(|i| 100 + i % 50).collect();
+        let slow: Vec<u64> = (1..=1_000).map(|i| 20_000 + i * 37).collect();
+        let merged = LoadReport::merge(vec![part(&fast), part(&slow)]).unwrap();
+        let all = histogram();
+        for &s in fast.iter().chain(&slow) {
+            all.lock().unwrap().record(s).unwrap();
+        }
+        let whole = Percentiles::of(&all.lock().unwrap());
+        drop(all);
+        assert_eq!(merged.latency_us, whole);
+        assert_eq!(merged.connect_latency_us, whole);
+        assert_eq!(merged.exchanges, 10_000);
+        assert_eq!(merged.connections, 10_000);
+        assert_eq!(merged.seconds, 9_000.0);
+        assert_eq!(merged.client_cpu_us_per_transaction, Some(2.0));
+        assert_eq!(merged.server_cpu_us_per_transaction, None);
+        assert!(merged.verified);
+        // The merged p90 lies in the fast worker's range, p99 in the slow one's:
+        // neither worker's own p90 or p99 is it.
+        let p = merged.latency_us.unwrap();
+        assert!(p.p90 < 200 && p.p99 > 20_000, "{p:?}");
+    }
+
+    #[test]
+    fn a_report_without_histograms_is_refused() {
+        let mut bare = part(&[100]);
+        bare.histograms = None;
+        let err = LoadReport::merge(vec![part(&[100]), bare]).unwrap_err();
+        assert!(err.to_string().contains("without its histograms"), "{err}");
+    }
+
+    #[test]
+    fn a_workers_report_goes_through_json_and_back() {
+        let report = part(&[100, 200, 300]);
+        let line = serde_json::to_string(&report).unwrap();
+        let back: LoadReport = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.latency_us, report.latency_us);
+        let merged = LoadReport::merge(vec![back]).unwrap();
+        assert_eq!(merged.latency_us, report.latency_us);
     }
 }

@@ -64,7 +64,7 @@ mod tests {
 
     fn report() -> LoadReport {
         LoadReport {
-            service: "simple",
+            service: "simple".into(),
             connections: 1,
             failed: 0,
             bytes_sent: 16,
@@ -92,6 +92,7 @@ mod tests {
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
+            histograms: None,
         }
     }
 
