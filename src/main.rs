@@ -416,6 +416,9 @@ fn load_client(
         for line in report::load::summary(&load) {
             console.say(line);
         }
+        if scale.processes > 1 || scale.hold.is_some() {
+            console.say(report::load::scale_line(&load));
+        }
     }
     match load.failure() {
         None => Ok(()),

@@ -77,6 +77,7 @@ pub fn run(
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("could not find the tcplab program itself", e))?;
     let parent: Vec<String> = std::env::args().skip(1).collect();
+    let started = Instant::now();
     let (said, hear) = mpsc::channel();
     let mut workers: Vec<(Child, Option<ChildStdin>)> = Vec::new();
     for i in 0..processes {
@@ -117,16 +118,20 @@ pub fn run(
         let _ = tcplab::sys::kill_process_group(child.id());
         let _ = child.wait();
     }
-    LoadReport::merge(result?)
+    let (reports, connected) = result?;
+    let mut merged = LoadReport::merge(reports)?;
+    merged.connected_in_seconds = (connected - started).as_secs_f64();
+    Ok(merged)
 }
 
-/// Waits for every worker to connect, holds, says go, and collects the reports.
+/// Waits for every worker to connect, holds, says go, and collects the reports;
+/// returns them with the moment every worker was connected.
 fn gather(
     workers: &mut [(Child, Option<ChildStdin>)],
     hear: &mpsc::Receiver<(usize, Said)>,
     hold: Option<Duration>,
     interrupt: &Shutdown,
-) -> Result<Vec<LoadReport>> {
+) -> Result<(Vec<LoadReport>, Instant)> {
     let n = workers.len();
     let mut connected = vec![false; n];
     let mut reports: Vec<Option<LoadReport>> = (0..n).map(|_| None).collect();
@@ -155,7 +160,10 @@ fn gather(
             }
         }
         if reports.iter().all(Option::is_some) {
-            return Ok(reports.into_iter().flatten().collect());
+            let connected = held_until.map_or_else(Instant::now, |until| {
+                until - hold.unwrap_or_default()
+            });
+            return Ok((reports.into_iter().flatten().collect(), connected));
         }
         if let Some(i) = gone_early {
             return Err(Error::Worker(format!(

@@ -183,6 +183,12 @@ pub struct LoadReport {
     /// The server's CPU time per exchange, when the server is a process on this
     /// machine (found from the socket table); else null.
     pub server_cpu_us_per_transaction: Option<f64>,
+    /// Seconds from the first connection attempt until every connection had been
+    /// made or had failed (with `--processes`, from the start of the workers).
+    pub connected_in_seconds: f64,
+    /// The load generator's peak resident memory in bytes (`VmHWM`; with
+    /// `--processes`, its workers' added up), when known.
+    pub peak_memory_bytes: Option<u64>,
     /// The first few distinct errors.
     pub errors: Vec<String>,
     /// 0 when every connection succeeded and verified, else 1.
@@ -609,6 +615,11 @@ impl LoadReport {
             one_at_a_time: parts.iter().find_map(|p| p.one_at_a_time),
             client_cpu_us_per_transaction: (cpu_exchanges > 0).then(|| cpu / cpu_exchanges as f64),
             server_cpu_us_per_transaction: None,
+            connected_in_seconds: parts
+                .iter()
+                .map(|p| p.connected_in_seconds)
+                .fold(0.0, f64::max),
+            peak_memory_bytes: parts.iter().map(|p| p.peak_memory_bytes).sum(),
             errors,
             exit_code: parts.iter().map(|p| p.exit_code).max().unwrap_or(1),
             interrupted,
@@ -744,6 +755,7 @@ async fn load(
         () = setup => {}
         () = opts.interrupt.wait() => {}
     }
+    let connected_in = started_at.elapsed();
     // Every connection made: a worker says so and waits for its parent's word; a
     // hold keeps them all open and idle meanwhile. Neither counts in `seconds`.
     let waited = Instant::now();
@@ -799,6 +811,8 @@ async fn load(
     let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
     let elapsed = started_at.elapsed().saturating_sub(held);
     let mut report = report(&shared, elapsed, opts.job);
+    report.connected_in_seconds = connected_in.as_secs_f64();
+    report.peak_memory_bytes = crate::observe::memory::peak_rss();
     if worker {
         report.histograms = Some(Histograms {
             exchange: serialize(&shared.exchange_latency),
@@ -918,6 +932,8 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
         },
         client_cpu_us_per_transaction: cost.client_us_per_transaction,
         server_cpu_us_per_transaction: cost.server_us_per_transaction,
+        connected_in_seconds: 0.0,
+        peak_memory_bytes: None,
         errors: shared
             .errors
             .lock()
@@ -1032,6 +1048,8 @@ mod merge_tests {
             one_at_a_time: None,
             client_cpu_us_per_transaction: Some(2.0),
             server_cpu_us_per_transaction: Some(1.0),
+            connected_in_seconds: 0.5,
+            peak_memory_bytes: Some(1000),
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
@@ -1061,6 +1079,7 @@ mod merge_tests {
         assert_eq!(merged.connections, 10_000);
         assert_eq!(merged.seconds, 9_000.0);
         assert_eq!(merged.client_cpu_us_per_transaction, Some(2.0));
+        assert_eq!(merged.peak_memory_bytes, Some(2000));
         assert_eq!(merged.server_cpu_us_per_transaction, None);
         assert!(merged.verified);
         // The merged p90 lies in the fast worker's range, p99 in the slow one's:

@@ -58,6 +58,24 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
     lines
 }
 
+/// For a run past one process or with a hold: how long connecting took and what
+/// the load generator's memory came to, per connection.
+pub fn scale_line(r: &LoadReport) -> String {
+    let memory = match r.peak_memory_bytes {
+        Some(bytes) if r.connections > 0 => format!(
+            "; load generator peak memory {} ({} per connection)",
+            human::bytes(bytes),
+            human::bytes(bytes / r.connections)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "All {} made in {:.2} s{memory}",
+        human::count(r.connections, "connection", "connections"),
+        r.connected_in_seconds
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +107,8 @@ mod tests {
             one_at_a_time: None,
             client_cpu_us_per_transaction: None,
             server_cpu_us_per_transaction: None,
+            connected_in_seconds: 0.0,
+            peak_memory_bytes: None,
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
