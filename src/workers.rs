@@ -160,9 +160,8 @@ fn gather(
             }
         }
         if reports.iter().all(Option::is_some) {
-            let connected = held_until.map_or_else(Instant::now, |until| {
-                until - hold.unwrap_or_default()
-            });
+            let connected =
+                held_until.map_or_else(Instant::now, |until| until - hold.unwrap_or_default());
             return Ok((reports.into_iter().flatten().collect(), connected));
         }
         if let Some(i) = gone_early {
