@@ -392,6 +392,7 @@ fn load_client(
         sources: opts.sources.len().max(1) as u64,
     };
     capacity::check(plan, &capacity::Limits::of_this_machine())?;
+    let at_once = opts.connections;
     let load = if scale.processes > 1 {
         if interval.is_some() {
             return Err(tcplab::Error::Usage(
@@ -416,8 +417,9 @@ fn load_client(
         for line in report::load::summary(&load) {
             console.say(line);
         }
-        if scale.processes > 1 || scale.hold.is_some() {
-            console.say(report::load::scale_line(&load));
+        // Said of a run whose connections were made (not of one that failed to).
+        if (scale.processes > 1 || scale.hold.is_some()) && load.failed < load.connections {
+            console.say(report::load::scale_line(&load, at_once as u64));
         }
     }
     match load.failure() {

@@ -396,3 +396,39 @@ fn a_plan_past_this_machines_limits_is_refused_before_it_starts() {
     let out = shut_down(server);
     assert_eq!(served(&out.stdout), 0, "nothing was started");
 }
+
+#[test]
+fn a_run_over_worker_processes_is_one_summary_of_all_of_them() {
+    let server = Server::of("simple", &["--quiet"]);
+    let port = server.port_arg();
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "20",
+        "--processes",
+        "2",
+        "--source",
+        "127.0.0.2-127.0.0.3",
+    ]);
+    out.assert_ok()
+        .assert_stdout_has("20 connections (0 failed), 20 exchanges")
+        .assert_stdout_has("all verified")
+        .assert_stdout_has("All 20 connections open at once within");
+    assert_eq!(served(&shut_down(server).stdout), 20);
+    // Where nothing listens, the workers' failures add up, and it says so.
+    tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "6",
+        "--processes",
+        "2",
+    ])
+    .assert_code(1)
+    .assert_stderr_has("6 of 6 connections failed");
+}

@@ -58,20 +58,21 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
     lines
 }
 
-/// For a run past one process or with a hold: how long connecting took and what
-/// the load generator's memory came to, per connection.
-pub fn scale_line(r: &LoadReport) -> String {
+/// For a run past one process or with a hold: how long it took to have all
+/// `at_once` connections open, and what the load generator's memory came to, per
+/// connection open at once.
+pub fn scale_line(r: &LoadReport, at_once: u64) -> String {
     let memory = match r.peak_memory_bytes {
-        Some(bytes) if r.connections > 0 => format!(
+        Some(bytes) if at_once > 0 => format!(
             "; load generator peak memory {} ({} per connection)",
             human::bytes(bytes),
-            human::bytes(bytes / r.connections)
+            human::bytes(bytes / at_once)
         ),
         _ => String::new(),
     };
     format!(
-        "All {} made in {:.2} s{memory}",
-        human::count(r.connections, "connection", "connections"),
+        "All {} open at once within {:.2} s{memory}",
+        human::count(at_once, "connection", "connections"),
         r.connected_in_seconds
     )
 }
