@@ -498,19 +498,31 @@ impl LoadReport {
     /// The error the run ends with: `None` when every connection succeeded and
     /// verified, else how many of the `connections` failed and the first error.
     pub fn failure(&self) -> Option<Error> {
-        if self.interrupted {
-            return Some(Error::Interrupted);
-        }
-        (self.exit_code != 0).then(|| Error::LoadFailed {
-            failed: self.failed,
-            attempted: self.connections,
-            first: self
-                .errors
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "none".into()),
-        })
+        run_failure(
+            self.interrupted,
+            self.exit_code,
+            (self.failed, self.connections),
+            &self.errors,
+        )
     }
+}
+
+/// How a run of many connections ends (the load generator's, TCP_RR's): interrupted,
+/// or `failed` of `attempted` with the first error, or `None` for success.
+pub(crate) fn run_failure(
+    interrupted: bool,
+    exit_code: u8,
+    (failed, attempted): (u64, u64),
+    errors: &[String],
+) -> Option<Error> {
+    if interrupted {
+        return Some(Error::Interrupted);
+    }
+    (exit_code != 0).then(|| Error::LoadFailed {
+        failed,
+        attempted,
+        first: errors.first().cloned().unwrap_or_else(|| "none".into()),
+    })
 }
 
 /// True when the peer has closed or reset `stream` (it is readable at end of stream,

@@ -137,18 +137,12 @@ pub struct RrReport {
 impl RrReport {
     /// The error the run ends with; `None` when it succeeded.
     pub fn failure(&self) -> Option<Error> {
-        if self.interrupted {
-            return Some(Error::Interrupted);
-        }
-        (self.exit_code != 0).then(|| Error::LoadFailed {
-            failed: self.failed,
-            attempted: self.connections,
-            first: self
-                .errors
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "none".into()),
-        })
+        super::load::run_failure(
+            self.interrupted,
+            self.exit_code,
+            (self.failed, self.connections),
+            &self.errors,
+        )
     }
 }
 
