@@ -209,22 +209,7 @@ pub fn set_open_files_limit(limit: Limit) -> io::Result<()> {
 /// Sets TCP_DEFER_ACCEPT on a listening socket: accept() returns a connection only
 /// once its first bytes have come (or after about `seconds` without any).
 pub fn set_defer_accept(listener: impl AsFd, seconds: i32) -> io::Result<()> {
-    // SAFETY: setsockopt reads one c_int from the pointer and length we pass; the
-    // descriptor is borrowed, so it is open for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&raw const seconds).cast(),
-            size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_int_option(listener, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, seconds)
 }
 
 /// Sets IP_BIND_ADDRESS_NO_PORT on an unconnected IPv4 socket: a bind() to a source
@@ -232,15 +217,24 @@ pub fn set_defer_accept(listener: impl AsFd, seconds: i32) -> io::Result<()> {
 /// make the four-tuple unique, so one source address reaches each destination from
 /// the whole ephemeral range.
 pub fn set_bind_address_no_port(socket: impl AsFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
+    set_int_option(socket, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
+}
+
+/// setsockopt(2) with an int value.
+fn set_int_option(
+    socket: impl AsFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt reads one c_int from the pointer and length we pass; the
     // descriptor is borrowed, so it is open for the call.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&raw const on).cast(),
+            level,
+            name,
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -127,13 +127,9 @@ impl Drop for Killed {
 /// True when something listens on 127.0.0.1:`port` (from the kernel's socket table,
 /// without connecting: a connection through the proxy would be a session of its own).
 fn listening(port: u16) -> bool {
-    let wanted = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|table| {
-        table.lines().skip(1).any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.get(1) == Some(&wanted.as_str()) && fields.get(3) == Some(&"0A")
-        })
-    })
+    tcplab::observe::table::on_port(port)
+        .iter()
+        .any(|row| row.state == "LISTEN")
 }
 
 /// HAProxy in TCP mode (leastconn, health checks every 100 ms, redispatch on a

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::program::Program;
 use super::{
     CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, human_bytes, last_line, read_bounded,
-    repr_short, shorten,
+    repr_short, retry, shorten,
 };
 use crate::error::{Error, Result, plain_io};
 use crate::observe::{queues, sockdiag};
@@ -151,13 +151,6 @@ fn accept(listener: &TcpListener, timeout: Duration, ended: &Ended) -> Option<Tc
 /// end of the client or `timeout`.
 fn read_up_to(stream: &mut TcpStream, want: usize, timeout: Duration, ended: &Ended) -> Vec<u8> {
     read_bounded(stream, want, timeout, &|| ended.is_set()).0
-}
-
-fn retry(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 /// The usual watch: the client's exit, within the timeout.

@@ -26,13 +26,7 @@ const PAUSE: Duration = Duration::from_millis(200);
 /// outgoing connection (another check's, run in parallel) takes it between the
 /// moment it is chosen and the moment the program binds it.
 fn free_port() -> Result<u16> {
-    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| {
-            let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
-            Some((parts.next()??, parts.next()??))
-        })
-        .unwrap_or((32768, 60999));
+    let (low, high) = crate::client::capacity::ephemeral_ports().unwrap_or((32768, 60999));
     // Below the range when there is room, else above it.
     let (from, to) = match low > 11024 {
         true => (10000, low - 1),
@@ -114,16 +108,18 @@ fn read_bounded(
         match stream.read(&mut buf[..room]) {
             Ok(0) => return (got, ReadEnd::Eof),
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if retry(&e) => {}
             Err(e) => return (got, ReadEnd::Failed(crate::error::plain_io(&e))),
         }
     }
+}
+
+/// True for an error that only says "not yet" on a socket with a timeout: try again.
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// A line of a program's output, cut to a length a report can show.

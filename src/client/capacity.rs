@@ -31,13 +31,7 @@ impl Limits {
     /// does not limit.
     pub fn of_this_machine() -> Limits {
         let open_files = crate::sys::open_files_limit().map_or(u64::MAX, |l| l.hard);
-        let ports = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|text| {
-                let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
-                Some((parts.next()??, parts.next()??))
-            })
-            .unwrap_or((1024, u16::MAX));
+        let ports = ephemeral_ports().unwrap_or((1024, u16::MAX));
         let memory = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|text| {
@@ -57,6 +51,14 @@ impl Limits {
     pub fn ports_per_source(&self) -> u64 {
         u64::from(self.ports.1.saturating_sub(self.ports.0)) + 1
     }
+}
+
+/// The kernel's ephemeral port range, inclusive (`ip_local_port_range`), when it
+/// can be read.
+pub fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((parts.next()??, parts.next()??))
 }
 
 /// A load run as asked: `connections` at once, over `processes` worker processes,

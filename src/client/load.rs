@@ -482,6 +482,16 @@ pub fn run_measured(
     opts: LoadOptions,
     interval: Option<(Duration, IntervalSink)>,
 ) -> Result<LoadReport> {
+    on_runtime(host, port, |addr, peer| load(addr, peer, opts, interval))
+}
+
+/// Runs `run` on a new multi-threaded runtime against HOST:PORT (its first address;
+/// a blank HOST means 127.0.0.1), with the address as shown in messages.
+pub(crate) fn on_runtime<F: std::future::Future>(
+    host: &str,
+    port: u16,
+    run: impl FnOnce(SocketAddr, String) -> F,
+) -> Result<F::Output> {
     let addr = if addr::is_every_interface(host) {
         SocketAddr::from(([127, 0, 0, 1], port))
     } else {
@@ -491,7 +501,23 @@ pub fn run_measured(
         .enable_all()
         .build()
         .ctx(|| "could not start the async runtime")?;
-    Ok(runtime.block_on(load(addr, addr::host_port(host, port), opts, interval)))
+    Ok(runtime.block_on(run(addr, addr::host_port(host, port))))
+}
+
+/// Hands `report` the time the run started on every `every`, from `started + every`
+/// on, until the task is aborted: the interval reports' clock.
+pub(crate) fn ticker(
+    started: Instant,
+    every: Duration,
+    report: impl Fn() + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at((started + every).into(), every);
+        loop {
+            ticks.tick().await;
+            report();
+        }
+    })
 }
 
 impl LoadReport {
@@ -713,12 +739,8 @@ async fn load(
     });
     let ticker = interval.clone().map(|(every, sink)| {
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at((started_at + every).into(), every);
-            loop {
-                ticks.tick().await;
-                shared.report_interval(started_at, &sink);
-            }
+        ticker(started_at, every, move || {
+            shared.report_interval(started_at, &sink)
         })
     });
     let (open, start) = watch::channel(None);

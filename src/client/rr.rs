@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::addr::{self, CONNECT_TIMEOUT};
+use crate::addr::CONNECT_TIMEOUT;
 use crate::client::interval::{self, IntervalSink, Latency, Mark};
 use crate::cpu::CpuMeter;
 use crate::error::{Error, IoContext, Result};
@@ -227,16 +227,7 @@ impl Shared {
 /// Runs the transactions against HOST:PORT and returns the report (see
 /// [`RrReport::failure`]). Fails only when the run cannot start.
 pub fn run(host: &str, port: u16, opts: RrOptions) -> Result<RrReport> {
-    let addr = if addr::is_every_interface(host) {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    } else {
-        addr::resolve(host, port)?[0]
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .ctx(|| "could not start the async runtime")?;
-    Ok(runtime.block_on(rr(addr, addr::host_port(host, port), opts)))
+    super::load::on_runtime(host, port, |addr, peer| rr(addr, peer, opts))
 }
 
 async fn connect(addr: SocketAddr, peer: &str, turns: &Semaphore) -> Result<TcpStream> {
@@ -326,12 +317,8 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
     }
     let ticker = shared.opts.interval.clone().map(|(every, sink)| {
         let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at((started + every).into(), every);
-            loop {
-                ticks.tick().await;
-                shared.report_interval(started, &sink);
-            }
+        super::load::ticker(started, every, move || {
+            shared.report_interval(started, &sink)
         })
     });
     let mut interrupted = false;
