@@ -81,7 +81,7 @@ pub enum Command {
         timeout: f64,
         /// The largest round trip a probe makes (an upper-case client is run with
         /// sizes rising from 64 bytes to this).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64M")]
+        #[arg(long, value_name = "SIZE", value_parser = parse_max_bytes, default_value = "64M")]
         max_bytes: u64,
     },
     /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
@@ -420,6 +420,14 @@ fn seconds(text: &str) -> Result<f64, String> {
         Err(_) => Err(format!(
             "'{text}' is not a number of seconds (e.g. 0.5, 30)"
         )),
+    }
+}
+
+/// A check's largest round trip: at least one byte, or it would prove nothing.
+fn parse_max_bytes(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("a round trip of 0 bytes proves nothing: give at least 1 byte".to_string()),
+        n => Ok(n),
     }
 }
 

@@ -185,14 +185,10 @@ pub enum Error {
         /// What went wrong.
         why: String,
     },
-    /// `tcplab check` found probes that failed (each said on standard output).
-    #[error("{failed} of {probes} probes failed")]
-    CheckFailed {
-        /// Probes that failed.
-        failed: usize,
-        /// Probes run.
-        probes: usize,
-    },
+    /// `tcplab check` did not give the full score (each probe said on standard
+    /// output): the same count as the report's last line.
+    #[error("{0}")]
+    CheckFailed(crate::check::Tally),
     /// The user stopped the run (SIGINT or SIGTERM) before it finished.
     #[error("interrupted before the end; the report says how far it got")]
     Interrupted,

@@ -1,6 +1,7 @@
 //! The `tcplab` binary: parses the command line, runs the library, maps errors to
 //! exit codes (0 success, 1 runtime error, 2 usage error).
 
+mod checking;
 mod cli;
 mod demo;
 mod measure;
@@ -118,6 +119,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
                 .collect();
             let line = first.join(" ");
             let line = line.strip_prefix("error: ").unwrap_or(&line);
+            if let Some((service, role)) =
+                checking::json_wanted(&std::env::args().collect::<Vec<_>>())
+            {
+                checking::usage_error_json(&service, &role, &format!("usage error: {line}"));
+            }
             eprintln!("tcplab: {line} (see 'tcplab --help')");
             ExitCode::from(USAGE_ERROR)
         }
@@ -235,79 +241,19 @@ fn run(command: Command) -> tcplab::Result<()> {
             json,
             timeout,
             max_bytes,
-        } => {
-            let service = match service {
-                cli::CheckService::Simple => Service::Simple,
-                cli::CheckService::Uppercase => Service::Uppercase,
-                cli::CheckService::Lines => Service::Lines,
-            };
-            let opts = tcplab::check::CheckOptions {
-                timeout: Duration::from_secs_f64(timeout),
+        } => checking::run(
+            checking::Asked {
+                service,
+                role,
+                host,
+                port,
+                command,
+                json,
+                timeout,
                 max_bytes,
-            };
-            // Ctrl-C must not leave the program under test behind.
-            on_signals(
-                || {
-                    tcplab::check::program::kill_all();
-                    eprintln!("tcplab: interrupted; the program under test was stopped");
-                    std::process::exit(130)
-                },
-                || std::process::exit(130),
-            )?;
-            let role_name = match role {
-                cli::CheckRole::Server => "server",
-                cli::CheckRole::Client => "client",
-            };
-            let checked = match (role, host, port, command.is_empty()) {
-                (cli::CheckRole::Server, Some(host), Some(port), true) => {
-                    tcplab::check::server::check(service, &host, port, &opts)
-                }
-                (cli::CheckRole::Server, None, None, false) => {
-                    tcplab::check::server::check_command(service, &command, &opts)
-                }
-                (cli::CheckRole::Server, ..) => {
-                    return Err(tcplab::Error::Usage(
-                        "give the running server's HOST PORT, or the command that starts it after --".into(),
-                    ));
-                }
-                (cli::CheckRole::Client, None, None, false) => {
-                    tcplab::check::client::check(service, &command, &opts)
-                }
-                (cli::CheckRole::Client, ..) => {
-                    return Err(tcplab::Error::Usage(
-                        "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
-                    ));
-                }
-            };
-            let report = match checked {
-                Ok(report) => report,
-                // An autograder still gets its results file: one failed test that
-                // says why nothing could be probed.
-                Err(e) if json => {
-                    console.say(report::json::pretty(&report::check::gradescope_error(
-                        service.name(),
-                        role_name,
-                        &e.to_string(),
-                    )));
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
-            };
-            if json {
-                console.say(report::json::pretty(&report::check::gradescope(&report)));
-            } else {
-                for line in report::check::lines(&report) {
-                    console.say(line);
-                }
-            }
-            match report.passed() {
-                true => Ok(()),
-                false => Err(tcplab::Error::CheckFailed {
-                    failed: report.probes.iter().filter(|p| p.failed()).count(),
-                    probes: report.probes.len(),
-                }),
-            }
-        }
+            },
+            &console,
+        ),
         Command::Demo(_) | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("run from main")
         }

@@ -11,6 +11,7 @@ mod check;
 mod deadlock;
 mod defects;
 mod demo;
+mod grading;
 mod hostile;
 mod inprocess;
 mod lines;

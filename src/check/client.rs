@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::program::Program;
 use super::{
-    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, human_bytes, last_line, read_bounded,
-    repr_short, retry, shorten,
+    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, first_difference, human_bytes, last_line,
+    one_byte, read_bounded, repr_short, retry, shorten,
 };
 use crate::error::{Error, Result, plain_io};
 use crate::observe::{queues, sockdiag};
@@ -26,15 +26,45 @@ use crate::server::Service;
 
 const HOST: &str = "127.0.0.1";
 
-/// Runs every probe for a `service` client started from `command`. Fails when the
+/// The names of the probes a check of a `service` client makes, in order.
+pub fn plan(service: Service, opts: &CheckOptions) -> Vec<String> {
+    let max = human::bytes(opts.max_bytes.div_ceil(16).max(1) * 16);
+    match service {
+        Service::Simple => vec![
+            "the exact exchange (16 octets sent, the reply printed, exit status 0)".into(),
+            "the reply sent in pieces with pauses (receive-all)".into(),
+            "a server that closes after 5 of its 16 octets".into(),
+        ],
+        Service::Uppercase => vec![
+            format!(
+                "every byte sent and read back, exit status 0 ({} … {max})",
+                human::bytes(64.min(opts.max_bytes.div_ceil(16).max(1) * 16))
+            ),
+            HALF_CLOSE.into(),
+            format!("no deadlock up to {max} (the client reads while it sends)"),
+        ],
+        Service::Lines => vec![LINES_PROBE.into()],
+    }
+}
+
+/// Runs every probe for a `service` client started from `command`, handing each to
+/// `sink` as it is decided. Fails when the
 /// command cannot be started, or when it never connects in the first probe (it is
 /// not a client of this address).
-pub fn check(service: Service, command: &[String], opts: &CheckOptions) -> Result<CheckReport> {
+pub fn check(
+    service: Service,
+    command: &[String],
+    opts: &CheckOptions,
+    sink: &mut dyn FnMut(&Probe),
+) -> Result<CheckReport> {
     let probes = match service {
-        Service::Simple => simple(command, opts)?,
+        Service::Simple => simple(command, opts, sink)?,
         Service::Uppercase => uppercase(command, opts)?,
         Service::Lines => lines(command, opts)?,
     };
+    if service != Service::Simple {
+        probes.iter().for_each(&mut *sink);
+    }
     Ok(CheckReport {
         service: service.name(),
         role: "client",
@@ -175,10 +205,31 @@ const RECEIVE_ALL_FIX: &str =
 
 /// What the simple probe server saw.
 struct SimpleSeen {
+    /// The first 16 octets (or fewer, when the client sent fewer).
     got: Vec<u8>,
+    /// What it sent after its 16 octets (kept to the first KiB).
+    extra: Vec<u8>,
 }
 
-fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
+/// The probes of a simple client after the first build on it: a client that does
+/// not get the plain exchange right would only repeat that failure.
+fn builds_on_first(name: &str, first: &Probe) -> Option<Probe> {
+    (!first.passed()).then(|| {
+        Probe::not_measured(
+            name,
+            format!(
+                "it builds on the probe '{}', which did not pass: made now, it would only repeat that failure",
+                first.name
+            ),
+        )
+    })
+}
+
+fn simple(
+    command: &[String],
+    opts: &CheckOptions,
+    sink: &mut dyn FnMut(&Probe),
+) -> Result<Vec<Probe>> {
     // The server answers with `reply`, in these pieces, then closes.
     let exchange = |pieces: Vec<&'static [u8]>| {
         run(
@@ -199,96 +250,115 @@ fn simple(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
                     }
                 }
                 let _ = stream.shutdown(Shutdown::Write);
-                // Until the client has gone, so that it never reads a reset.
-                let _ = read_up_to(&mut stream, 1, opts.timeout, ended);
-                SimpleSeen { got }
+                // Until the client has gone (so that it never reads a reset),
+                // keeping anything it sends past its 16 octets.
+                let extra = read_up_to(&mut stream, 1024, opts.timeout, ended);
+                SimpleSeen { got, extra }
             },
             exit_within(opts),
         )
     };
-    let sent_greeting = |run: &Run<SimpleSeen>| -> Option<String> {
-        let got = &run.served.as_ref()?.got;
-        (got != GREETING).then(|| {
+    let printed_farewell = |run: &Run<SimpleSeen>| run.printed.contains("Goodbye for now!");
+    let mut probes = Vec::new();
+    let mut emit = |probe: Probe, probes: &mut Vec<Probe>| {
+        sink(&probe);
+        probes.push(probe);
+    };
+
+    let whole = exchange(vec![FAREWELL])?;
+    let Some(seen) = &whole.served else {
+        return Err(never_connected(&whole, command, opts));
+    };
+    let name = "the exact exchange (16 octets sent, the reply printed, exit status 0)";
+    let greeting_lesson = "the client sends exactly the 16 octets b'Hello world!!!!!', then receives the server's 16 and prints them";
+    let greeting_fix =
+        "sendall(b'Hello world!!!!!'), then receive 16 bytes in a loop, print them and close";
+    let first = if seen.got != GREETING {
+        Probe::fail(
+            name,
             format!(
                 "it sent {} ({}) where the lab's client sends {}; {}",
-                human_bytes(got),
-                repr_short(got),
+                human_bytes(&seen.got),
+                repr_short(&seen.got),
                 repr(GREETING),
-                run.ending(opts)
-            )
-        })
-    };
-    let printed_farewell = |run: &Run<SimpleSeen>| run.printed.contains("Goodbye for now!");
-    // The probes after the first need the greeting: tcplab answers only that.
-    let unmeasured = |run: &Run<SimpleSeen>, name: &str| {
-        let got = &run.served.as_ref()?.got;
-        (got != GREETING).then(|| {
-            Probe::not_measured(
-                name,
-                format!(
-                    "it did not send the 16 octets b'Hello world!!!!!' (it sent {}), so tcplab did not answer",
-                    repr_short(got)
-                ),
-            )
-        })
-    };
-
-    let mut probes = Vec::new();
-    let whole = exchange(vec![FAREWELL])?;
-    if whole.served.is_none() {
-        return Err(never_connected(&whole, command, opts));
-    }
-    let name = "the exact exchange (16 octets sent, the reply printed, exit status 0)";
-    probes.push(match (sent_greeting(&whole), whole.exited_0() && printed_farewell(&whole)) {
-        (None, true) => Probe::pass(name, "it sent b'Hello world!!!!!', printed b'Goodbye for now!' and exited 0"),
-        (Some(seen), _) => Probe::fail(
+                whole.ending(opts)
+            ),
+            greeting_lesson,
+            greeting_fix,
+        )
+    } else if !seen.extra.is_empty() {
+        Probe::fail(
             name,
-            seen,
-            "the client sends exactly the 16 octets b'Hello world!!!!!', then receives the server's 16 and prints them",
-            "sendall(b'Hello world!!!!!'), then receive 16 bytes in a loop, print them and close",
-        ),
-        (None, false) => Probe::fail(
+            format!(
+                "it sent more than 16 octets: {} then {} more: {}; {}",
+                repr(GREETING),
+                human_bytes(&seen.extra),
+                repr_short(&seen.extra),
+                whole.ending(opts)
+            ),
+            greeting_lesson,
+            "sendall(b'Hello world!!!!!') once and nothing more, then receive 16 bytes in a loop, print them and close",
+        )
+    } else if whole.exited_0() && printed_farewell(&whole) {
+        Probe::pass(
             name,
-            format!("it sent the 16 octets and got b'Goodbye for now!' back; {}", whole.ending(opts)),
+            "it sent b'Hello world!!!!!', printed b'Goodbye for now!' and exited 0",
+        )
+    } else {
+        Probe::fail(
+            name,
+            format!(
+                "it sent the 16 octets and got b'Goodbye for now!' back; {}",
+                whole.ending(opts)
+            ),
             "the client prints the server's 16 octets and ends normally (exit status 0)",
             "print the 16 bytes received, close the socket and return from main without an error",
-        ),
-    });
-
-    let pieces = exchange(vec![&FAREWELL[..3], &FAREWELL[3..9], &FAREWELL[9..]])?;
-    let name = "the reply sent in pieces with pauses (receive-all)";
-    probes.push(
-        match (unmeasured(&pieces, name), printed_farewell(&pieces)) {
-            (Some(not), _) => not,
-            (None, true) => Probe::pass(name, "it printed all 16 octets: b'Goodbye for now!'"),
-            (None, false) => Probe::fail(
-                name,
-                format!(
-                    "tcplab sent b'Goo', b'dbye f', b'or now!' 200 ms apart; {}",
-                    pieces.ending(opts)
-                ),
-                RECEIVE_ALL,
-                RECEIVE_ALL_FIX,
-            ),
-        },
-    );
-
-    let early = exchange(vec![b"Goodb"])?;
-    let name = "a server that closes after 5 of its 16 octets";
-    let reported = match early.exit {
-        None => false,
-        Some(status) => !status.success() || says_short(&early.printed),
+        )
     };
-    probes.push(match (unmeasured(&early, name), reported) {
-        (Some(not), _) => not,
-        (None, true) => Probe::pass(name, format!("it reported it: {}", early.ending(opts))),
-        (None, false) => Probe::fail(
-            name,
-            format!("tcplab sent b'Goodb' and closed; {}", early.ending(opts)),
-            "recv() returns b'' once the server has closed: the receive loop must stop there and say that only 5 of 16 bytes came, not wait for ever or carry on as if all had come",
-            "in the receive loop, when recv returns b'' raise an error that says how many of the 16 bytes came",
-        ),
-    });
+    emit(first.clone(), &mut probes);
+
+    let name = "the reply sent in pieces with pauses (receive-all)";
+    let probe = match builds_on_first(name, &first) {
+        Some(not) => not,
+        None => {
+            let pieces = exchange(vec![&FAREWELL[..3], &FAREWELL[3..9], &FAREWELL[9..]])?;
+            match printed_farewell(&pieces) {
+                true => Probe::pass(name, "it printed all 16 octets: b'Goodbye for now!'"),
+                false => Probe::fail(
+                    name,
+                    format!(
+                        "tcplab sent b'Goo', b'dbye f', b'or now!' 200 ms apart; {}",
+                        pieces.ending(opts)
+                    ),
+                    RECEIVE_ALL,
+                    RECEIVE_ALL_FIX,
+                ),
+            }
+        }
+    };
+    emit(probe, &mut probes);
+
+    let name = "a server that closes after 5 of its 16 octets";
+    let probe = match builds_on_first(name, &first) {
+        Some(not) => not,
+        None => {
+            let early = exchange(vec![b"Goodb"])?;
+            let reported = match early.exit {
+                None => false,
+                Some(status) => !status.success() || says_short(&early.printed),
+            };
+            match reported {
+                true => Probe::pass(name, format!("it reported it: {}", early.ending(opts))),
+                false => Probe::fail(
+                    name,
+                    format!("tcplab sent b'Goodb' and closed; {}", early.ending(opts)),
+                    "recv() returns b'' once the server has closed: the receive loop must stop there and say that only 5 of 16 bytes came, not wait for ever or carry on as if all had come",
+                    "in the receive loop, when recv returns b'' raise an error that says how many of the 16 bytes came",
+                ),
+            }
+        }
+    };
+    emit(probe, &mut probes);
     Ok(probes)
 }
 
@@ -409,6 +479,8 @@ fn sizes(max: u64) -> Vec<u64> {
     sizes
 }
 
+const HALF_CLOSE: &str = "half-close (the client shuts down its sending side when done)";
+
 /// A run frozen for this long (no byte either way) is diagnosed; one still moving
 /// after `SLOW` timeouts in all is called slow.
 const SLOW: u32 = 6;
@@ -447,7 +519,6 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         (Some(&a), Some(&b)) => format!("{} … {}", human::bytes(a), human::bytes(b)),
         _ => String::new(),
     };
-    let max = human::bytes(opts.max_bytes.div_ceil(16).max(1) * 16);
     let not_seen = |what: &str| match (&stopped, right.is_empty()) {
         (None, _) => format!("{what} at every size, {sizes_right}"),
         (Some((size, _)), true) => format!(
@@ -460,14 +531,12 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         ),
     };
 
-    let name = format!(
-        "every byte sent and read back, exit status 0 ({} … {max})",
-        human::bytes(64.min(opts.max_bytes.div_ceil(16).max(1) * 16))
-    );
+    let names = plan(Service::Uppercase, opts);
+    let (name, deadlock_name) = (&names[0], &names[2]);
     let all_right = match &stopped {
         Some((size, Verdict::Wrong(seen) | Verdict::Slow(seen) | Verdict::Frozen(seen))) => {
             Probe::fail(
-                &name,
+                name,
                 match right.is_empty() {
                     true => format!("at {}: {seen}", human::bytes(*size)),
                     false => format!(
@@ -479,36 +548,29 @@ fn uppercase(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
                 "after shutdown(SHUT_WR), recv in a loop until it returns b'', counting the bytes, then close and exit 0",
             )
         }
-        _ if right.is_empty() => Probe::not_measured(&name, not_seen("right")),
-        _ => Probe::pass(&name, not_seen("right")),
+        _ if right.is_empty() => Probe::not_measured(name, not_seen("right")),
+        _ => Probe::pass(name, not_seen("right")),
     };
     let half_close = match &stopped {
         Some((size, Verdict::NoHalfClose(seen))) => Probe::fail(
-            "half-close (the client shuts down its sending side when done)",
+            HALF_CLOSE,
             format!("froze at {}: {seen}", human::bytes(*size)),
             "the server only ends its answer when it reads end of stream: a client that never shuts down its sending side waits for the end while the server waits for more data",
             "call sock.shutdown(socket.SHUT_WR) after the last sendall, then read until recv returns b''",
         ),
         // A run that ended by itself had the client's end of stream.
-        _ if right.is_empty() => Probe::not_measured(
-            "half-close (the client shuts down its sending side when done)",
-            not_seen("it half-closed"),
-        ),
-        _ => Probe::pass(
-            "half-close (the client shuts down its sending side when done)",
-            not_seen("it half-closed"),
-        ),
+        _ if right.is_empty() => Probe::not_measured(HALF_CLOSE, not_seen("it half-closed")),
+        _ => Probe::pass(HALF_CLOSE, not_seen("it half-closed")),
     };
-    let deadlock_name = format!("no deadlock up to {max} (the client reads while it sends)");
     let deadlock = match &stopped {
         Some((size, Verdict::Deadlock(seen))) => Probe::fail(
-            &deadlock_name,
+            deadlock_name,
             format!("froze at {}: {seen}", human::bytes(*size)),
             "the handout's deadlock: a client that sends everything before it reads fills the kernel's buffers both ways; the server blocks sending back and stops reading, then the client blocks sending",
             "read while you send: a thread for sending and one for receiving, or non-blocking sockets and select()",
         ),
-        None => Probe::pass(&deadlock_name, not_seen("none")),
-        Some(_) => Probe::not_measured(&deadlock_name, not_seen("none")),
+        None => Probe::pass(deadlock_name, not_seen("none")),
+        Some(_) => Probe::not_measured(deadlock_name, not_seen("none")),
     };
     Ok(vec![all_right, half_close, deadlock])
 }
@@ -654,29 +716,36 @@ fn judge_echo(run: &Run<()>, echo: &Echo, size: u64, opts: &CheckOptions) -> Ver
     if !run.exited_0() {
         return Verdict::Wrong(ending);
     }
-    if let Some(n) = printed_received(&run.printed)
-        && n != size
-    {
-        return Verdict::Wrong(format!(
+    match printed_received(&run.printed) {
+        Some(n) if n == size => Verdict::Right,
+        Some(n) => Verdict::Wrong(format!(
             "it printed \"{n} bytes received\" where {size} came back; {ending}"
-        ));
+        )),
+        None => Verdict::Wrong(format!(
+            "every byte came back, but it never printed \"{size} bytes received\" (the line the lab's client ends with); {ending}"
+        )),
     }
-    Verdict::Right
 }
 
-/// The number in the last "N bytes received" line the lab's client prints.
+/// The number in the last "N bytes received" line the lab's client prints, as a
+/// terminal shows it (a line rewritten with carriage returns shows its last form).
 fn printed_received(printed: &str) -> Option<u64> {
-    printed.lines().rev().find_map(|line| {
-        let before = line.split("bytes received").next()?;
-        (before.len() < line.len()).then_some(())?;
-        before
-            .split_whitespace()
-            .last()?
-            .replace(',', "")
-            .parse()
-            .ok()
-    })
+    super::printed::terminal_lines(printed)
+        .into_iter()
+        .rev()
+        .find_map(|line| {
+            let before = line.split("bytes received").next()?;
+            (before.len() < line.len()).then_some(())?;
+            before
+                .split_whitespace()
+                .last()?
+                .replace(',', "")
+                .parse()
+                .ok()
+        })
 }
+
+const LINES_PROBE: &str = "the lines on its standard input arrive in order, then end of stream";
 
 /// The lines the lines client is given on its standard input.
 const LINES: &[&str] = &["one", "two", "", "caf\u{e9} \u{e9}t\u{e9}", "last"];
@@ -697,7 +766,7 @@ fn lines(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
     let Some((got, eof)) = &run.served else {
         return Err(never_connected(&run, command, opts));
     };
-    let name = "the lines on its standard input arrive in order, then end of stream";
+    let name = LINES_PROBE;
     let probe = match (got == input.as_bytes(), *eof, run.exited_0()) {
         (true, true, true) => Probe::pass(
             name,
@@ -709,14 +778,29 @@ fn lines(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
         _ => Probe::fail(
             name,
             format!(
-                "given {} on its standard input, it sent {} ({}){}; {}",
+                "given {} on its standard input ({}: {}), it sent {} ({}){}{}; {}",
                 human::count(LINES.len() as u64, "line", "lines"),
+                human::count(input.len() as u64, "byte", "bytes"),
+                repr(input.as_bytes()),
                 human_bytes(got),
                 repr_short(got),
                 if *eof {
                     ", then end of stream"
                 } else {
                     " and did not close"
+                },
+                match first_difference(got, input.as_bytes()) {
+                    Some(diff) => format!("; {diff}"),
+                    None if got.len() < input.len() => format!(
+                        "; the bytes from byte {} on never came (expected {} next)",
+                        got.len(),
+                        one_byte(input.as_bytes()[got.len()])
+                    ),
+                    None if got.len() > input.len() => format!(
+                        "; {} more than its input",
+                        human::count((got.len() - input.len()) as u64, "byte", "bytes")
+                    ),
+                    None => String::new(),
                 },
                 run.ending(opts)
             ),
@@ -749,6 +833,10 @@ mod tests {
         );
         assert_eq!(printed_received("1,024 bytes received"), Some(1024));
         assert_eq!(printed_received("done"), None);
+        assert_eq!(
+            printed_received("\r  42 bytes received \r  64 bytes received \n"),
+            Some(64)
+        );
     }
 
     #[test]

@@ -70,6 +70,23 @@ fn repr_short(bytes: &[u8]) -> String {
     }
 }
 
+/// One byte as Python shows it in a bytes literal: `'a'`, `'\xe9'`.
+fn one_byte(b: u8) -> String {
+    let r = repr(&[b]);
+    r[1..].to_string()
+}
+
+/// Where `got` first differs from `want`: "bytes lost or changed at byte N
+/// (expected 'x', got 'y')"; `None` when `got` is a prefix of `want`.
+fn first_difference(got: &[u8], want: &[u8]) -> Option<String> {
+    let i = got.iter().zip(want).position(|(a, b)| a != b)?;
+    Some(format!(
+        "bytes lost or changed at byte {i} (expected {}, got {})",
+        one_byte(want[i]),
+        one_byte(got[i])
+    ))
+}
+
 /// How a bounded read ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ReadEnd {
@@ -122,18 +139,25 @@ fn retry(e: &io::Error) -> bool {
     )
 }
 
-/// A line of a program's output, cut to a length a report can show.
+/// A line of a program's output, as a terminal shows it, cut to a length a report
+/// can show, its control characters escaped.
 fn shorten(line: &str) -> String {
     const SHOWN: usize = 120;
-    match line.chars().count() > SHOWN {
+    let line = printed::as_shown(line);
+    printed::escape_controls(&match line.chars().count() > SHOWN {
         true => format!("{}…", line.chars().take(SHOWN).collect::<String>()),
         false => line.to_string(),
-    }
+    })
 }
 
-/// The last line a program printed that is not blank, for a report.
+/// The last line a program printed that is not blank (as a terminal shows it),
+/// for a report.
 fn last_line(printed: &str) -> Option<&str> {
-    printed.lines().rev().map(str::trim).find(|l| !l.is_empty())
+    printed::terminal_lines(printed)
+        .into_iter()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
 }
 
 /// What a check is asked to do.
@@ -145,64 +169,150 @@ pub struct CheckOptions {
     pub max_bytes: u64,
 }
 
+/// How a probe ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The program did what the lab says.
+    Passed,
+    /// It did not: `seen` says what happened instead.
+    Failed,
+    /// The probe could not be made (an earlier failure stopped it, or the program
+    /// was gone): `seen` says why.
+    NotMeasured,
+    /// The check was stopped (a signal) before this probe ran.
+    NotRun,
+}
+
 /// One probe's outcome.
+///
+/// The one scoring rule, for text and JSON alike: a graded probe is worth one
+/// point, earned only when it passed; a probe that failed, could not be measured
+/// or did not run earns nothing, and counts against the program. A reported probe
+/// (`graded: false`) says what it found and is worth nothing either way.
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {
     /// What it checks, e.g. "the exact exchange".
     pub name: String,
-    /// True when the program did what the lab says.
-    pub passed: bool,
-    /// False when the probe could not be made (an earlier failure stopped it): then
-    /// it neither passed nor failed, and `seen` says why; it scores nothing.
-    pub measured: bool,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// False for a probe that only reports what it found (worth no point).
+    pub graded: bool,
     /// What was seen: for a failure, the bytes, counts or error.
     pub seen: String,
-    /// The lesson of the handout a failure breaks (empty for a pass).
+    /// The lesson of the handout a failure breaks (empty otherwise).
     pub lesson: String,
-    /// The fix, in one sentence (empty for a pass).
+    /// The fix, in one sentence (empty otherwise).
     pub fix: String,
 }
 
 impl Probe {
-    /// A probe that passed.
-    pub fn pass(name: &str, seen: impl Into<String>) -> Self {
+    fn new(name: &str, outcome: Outcome, seen: String) -> Self {
         Probe {
             name: name.into(),
-            passed: true,
-            measured: true,
-            seen: seen.into(),
+            outcome,
+            graded: true,
+            seen,
             lesson: String::new(),
             fix: String::new(),
         }
+    }
+
+    /// A probe that passed.
+    pub fn pass(name: &str, seen: impl Into<String>) -> Self {
+        Probe::new(name, Outcome::Passed, seen.into())
     }
 
     /// A probe that failed: what was seen, the lesson it breaks, the fix.
     pub fn fail(name: &str, seen: impl Into<String>, lesson: &str, fix: &str) -> Self {
         Probe {
-            name: name.into(),
-            passed: false,
-            measured: true,
-            seen: seen.into(),
             lesson: lesson.into(),
             fix: fix.into(),
+            ..Probe::new(name, Outcome::Failed, seen.into())
         }
     }
 
     /// A probe that could not be made, and why.
     pub fn not_measured(name: &str, why: impl Into<String>) -> Self {
+        Probe::new(name, Outcome::NotMeasured, why.into())
+    }
+
+    /// A probe the check was stopped before.
+    pub fn not_run(name: &str) -> Self {
+        Probe::new(
+            name,
+            Outcome::NotRun,
+            "the check was stopped before this probe ran".into(),
+        )
+    }
+
+    /// The same probe, reported only: worth no point.
+    pub fn reported(self) -> Self {
         Probe {
-            name: name.into(),
-            passed: false,
-            measured: false,
-            seen: why.into(),
-            lesson: String::new(),
-            fix: String::new(),
+            graded: false,
+            ..self
         }
+    }
+
+    /// True when it passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
     }
 
     /// True when it was made and failed.
     pub fn failed(&self) -> bool {
-        self.measured && !self.passed
+        self.outcome == Outcome::Failed
+    }
+
+    /// The points it is worth: 1 when graded, 0 when only reported.
+    pub fn max_score(&self) -> u32 {
+        u32::from(self.graded)
+    }
+
+    /// The points it earned.
+    pub fn score(&self) -> u32 {
+        u32::from(self.graded && self.passed())
+    }
+}
+
+/// The counts of a report, from the one scoring rule (see [`Probe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tally {
+    /// Graded probes: the points there are.
+    pub graded: usize,
+    /// Graded probes that passed: the points earned.
+    pub passed: usize,
+    /// Graded probes that failed.
+    pub failed: usize,
+    /// Graded probes that could not be measured.
+    pub not_measured: usize,
+    /// Graded probes that did not run (the check was stopped).
+    pub not_run: usize,
+    /// Probes only reported.
+    pub reported: usize,
+}
+
+impl std::fmt::Display for Tally {
+    /// "4 of 6 probes passed (1 failed, 1 not measured); 1 reported, not graded":
+    /// the report's last line, and the error line when the score is not full.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {} probes passed", self.passed, self.graded)?;
+        let missed: Vec<String> = [
+            (self.failed, "failed"),
+            (self.not_measured, "not measured"),
+            (self.not_run, "not run"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if !missed.is_empty() {
+            write!(f, " ({})", missed.join(", "))?;
+        }
+        if self.reported > 0 {
+            write!(f, "; {} reported, not graded", self.reported)?;
+        }
+        Ok(())
     }
 }
 
@@ -220,8 +330,29 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// True when no probe failed (some may not have been measured).
+    /// True when every graded probe passed: the full score.
     pub fn passed(&self) -> bool {
-        !self.probes.iter().any(Probe::failed)
+        self.probes.iter().all(|p| !p.graded || p.passed())
     }
+
+    /// The report's counts.
+    pub fn tally(&self) -> Tally {
+        tally(&self.probes)
+    }
+}
+
+/// The counts of `probes`, from the one scoring rule (see [`Probe`]).
+pub fn tally(probes: &[Probe]) -> Tally {
+    let mut t = Tally::default();
+    for p in probes {
+        match (p.graded, p.outcome) {
+            (false, _) => t.reported += 1,
+            (true, Outcome::Passed) => t.passed += 1,
+            (true, Outcome::Failed) => t.failed += 1,
+            (true, Outcome::NotMeasured) => t.not_measured += 1,
+            (true, Outcome::NotRun) => t.not_run += 1,
+        }
+    }
+    t.graded = t.passed + t.failed + t.not_measured + t.not_run;
+    t
 }

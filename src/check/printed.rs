@@ -2,8 +2,43 @@
 //! was sent to it, whatever form it printed it in. A line server may print the line
 //! as it is (`one`), after a prefix (`127.0.0.1:4000 one`), or as Python's repr of
 //! the line read, with or without its end (`b'one\n'`, `'one'`).
+//!
+//! Output is judged as a terminal shows it: a progress line that rewrites itself
+//! with carriage returns (`\r  42 bytes received \r  64 bytes received`) shows only
+//! what follows its last `\r`. And what a program printed is quoted with its
+//! control characters escaped, so that it cannot clear or retitle the grader's
+//! terminal.
 
 use crate::proto::simple::repr;
+
+/// What a program printed, line by line, as a terminal shows each line: the text
+/// after its last carriage return (a line's own `\r\n` end is not one).
+pub fn terminal_lines(printed: &str) -> Vec<&str> {
+    printed.lines().map(as_shown).collect()
+}
+
+/// One line (without its `\n`) as a terminal shows it.
+pub fn as_shown(line: &str) -> &str {
+    let line = line.trim_end_matches('\r');
+    line.rsplit('\r').next().unwrap_or(line)
+}
+
+/// `text` with every control character but the newline written as an escape
+/// (`\x1b`, `\r`, `\t`), so that quoting it cannot move a terminal's cursor,
+/// clear its screen or set its title.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push('\n'),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// The line's text without its end (`\n`, or `\r\n`).
 fn content(line: &[u8]) -> &[u8] {
@@ -106,6 +141,29 @@ mod tests {
         assert!(shows("caf\u{e9} \u{e9}t\u{e9}", cafe));
         assert!(shows("b'caf\\xc3\\xa9 \\xc3\\xa9t\\xc3\\xa9\\n'", cafe));
         assert!(!shows("caf\u{fffd}", cafe));
+    }
+
+    #[test]
+    fn a_line_rewritten_with_carriage_returns_is_judged_as_a_terminal_shows_it() {
+        let printed = "Sending 64 bytes\n\r  16 bytes sent \r  64 bytes sent \n\r  42 bytes received \r  64 bytes received \ncrlf\r\n";
+        assert_eq!(
+            terminal_lines(printed),
+            [
+                "Sending 64 bytes",
+                "  64 bytes sent ",
+                "  64 bytes received ",
+                "crlf"
+            ]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_quoted_output() {
+        assert_eq!(
+            escape_controls("a\x1b[2Jb\x1b]0;pwned\x07c\rd\te\u{9b}f\nnext"),
+            "a\\x1b[2Jb\\x1b]0;pwned\\x07c\\rd\\te\\x9bf\nnext"
+        );
+        assert_eq!(escape_controls("café ✓"), "café ✓");
     }
 
     #[test]

@@ -13,18 +13,29 @@ Servers (one client at a time on 127.0.0.1 until killed; they print
     graded.py simple PORT --bug flood       after its reply, keeps sending for ever
     graded.py SERVICE PORT --bug v6only     listens on [::1] only, not 127.0.0.1
     graded.py SERVICE PORT --bug noreuse    (any service) no SO_REUSEADDR
+    graded.py simple PORT --bug noclose     answers, then never closes the connection
+    graded.py simple PORT --bug hangsecond  answers its first client only; hangs on the rest
+    graded.py simple PORT --bug escapes     prints terminal escape sequences, not its names
+    graded.py uppercase PORT --bug dropbyte loses the byte at offset 100,000 of a connection
 
 Clients (of 127.0.0.1 PORT):
 
     graded.py simple-client PORT [--bug recv16|noeof]
         recv16: one recv(16), no loop; noeof: a loop that never checks for b''
-    graded.py uppercase-client PORT BYTES [--bug nohalfclose]
+    graded.py uppercase-client PORT BYTES [--bug nohalfclose|silent]
         sends from a thread while it reads (no deadlock); nohalfclose: never
-        calls shutdown(SHUT_WR)
+        calls shutdown(SHUT_WR); silent: prints nothing
+    graded.py simple-client PORT --bug extra|silent
+        extra: sends b'Hello world!!!!!EXTRA'; silent: right, but prints nothing
+    graded.py lines-client PORT [--bug dropempty]
+        sends its standard input, then closes; dropempty: leaves out empty lines
 """
 import socket
 import sys
 import threading
+import time
+
+served = 0
 
 
 def listen(port, bug):
@@ -34,6 +45,8 @@ def listen(port, bug):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("::1" if v6 else "127.0.0.1", port))
     sock.listen(16)
+    if bug == "escapes":
+        print("\x1b]0;pwned\x07\x1b[2J\x1b[Hall good here", flush=True)
     print("Listening at %s:%d" % sock.getsockname()[:2], flush=True)
     return sock
 
@@ -50,18 +63,31 @@ def recvall(sock, length):
 
 
 def simple(conn, bug):
+    global served
+    served += 1
     message = conn.recv(16) if bug == "recv16" else recvall(conn, 16)
     print("The client said", repr(message))
+    if bug == "hangsecond" and served > 1:
+        time.sleep(3600)
     conn.sendall(b"Goodbye for now!")
     while bug == "flood":
         conn.sendall(b"more" * 4096)
+    if bug == "noclose":
+        time.sleep(3600)
 
 
 def uppercase(conn, bug):
+    seen = 0
     while True:
         data = conn.recv(1024)
         if not data:
             return
+        if bug == "dropbyte" and seen <= 100000 < seen + len(data):
+            at = 100000 - seen
+            seen += len(data)
+            data = data[:at] + data[at + 1:]
+        else:
+            seen += len(data)
         if bug == "ascii":
             # The lab's own server: any byte >= 0x80 raises, and nothing catches it.
             conn.sendall(data.decode("ascii").upper().encode("ascii"))
@@ -85,7 +111,7 @@ def lines(conn, bug):
 def simple_client(port, bug):
     sock = socket.create_connection(("127.0.0.1", port))
     print("Client has been assigned socket name", sock.getsockname())
-    sock.sendall(b"Hello world!!!!!")
+    sock.sendall(b"Hello world!!!!!EXTRA" if bug == "extra" else b"Hello world!!!!!")
     if bug == "recv16":
         reply = sock.recv(16)
     elif bug == "noeof":
@@ -94,7 +120,8 @@ def simple_client(port, bug):
             reply += sock.recv(16 - len(reply))  # b'' for ever once the server closed
     else:
         reply = recvall(sock, 16)
-    print("The server said", repr(reply))
+    if bug != "silent":
+        print("The server said", repr(reply))
     sock.close()
 
 
@@ -122,7 +149,17 @@ def uppercase_client(port, bytecount, bug):
             break
         received += len(data)
     sender.join()
-    print(received, "bytes received")
+    if bug != "silent":
+        print(received, "bytes received")
+    sock.close()
+
+
+def lines_client(port, bug):
+    sock = socket.create_connection(("127.0.0.1", port))
+    for line in sys.stdin.buffer:
+        if bug == "dropempty" and line.strip() == b"":
+            continue
+        sock.sendall(line)
     sock.close()
 
 
@@ -134,11 +171,13 @@ def main():
         return simple_client(port, bug)
     if program == "uppercase-client":
         return uppercase_client(port, int(rest[0]), bug)
+    if program == "lines-client":
+        return lines_client(port, bug)
     serve = {"simple": simple, "uppercase": uppercase, "lines": lines}[program]
     sock = listen(port, bug)
     while True:
         conn, peer = sock.accept()
-        if bug != "nonames":
+        if bug not in ("nonames", "escapes"):
             print("We have accepted a connection from", peer)
             print("  Socket name:", conn.getsockname())
             print("  Socket peer:", conn.getpeername())

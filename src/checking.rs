@@ -1,0 +1,256 @@
+//! `tcplab check` on the command line: runs the probes, prints each probe's line
+//! as it is decided, and, when a signal stops the check (Ctrl-C, or an outer
+//! `timeout`'s SIGTERM), kills the program under test and still writes the results
+//! so far, the probes not yet made marked "not run". With `--json`, a results file
+//! is written whatever happens: a usage error, a program that cannot be checked,
+//! an interrupt.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tcplab::check::{self, CheckOptions, CheckReport, Probe};
+use tcplab::report;
+use tcplab::report::console::Console;
+use tcplab::server::Service;
+
+use crate::cli::{CheckRole, CheckService};
+
+/// What `tcplab check` was asked.
+pub struct Asked {
+    pub service: CheckService,
+    pub role: CheckRole,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub command: Vec<String>,
+    pub json: bool,
+    pub timeout: f64,
+    pub max_bytes: u64,
+}
+
+/// The check under way, for the signal handler: what has been decided so far.
+struct Under {
+    report: CheckReport,
+    /// Every probe's name, in order.
+    plan: Vec<String>,
+    json: bool,
+}
+
+static UNDER: Mutex<Option<Under>> = Mutex::new(None);
+
+fn under() -> std::sync::MutexGuard<'static, Option<Under>> {
+    UNDER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn service_of(service: CheckService) -> Service {
+    match service {
+        CheckService::Simple => Service::Simple,
+        CheckService::Uppercase => Service::Uppercase,
+        CheckService::Lines => Service::Lines,
+    }
+}
+
+fn role_name(role: CheckRole) -> &'static str {
+    match role {
+        CheckRole::Server => "server",
+        CheckRole::Client => "client",
+    }
+}
+
+/// Runs the check, printing as it goes.
+pub fn run(asked: Asked, console: &Console) -> tcplab::Result<()> {
+    let json = asked.json;
+    let service = service_of(asked.service);
+    let role = role_name(asked.role);
+    let result = run_checked(asked, service, console);
+    match result {
+        // An autograder still gets its results file: one failed test that says why
+        // nothing could be probed.
+        Err(e) if json && !matches!(e, tcplab::Error::CheckFailed(_)) => {
+            console.say(report::json::pretty(&report::check::gradescope_error(
+                service.name(),
+                role,
+                &e.to_string(),
+            )));
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+fn run_checked(asked: Asked, service: Service, console: &Console) -> tcplab::Result<()> {
+    let opts = CheckOptions {
+        timeout: Duration::from_secs_f64(asked.timeout),
+        max_bytes: asked.max_bytes,
+    };
+    let role = role_name(asked.role);
+    let (target, plan) = match (
+        asked.role,
+        &asked.host,
+        asked.port,
+        asked.command.is_empty(),
+    ) {
+        (CheckRole::Server, Some(host), Some(port), true) => (
+            tcplab::addr::host_port(host, port),
+            check::server::plan(service, false, &opts),
+        ),
+        (CheckRole::Server, None, None, false) => (
+            asked.command.join(" "),
+            check::server::plan(service, true, &opts),
+        ),
+        (CheckRole::Server, ..) => {
+            return Err(tcplab::Error::Usage(
+                "give the running server's HOST PORT, or the command that starts it after --"
+                    .into(),
+            ));
+        }
+        (CheckRole::Client, None, None, false) => {
+            (asked.command.join(" "), check::client::plan(service, &opts))
+        }
+        (CheckRole::Client, ..) => {
+            return Err(tcplab::Error::Usage(
+                "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
+            ));
+        }
+    };
+    *under() = Some(Under {
+        report: CheckReport {
+            service: service.name(),
+            role,
+            target: target.clone(),
+            probes: Vec::new(),
+        },
+        plan,
+        json: asked.json,
+    });
+    // A signal must not leave the program under test behind, nor lose the probes
+    // already made.
+    crate::on_signals(interrupted, || std::process::exit(130))?;
+    let mut headed = false;
+    let mut sink = |probe: &Probe| {
+        let mut under = under();
+        let Some(under) = under.as_mut() else { return };
+        if !under.json {
+            if !headed {
+                console.say(report::check::heading(service.name(), role, &target));
+                headed = true;
+            }
+            report::check::probe(probe)
+                .iter()
+                .for_each(|line| console.say(line));
+        }
+        under.report.probes.push(probe.clone());
+    };
+    let checked = match (asked.role, asked.host, asked.port) {
+        (CheckRole::Server, Some(host), Some(port)) => {
+            check::server::check(service, &host, port, &opts, &mut sink)
+        }
+        (CheckRole::Server, ..) => {
+            check::server::check_command(service, &asked.command, &opts, &mut sink)
+        }
+        (CheckRole::Client, ..) => check::client::check(service, &asked.command, &opts, &mut sink),
+    };
+    let report = checked?;
+    // From here on, a signal has nothing left to save.
+    *under() = None;
+    match asked.json {
+        true => console.say(report::json::pretty(&report::check::gradescope(&report))),
+        false => console.say(report::check::summary(&report.tally())),
+    }
+    match report.passed() {
+        true => Ok(()),
+        false => Err(tcplab::Error::CheckFailed(report.tally())),
+    }
+}
+
+/// The first SIGINT or SIGTERM: kills the program under test, writes the results
+/// so far (the probes not made "not run") and exits 130.
+fn interrupted() {
+    check::program::kill_all();
+    let mut under = under();
+    if let Some(under) = under.take() {
+        let mut report = under.report;
+        let done = report.probes.len();
+        let rest: Vec<Probe> = under
+            .plan
+            .iter()
+            .skip(done)
+            .map(|name| Probe::not_run(name))
+            .collect();
+        let console = Console::stdio();
+        if under.json {
+            report.probes.extend(rest);
+            console.say(report::json::pretty(&report::check::gradescope(&report)));
+        } else {
+            if done == 0 {
+                console.say(report::check::heading(
+                    report.service,
+                    report.role,
+                    &report.target,
+                ));
+            }
+            rest.iter()
+                .flat_map(report::check::probe)
+                .for_each(|line| console.say(line));
+            report.probes.extend(rest);
+            console.say(report::check::summary(&report.tally()));
+        }
+    }
+    eprintln!("tcplab: interrupted; the program under test was stopped");
+    std::process::exit(130)
+}
+
+/// For a usage error of `tcplab check ... --json`: the service and role asked for
+/// (as typed), so that the autograder still gets a results file.
+pub fn json_wanted(args: &[String]) -> Option<(String, String)> {
+    let args: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .take_while(|a| *a != "--")
+        .collect();
+    let at = args.iter().position(|a| *a == "check")?;
+    args.contains(&"--json").then_some(())?;
+    let mut words = Vec::new();
+    let mut rest = args[at + 1..].iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "--timeout" | "--max-bytes" => {
+                rest.next();
+            }
+            a if a.starts_with('-') => {}
+            a => words.push(a),
+        }
+    }
+    let word = |i: usize| words.get(i).map_or("?", |w| w).to_string();
+    Some((word(0), word(1)))
+}
+
+/// Writes the results file of a check that could not start: one failed test.
+pub fn usage_error_json(service: &str, role: &str, why: &str) {
+    Console::stdio().say(report::json::pretty(&report::check::gradescope_error(
+        service, role, why,
+    )));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_with_json_is_recognized_from_the_raw_arguments() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            json_wanted(&args("tcplab check simple server --json -- x {port}")),
+            Some(("simple".into(), "server".into()))
+        );
+        assert_eq!(
+            json_wanted(&args("tcplab check --timeout 5 simple --json --bogus")),
+            Some(("simple".into(), "?".into()))
+        );
+        assert_eq!(
+            json_wanted(&args("tcplab check simple server -- x --json")),
+            None
+        );
+        assert_eq!(json_wanted(&args("tcplab simple server --json")), None);
+    }
+}
