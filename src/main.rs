@@ -101,9 +101,18 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
 /// Help and version go out as clap renders them; a usage error becomes one line.
 fn usage_error(e: clap::Error) -> ExitCode {
     match e.kind() {
+        // Output like any other: a full disk is a failure. A reader that has gone
+        // (`tcplab --help | head`) took what it wanted, so that stays quiet.
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = e.print();
-            ExitCode::SUCCESS
+            use std::io::Write;
+            match e.print().and_then(|()| std::io::stdout().flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    let reason = tcplab::error::plain_io(&e);
+                    eprintln!("tcplab: {}", tcplab::Error::Output { reason });
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();

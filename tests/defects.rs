@@ -94,6 +94,46 @@ fn a_client_whose_output_cannot_be_written_fails_with_one_line() {
     }
 }
 
+/// Help, the version, the generated texts and the demo's list are output like any
+/// other: written to a full disk, they fail with one line (they used to exit 0, or
+/// nearly so, having written nothing).
+#[test]
+fn help_and_generated_text_that_cannot_be_written_fail_with_one_line() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["--version"],
+        &["help", "uppercase"],
+        &["uppercase", "client", "--help"],
+        &["completions", "bash"],
+        &["man"],
+        &["demo", "--list"],
+    ] {
+        into_full_disk(args)
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has(
+                "tcplab: could not write to standard output: no space left on device",
+            );
+    }
+}
+
+/// A reader that has gone (`tcplab --help | head -0`) wanted no more of the help:
+/// that stays quiet and successful.
+#[test]
+fn help_whose_reader_has_gone_stays_quiet() {
+    for args in ["--help", "--version"] {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c")
+            .arg(r#""$0" "$1" | head -0; exit "${PIPESTATUS[0]}""#)
+            .arg(env!("CARGO_BIN_EXE_tcplab"))
+            .arg(args);
+        let out = crate::util::run(cmd);
+        out.assert_ok();
+        assert!(out.stderr.is_empty(), "{out}");
+    }
+}
+
 #[test]
 fn a_server_whose_output_cannot_be_written_stops_at_once_with_one_line() {
     for service in ["simple", "uppercase", "lines"] {
