@@ -93,7 +93,8 @@ pub enum Command {
     /// Prints the manual page (roff), e.g. `tcplab man > ~/.local/share/man/man1/tcplab.1`;
     /// with DIR, writes it and one page per command (tcplab-uppercase-client.1, ...) there.
     Man {
-        /// Where to write every page.
+        /// Where to write every page; created with any missing parents (mkdir -p), e.g.
+        /// ~/.local/share/man/man1.
         #[arg(value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },

@@ -71,11 +71,16 @@ fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 }
 
 /// `tcplab man [DIR]`: the manual page, in roff, generated from the same
-/// definitions; with DIR, it and a page for every command, written there.
+/// definitions; with DIR, it and a page for every command, written there. DIR is
+/// created with any missing parents, as `mkdir -p` does: the usual place,
+/// `~/.local/share/man/man1`, is missing on a fresh account.
 fn man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     match dir {
-        Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
-            .map_err(|e| tcplab::Error::file("write manual pages into", dir, &e).into()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| tcplab::Error::file("create", dir, &e))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .map_err(|e| tcplab::Error::file("write manual pages into", dir, &e).into())
+        }
         None => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;

@@ -346,6 +346,25 @@ fn completions_and_the_man_page_come_from_the_command_line_itself() {
     assert!(page.contains("stall\\-timeout"), "{page}");
 }
 
+/// README's `tcplab man ~/.local/share/man/man1` works on a fresh account: the
+/// directory is created, with any missing parents (as mkdir -p does).
+#[test]
+fn man_creates_its_directory_with_missing_parents() {
+    let top = std::env::temp_dir().join(format!("tcplab-man-fresh-{}", std::process::id()));
+    let dir = top.join(".local/share/man/man1");
+    tcplab_run(&["man", dir.to_str().unwrap()]).assert_ok();
+    let made = dir.join("tcplab.1").is_file() && dir.join("tcplab-uppercase-client.1").is_file();
+    // A file where the directory should be is one clear line.
+    let file = top.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let out = tcplab_run(&["man", file.join("man1").to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&top);
+    assert!(made, "no pages in {}", dir.display());
+    out.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("could not create");
+}
+
 /// Starts `tcplab ARGS...` with its output captured; the caller signals it.
 fn spawn_client(args: &[&str]) -> std::process::Child {
     crate::util::tcplab()
