@@ -110,7 +110,9 @@ pub struct DemoArgs {
     #[arg(long, conflicts_with = "chapter")]
     pub list: bool,
     /// Also write the deadlock chapter's figures to DIR: deadlock.svg (the naive
-    /// client's four full queues) and healthy.svg (the same gigabyte, async).
+    /// client's four full queues) and healthy.svg (the same gigabyte, async). DIR is
+    /// created if missing, but not its parent (unlike `tcplab man DIR`); it is
+    /// checked before any step runs.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
 }
