@@ -64,7 +64,7 @@ pub enum Command {
         #[arg(value_name = "HOST")]
         host: Option<String>,
         /// Its port.
-        #[arg(value_name = "PORT", value_parser = parse_port)]
+        #[arg(value_name = "PORT", value_parser = parse_port, allow_hyphen_values = true)]
         port: Option<u16>,
         /// Or, after --, the command that starts the program: {host}, {port} and
         /// {bytes} in it are replaced by the address tcplab chose (a free loopback
@@ -77,11 +77,11 @@ pub enum Command {
         json: bool,
         /// Longest wait of any one probe (a client frozen this long is diagnosed and
         /// killed).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "10")]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "10", allow_hyphen_values = true)]
         timeout: f64,
         /// The largest round trip a probe makes (an upper-case client is run with
         /// sizes rising from 64 bytes to this).
-        #[arg(long, value_name = "SIZE", value_parser = parse_max_bytes, default_value = "64M")]
+        #[arg(long, value_name = "SIZE", value_parser = parse_max_bytes, default_value = "64M", allow_hyphen_values = true)]
         max_bytes: u64,
     },
     /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
@@ -93,7 +93,8 @@ pub enum Command {
     /// Prints the manual page (roff), e.g. `tcplab man > ~/.local/share/man/man1/tcplab.1`;
     /// with DIR, writes it and one page per command (tcplab-uppercase-client.1, ...) there.
     Man {
-        /// Where to write every page.
+        /// Where to write every page; created with any missing parents (mkdir -p), e.g.
+        /// ~/.local/share/man/man1.
         #[arg(value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
@@ -109,7 +110,9 @@ pub struct DemoArgs {
     #[arg(long, conflicts_with = "chapter")]
     pub list: bool,
     /// Also write the deadlock chapter's figures to DIR: deadlock.svg (the naive
-    /// client's four full queues) and healthy.svg (the same gigabyte, async).
+    /// client's four full queues) and healthy.svg (the same gigabyte, async). DIR is
+    /// created if missing, but not its parent (unlike `tcplab man DIR`); it is
+    /// checked before any step runs.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
 }
@@ -137,14 +140,14 @@ pub struct ServerOpts {
     #[arg(long, value_enum, default_value = "async")]
     pub strategy: ServerStrategy,
     /// Serve at most N clients at once; more wait in the backlog until a slot frees.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_count)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_count, allow_hyphen_values = true)]
     pub max_connections: usize,
     /// Close a connection that sends nothing for this many seconds (default: never).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_hyphen_values = true)]
     pub idle_timeout: Option<f64>,
     /// On SIGINT/SIGTERM, let connections in flight finish for this many seconds
     /// (0: close them at once; so does a second SIGINT or SIGTERM).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_or_zero, default_value = "5")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_or_zero, default_value = "5", allow_hyphen_values = true)]
     pub grace: f64,
     /// Print only the listening line, errors and the shutdown summary.
     #[arg(short, long)]
@@ -174,18 +177,18 @@ pub enum SimpleRole {
         #[command(flatten)]
         at: Endpoint,
         /// Open N connections at once, each doing the exchange (a load generator).
-        #[arg(long, value_name = "N", value_parser = parse_count)]
+        #[arg(long, value_name = "N", value_parser = parse_count, allow_hyphen_values = true)]
         connections: Option<usize>,
         /// With --connections: each client repeats the exchange (a new connection
         /// each time) for this many seconds.
-        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections", allow_hyphen_values = true)]
         duration: Option<f64>,
         /// With --connections: print one JSON report instead of the summary line.
         #[arg(long, requires = "connections")]
         json: bool,
         /// With --connections: report every SECONDS on standard output (with
         /// --json: one JSON line each).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections", allow_hyphen_values = true)]
         interval: Option<f64>,
         #[command(flatten)]
         scale: ScaleOpts,
@@ -202,7 +205,7 @@ pub enum UppercaseRole {
         #[command(flatten)]
         at: Endpoint,
         /// Accepted and ignored, as in the lab.
-        #[arg(value_name = "BYTES", value_parser = parse_size)]
+        #[arg(value_name = "BYTES", value_parser = parse_bytes, allow_hyphen_values = true)]
         bytes: Option<u64>,
         #[command(flatten)]
         opts: ServerOpts,
@@ -229,7 +232,7 @@ pub enum UppercaseRole {
 pub struct UppercaseClientOpts {
     /// Bytes to send, rounded up to a multiple of 16 (K, M, G, T suffixes, binary: 1G = 1073741824);
     /// with --input, send at most this many bytes of the input, exactly (not rounded).
-    #[arg(value_name = "BYTES", value_parser = parse_size, allow_hyphen_values = true)]
+    #[arg(value_name = "BYTES", value_parser = parse_bytes, allow_hyphen_values = true)]
     pub bytes: Option<u64>,
     /// How to drive the socket [default: async, the fastest measured]. naive is the
     /// lab's client and deadlocks at large sizes.
@@ -237,13 +240,13 @@ pub struct UppercaseClientOpts {
     pub strategy: Option<Strategy>,
     /// Open N connections at once, each doing the round trip (a load generator); with
     /// --request, N connections each running transactions.
-    #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"])]
+    #[arg(long, value_name = "N", value_parser = parse_count, conflicts_with_all = ["input", "output", "plot"], allow_hyphen_values = true)]
     pub connections: Option<usize>,
     #[command(flatten)]
     pub scale: ScaleOpts,
     /// Bytes per message (16 reproduces the lab's 16-byte sendall per message; small
     /// messages are gathered, up to 1024 per writev system call).
-    #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK)]
+    #[arg(long, value_name = "N", value_parser = parse_chunk, default_value_t = DEFAULT_CHUNK, allow_hyphen_values = true)]
     pub chunk: usize,
     /// Send this file's bytes (- for standard input) instead of the lab's message. A
     /// pipe or a device is streamed as it is read (never stored), until it ends or
@@ -267,7 +270,7 @@ pub struct UppercaseClientOpts {
     #[arg(long, conflicts_with = "connections")]
     pub no_half_close: bool,
     /// Stop and explain when nothing has moved for this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = DEFAULT_STALL_TIMEOUT.as_secs_f64())]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value_t = DEFAULT_STALL_TIMEOUT.as_secs_f64(), allow_hyphen_values = true)]
     pub stall_timeout: f64,
     #[command(flatten)]
     pub progress: ProgressOpts,
@@ -280,23 +283,23 @@ pub struct UppercaseClientOpts {
 pub struct RrOpts {
     /// Request/response (netperf's TCP_RR): each connection sends SIZE bytes, waits
     /// for them upper-cased, verifies them, and repeats on the same connection.
-    #[arg(long, value_name = "SIZE", value_parser = parse_request, conflicts_with_all = ["bytes", "input", "output", "plot", "strategy"])]
+    #[arg(long, value_name = "SIZE", value_parser = parse_request, conflicts_with_all = ["bytes", "input", "output", "plot", "strategy"], allow_hyphen_values = true)]
     pub request: Option<u64>,
     /// With --request: run this many seconds [default: 10].
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "request")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "request", allow_hyphen_values = true)]
     pub duration: Option<f64>,
     /// With --request: stop after K transactions in all (over every connection).
-    #[arg(long, value_name = "K", value_parser = parse_requests, requires = "request", conflicts_with = "duration")]
+    #[arg(long, value_name = "K", value_parser = parse_requests, requires = "request", conflicts_with = "duration", allow_hyphen_values = true)]
     pub requests: Option<u64>,
     /// With --request: keep M requests outstanding per connection [default: 1].
-    #[arg(long, value_name = "M", value_parser = parse_in_flight, requires = "request")]
+    #[arg(long, value_name = "M", value_parser = parse_in_flight, requires = "request", allow_hyphen_values = true)]
     pub in_flight: Option<usize>,
     /// With --request: send R requests per second per connection on a fixed
     /// schedule; latency then counts from each request's scheduled time.
-    #[arg(long, value_name = "R", value_parser = parse_rate, requires = "request")]
+    #[arg(long, value_name = "R", value_parser = parse_rate, requires = "request", allow_hyphen_values = true)]
     pub rate: Option<f64>,
     /// Report every SECONDS on standard output (with --json: one JSON line each).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_hyphen_values = true)]
     pub interval: Option<f64>,
 }
 
@@ -314,7 +317,7 @@ fn parse_sources(text: &str) -> Result<Sources, String> {
 pub struct ScaleOpts {
     /// Spread the connections over P worker processes of tcplab, each with its own
     /// open-files limit; their reports are merged into one (percentiles exactly).
-    #[arg(long, value_name = "P", value_parser = parse_count, default_value = "1", requires = "connections")]
+    #[arg(long, value_name = "P", value_parser = parse_count, default_value = "1", requires = "connections", allow_hyphen_values = true)]
     pub processes: usize,
     /// Connect from these local addresses in turn, ADDR or FIRST-LAST (e.g.
     /// 127.0.0.2-127.0.0.9): each has its own ephemeral ports towards the server.
@@ -322,7 +325,7 @@ pub struct ScaleOpts {
     pub source: Option<Sources>,
     /// Once every connection is made, hold them all open and idle this long before
     /// any starts (the cost of idle connections).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "connections", allow_hyphen_values = true)]
     pub hold: Option<f64>,
     /// Run as one worker of a --processes run (internal: says when connected, waits
     /// for "go" on standard input, prints its report as one JSON line).
@@ -361,7 +364,7 @@ pub enum LinesRole {
         #[command(flatten)]
         opts: ServerOpts,
         /// Longest line accepted; a longer one closes that client's connection.
-        #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = DEFAULT_MAX_LINE as u64)]
+        #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value_t = DEFAULT_MAX_LINE as u64, allow_hyphen_values = true)]
         max_line: u64,
         /// Print the client's address before each line.
         #[arg(long)]
@@ -381,13 +384,37 @@ pub enum LinesRole {
     },
 }
 
+/// A number with a minus sign, refused in words. Every numeric argument allows
+/// hyphen values so that `-1` reaches its parser instead of clap taking it for an
+/// option it does not know; a word such as `--json` in a value's place falls through
+/// to the parser's own "is not a number" line.
+fn refuse_minus(text: &str, zero_allowed: bool) -> Result<(), String> {
+    let negative = text
+        .trim()
+        .strip_prefix('-')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit() || c == '.'));
+    match (negative, zero_allowed) {
+        (false, _) => Ok(()),
+        (true, false) => Err(format!("'{text}' is negative: the value must be positive")),
+        (true, true) => Err(format!("'{text}' is negative: the value must be 0 or more")),
+    }
+}
+
+/// A byte count, 0 included (K, M, G, T suffixes).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    refuse_minus(text, true)?;
+    parse_size(text)
+}
+
 fn parse_port(text: &str) -> Result<u16, String> {
+    refuse_minus(text, true)?;
     text.trim().parse::<u16>().map_err(|_| {
         format!("'{text}' is not a port: give a number from 0 to 65535 (0 picks a free one)")
     })
 }
 
 fn parse_count(text: &str) -> Result<usize, String> {
+    refuse_minus(text, false)?;
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!(
@@ -398,6 +425,7 @@ fn parse_count(text: &str) -> Result<usize, String> {
 
 /// A duration that must be longer than nothing (a timeout, a run's length).
 fn parse_seconds(text: &str) -> Result<f64, String> {
+    refuse_minus(text, false)?;
     match seconds(text)? {
         0.0 => Err(format!(
             "'{text}' is no time at all: it must be greater than 0"
@@ -408,6 +436,7 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 
 /// A duration for which 0 means "at once" (`--grace 0`: close at once).
 fn parse_seconds_or_zero(text: &str) -> Result<f64, String> {
+    refuse_minus(text, true)?;
     seconds(text)
 }
 
@@ -425,6 +454,7 @@ fn seconds(text: &str) -> Result<f64, String> {
 
 /// A check's largest round trip: at least one byte, or it would prove nothing.
 fn parse_max_bytes(text: &str) -> Result<u64, String> {
+    refuse_minus(text, false)?;
     match parse_size(text)? {
         0 => Err("a round trip of 0 bytes proves nothing: give at least 1 byte".to_string()),
         n => Ok(n),
@@ -432,6 +462,7 @@ fn parse_max_bytes(text: &str) -> Result<u64, String> {
 }
 
 fn parse_request(text: &str) -> Result<u64, String> {
+    refuse_minus(text, false)?;
     match parse_size(text)? {
         0 => Err("a request must be at least 1 byte".to_string()),
         n if n > tcplab::client::rr::MAX_REQUEST => {
@@ -442,6 +473,7 @@ fn parse_request(text: &str) -> Result<u64, String> {
 }
 
 fn parse_requests(text: &str) -> Result<u64, String> {
+    refuse_minus(text, false)?;
     match text.trim().parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!(
@@ -461,6 +493,7 @@ fn parse_in_flight(text: &str) -> Result<usize, String> {
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
+    refuse_minus(text, false)?;
     match text.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 1e7 => Ok(r),
         _ => Err(format!(
@@ -470,6 +503,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 fn parse_chunk(text: &str) -> Result<usize, String> {
+    refuse_minus(text, false)?;
     match parse_size(text)? {
         0 => Err("the chunk size must be at least 1 byte".to_string()),
         n if n > (64 << 20) => Err(format!("'{text}' is too large a chunk: at most 64M")),
@@ -495,4 +529,58 @@ pub enum CheckRole {
     Server,
     /// A client started from the COMMAND after --, against tcplab's own server.
     Client,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Value names of the numeric arguments.
+    const NUMERIC: [&str; 9] = ["PORT", "BYTES", "SIZE", "SECONDS", "N", "K", "M", "R", "P"];
+
+    /// Walks every command and subcommand, calling `f` with each argument.
+    fn each_arg(cmd: &clap::Command, f: &mut impl FnMut(&clap::Command, &clap::Arg)) {
+        for arg in cmd.get_arguments() {
+            f(cmd, arg);
+        }
+        for sub in cmd.get_subcommands() {
+            each_arg(sub, f);
+        }
+    }
+
+    #[test]
+    fn every_numeric_argument_lets_a_minus_sign_reach_its_parser() {
+        let mut seen = 0;
+        each_arg(&super::Cli::command(), &mut |cmd, arg| {
+            let numeric = arg
+                .get_value_names()
+                .is_some_and(|names| names.iter().any(|n| NUMERIC.contains(&n.as_str())));
+            if numeric {
+                seen += 1;
+                assert!(
+                    arg.is_allow_hyphen_values_set(),
+                    "{} {}: -1 would be taken for an option",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+            }
+        });
+        assert!(seen >= 20, "only {seen} numeric arguments found");
+    }
+
+    #[test]
+    fn a_minus_sign_is_refused_only_before_a_number() {
+        assert!(
+            super::refuse_minus("-1", false)
+                .unwrap_err()
+                .contains("must be positive")
+        );
+        assert!(
+            super::refuse_minus(" -.5", true)
+                .unwrap_err()
+                .contains("must be 0 or more")
+        );
+        assert!(super::refuse_minus("--json", false).is_ok());
+        assert!(super::refuse_minus("1", false).is_ok());
+    }
 }

@@ -121,7 +121,7 @@ pub fn run(args: &crate::cli::DemoArgs) -> Result<()> {
     }
     let exe = std::env::current_exe().context("could not find the tcplab program itself")?;
     if let Some(dir) = &args.plots {
-        std::fs::create_dir_all(dir).map_err(|e| tcplab::Error::file("create", dir, &e))?;
+        prepare_plots(dir)?;
     }
     let tour = Tour {
         exe,
@@ -148,6 +148,55 @@ pub fn run(args: &crate::cli::DemoArgs) -> Result<()> {
         _ => say(
             "Every step behaved as the lab says. Try the programs yourself: `tcplab --help` lists them.",
         ),
+    }
+    Ok(())
+}
+
+/// The figures `--plots DIR` holds once the deadlock chapter has run.
+const FIGURES: [&str; 2] = ["deadlock.svg", "healthy.svg"];
+
+/// Makes `--plots DIR` ready before any step runs, so that a bad DIR is one line
+/// (exit 2) rather than a chapter failing halfway: DIR is created when missing, but
+/// only DIR itself, as `mkdir` does (a missing parent is most likely a typo), and
+/// each figure must be a file that can be written there.
+fn prepare_plots(dir: &std::path::Path) -> tcplab::Result<()> {
+    let refuse = |why: String| {
+        Err(tcplab::Error::Usage(format!(
+            "--plots '{}': {why}",
+            dir.display()
+        )))
+    };
+    if std::fs::symlink_metadata(dir).is_ok() && !dir.is_dir() {
+        return refuse("it is not a directory".into());
+    }
+    if !dir.is_dir() {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        if !parent.is_dir() {
+            return refuse(format!(
+                "there is no directory '{}' (--plots creates only DIR itself)",
+                parent.display()
+            ));
+        }
+        if let Err(e) = std::fs::create_dir(dir) {
+            return refuse(format!(
+                "could not create it: {}",
+                tcplab::error::plain_io(&e)
+            ));
+        }
+    }
+    for figure in FIGURES {
+        match crate::check_plot(&dir.join(figure)) {
+            Ok(()) => {}
+            Err(tcplab::Error::Plot { reason, .. }) => {
+                return refuse(format!(
+                    "the figures cannot be written there ({figure}: {reason})"
+                ));
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -208,6 +257,17 @@ struct Finished {
     code: Option<i32>,
     stdout: String,
     stderr: String,
+}
+
+impl Finished {
+    /// How it ended, in words: "exit code 1", or "a signal" (for an error line; never
+    /// Rust's `Some(1)`).
+    fn ended(&self) -> String {
+        match self.code {
+            Some(code) => format!("exit code {code}"),
+            None => "a signal".into(),
+        }
+    }
 }
 
 impl Tour {
@@ -294,8 +354,8 @@ impl Tour {
         if naive.code != Some(3) {
             server.stop();
             return Err(anyhow!(
-                "the naive client was expected to stall (exit 3), but exited with {:?}",
-                naive.code
+                "the naive client was expected to stall (exit code 3), but ended with {}",
+                naive.ended()
             ));
         }
         say(format!("  (exit code {})", 3));
@@ -425,8 +485,8 @@ impl Tour {
         show("check", &checked.stdout);
         if checked.code != Some(1) || !checked.stdout.contains("✗ no deadlock") {
             return Err(anyhow!(
-                "tcplab check did not find the deadlock ({:?}): {}",
-                checked.code,
+                "tcplab check did not find the deadlock ({}): {}",
+                checked.ended(),
                 checked.stderr.trim()
             ));
         }

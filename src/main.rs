@@ -72,11 +72,16 @@ fn print_completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
 }
 
 /// `tcplab man [DIR]`: the manual page, in roff, generated from the same
-/// definitions; with DIR, it and a page for every command, written there.
+/// definitions; with DIR, it and a page for every command, written there. DIR is
+/// created with any missing parents, as `mkdir -p` does: the usual place,
+/// `~/.local/share/man/man1`, is missing on a fresh account.
 fn man_pages(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     match dir {
-        Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
-            .map_err(|e| tcplab::Error::file("write manual pages into", dir, &e).into()),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| tcplab::Error::file("create", dir, &e))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .map_err(|e| tcplab::Error::file("write manual pages into", dir, &e).into())
+        }
         None => {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut out)?;
@@ -102,9 +107,18 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
 /// Help and version go out as clap renders them; a usage error becomes one line.
 fn usage_error(e: clap::Error) -> ExitCode {
     match e.kind() {
+        // Output like any other: a full disk is a failure. A reader that has gone
+        // (`tcplab --help | head`) took what it wanted, so that stays quiet.
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = e.print();
-            ExitCode::SUCCESS
+            use std::io::Write;
+            match e.print().and_then(|()| std::io::stdout().flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    let reason = tcplab::error::plain_io(&e);
+                    eprintln!("tcplab: {}", tcplab::Error::Output { reason });
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();

@@ -68,7 +68,7 @@ fn a_port_outside_0_to_65535_is_a_usage_error() {
 
 #[test]
 fn bytes_that_are_not_a_size_is_a_usage_error() {
-    for bytes in ["lots", "1.5G", "12Q", "-4"] {
+    for bytes in ["lots", "1.5G", "12Q", "-x"] {
         tcplab_run(&["uppercase", "client", "127.0.0.1", "1", bytes])
             .assert_code(2)
             .assert_one_error_line()
@@ -213,4 +213,127 @@ fn a_plot_that_cannot_be_written_is_refused_before_connecting() {
     .assert_code(1)
     .assert_stderr_has("connection refused");
     assert!(!plot.exists(), "the checked plot file was left behind");
+}
+
+/// A negative number, for any numeric option or positional of any command, is
+/// refused as a value that must be positive (or 0 or more, where 0 means something),
+/// never as clap's "unexpected argument '-1'". PORT stands for a closed port.
+#[test]
+fn a_negative_number_is_refused_as_a_value_that_must_be_positive() {
+    let port = closed_port();
+    let (positive, zero_or_more) = ("must be positive", "must be 0 or more");
+    for (command, value, must) in [
+        ("simple client 127.0.0.1 -1", "-1", zero_or_more),
+        ("uppercase client 127.0.0.1 PORT -1", "-1", zero_or_more),
+        ("uppercase client 127.0.0.1 PORT -4K", "-4K", zero_or_more),
+        ("uppercase server 127.0.0.1 0 -16", "-16", zero_or_more),
+        ("check simple server --timeout -1", "-1", positive),
+        ("check simple server 127.0.0.1 -3", "-3", zero_or_more),
+        (
+            "check uppercase server --max-bytes -1M",
+            "-1M",
+            zero_or_more,
+        ),
+        (
+            "simple client 127.0.0.1 PORT --connections -5",
+            "-5",
+            positive,
+        ),
+        (
+            "simple client 127.0.0.1 PORT --connections=-5",
+            "-5",
+            positive,
+        ),
+        (
+            "simple client 127.0.0.1 PORT --connections 2 --duration -0.5",
+            "-0.5",
+            positive,
+        ),
+        (
+            "simple client 127.0.0.1 PORT --connections 2 --processes -2",
+            "-2",
+            positive,
+        ),
+        (
+            "simple client 127.0.0.1 PORT --connections 2 --hold -1",
+            "-1",
+            positive,
+        ),
+        (
+            "simple client 127.0.0.1 PORT --connections 2 --interval -1",
+            "-1",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT 16 --chunk -1K",
+            "-1K",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT 16 --stall-timeout -2",
+            "-2",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT --request -64",
+            "-64",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT --request 64 --rate -2.5",
+            "-2.5",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT --request 64 --requests -10",
+            "-10",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT --request 64 --in-flight -1",
+            "-1",
+            positive,
+        ),
+        (
+            "uppercase client 127.0.0.1 PORT --request 64 --duration -3",
+            "-3",
+            positive,
+        ),
+        (
+            "simple server 127.0.0.1 0 --max-connections -1",
+            "-1",
+            positive,
+        ),
+        (
+            "simple server 127.0.0.1 0 --idle-timeout -30",
+            "-30",
+            positive,
+        ),
+        ("simple server 127.0.0.1 0 --grace -1", "-1", zero_or_more),
+        ("lines server 127.0.0.1 0 --max-line -1", "-1", zero_or_more),
+    ] {
+        let args: Vec<&str> = command
+            .split_whitespace()
+            .map(|a| if a == "PORT" { port.as_str() } else { a })
+            .collect();
+        tcplab_run(&args)
+            .assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(&format!("'{value}' is negative: the value {must}"));
+    }
+}
+
+/// Numeric options that take a negative number still parse as options: a flag where
+/// a value belongs is an error, a flag after a numeric value is a flag.
+#[test]
+fn numeric_options_that_accept_a_minus_sign_still_parse_as_options() {
+    tcplab_run(&["check", "simple", "server", "--timeout", "--json"])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("--timeout");
+    // BYTES, then a flag: the flag is a flag (nothing listens: the JSON says refused).
+    let port = closed_port();
+    tcplab_run(&["uppercase", "client", "127.0.0.1", &port, "16", "--json"])
+        .assert_code(1)
+        .assert_stdout_has("\"error\": \"connection refused");
 }

@@ -193,3 +193,47 @@ fn no_half_close_stalls_under_every_strategy_and_is_named() {
     ])
     .assert_ok();
 }
+
+/// `--plots DIR` is checked before any step runs: a directory the figures cannot be
+/// written into, or something that is not a directory, is one line and exit 2 (the
+/// deadlock chapter used to run and then fail with "exited with Some(1)").
+#[test]
+fn demo_plots_where_figures_cannot_be_written_is_refused_before_any_step() {
+    let file = std::env::temp_dir().join(format!("tcplab-plots-file-{}", std::process::id()));
+    std::fs::write(&file, b"").unwrap();
+    let file_text = file.to_str().unwrap().to_string();
+    for (dir, reason) in [
+        ("/proc", "the figures cannot be written there"),
+        (file_text.as_str(), "it is not a directory"),
+    ] {
+        for args in [
+            &["demo", "deadlock", "--plots", dir][..],
+            &["demo", "--plots", dir],
+        ] {
+            let out = tcplab_run(args);
+            out.assert_code(2)
+                .assert_one_error_line()
+                .assert_stderr_has(&format!("tcplab: --plots '{dir}': {reason}"));
+            assert!(!out.stderr.contains("Some("), "{out}");
+            assert!(out.stdout.is_empty(), "a step ran:\n{out}");
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+/// `--plots DIR` creates DIR itself, not a whole missing path: a missing parent (a
+/// typo, most likely) is one line, and nothing is created.
+#[test]
+fn demo_plots_creates_only_the_last_directory() {
+    let top = std::env::temp_dir().join(format!("tcplab-plots-typo-{}", std::process::id()));
+    let dir = top.join("figures").join("deadlock");
+    let out = tcplab_run(&["demo", "deadlock", "--plots", dir.to_str().unwrap()]);
+    out.assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has(&format!(
+            "there is no directory '{}'",
+            top.join("figures").display()
+        ));
+    assert!(out.stdout.is_empty(), "a step ran:\n{out}");
+    assert!(!top.exists(), "{} was created", top.display());
+}

@@ -94,6 +94,46 @@ fn a_client_whose_output_cannot_be_written_fails_with_one_line() {
     }
 }
 
+/// Help, the version, the generated texts and the demo's list are output like any
+/// other: written to a full disk, they fail with one line (they used to exit 0, or
+/// nearly so, having written nothing).
+#[test]
+fn help_and_generated_text_that_cannot_be_written_fail_with_one_line() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["--version"],
+        &["help", "uppercase"],
+        &["uppercase", "client", "--help"],
+        &["completions", "bash"],
+        &["man"],
+        &["demo", "--list"],
+    ] {
+        into_full_disk(args)
+            .assert_code(1)
+            .assert_one_error_line()
+            .assert_stderr_has(
+                "tcplab: could not write to standard output: no space left on device",
+            );
+    }
+}
+
+/// A reader that has gone (`tcplab --help | head -0`) wanted no more of the help:
+/// that stays quiet and successful.
+#[test]
+fn help_whose_reader_has_gone_stays_quiet() {
+    for args in ["--help", "--version"] {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c")
+            .arg(r#""$0" "$1" | head -0; exit "${PIPESTATUS[0]}""#)
+            .arg(env!("CARGO_BIN_EXE_tcplab"))
+            .arg(args);
+        let out = crate::util::run(cmd);
+        out.assert_ok();
+        assert!(out.stderr.is_empty(), "{out}");
+    }
+}
+
 #[test]
 fn a_server_whose_output_cannot_be_written_stops_at_once_with_one_line() {
     for service in ["simple", "uppercase", "lines"] {
@@ -304,6 +344,25 @@ fn completions_and_the_man_page_come_from_the_command_line_itself() {
     let page = std::fs::read_to_string(dir.join("tcplab-uppercase-client.1")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(page.contains("stall\\-timeout"), "{page}");
+}
+
+/// README's `tcplab man ~/.local/share/man/man1` works on a fresh account: the
+/// directory is created, with any missing parents (as mkdir -p does).
+#[test]
+fn man_creates_its_directory_with_missing_parents() {
+    let top = std::env::temp_dir().join(format!("tcplab-man-fresh-{}", std::process::id()));
+    let dir = top.join(".local/share/man/man1");
+    tcplab_run(&["man", dir.to_str().unwrap()]).assert_ok();
+    let made = dir.join("tcplab.1").is_file() && dir.join("tcplab-uppercase-client.1").is_file();
+    // A file where the directory should be is one clear line.
+    let file = top.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let out = tcplab_run(&["man", file.join("man1").to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&top);
+    assert!(made, "no pages in {}", dir.display());
+    out.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("could not create");
 }
 
 /// Starts `tcplab ARGS...` with its output captured; the caller signals it.

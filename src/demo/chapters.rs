@@ -31,8 +31,8 @@ impl Tour {
         show("client", out.stderr.trim_start_matches("tcplab: "));
         if out.code != Some(1) || !out.stderr.contains("connection refused") {
             return Err(anyhow!(
-                "the client was expected to be refused (exit 1), but exited with {:?}: {}",
-                out.code,
+                "the client was expected to be refused (exit code 1), but ended with {}: {}",
+                out.ended(),
                 out.stderr.trim()
             ));
         }
@@ -167,8 +167,8 @@ impl Tour {
         show("server", &printed);
         if stalled.code != Some(3) || !stalled.stderr.contains("never shut down its sending side") {
             return Err(anyhow!(
-                "the client without half-close was expected to stall (exit 3), but exited with {:?}",
-                stalled.code
+                "the client without half-close was expected to stall (exit code 3), but ended with {}",
+                stalled.ended()
             ));
         }
         say("  (exit code 3)");
@@ -297,8 +297,8 @@ impl Tour {
         match out.code == Some(1) && out.stderr.contains("connection refused") {
             true => Ok(()),
             false => Err(anyhow!(
-                "the client of {host} was expected to be refused: {:?} {}",
-                out.code,
+                "the client of {host} was expected to be refused, but ended with {}: {}",
+                out.ended(),
                 out.stderr.trim()
             )),
         }
