@@ -386,6 +386,12 @@ fn load_client(
         console.say(report::json::line(&load));
         return Ok(());
     }
+    if scale.processes > opts.connections {
+        return Err(tcplab::Error::Usage(format!(
+            "--processes {} is more than --connections {}: each worker process needs a connection of its own; give --processes {} or fewer",
+            scale.processes, opts.connections, opts.connections
+        )));
+    }
     let plan = capacity::Plan {
         connections: opts.connections as u64,
         processes: scale.processes as u64,

@@ -428,3 +428,28 @@ fn a_run_over_worker_processes_is_one_summary_of_all_of_them() {
     .assert_code(1)
     .assert_stderr_has("6 of 6 connections failed");
 }
+
+#[test]
+fn more_processes_than_connections_is_one_usage_error_naming_both() {
+    let server = Server::of("simple", &["--quiet"]);
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "--connections",
+        "2",
+        "--processes",
+        "3",
+    ]);
+    out.assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("--processes 3 is more than --connections 2");
+    // Not a value the user never typed (a worker's share of 0).
+    assert!(!out.stderr.contains("'0'"), "{out}");
+    assert_eq!(
+        served(&shut_down(server).stdout),
+        0,
+        "no worker was started"
+    );
+}
