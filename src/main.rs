@@ -405,6 +405,8 @@ fn load_client(
                 "--interval reports one process's run: leave it out with --processes".into(),
             ));
         }
+        // Said once here, not once by every worker.
+        client::load::server_address(&at.host, at.port, &opts.sources)?;
         workers::run(
             opts.connections,
             scale.processes,

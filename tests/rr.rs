@@ -393,3 +393,46 @@ fn a_load_run_with_intervals_prints_json_lines_then_the_report() {
     // Every exchange falls in exactly one interval.
     assert_eq!(Some(total), last["exchanges"].as_u64(), "{out}");
 }
+
+#[test]
+fn rr_refuses_hold_and_processes_and_connects_from_source() {
+    for (option, value) in [("--processes", "2"), ("--hold", "1")] {
+        let out = tcplab_run(&[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            "1",
+            "--request",
+            "16",
+            "--connections",
+            "2",
+            option,
+            value,
+        ]);
+        // Said, not ignored.
+        out.assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(option);
+    }
+    // --source is kept: every connection comes from it.
+    let server = Server::of("uppercase", &[]);
+    let out = rr(
+        server.port(),
+        &[
+            "--request",
+            "16",
+            "--connections",
+            "2",
+            "--requests",
+            "4",
+            "--source",
+            "127.0.0.2",
+        ],
+    );
+    out.assert_ok();
+    for _ in 0..2 {
+        let seen = server.wait_for_line("Accepted a connection");
+        let line = seen.last().unwrap();
+        assert!(line.contains("from 127.0.0.2:"), "{line}\n{out}");
+    }
+}

@@ -453,3 +453,29 @@ fn more_processes_than_connections_is_one_usage_error_naming_both() {
         "no worker was started"
     );
 }
+
+#[test]
+fn a_source_of_the_other_address_family_than_the_server_is_a_usage_error() {
+    let server = Server::of("simple", &["--quiet"]);
+    let port = server.port_arg();
+    for processes in ["1", "2"] {
+        let out = tcplab_run(&[
+            "simple",
+            "client",
+            "127.0.0.1",
+            &port,
+            "--connections",
+            "2",
+            "--processes",
+            processes,
+            "--source",
+            "::1",
+        ]);
+        // Said once, before any connection (or worker) is tried.
+        out.assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has("--source ::1 is an IPv6 address but the server 127.0.0.1:")
+            .assert_stderr_has("is IPv4");
+    }
+    assert_eq!(served(&shut_down(server).stdout), 0);
+}

@@ -15,7 +15,7 @@
 //! every connection has connected or failed, or when none has for [`START_STALL`]; a
 //! connection made after that starts at once.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -357,22 +357,11 @@ impl Shared {
 
     /// One connection attempt, from the next source address when there are some.
     async fn connect_once(&self) -> std::io::Result<TcpStream> {
-        if self.sources.is_empty() {
-            return TcpStream::connect(self.addr).await;
-        }
-        let at = self.next_source.fetch_add(1, Ordering::Relaxed) as usize;
-        let source = self.sources[at % self.sources.len()];
-        let socket = match source {
-            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
-        if source.is_ipv4() {
-            // The port is chosen at connect(): one source reaches this server from
-            // its whole ephemeral range, whatever other destinations use.
-            crate::sys::set_bind_address_no_port(&socket)?;
-        }
-        socket.bind(SocketAddr::new(source, 0))?;
-        socket.connect(self.addr).await
+        let source = (!self.sources.is_empty()).then(|| {
+            let at = self.next_source.fetch_add(1, Ordering::Relaxed) as usize;
+            self.sources[at % self.sources.len()]
+        });
+        connect_from(self.addr, source).await
     }
 
     /// One exchange on `stream`, counting a failure.
@@ -482,21 +471,70 @@ pub fn run_measured(
     opts: LoadOptions,
     interval: Option<(Duration, IntervalSink)>,
 ) -> Result<LoadReport> {
-    on_runtime(host, port, |addr, peer| load(addr, peer, opts, interval))
+    let sources = opts.sources.clone();
+    on_runtime(host, port, &sources, |addr, peer| {
+        load(addr, peer, opts, interval)
+    })
 }
 
-/// Runs `run` on a new multi-threaded runtime against HOST:PORT (its first address;
-/// a blank HOST means 127.0.0.1), with the address as shown in messages.
+/// Connects to `addr`, from `source` (port chosen by the kernel) when given.
+pub(crate) async fn connect_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match source {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if source.is_ipv4() {
+        // The port is chosen at connect(): one source reaches this server from
+        // its whole ephemeral range, whatever other destinations use.
+        crate::sys::set_bind_address_no_port(&socket)?;
+    }
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// The address a run of many connections connects to: HOST:PORT's first address
+/// (a blank HOST means 127.0.0.1), or with source addresses its first of their
+/// family. A usage error when it has none: a connection from an IPv6 address to
+/// an IPv4 one (or back) cannot be made.
+pub fn server_address(host: &str, port: u16, sources: &[IpAddr]) -> Result<SocketAddr> {
+    let addrs = if addr::is_every_interface(host) {
+        vec![SocketAddr::from(([127, 0, 0, 1], port))]
+    } else {
+        addr::resolve(host, port)?
+    };
+    let Some(source) = sources.first() else {
+        return Ok(addrs[0]);
+    };
+    let family = |ip: &IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .copied()
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--source {source} is an {} address but the server {} is {}: give source addresses of the server's family",
+                family(source),
+                addr::host_port(host, port),
+                family(&addrs[0].ip()),
+            ))
+        })
+}
+
+/// Runs `run` on a new multi-threaded runtime against HOST:PORT (see
+/// [`server_address`]), with the address as shown in messages.
 pub(crate) fn on_runtime<F: std::future::Future>(
     host: &str,
     port: u16,
+    sources: &[IpAddr],
     run: impl FnOnce(SocketAddr, String) -> F,
 ) -> Result<F::Output> {
-    let addr = if addr::is_every_interface(host) {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    } else {
-        addr::resolve(host, port)?[0]
-    };
+    let addr = server_address(host, port, sources)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -74,6 +74,8 @@ pub struct RrOptions {
     pub interval: Option<(Duration, IntervalSink)>,
     /// Stops the run when triggered (SIGINT, SIGTERM).
     pub interrupt: Shutdown,
+    /// Local addresses to connect from, in turn (empty: the kernel's choice).
+    pub sources: Vec<std::net::IpAddr>,
 }
 
 /// Fewest and most transactions any connection completed.
@@ -227,12 +229,19 @@ impl Shared {
 /// Runs the transactions against HOST:PORT and returns the report (see
 /// [`RrReport::failure`]). Fails only when the run cannot start.
 pub fn run(host: &str, port: u16, opts: RrOptions) -> Result<RrReport> {
-    super::load::on_runtime(host, port, |addr, peer| rr(addr, peer, opts))
+    let sources = opts.sources.clone();
+    super::load::on_runtime(host, port, &sources, |addr, peer| rr(addr, peer, opts))
 }
 
-async fn connect(addr: SocketAddr, peer: &str, turns: &Semaphore) -> Result<TcpStream> {
+async fn connect(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    peer: &str,
+    turns: &Semaphore,
+) -> Result<TcpStream> {
     let _turn = turns.acquire().await.expect("never closed");
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    let attempt = super::load::connect_from(addr, source);
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Ok(Ok(stream)) => {
             // Each request goes out at once, not held back for the last one's ACK.
             let _ = stream.set_nodelay(true);
@@ -274,7 +283,9 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
     let mut connecting = tokio::task::JoinSet::new();
     for i in 0..n {
         let (peer, turns) = (shared.peer.clone(), Arc::clone(&turns));
-        connecting.spawn(async move { (i, connect(addr, &peer, &turns).await) });
+        let sources = &shared.opts.sources;
+        let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+        connecting.spawn(async move { (i, connect(addr, source, &peer, &turns).await) });
     }
     let mut streams = Vec::with_capacity(n);
     let interrupt = shared.opts.interrupt.clone();
