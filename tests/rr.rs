@@ -436,3 +436,43 @@ fn rr_refuses_hold_and_processes_and_connects_from_source() {
         assert!(line.contains("from 127.0.0.2:"), "{line}\n{out}");
     }
 }
+
+#[test]
+fn rr_at_a_fixed_rate_lasts_its_duration_and_rates_come_from_it() {
+    let server = Server::of("uppercase", &["--quiet"]);
+    // One request is due in half a second at 1/s: sent at once, and the run
+    // still lasts its half second.
+    let out = rr(
+        server.port(),
+        &[
+            "--request",
+            "16",
+            "--rate",
+            "1",
+            "--duration",
+            "0.5",
+            "--json",
+        ],
+    );
+    out.assert_ok();
+    let r = json(&out);
+    let seconds = r["seconds"].as_f64().unwrap();
+    assert_eq!(r["transactions"], 1, "{r}");
+    assert!(seconds >= 0.5, "the run ended before its duration: {r}");
+    let per_sec = r["transactions_per_sec"].as_f64().unwrap();
+    assert!((per_sec - 1.0 / seconds).abs() < 1e-9, "{r}");
+    // A small rate keeps its decimals: "(4.00/s)", not "(4/s)" or "(0/s)".
+    let out = rr(
+        server.port(),
+        &["--request", "16", "--rate", "4", "--requests", "1"],
+    );
+    out.assert_ok();
+    let shown = out
+        .stdout
+        .split(" s (")
+        .nth(1)
+        .and_then(|rest| rest.split("/s)").next())
+        .unwrap_or_else(|| panic!("no rate in\n{out}"));
+    assert!(shown.contains('.'), "{shown}\n{out}");
+    assert!(shown.parse::<f64>().unwrap() > 0.0, "{shown}\n{out}");
+}

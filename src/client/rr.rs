@@ -50,9 +50,12 @@ const CONNECTING_AT_ONCE: usize = 256;
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stop {
-    /// After this long (no request is sent after it).
+    /// After this long (no request is sent after it; the run lasts this long even
+    /// when a rate schedules its last request earlier).
     Duration(Duration),
-    /// After this many transactions in all, over every connection.
+    /// After this many transactions in all, over every connection (with a rate,
+    /// the run lasts until the end of the last request's slot, 1 / rate after it
+    /// was scheduled).
     Requests(u64),
 }
 
@@ -104,7 +107,8 @@ pub struct RrReport {
     pub in_flight: usize,
     /// Requests per second per connection, or null (as fast as it goes).
     pub rate_per_connection: Option<f64>,
-    /// From the start (every connection made) to the last reply.
+    /// From the start (every connection made) to the last reply or the end of the
+    /// schedule (see [`Stop`]), whichever is later; the rates are over it.
     pub seconds: f64,
     /// Transactions completed and verified.
     pub transactions: u64,
@@ -445,7 +449,13 @@ async fn connection(
             let from = match opts.rate {
                 Some(rate) => {
                     let at = started + Duration::from_secs_f64(n as f64 / rate);
-                    if deadline.is_some_and(|d| at >= d) {
+                    if let Some(d) = deadline.filter(|d| at >= *d) {
+                        // The schedule has no request left before the end: the
+                        // run still lasts its duration, the rate measured over it.
+                        tokio::select! {
+                            () = tokio::time::sleep_until(d.into()) => {}
+                            () = opts.interrupt.wait() => {}
+                        }
                         break;
                     }
                     // The timer wakes up to a millisecond late: aim that much early,

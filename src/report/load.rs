@@ -32,12 +32,12 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
         None => "n/a".into(),
     };
     let mut lines = vec![format!(
-        "{} ({} failed), {} in {:.3} s ({:.0}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}; CPU per exchange {} here, {} at the server",
+        "{} ({} failed), {} in {:.3} s ({}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}; CPU per exchange {} here, {} at the server",
         count(r.connections, "connection"),
         r.failed,
         count(r.exchanges, "exchange"),
         r.seconds,
-        r.exchanges_per_sec,
+        human::per_second(r.exchanges_per_sec),
         count(r.bytes_sent, "byte"),
         count(r.bytes_received, "byte"),
         human::bytes(r.goodput_bytes_per_sec as u64),

@@ -13,13 +13,13 @@ pub fn cpu(us: Option<f64>) -> String {
 /// The summary: a line of figures, then fairness and CPU.
 pub fn summary(r: &RrReport) -> Vec<String> {
     let mut lines = vec![format!(
-        "{} ({} failed), {} of {} in {:.3} s ({:.0}/s){}, {} in flight per connection, {}; latency {}{}",
+        "{} ({} failed), {} of {} in {:.3} s ({}/s){}, {} in flight per connection, {}; latency {}{}",
         human::count(r.connections, "connection", "connections"),
         r.failed,
         human::count(r.transactions, "transaction", "transactions"),
         human::count(r.request_bytes, "byte", "bytes"),
         r.seconds,
-        r.transactions_per_sec,
+        human::per_second(r.transactions_per_sec),
         r.rate_per_connection
             .map_or(String::new(), |rate| format!(" at {rate}/s per connection")),
         r.in_flight,
