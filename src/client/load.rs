@@ -96,7 +96,8 @@ pub struct Gate {
     /// Called once every connection has been made (or has failed), with how many
     /// were made.
     pub connected: Box<dyn FnOnce(u64) + Send>,
-    /// Completes when the connections may start.
+    /// Completes when the connections may start; fails (its sender dropped
+    /// unsent) when they must not: the run then stops as if interrupted.
     pub go: tokio::sync::oneshot::Receiver<()>,
 }
 
@@ -196,6 +197,10 @@ pub struct LoadReport {
     /// The run was stopped by SIGINT or SIGTERM (the first error says so).
     #[serde(skip, default)]
     pub interrupted: bool,
+    /// With an interruption, how many connections were still running (or waiting
+    /// to start) then, for a worker's parent to add up; only in a worker's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_running: Option<u64>,
     /// The latency histograms themselves, for a worker's parent to merge exactly;
     /// only in a worker's report.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -653,7 +658,9 @@ impl LoadReport {
             };
             add(&mut exchange, &h.exchange)?;
             add(&mut connect, &h.connect)?;
-            for e in &part.errors {
+            // Each worker's interruption is said once below, for all of them.
+            let own = usize::from(part.still_running.is_some());
+            for e in part.errors.iter().skip(own) {
                 if errors.len() < ERRORS_SHOWN && !errors.contains(e) {
                     errors.push(e.clone());
                 }
@@ -667,14 +674,16 @@ impl LoadReport {
         let seconds = parts.iter().map(|p| p.seconds).fold(0.0, f64::max);
         let secs = seconds.max(1e-9);
         let (received, exchanges) = (sum(|p| p.bytes_received), sum(|p| p.exchanges));
-        // A worker's interruption travels as its first error.
-        let interrupted = parts.iter().any(|p| {
-            p.interrupted
-                || p.errors
-                    .first()
-                    .is_some_and(|e| e.starts_with("interrupted"))
-        });
+        // A worker's interruption travels as its count of connections not done.
+        let interrupted = parts
+            .iter()
+            .any(|p| p.interrupted || p.still_running.is_some());
         let verified = parts.iter().all(|p| p.verified) && !interrupted;
+        if interrupted {
+            let running = parts.iter().filter_map(|p| p.still_running).sum();
+            errors.insert(0, interrupted_error(running));
+            errors.truncate(ERRORS_SHOWN);
+        }
         Ok(LoadReport {
             service,
             connections: sum(|p| p.connections),
@@ -699,6 +708,7 @@ impl LoadReport {
             errors,
             exit_code: parts.iter().map(|p| p.exit_code).max().unwrap_or(1),
             interrupted,
+            still_running: None,
             histograms: None,
         })
     }
@@ -835,7 +845,10 @@ async fn load(
     if let Some(gate) = opts.gate {
         (gate.connected)(shared.made.load(Ordering::Relaxed));
         tokio::select! {
-            _ = gate.go => {}
+            went = gate.go => if went.is_err() {
+                // The parent said stop (it was interrupted) or is gone.
+                opts.interrupt.trigger();
+            },
             () = opts.interrupt.wait() => {}
         }
     }
@@ -846,28 +859,29 @@ async fn load(
         }
     }
     *shared.held.lock().unwrap_or_else(|p| p.into_inner()) += waited.elapsed();
-    open.send_replace(Some(Start {
-        deadline: duration.map(|d| Instant::now() + d),
-    }));
     // A SIGINT or SIGTERM stops the connections still running; the report then
-    // says how far the run got.
-    let running = tokio::select! {
-        () = async { while tasks.join_next().await.is_some() {} } => 0,
-        () = opts.interrupt.wait() => {
-            let running = tasks.len();
-            tasks.shutdown().await;
-            running
+    // says how far the run got. One that came before the start (while connecting,
+    // holding or waiting for the word) starts no exchange at all.
+    let running = if opts.interrupt.is_triggered() {
+        let waiting = tasks.len();
+        tasks.shutdown().await;
+        waiting
+    } else {
+        open.send_replace(Some(Start {
+            deadline: duration.map(|d| Instant::now() + d),
+        }));
+        tokio::select! {
+            () = async { while tasks.join_next().await.is_some() {} } => 0,
+            () = opts.interrupt.wait() => {
+                let running = tasks.len();
+                tasks.shutdown().await;
+                running
+            }
         }
-    };
+    } as u64;
     if opts.interrupt.is_triggered() {
         let mut errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner());
-        errors.insert(
-            0,
-            format!(
-                "interrupted before the end, with {} still running",
-                crate::report::human::count(running as u64, "connection", "connections")
-            ),
-        );
+        errors.insert(0, interrupted_error(running));
     }
     if let (Some(ticker), Some((_, sink))) = (ticker, &interval) {
         ticker.abort();
@@ -895,8 +909,17 @@ async fn load(
         report.interrupted = true;
         report.verified = false;
         report.exit_code = 1;
+        report.still_running = worker.then_some(running);
     }
     report
+}
+
+/// The first error of an interrupted run, `running` connections not done.
+fn interrupted_error(running: u64) -> String {
+    format!(
+        "interrupted before the end, with {} still running",
+        crate::report::human::count(running, "connection", "connections")
+    )
 }
 
 /// The probe, on the connection made first: a second connection is made and runs its
@@ -1013,6 +1036,7 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             .clone(),
         exit_code: if verified { 0 } else { 1 },
         interrupted: false,
+        still_running: None,
         histograms: None,
     }
 }
@@ -1125,6 +1149,7 @@ mod merge_tests {
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
+            still_running: None,
             histograms: Some(Histograms {
                 exchange: serialize(&h),
                 connect: serialize(&h),
@@ -1166,6 +1191,30 @@ mod merge_tests {
         bare.histograms = None;
         let err = LoadReport::merge(vec![part(&[100]), bare]).unwrap_err();
         assert!(err.to_string().contains("without its histograms"), "{err}");
+    }
+
+    #[test]
+    fn an_interruption_counts_every_workers_unfinished_connections_once() {
+        let interrupted = |running: u64, other: &str| LoadReport {
+            errors: vec![interrupted_error(running), other.to_string()],
+            exit_code: 1,
+            verified: false,
+            still_running: Some(running),
+            ..part(&[100])
+        };
+        let merged = LoadReport::merge(vec![
+            interrupted(3, "connection refused"),
+            interrupted(3, "connection refused"),
+        ])
+        .unwrap();
+        assert!(merged.interrupted);
+        assert_eq!(
+            merged.errors,
+            [
+                "interrupted before the end, with 6 connections still running",
+                "connection refused"
+            ]
+        );
     }
 
     #[test]

@@ -113,6 +113,7 @@ mod tests {
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
+            still_running: None,
             histograms: None,
         }
     }
