@@ -30,7 +30,7 @@ use crate::addr::{self, CONNECT_TIMEOUT};
 use crate::client::interval::{IntervalSink, Latency, Mark};
 use crate::client::uppercase::r#async::drive;
 use crate::client::uppercase::{Counters, Inbound, Outbound};
-use crate::cpu::CpuMeter;
+use crate::cpu::{CpuMeter, ServerCpu};
 use crate::error::{Error, IoContext, Result};
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
@@ -182,8 +182,16 @@ pub struct LoadReport {
     /// This process's CPU time per exchange, in microseconds (null without one).
     pub client_cpu_us_per_transaction: Option<f64>,
     /// The server's CPU time per exchange, when the server is a process on this
-    /// machine (found from the socket table); else null.
+    /// machine (found from the socket table) that used at least
+    /// [`crate::cpu::MIN_TICKS`] clock ticks; else null.
     pub server_cpu_us_per_transaction: Option<f64>,
+    /// The clock ticks of CPU the server used, when it is a process on this
+    /// machine; else null (and with `--processes`).
+    #[serde(default)]
+    pub server_cpu_ticks: Option<u64>,
+    /// The server's CPU, or why there is no figure (for the summary).
+    #[serde(skip, default)]
+    pub server_cpu: ServerCpu,
     /// Seconds from the first connection attempt until every connection had been
     /// made or had failed (with `--processes`, from the start of the workers).
     pub connected_in_seconds: f64,
@@ -700,6 +708,8 @@ impl LoadReport {
             one_at_a_time: parts.iter().find_map(|p| p.one_at_a_time),
             client_cpu_us_per_transaction: (cpu_exchanges > 0).then(|| cpu / cpu_exchanges as f64),
             server_cpu_us_per_transaction: None,
+            server_cpu_ticks: None,
+            server_cpu: ServerCpu::OverWorkers,
             connected_in_seconds: parts
                 .iter()
                 .map(|p| p.connected_in_seconds)
@@ -1026,7 +1036,9 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             _ => Some(false),
         },
         client_cpu_us_per_transaction: cost.client_us_per_transaction,
-        server_cpu_us_per_transaction: cost.server_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server.us_per_transaction(),
+        server_cpu_ticks: cost.server.ticks(),
+        server_cpu: cost.server,
         connected_in_seconds: 0.0,
         peak_memory_bytes: None,
         errors: shared
@@ -1144,6 +1156,11 @@ mod merge_tests {
             one_at_a_time: None,
             client_cpu_us_per_transaction: Some(2.0),
             server_cpu_us_per_transaction: Some(1.0),
+            server_cpu_ticks: Some(10),
+            server_cpu: ServerCpu::Measured {
+                ticks: 10,
+                us_per_transaction: 1.0,
+            },
             connected_in_seconds: 0.5,
             peak_memory_bytes: Some(1000),
             errors: Vec::new(),
@@ -1186,14 +1203,6 @@ mod merge_tests {
     }
 
     #[test]
-    fn a_report_without_histograms_is_refused() {
-        let mut bare = part(&[100]);
-        bare.histograms = None;
-        let err = LoadReport::merge(vec![part(&[100]), bare]).unwrap_err();
-        assert!(err.to_string().contains("without its histograms"), "{err}");
-    }
-
-    #[test]
     fn an_interruption_counts_every_workers_unfinished_connections_once() {
         let interrupted = |running: u64, other: &str| LoadReport {
             errors: vec![interrupted_error(running), other.to_string()],
@@ -1215,6 +1224,14 @@ mod merge_tests {
                 "connection refused"
             ]
         );
+    }
+
+    #[test]
+    fn a_report_without_histograms_is_refused() {
+        let mut bare = part(&[100]);
+        bare.histograms = None;
+        let err = LoadReport::merge(vec![part(&[100]), bare]).unwrap_err();
+        assert!(err.to_string().contains("without its histograms"), "{err}");
     }
 
     #[test]

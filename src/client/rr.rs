@@ -27,7 +27,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::addr::CONNECT_TIMEOUT;
 use crate::client::interval::{self, IntervalSink, Latency, Mark};
-use crate::cpu::CpuMeter;
+use crate::cpu::{CpuMeter, ServerCpu};
 use crate::error::{Error, IoContext, Result};
 use crate::server::Shutdown;
 
@@ -129,8 +129,15 @@ pub struct RrReport {
     pub fairness: Option<Fairness>,
     /// This process's CPU time per transaction, in microseconds.
     pub client_cpu_us_per_transaction: Option<f64>,
-    /// The server's, when it is a process on this machine; else null.
+    /// The server's, when it is a process on this machine that used at least
+    /// [`crate::cpu::MIN_TICKS`] clock ticks; else null.
     pub server_cpu_us_per_transaction: Option<f64>,
+    /// The clock ticks of CPU the server used, when it is a process on this
+    /// machine; else null.
+    pub server_cpu_ticks: Option<u64>,
+    /// The server's CPU, or why there is no figure (for the summary).
+    #[serde(skip)]
+    pub server_cpu: ServerCpu,
     /// The first few distinct errors.
     pub errors: Vec<String>,
     /// 0 when every transaction verified and no connection failed, else 1.
@@ -413,7 +420,9 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
             max_transactions: counts.iter().copied().max().unwrap_or(0),
         }),
         client_cpu_us_per_transaction: cost.client_us_per_transaction,
-        server_cpu_us_per_transaction: cost.server_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server.us_per_transaction(),
+        server_cpu_ticks: cost.server.ticks(),
+        server_cpu: cost.server,
         errors,
         exit_code: if verified { 0 } else { 1 },
         interrupted,
