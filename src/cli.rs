@@ -282,8 +282,9 @@ pub struct UppercaseClientOpts {
 #[derive(Debug, Args)]
 pub struct RrOpts {
     /// Request/response (netperf's TCP_RR): each connection sends SIZE bytes, waits
-    /// for them upper-cased, verifies them, and repeats on the same connection.
-    #[arg(long, value_name = "SIZE", value_parser = parse_request, conflicts_with_all = ["bytes", "input", "output", "plot", "strategy"], allow_hyphen_values = true)]
+    /// for them upper-cased, verifies them, and repeats on the same connection
+    /// (with --connections and --source; not over --processes, nor with --hold).
+    #[arg(long, value_name = "SIZE", value_parser = parse_request, conflicts_with_all = ["bytes", "input", "output", "plot", "strategy", "processes", "hold"], allow_hyphen_values = true)]
     pub request: Option<u64>,
     /// With --request: run this many seconds [default: 10].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, requires = "request", allow_hyphen_values = true)]

@@ -19,6 +19,10 @@ use crate::observe::sockdiag;
 /// Most `/proc` entries looked at in one scan: a bound on the work, not a limit
 /// any real machine reaches.
 const MAX_PROCESSES: usize = 100_000;
+/// Fewest clock ticks (`/proc/PID/stat`'s unit, 10 ms at 100 Hz) a server's CPU
+/// time must come to for a figure: fewer is within a tick or two of nothing, a
+/// figure off by 10% or more (and 0 ticks would read "0.0 µs").
+pub const MIN_TICKS: u64 = 10;
 
 /// CPU time of this process, from a start point.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +50,8 @@ impl ClientCpu {
 pub struct ServerProcess {
     /// Its process id.
     pub pid: u32,
-    start: Duration,
+    /// Its CPU time when found, in clock ticks.
+    start: u64,
 }
 
 impl ServerProcess {
@@ -67,13 +72,14 @@ impl ServerProcess {
         (pid != std::process::id()).then_some(())?;
         Some(ServerProcess {
             pid,
-            start: tree_cpu_time(pid)?,
+            start: tree_cpu_ticks(pid)?,
         })
     }
 
-    /// CPU time the server used since it was found; `None` once it is gone.
-    pub fn used(&self) -> Option<Duration> {
-        Some(tree_cpu_time(self.pid)?.saturating_sub(self.start))
+    /// Clock ticks of CPU the server used since it was found; `None` once it is
+    /// gone.
+    pub fn used_ticks(&self) -> Option<u64> {
+        Some(tree_cpu_ticks(self.pid)?.saturating_sub(self.start))
     }
 }
 
@@ -90,8 +96,74 @@ pub struct CpuMeter {
 pub struct CpuCost {
     /// The load generator's own CPU per transaction; `None` without a transaction.
     pub client_us_per_transaction: Option<f64>,
-    /// The server's; `None` when it is not a local process (or without a transaction).
-    pub server_us_per_transaction: Option<f64>,
+    /// The server's, or why there is no figure.
+    pub server: ServerCpu,
+}
+
+/// The server's CPU over a run, or why it has no figure.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum ServerCpu {
+    /// A process on this machine that used `ticks` clock ticks over the run.
+    Measured {
+        /// Clock ticks used.
+        ticks: u64,
+        /// Microseconds per transaction.
+        us_per_transaction: f64,
+    },
+    /// A process on this machine, but no transaction completed.
+    NoTransactions {
+        /// Clock ticks used.
+        ticks: u64,
+    },
+    /// A process on this machine that used fewer than [`MIN_TICKS`] clock ticks:
+    /// too little to measure.
+    TooShort {
+        /// Clock ticks used.
+        ticks: u64,
+    },
+    /// Not a process on this machine (or not one this user may look at).
+    #[default]
+    NotLocal,
+    /// Not measured: with worker processes, each sees only its share of the servers.
+    OverWorkers,
+}
+
+impl ServerCpu {
+    /// From the clock ticks a local server used (`None`: no local server) over
+    /// `transactions`.
+    pub fn of(ticks: Option<u64>, transactions: u64) -> ServerCpu {
+        match ticks {
+            None => ServerCpu::NotLocal,
+            Some(ticks) if transactions == 0 => ServerCpu::NoTransactions { ticks },
+            Some(ticks) if ticks < MIN_TICKS => ServerCpu::TooShort { ticks },
+            Some(ticks) => ServerCpu::Measured {
+                ticks,
+                us_per_transaction: ticks as f64 * 1e6
+                    / crate::sys::clock_ticks_per_second() as f64
+                    / transactions as f64,
+            },
+        }
+    }
+
+    /// Microseconds per transaction, when measured.
+    pub fn us_per_transaction(&self) -> Option<f64> {
+        match self {
+            ServerCpu::Measured {
+                us_per_transaction, ..
+            } => Some(*us_per_transaction),
+            _ => None,
+        }
+    }
+
+    /// Clock ticks the server used, when it is a process on this machine.
+    pub fn ticks(&self) -> Option<u64> {
+        match self {
+            ServerCpu::Measured { ticks, .. }
+            | ServerCpu::NoTransactions { ticks }
+            | ServerCpu::TooShort { ticks } => Some(*ticks),
+            ServerCpu::NotLocal | ServerCpu::OverWorkers => None,
+        }
+    }
 }
 
 impl CpuMeter {
@@ -117,7 +189,7 @@ impl CpuMeter {
     pub fn restart(&mut self) {
         self.client = ClientCpu::start();
         if let Some(server) = &self.server {
-            self.server = tree_cpu_time(server.pid).map(|start| ServerProcess {
+            self.server = tree_cpu_ticks(server.pid).map(|start| ServerProcess {
                 pid: server.pid,
                 start,
             });
@@ -127,13 +199,13 @@ impl CpuMeter {
 
     /// CPU per transaction since the start, for `transactions` transactions.
     pub fn per_transaction(&self, transactions: u64) -> CpuCost {
-        let per = |d: Option<Duration>| {
-            d.filter(|_| transactions > 0)
-                .map(|d| d.as_secs_f64() * 1e6 / transactions as f64)
-        };
         CpuCost {
-            client_us_per_transaction: per(self.client.used()),
-            server_us_per_transaction: per(self.server.and_then(|s| s.used())),
+            client_us_per_transaction: self
+                .client
+                .used()
+                .filter(|_| transactions > 0)
+                .map(|d| d.as_secs_f64() * 1e6 / transactions as f64),
+            server: ServerCpu::of(self.server.and_then(|s| s.used_ticks()), transactions),
         }
     }
 
@@ -196,15 +268,16 @@ fn pids() -> impl Iterator<Item = u32> {
         .take(MAX_PROCESSES)
 }
 
-/// One process's parent and CPU time (user + system, its reaped children's too).
-fn stat(pid: u32) -> Option<(u32, Duration)> {
+/// One process's parent and CPU time in clock ticks (user + system, its reaped
+/// children's too).
+fn stat(pid: u32) -> Option<(u32, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat(&text)
 }
 
 /// Parses `/proc/PID/stat`: the fields after the command name (which may hold
 /// spaces and parentheses, so it ends at the last `)`).
-fn parse_stat(text: &str) -> Option<(u32, Duration)> {
+fn parse_stat(text: &str) -> Option<(u32, u64)> {
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state (3), ppid (4), ... utime (14), stime (15), cutime (16),
@@ -212,17 +285,14 @@ fn parse_stat(text: &str) -> Option<(u32, Duration)> {
     let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
     let ppid = u32::try_from(field(4)?).ok()?;
     let ticks = field(14)? + field(15)? + field(16)? + field(17)?;
-    let hz = crate::sys::clock_ticks_per_second();
-    Some((
-        ppid,
-        Duration::from_micros(ticks.saturating_mul(1_000_000) / hz),
-    ))
+    Some((ppid, ticks))
 }
 
-/// CPU time of `root` and its live descendants; `None` when `root` is gone.
-fn tree_cpu_time(root: u32) -> Option<Duration> {
+/// CPU time of `root` and its live descendants, in clock ticks; `None` when
+/// `root` is gone.
+fn tree_cpu_ticks(root: u32) -> Option<u64> {
     let (_, own) = stat(root)?;
-    let all: Vec<(u32, u32, Duration)> = pids()
+    let all: Vec<(u32, u32, u64)> = pids()
         .filter_map(|pid| stat(pid).map(|(ppid, t)| (pid, ppid, t)))
         .collect();
     let mut tree = vec![root];
@@ -248,11 +318,10 @@ mod tests {
 
     #[test]
     fn stat_with_spaces_and_parentheses_in_the_name() {
-        let hz = crate::sys::clock_ticks_per_second();
         let line = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 10 20 30 40 20 0 1 0 1 1 1";
-        let (ppid, t) = parse_stat(line).unwrap();
+        let (ppid, ticks) = parse_stat(line).unwrap();
         assert_eq!(ppid, 7);
-        assert_eq!(t, Duration::from_micros(100 * 1_000_000 / hz));
+        assert_eq!(ticks, 100);
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -280,6 +349,26 @@ mod tests {
         let _server = listener.accept().unwrap();
         let found = ServerProcess::find(client.local_addr().unwrap(), client.peer_addr().unwrap());
         assert!(found.is_none(), "{found:?}");
-        assert!(tree_cpu_time(std::process::id()).is_some());
+        assert!(tree_cpu_ticks(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn a_server_cpu_under_min_ticks_or_without_transactions_has_no_figure() {
+        assert_eq!(ServerCpu::of(None, 10), ServerCpu::NotLocal);
+        assert_eq!(
+            ServerCpu::of(Some(50), 0),
+            ServerCpu::NoTransactions { ticks: 50 }
+        );
+        // 0 ticks is not "0.0 µs": the run was too short for the kernel's clock.
+        assert_eq!(ServerCpu::of(Some(0), 1), ServerCpu::TooShort { ticks: 0 });
+        assert_eq!(
+            ServerCpu::of(Some(MIN_TICKS - 1), 1000),
+            ServerCpu::TooShort {
+                ticks: MIN_TICKS - 1
+            }
+        );
+        let measured = ServerCpu::of(Some(MIN_TICKS), 1000);
+        assert_eq!(measured.ticks(), Some(MIN_TICKS));
+        assert!(measured.us_per_transaction().unwrap() > 0.0);
     }
 }

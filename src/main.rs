@@ -346,6 +346,12 @@ fn load_client(
         console.say(report::json::line(&load));
         return Ok(());
     }
+    if scale.processes > opts.connections {
+        return Err(tcplab::Error::Usage(format!(
+            "--processes {} is more than --connections {}: each worker process needs a connection of its own; give --processes {} or fewer",
+            scale.processes, opts.connections, opts.connections
+        )));
+    }
     let plan = capacity::Plan {
         connections: opts.connections as u64,
         processes: scale.processes as u64,
@@ -359,6 +365,8 @@ fn load_client(
                 "--interval reports one process's run: leave it out with --processes".into(),
             ));
         }
+        // Said once here, not once by every worker.
+        client::load::server_address(&at.host, at.port, &opts.sources)?;
         workers::run(
             opts.connections,
             scale.processes,

@@ -91,6 +91,7 @@ pub fn rr_client(
         rate: o.rate,
         interval: interval_sink(o.interval, opts.json, opts.progress.when(), console),
         interrupt,
+        sources: opts.scale.source.clone().map(|s| s.0).unwrap_or_default(),
     };
     let report = rr::run(&at.host, at.port, rr_opts)?;
     if opts.json && o.interval.is_some() {

@@ -6,8 +6,9 @@
 //! line, and the reports are merged into one, percentiles exactly.
 //!
 //! The protocol, on each worker's standard input and output: the worker prints
-//! `{"event":"connected","connections":N}`; the parent writes `go`; the worker
-//! prints its report.
+//! `{"event":"connected","connections":N}`; the parent writes `go` (or, when
+//! interrupted first, closes the worker's input: stop); the worker prints its
+//! report.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -140,17 +141,20 @@ fn gather(
     let mut said_go = false;
     let mut gone_early = None;
     loop {
-        // A Ctrl-C goes on to every worker, which then reports how far it got.
+        // A Ctrl-C goes on to every worker, which then reports how far it got; one
+        // still waiting for the word to start hears stop instead (its input ends),
+        // so that no exchange starts after it.
         if interrupt.is_triggered() && !passed_on {
             passed_on = true;
-            for (child, _) in workers.iter() {
+            for (child, stdin) in workers.iter_mut() {
                 let _ = tcplab::sys::interrupt_process_group(child.id());
+                drop(stdin.take());
             }
         }
-        if connected.iter().all(|c| *c) && !said_go {
+        if connected.iter().all(|c| *c) && !said_go && !interrupt.is_triggered() {
             let until =
                 *held_until.get_or_insert_with(|| Instant::now() + hold.unwrap_or_default());
-            if Instant::now() >= until || interrupt.is_triggered() {
+            if Instant::now() >= until {
                 said_go = true;
                 for (_, stdin) in workers.iter_mut() {
                     if let Some(mut stdin) = stdin.take() {
@@ -191,9 +195,12 @@ pub fn worker_gate() -> Gate {
     let (open, go) = tokio::sync::oneshot::channel();
     thread::spawn(move || {
         let mut line = String::new();
-        // "go", or the parent gone (end of input): either way, start.
+        // "go" starts; the end of input (the parent interrupted, or gone) stops:
+        // `open` is dropped unsent.
         let _ = std::io::stdin().lock().read_line(&mut line);
-        let _ = open.send(());
+        if line.trim() == "go" {
+            let _ = open.send(());
+        }
     });
     Gate {
         connected: Box::new(|made| {

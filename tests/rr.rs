@@ -71,7 +71,21 @@ fn rr_with_many_in_flight_verifies_every_reply_in_order() {
     assert_eq!(r["latency_from"], "first_byte_written");
     // tcplab's server is a process on this machine: its CPU is measured too.
     assert!(r["client_cpu_us_per_transaction"].is_number(), "{r}");
-    assert!(r["server_cpu_us_per_transaction"].is_number(), "{r}");
+    assert_server_cpu_counted(&r);
+}
+
+/// The server was found on this machine: its CPU ticks are counted, and there is
+/// a figure per transaction exactly when they were enough to measure.
+#[track_caller]
+fn assert_server_cpu_counted(r: &Value) {
+    let ticks = r["server_cpu_ticks"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the server's CPU was not counted: {r}"));
+    assert_eq!(
+        r["server_cpu_us_per_transaction"].is_number(),
+        ticks >= tcplab::cpu::MIN_TICKS,
+        "{r}"
+    );
 }
 
 #[test]
@@ -132,7 +146,7 @@ fn rr_against_the_lab_python_server_and_socat_with_tr() {
     let r = json(&out);
     assert_eq!(r["transactions"], 200, "{r}");
     // socat is a process on this machine: its CPU (and its children's) is measured.
-    assert!(r["server_cpu_us_per_transaction"].is_number(), "{r}");
+    assert_server_cpu_counted(&r);
 }
 
 #[test]
@@ -355,7 +369,7 @@ fn load_runs_report_cpu_per_transaction() {
     out.assert_ok();
     let r = json(&out);
     assert!(r["client_cpu_us_per_transaction"].is_number(), "{r}");
-    assert!(r["server_cpu_us_per_transaction"].is_number(), "{r}");
+    assert_server_cpu_counted(&r);
 }
 
 #[test]
@@ -392,4 +406,131 @@ fn a_load_run_with_intervals_prints_json_lines_then_the_report() {
         .sum();
     // Every exchange falls in exactly one interval.
     assert_eq!(Some(total), last["exchanges"].as_u64(), "{out}");
+}
+
+#[test]
+fn rr_refuses_hold_and_processes_and_connects_from_source() {
+    for (option, value) in [("--processes", "2"), ("--hold", "1")] {
+        let out = tcplab_run(&[
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            "1",
+            "--request",
+            "16",
+            "--connections",
+            "2",
+            option,
+            value,
+        ]);
+        // Said, not ignored.
+        out.assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(option);
+    }
+    // --source is kept: every connection comes from it.
+    let server = Server::of("uppercase", &[]);
+    let out = rr(
+        server.port(),
+        &[
+            "--request",
+            "16",
+            "--connections",
+            "2",
+            "--requests",
+            "4",
+            "--source",
+            "127.0.0.2",
+        ],
+    );
+    out.assert_ok();
+    for _ in 0..2 {
+        let seen = server.wait_for_line("Accepted a connection");
+        let line = seen.last().unwrap();
+        assert!(line.contains("from 127.0.0.2:"), "{line}\n{out}");
+    }
+}
+
+#[test]
+fn rr_at_a_fixed_rate_lasts_its_duration_and_rates_come_from_it() {
+    let server = Server::of("uppercase", &["--quiet"]);
+    // One request is due in half a second at 1/s: sent at once, and the run
+    // still lasts its half second.
+    let out = rr(
+        server.port(),
+        &[
+            "--request",
+            "16",
+            "--rate",
+            "1",
+            "--duration",
+            "0.5",
+            "--json",
+        ],
+    );
+    out.assert_ok();
+    let r = json(&out);
+    let seconds = r["seconds"].as_f64().unwrap();
+    assert_eq!(r["transactions"], 1, "{r}");
+    assert!(seconds >= 0.5, "the run ended before its duration: {r}");
+    let per_sec = r["transactions_per_sec"].as_f64().unwrap();
+    assert!((per_sec - 1.0 / seconds).abs() < 1e-9, "{r}");
+    // A small rate keeps its decimals: "(4.00/s)", not "(4/s)" or "(0/s)".
+    let out = rr(
+        server.port(),
+        &["--request", "16", "--rate", "4", "--requests", "1"],
+    );
+    out.assert_ok();
+    let shown = out
+        .stdout
+        .split(" s (")
+        .nth(1)
+        .and_then(|rest| rest.split("/s)").next())
+        .unwrap_or_else(|| panic!("no rate in\n{out}"));
+    assert!(shown.contains('.'), "{shown}\n{out}");
+    assert!(shown.parse::<f64>().unwrap() > 0.0, "{shown}\n{out}");
+}
+
+#[test]
+fn cpu_notes_say_too_short_or_no_exchange_for_a_local_server() {
+    let server = Server::of("simple", &["--quiet"]);
+    // One exchange: far fewer clock ticks than a figure needs.
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "--connections",
+        "1",
+        "--no-progress",
+    ]);
+    out.assert_ok()
+        .assert_stdout_has("n/a at the server: too short to measure (");
+    assert!(!out.stdout.contains("0.0 µs at the server"), "{out}");
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "--connections",
+        "1",
+        "--no-progress",
+        "--json",
+    ]);
+    let r = json(&out);
+    assert!(r["server_cpu_us_per_transaction"].is_null(), "{r}");
+    assert!(
+        r["server_cpu_ticks"].as_u64().unwrap() < tcplab::cpu::MIN_TICKS,
+        "{r}"
+    );
+    // No exchange at all (interrupted during the hold): tcplab's own server is
+    // still a process on this machine.
+    let server = Server::of("uppercase", &[]);
+    let out = crate::scaleout::interrupted_during_hold(&server, 1, 1, &[]);
+    out.assert_code(1)
+        .assert_stdout_has("n/a at the server (no exchange completed)");
+    assert!(
+        !out.stdout.contains("not a process on this machine"),
+        "{out}"
+    );
 }

@@ -428,3 +428,129 @@ fn a_run_over_worker_processes_is_one_summary_of_all_of_them() {
     .assert_code(1)
     .assert_stderr_has("6 of 6 connections failed");
 }
+
+#[test]
+fn more_processes_than_connections_is_one_usage_error_naming_both() {
+    let server = Server::of("simple", &["--quiet"]);
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &server.port_arg(),
+        "--connections",
+        "2",
+        "--processes",
+        "3",
+    ]);
+    out.assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("--processes 3 is more than --connections 2");
+    // Not a value the user never typed (a worker's share of 0).
+    assert!(!out.stderr.contains("'0'"), "{out}");
+    assert_eq!(
+        served(&shut_down(server).stdout),
+        0,
+        "no worker was started"
+    );
+}
+
+#[test]
+fn a_source_of_the_other_address_family_than_the_server_is_a_usage_error() {
+    let server = Server::of("simple", &["--quiet"]);
+    let port = server.port_arg();
+    for processes in ["1", "2"] {
+        let out = tcplab_run(&[
+            "simple",
+            "client",
+            "127.0.0.1",
+            &port,
+            "--connections",
+            "2",
+            "--processes",
+            processes,
+            "--source",
+            "::1",
+        ]);
+        // Said once, before any connection (or worker) is tried.
+        out.assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has("--source ::1 is an IPv6 address but the server 127.0.0.1:")
+            .assert_stderr_has("is IPv4");
+    }
+    assert_eq!(served(&shut_down(server).stdout), 0);
+}
+
+/// Runs `uppercase client ... 4K --connections N --processes P --hold 60 EXTRA`
+/// against `server` (which prints each connection it accepts), and interrupts it
+/// once the server has accepted all N: during the hold.
+pub fn interrupted_during_hold(
+    server: &Server,
+    n: usize,
+    processes: usize,
+    extra: &[&str],
+) -> Output {
+    use std::process::Stdio;
+    let (port, n_arg, p_arg) = (server.port_arg(), n.to_string(), processes.to_string());
+    let mut args = vec![
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &port,
+        "4K",
+        "--connections",
+        &n_arg,
+        "--processes",
+        &p_arg,
+        "--hold",
+        "60",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let child = crate::util::tcplab()
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..n {
+        server.wait_for_line("Accepted a connection");
+    }
+    // SAFETY: kill(2) with the pid of a child we started and have not waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let done = child.wait_with_output().unwrap();
+    Output {
+        status: done.status,
+        stdout: String::from_utf8_lossy(&done.stdout).into_owned(),
+        stdout_bytes: done.stdout,
+        stderr: String::from_utf8_lossy(&done.stderr).into_owned(),
+        what: args.join(" "),
+    }
+}
+
+#[test]
+fn ctrl_c_during_hold_starts_no_exchange_and_counts_every_workers_connections() {
+    // One connection per process: no probe, whose exchange would come before the
+    // hold; every byte the server gets would have been sent after the Ctrl-C.
+    for (n, processes) in [(1, 1), (2, 2), (3, 3)] {
+        let server = Server::of("uppercase", &[]);
+        let out = interrupted_during_hold(&server, n, processes, &["--json"]);
+        out.assert_code(1);
+        let r: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+        assert_eq!(
+            (r["exchanges"].as_u64(), r["bytes_sent"].as_u64()),
+            (Some(0), Some(0)),
+            "{out}"
+        );
+        // Every worker's connections, not one worker's.
+        let noun = if n == 1 { "connection" } else { "connections" };
+        assert_eq!(
+            r["errors"][0],
+            format!("interrupted before the end, with {n} {noun} still running"),
+            "{out}"
+        );
+        let summary = shut_down(server).stdout;
+        assert!(summary.contains(", 0 bytes in ("), "{summary}");
+    }
+}

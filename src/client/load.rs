@@ -15,7 +15,7 @@
 //! every connection has connected or failed, or when none has for [`START_STALL`]; a
 //! connection made after that starts at once.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use crate::addr::{self, CONNECT_TIMEOUT};
 use crate::client::interval::{IntervalSink, Latency, Mark};
 use crate::client::uppercase::r#async::drive;
 use crate::client::uppercase::{Counters, Inbound, Outbound};
-use crate::cpu::CpuMeter;
+use crate::cpu::{CpuMeter, ServerCpu};
 use crate::error::{Error, IoContext, Result};
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
@@ -96,7 +96,8 @@ pub struct Gate {
     /// Called once every connection has been made (or has failed), with how many
     /// were made.
     pub connected: Box<dyn FnOnce(u64) + Send>,
-    /// Completes when the connections may start.
+    /// Completes when the connections may start; fails (its sender dropped
+    /// unsent) when they must not: the run then stops as if interrupted.
     pub go: tokio::sync::oneshot::Receiver<()>,
 }
 
@@ -181,8 +182,16 @@ pub struct LoadReport {
     /// This process's CPU time per exchange, in microseconds (null without one).
     pub client_cpu_us_per_transaction: Option<f64>,
     /// The server's CPU time per exchange, when the server is a process on this
-    /// machine (found from the socket table); else null.
+    /// machine (found from the socket table) that used at least
+    /// [`crate::cpu::MIN_TICKS`] clock ticks; else null.
     pub server_cpu_us_per_transaction: Option<f64>,
+    /// The clock ticks of CPU the server used, when it is a process on this
+    /// machine; else null (and with `--processes`).
+    #[serde(default)]
+    pub server_cpu_ticks: Option<u64>,
+    /// The server's CPU, or why there is no figure (for the summary).
+    #[serde(skip, default)]
+    pub server_cpu: ServerCpu,
     /// Seconds from the first connection attempt until every connection had been
     /// made or had failed (with `--processes`, from the start of the workers).
     pub connected_in_seconds: f64,
@@ -196,6 +205,10 @@ pub struct LoadReport {
     /// The run was stopped by SIGINT or SIGTERM (the first error says so).
     #[serde(skip, default)]
     pub interrupted: bool,
+    /// With an interruption, how many connections were still running (or waiting
+    /// to start) then, for a worker's parent to add up; only in a worker's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_running: Option<u64>,
     /// The latency histograms themselves, for a worker's parent to merge exactly;
     /// only in a worker's report.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -357,22 +370,11 @@ impl Shared {
 
     /// One connection attempt, from the next source address when there are some.
     async fn connect_once(&self) -> std::io::Result<TcpStream> {
-        if self.sources.is_empty() {
-            return TcpStream::connect(self.addr).await;
-        }
-        let at = self.next_source.fetch_add(1, Ordering::Relaxed) as usize;
-        let source = self.sources[at % self.sources.len()];
-        let socket = match source {
-            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
-        if source.is_ipv4() {
-            // The port is chosen at connect(): one source reaches this server from
-            // its whole ephemeral range, whatever other destinations use.
-            crate::sys::set_bind_address_no_port(&socket)?;
-        }
-        socket.bind(SocketAddr::new(source, 0))?;
-        socket.connect(self.addr).await
+        let source = (!self.sources.is_empty()).then(|| {
+            let at = self.next_source.fetch_add(1, Ordering::Relaxed) as usize;
+            self.sources[at % self.sources.len()]
+        });
+        connect_from(self.addr, source).await
     }
 
     /// One exchange on `stream`, counting a failure.
@@ -482,21 +484,70 @@ pub fn run_measured(
     opts: LoadOptions,
     interval: Option<(Duration, IntervalSink)>,
 ) -> Result<LoadReport> {
-    on_runtime(host, port, |addr, peer| load(addr, peer, opts, interval))
+    let sources = opts.sources.clone();
+    on_runtime(host, port, &sources, |addr, peer| {
+        load(addr, peer, opts, interval)
+    })
 }
 
-/// Runs `run` on a new multi-threaded runtime against HOST:PORT (its first address;
-/// a blank HOST means 127.0.0.1), with the address as shown in messages.
+/// Connects to `addr`, from `source` (port chosen by the kernel) when given.
+pub(crate) async fn connect_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match source {
+        IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if source.is_ipv4() {
+        // The port is chosen at connect(): one source reaches this server from
+        // its whole ephemeral range, whatever other destinations use.
+        crate::sys::set_bind_address_no_port(&socket)?;
+    }
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// The address a run of many connections connects to: HOST:PORT's first address
+/// (a blank HOST means 127.0.0.1), or with source addresses its first of their
+/// family. A usage error when it has none: a connection from an IPv6 address to
+/// an IPv4 one (or back) cannot be made.
+pub fn server_address(host: &str, port: u16, sources: &[IpAddr]) -> Result<SocketAddr> {
+    let addrs = if addr::is_every_interface(host) {
+        vec![SocketAddr::from(([127, 0, 0, 1], port))]
+    } else {
+        addr::resolve(host, port)?
+    };
+    let Some(source) = sources.first() else {
+        return Ok(addrs[0]);
+    };
+    let family = |ip: &IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .copied()
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--source {source} is an {} address but the server {} is {}: give source addresses of the server's family",
+                family(source),
+                addr::host_port(host, port),
+                family(&addrs[0].ip()),
+            ))
+        })
+}
+
+/// Runs `run` on a new multi-threaded runtime against HOST:PORT (see
+/// [`server_address`]), with the address as shown in messages.
 pub(crate) fn on_runtime<F: std::future::Future>(
     host: &str,
     port: u16,
+    sources: &[IpAddr],
     run: impl FnOnce(SocketAddr, String) -> F,
 ) -> Result<F::Output> {
-    let addr = if addr::is_every_interface(host) {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    } else {
-        addr::resolve(host, port)?[0]
-    };
+    let addr = server_address(host, port, sources)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -615,7 +666,9 @@ impl LoadReport {
             };
             add(&mut exchange, &h.exchange)?;
             add(&mut connect, &h.connect)?;
-            for e in &part.errors {
+            // Each worker's interruption is said once below, for all of them.
+            let own = usize::from(part.still_running.is_some());
+            for e in part.errors.iter().skip(own) {
                 if errors.len() < ERRORS_SHOWN && !errors.contains(e) {
                     errors.push(e.clone());
                 }
@@ -629,14 +682,16 @@ impl LoadReport {
         let seconds = parts.iter().map(|p| p.seconds).fold(0.0, f64::max);
         let secs = seconds.max(1e-9);
         let (received, exchanges) = (sum(|p| p.bytes_received), sum(|p| p.exchanges));
-        // A worker's interruption travels as its first error.
-        let interrupted = parts.iter().any(|p| {
-            p.interrupted
-                || p.errors
-                    .first()
-                    .is_some_and(|e| e.starts_with("interrupted"))
-        });
+        // A worker's interruption travels as its count of connections not done.
+        let interrupted = parts
+            .iter()
+            .any(|p| p.interrupted || p.still_running.is_some());
         let verified = parts.iter().all(|p| p.verified) && !interrupted;
+        if interrupted {
+            let running = parts.iter().filter_map(|p| p.still_running).sum();
+            errors.insert(0, interrupted_error(running));
+            errors.truncate(ERRORS_SHOWN);
+        }
         Ok(LoadReport {
             service,
             connections: sum(|p| p.connections),
@@ -653,6 +708,8 @@ impl LoadReport {
             one_at_a_time: parts.iter().find_map(|p| p.one_at_a_time),
             client_cpu_us_per_transaction: (cpu_exchanges > 0).then(|| cpu / cpu_exchanges as f64),
             server_cpu_us_per_transaction: None,
+            server_cpu_ticks: None,
+            server_cpu: ServerCpu::OverWorkers,
             connected_in_seconds: parts
                 .iter()
                 .map(|p| p.connected_in_seconds)
@@ -661,6 +718,7 @@ impl LoadReport {
             errors,
             exit_code: parts.iter().map(|p| p.exit_code).max().unwrap_or(1),
             interrupted,
+            still_running: None,
             histograms: None,
         })
     }
@@ -797,7 +855,10 @@ async fn load(
     if let Some(gate) = opts.gate {
         (gate.connected)(shared.made.load(Ordering::Relaxed));
         tokio::select! {
-            _ = gate.go => {}
+            went = gate.go => if went.is_err() {
+                // The parent said stop (it was interrupted) or is gone.
+                opts.interrupt.trigger();
+            },
             () = opts.interrupt.wait() => {}
         }
     }
@@ -808,28 +869,29 @@ async fn load(
         }
     }
     *shared.held.lock().unwrap_or_else(|p| p.into_inner()) += waited.elapsed();
-    open.send_replace(Some(Start {
-        deadline: duration.map(|d| Instant::now() + d),
-    }));
     // A SIGINT or SIGTERM stops the connections still running; the report then
-    // says how far the run got.
-    let running = tokio::select! {
-        () = async { while tasks.join_next().await.is_some() {} } => 0,
-        () = opts.interrupt.wait() => {
-            let running = tasks.len();
-            tasks.shutdown().await;
-            running
+    // says how far the run got. One that came before the start (while connecting,
+    // holding or waiting for the word) starts no exchange at all.
+    let running = if opts.interrupt.is_triggered() {
+        let waiting = tasks.len();
+        tasks.shutdown().await;
+        waiting
+    } else {
+        open.send_replace(Some(Start {
+            deadline: duration.map(|d| Instant::now() + d),
+        }));
+        tokio::select! {
+            () = async { while tasks.join_next().await.is_some() {} } => 0,
+            () = opts.interrupt.wait() => {
+                let running = tasks.len();
+                tasks.shutdown().await;
+                running
+            }
         }
-    };
+    } as u64;
     if opts.interrupt.is_triggered() {
         let mut errors = shared.errors.lock().unwrap_or_else(|p| p.into_inner());
-        errors.insert(
-            0,
-            format!(
-                "interrupted before the end, with {} still running",
-                crate::report::human::count(running as u64, "connection", "connections")
-            ),
-        );
+        errors.insert(0, interrupted_error(running));
     }
     if let (Some(ticker), Some((_, sink))) = (ticker, &interval) {
         ticker.abort();
@@ -857,8 +919,17 @@ async fn load(
         report.interrupted = true;
         report.verified = false;
         report.exit_code = 1;
+        report.still_running = worker.then_some(running);
     }
     report
+}
+
+/// The first error of an interrupted run, `running` connections not done.
+fn interrupted_error(running: u64) -> String {
+    format!(
+        "interrupted before the end, with {} still running",
+        crate::report::human::count(running, "connection", "connections")
+    )
 }
 
 /// The probe, on the connection made first: a second connection is made and runs its
@@ -965,7 +1036,9 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             _ => Some(false),
         },
         client_cpu_us_per_transaction: cost.client_us_per_transaction,
-        server_cpu_us_per_transaction: cost.server_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server.us_per_transaction(),
+        server_cpu_ticks: cost.server.ticks(),
+        server_cpu: cost.server,
         connected_in_seconds: 0.0,
         peak_memory_bytes: None,
         errors: shared
@@ -975,6 +1048,7 @@ fn report(shared: &Shared, elapsed: Duration, job: Job) -> LoadReport {
             .clone(),
         exit_code: if verified { 0 } else { 1 },
         interrupted: false,
+        still_running: None,
         histograms: None,
     }
 }
@@ -1082,11 +1156,17 @@ mod merge_tests {
             one_at_a_time: None,
             client_cpu_us_per_transaction: Some(2.0),
             server_cpu_us_per_transaction: Some(1.0),
+            server_cpu_ticks: Some(10),
+            server_cpu: ServerCpu::Measured {
+                ticks: 10,
+                us_per_transaction: 1.0,
+            },
             connected_in_seconds: 0.5,
             peak_memory_bytes: Some(1000),
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
+            still_running: None,
             histograms: Some(Histograms {
                 exchange: serialize(&h),
                 connect: serialize(&h),
@@ -1120,6 +1200,30 @@ mod merge_tests {
         // neither worker's own p90 or p99 is it.
         let p = merged.latency_us.unwrap();
         assert!(p.p90 < 200 && p.p99 > 20_000, "{p:?}");
+    }
+
+    #[test]
+    fn an_interruption_counts_every_workers_unfinished_connections_once() {
+        let interrupted = |running: u64, other: &str| LoadReport {
+            errors: vec![interrupted_error(running), other.to_string()],
+            exit_code: 1,
+            verified: false,
+            still_running: Some(running),
+            ..part(&[100])
+        };
+        let merged = LoadReport::merge(vec![
+            interrupted(3, "connection refused"),
+            interrupted(3, "connection refused"),
+        ])
+        .unwrap();
+        assert!(merged.interrupted);
+        assert_eq!(
+            merged.errors,
+            [
+                "interrupted before the end, with 6 connections still running",
+                "connection refused"
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::addr::CONNECT_TIMEOUT;
 use crate::client::interval::{self, IntervalSink, Latency, Mark};
-use crate::cpu::CpuMeter;
+use crate::cpu::{CpuMeter, ServerCpu};
 use crate::error::{Error, IoContext, Result};
 use crate::server::Shutdown;
 
@@ -50,9 +50,12 @@ const CONNECTING_AT_ONCE: usize = 256;
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stop {
-    /// After this long (no request is sent after it).
+    /// After this long (no request is sent after it; the run lasts this long even
+    /// when a rate schedules its last request earlier).
     Duration(Duration),
-    /// After this many transactions in all, over every connection.
+    /// After this many transactions in all, over every connection (with a rate,
+    /// the run lasts until the end of the last request's slot, 1 / rate after it
+    /// was scheduled).
     Requests(u64),
 }
 
@@ -74,6 +77,8 @@ pub struct RrOptions {
     pub interval: Option<(Duration, IntervalSink)>,
     /// Stops the run when triggered (SIGINT, SIGTERM).
     pub interrupt: Shutdown,
+    /// Local addresses to connect from, in turn (empty: the kernel's choice).
+    pub sources: Vec<std::net::IpAddr>,
 }
 
 /// Fewest and most transactions any connection completed.
@@ -102,7 +107,8 @@ pub struct RrReport {
     pub in_flight: usize,
     /// Requests per second per connection, or null (as fast as it goes).
     pub rate_per_connection: Option<f64>,
-    /// From the start (every connection made) to the last reply.
+    /// From the start (every connection made) to the last reply or the end of the
+    /// schedule (see [`Stop`]), whichever is later; the rates are over it.
     pub seconds: f64,
     /// Transactions completed and verified.
     pub transactions: u64,
@@ -123,8 +129,15 @@ pub struct RrReport {
     pub fairness: Option<Fairness>,
     /// This process's CPU time per transaction, in microseconds.
     pub client_cpu_us_per_transaction: Option<f64>,
-    /// The server's, when it is a process on this machine; else null.
+    /// The server's, when it is a process on this machine that used at least
+    /// [`crate::cpu::MIN_TICKS`] clock ticks; else null.
     pub server_cpu_us_per_transaction: Option<f64>,
+    /// The clock ticks of CPU the server used, when it is a process on this
+    /// machine; else null.
+    pub server_cpu_ticks: Option<u64>,
+    /// The server's CPU, or why there is no figure (for the summary).
+    #[serde(skip)]
+    pub server_cpu: ServerCpu,
     /// The first few distinct errors.
     pub errors: Vec<String>,
     /// 0 when every transaction verified and no connection failed, else 1.
@@ -227,12 +240,19 @@ impl Shared {
 /// Runs the transactions against HOST:PORT and returns the report (see
 /// [`RrReport::failure`]). Fails only when the run cannot start.
 pub fn run(host: &str, port: u16, opts: RrOptions) -> Result<RrReport> {
-    super::load::on_runtime(host, port, |addr, peer| rr(addr, peer, opts))
+    let sources = opts.sources.clone();
+    super::load::on_runtime(host, port, &sources, |addr, peer| rr(addr, peer, opts))
 }
 
-async fn connect(addr: SocketAddr, peer: &str, turns: &Semaphore) -> Result<TcpStream> {
+async fn connect(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    peer: &str,
+    turns: &Semaphore,
+) -> Result<TcpStream> {
     let _turn = turns.acquire().await.expect("never closed");
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+    let attempt = super::load::connect_from(addr, source);
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Ok(Ok(stream)) => {
             // Each request goes out at once, not held back for the last one's ACK.
             let _ = stream.set_nodelay(true);
@@ -274,7 +294,9 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
     let mut connecting = tokio::task::JoinSet::new();
     for i in 0..n {
         let (peer, turns) = (shared.peer.clone(), Arc::clone(&turns));
-        connecting.spawn(async move { (i, connect(addr, &peer, &turns).await) });
+        let sources = &shared.opts.sources;
+        let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+        connecting.spawn(async move { (i, connect(addr, source, &peer, &turns).await) });
     }
     let mut streams = Vec::with_capacity(n);
     let interrupt = shared.opts.interrupt.clone();
@@ -398,7 +420,9 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
             max_transactions: counts.iter().copied().max().unwrap_or(0),
         }),
         client_cpu_us_per_transaction: cost.client_us_per_transaction,
-        server_cpu_us_per_transaction: cost.server_us_per_transaction,
+        server_cpu_us_per_transaction: cost.server.us_per_transaction(),
+        server_cpu_ticks: cost.server.ticks(),
+        server_cpu: cost.server,
         errors,
         exit_code: if verified { 0 } else { 1 },
         interrupted,
@@ -434,7 +458,13 @@ async fn connection(
             let from = match opts.rate {
                 Some(rate) => {
                     let at = started + Duration::from_secs_f64(n as f64 / rate);
-                    if deadline.is_some_and(|d| at >= d) {
+                    if let Some(d) = deadline.filter(|d| at >= *d) {
+                        // The schedule has no request left before the end: the
+                        // run still lasts its duration, the rate measured over it.
+                        tokio::select! {
+                            () = tokio::time::sleep_until(d.into()) => {}
+                            () = opts.interrupt.wait() => {}
+                        }
                         break;
                     }
                     // The timer wakes up to a millisecond late: aim that much early,

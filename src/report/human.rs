@@ -31,6 +31,16 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Events per second, with decimals where they matter: `7825`, `12.5`, `0.50`
+/// (never `0` for a rate that is not nothing).
+pub fn per_second(rate: f64) -> String {
+    match rate {
+        r if r >= 100.0 => format!("{r:.0}"),
+        r if r >= 10.0 => format!("{r:.1}"),
+        r => format!("{r:.2}"),
+    }
+}
+
 /// Seconds with millisecond precision, e.g. `1.234 s`.
 pub fn seconds(elapsed: Duration) -> String {
     format!("{:.3} s", elapsed.as_secs_f64())
@@ -46,5 +56,14 @@ mod tests {
         assert_eq!(bytes(1536), "1.50 KiB");
         assert_eq!(bytes(1 << 30), "1.00 GiB");
         assert_eq!(rate(1 << 20, Duration::from_millis(500)), "2.00 MiB/s");
+    }
+
+    #[test]
+    fn small_rates_keep_their_decimals() {
+        assert_eq!(per_second(0.5), "0.50");
+        assert_eq!(per_second(1.5), "1.50");
+        assert_eq!(per_second(12.34), "12.3");
+        assert_eq!(per_second(7825.4), "7825");
+        assert_eq!(per_second(0.0), "0.00");
     }
 }

@@ -37,9 +37,9 @@ pub fn line(i: &Interval) -> String {
     );
     if i.transactions > 0 || i.latency_us.is_some() {
         line.push_str(&format!(
-            "; {} ({:.0}/s), latency {}",
+            "; {} ({}/s), latency {}",
             human::count(i.transactions, "transaction", "transactions"),
-            i.transactions_per_sec,
+            human::per_second(i.transactions_per_sec),
             latency(i.latency_us)
         ));
     }

@@ -32,12 +32,12 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
         None => "n/a".into(),
     };
     let mut lines = vec![format!(
-        "{} ({} failed), {} in {:.3} s ({:.0}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}; CPU per exchange {} here, {} at the server",
+        "{} ({} failed), {} in {:.3} s ({}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}; CPU per exchange {} here, {}",
         count(r.connections, "connection"),
         r.failed,
         count(r.exchanges, "exchange"),
         r.seconds,
-        r.exchanges_per_sec,
+        human::per_second(r.exchanges_per_sec),
         count(r.bytes_sent, "byte"),
         count(r.bytes_received, "byte"),
         human::bytes(r.goodput_bytes_per_sec as u64),
@@ -47,7 +47,7 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
             ", NOT all verified"
         },
         crate::report::rr::cpu(r.client_cpu_us_per_transaction),
-        crate::report::rr::cpu(r.server_cpu_us_per_transaction),
+        crate::report::rr::server_cpu(&r.server_cpu, "exchange"),
     )];
     if r.one_at_a_time == Some(true) {
         lines.push(format!(
@@ -108,11 +108,14 @@ mod tests {
             one_at_a_time: None,
             client_cpu_us_per_transaction: None,
             server_cpu_us_per_transaction: None,
+            server_cpu_ticks: None,
+            server_cpu: Default::default(),
             connected_in_seconds: 0.0,
             peak_memory_bytes: None,
             errors: Vec::new(),
             exit_code: 0,
             interrupted: false,
+            still_running: None,
             histograms: None,
         }
     }

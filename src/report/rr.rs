@@ -2,6 +2,7 @@
 //! fairness, CPU per transaction.
 
 use crate::client::rr::RrReport;
+use crate::cpu::ServerCpu;
 use crate::report::human;
 use crate::report::intervals::latency;
 
@@ -10,16 +11,33 @@ pub fn cpu(us: Option<f64>) -> String {
     us.map_or("n/a".into(), |us| format!("{us:.1} µs"))
 }
 
+/// The server's CPU per `noun` ("exchange", "transaction"), or why there is no
+/// figure: "12.3 µs at the server", "n/a at the server (...)".
+pub fn server_cpu(server: &ServerCpu, noun: &str) -> String {
+    match server {
+        ServerCpu::Measured {
+            us_per_transaction, ..
+        } => format!("{us_per_transaction:.1} µs at the server"),
+        ServerCpu::NoTransactions { .. } => format!("n/a at the server (no {noun} completed)"),
+        ServerCpu::TooShort { ticks } => format!(
+            "n/a at the server: too short to measure ({})",
+            human::count(*ticks, "tick", "ticks")
+        ),
+        ServerCpu::NotLocal => "n/a at the server (not a process on this machine)".into(),
+        ServerCpu::OverWorkers => "n/a at the server (not measured over worker processes)".into(),
+    }
+}
+
 /// The summary: a line of figures, then fairness and CPU.
 pub fn summary(r: &RrReport) -> Vec<String> {
     let mut lines = vec![format!(
-        "{} ({} failed), {} of {} in {:.3} s ({:.0}/s){}, {} in flight per connection, {}; latency {}{}",
+        "{} ({} failed), {} of {} in {:.3} s ({}/s){}, {} in flight per connection, {}; latency {}{}",
         human::count(r.connections, "connection", "connections"),
         r.failed,
         human::count(r.transactions, "transaction", "transactions"),
         human::count(r.request_bytes, "byte", "bytes"),
         r.seconds,
-        r.transactions_per_sec,
+        human::per_second(r.transactions_per_sec),
         r.rate_per_connection
             .map_or(String::new(), |rate| format!(" at {rate}/s per connection")),
         r.in_flight,
@@ -42,14 +60,35 @@ pub fn summary(r: &RrReport) -> Vec<String> {
         )
     });
     lines.push(format!(
-        "Fairness: {fairness}; CPU per transaction: {} here, {} at the server{}",
+        "Fairness: {fairness}; CPU per transaction: {} here, {}",
         cpu(r.client_cpu_us_per_transaction),
-        cpu(r.server_cpu_us_per_transaction),
-        if r.server_cpu_us_per_transaction.is_none() {
-            " (not a process on this machine)"
-        } else {
-            ""
-        }
+        server_cpu(&r.server_cpu, "transaction"),
     ));
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_server_with_too_few_ticks_or_no_transaction_is_not_called_remote() {
+        let said = |s| server_cpu(&s, "transaction");
+        assert_eq!(
+            said(ServerCpu::TooShort { ticks: 0 }),
+            "n/a at the server: too short to measure (0 ticks)"
+        );
+        assert_eq!(
+            said(ServerCpu::NoTransactions { ticks: 3 }),
+            "n/a at the server (no transaction completed)"
+        );
+        assert_eq!(
+            said(ServerCpu::Measured {
+                ticks: 20,
+                us_per_transaction: 4.25
+            }),
+            "4.2 µs at the server"
+        );
+        assert!(said(ServerCpu::NotLocal).contains("not a process on this machine"));
+    }
 }
