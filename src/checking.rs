@@ -56,28 +56,48 @@ fn role_name(role: CheckRole) -> &'static str {
     }
 }
 
-/// Runs the check, printing as it goes.
-pub fn run(asked: Asked, console: &Console) -> tcplab::Result<()> {
-    let json = asked.json;
-    let service = service_of(asked.service);
-    let role = role_name(asked.role);
-    let result = run_checked(asked, service, console);
-    match result {
-        // An autograder still gets its results file: one failed test that says why
-        // nothing could be probed.
-        Err(e) if json && !matches!(e, tcplab::Error::CheckFailed(_)) => {
-            console.say(report::json::pretty(&report::check::gradescope_error(
-                service.name(),
-                role,
-                &e.to_string(),
-            )));
-            Err(e)
-        }
-        other => other,
+/// A check whose score is not full: each probe was said on standard output; the
+/// error line is the report's last line (exit status 1).
+#[derive(Debug)]
+pub struct NotFull(check::Tally);
+
+impl std::fmt::Display for NotFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
-fn run_checked(asked: Asked, service: Service, console: &Console) -> tcplab::Result<()> {
+impl std::error::Error for NotFull {}
+
+/// Runs the check, printing as it goes.
+pub fn run(asked: Asked, console: &Console) -> anyhow::Result<()> {
+    let json = asked.json;
+    let service = service_of(asked.service);
+    let role = role_name(asked.role);
+    match run_checked(asked, service, console) {
+        Ok(Some(tally)) => Err(NotFull(tally).into()),
+        Ok(None) => Ok(()),
+        // An autograder still gets its results file: one failed test that says why
+        // nothing could be probed.
+        Err(e) => {
+            if json {
+                console.say(report::json::pretty(&report::check::gradescope_error(
+                    service.name(),
+                    role,
+                    &e.to_string(),
+                )));
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// The tally when the score is not full.
+fn run_checked(
+    asked: Asked,
+    service: Service,
+    console: &Console,
+) -> tcplab::Result<Option<check::Tally>> {
     let opts = CheckOptions {
         timeout: Duration::from_secs_f64(asked.timeout),
         max_bytes: asked.max_bytes,
@@ -156,10 +176,7 @@ fn run_checked(asked: Asked, service: Service, console: &Console) -> tcplab::Res
         true => console.say(report::json::pretty(&report::check::gradescope(&report))),
         false => console.say(report::check::summary(&report.tally())),
     }
-    match report.passed() {
-        true => Ok(()),
-        false => Err(tcplab::Error::CheckFailed(report.tally())),
-    }
+    Ok((!report.passed()).then(|| report.tally()))
 }
 
 /// The first SIGINT or SIGTERM: kills the program under test, writes the results

@@ -185,10 +185,6 @@ pub enum Error {
         /// What went wrong.
         why: String,
     },
-    /// `tcplab check` did not give the full score (each probe said on standard
-    /// output): the same count as the report's last line.
-    #[error("{0}")]
-    CheckFailed(crate::check::Tally),
     /// The user stopped the run (SIGINT or SIGTERM) before it finished.
     #[error("interrupted before the end; the report says how far it got")]
     Interrupted,

@@ -35,6 +35,28 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
+        Command::Check {
+            service,
+            role,
+            host,
+            port,
+            command,
+            json,
+            timeout,
+            max_bytes,
+        } => checking::run(
+            checking::Asked {
+                service,
+                role,
+                host,
+                port,
+                command,
+                json,
+                timeout,
+                max_bytes,
+            },
+            &Console::stdio(),
+        ),
         Command::Completions { shell } => print_completions(shell),
         Command::Man { dir } => man_pages(dir.as_deref()),
         command => run(command).map_err(anyhow::Error::from),
@@ -246,29 +268,10 @@ fn run(command: Command) -> tcplab::Result<()> {
                 Ok(())
             }
         },
-        Command::Check {
-            service,
-            role,
-            host,
-            port,
-            command,
-            json,
-            timeout,
-            max_bytes,
-        } => checking::run(
-            checking::Asked {
-                service,
-                role,
-                host,
-                port,
-                command,
-                json,
-                timeout,
-                max_bytes,
-            },
-            &console,
-        ),
-        Command::Demo(_) | Command::Completions { .. } | Command::Man { .. } => {
+        Command::Demo(_)
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Check { .. } => {
             unreachable!("run from main")
         }
     }
