@@ -617,3 +617,105 @@ fn probes_that_could_not_be_made_are_not_measured_and_score_nothing() {
         )
         .assert_stderr_has("1 of 3 probes failed");
 }
+
+/// The process group of process `pid` (field 5 of /proc/PID/stat).
+fn process_group(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2).map(String::from)
+}
+
+/// The processes of group `pgid`.
+fn group_members(pgid: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.parse::<u32>().is_ok() && process_group(pid).as_deref() == Some(pgid))
+        .collect()
+}
+
+/// Each process's id and arguments.
+fn processes() -> Vec<(String, Vec<String>)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args = String::from_utf8_lossy(&cmdline)
+                .split_terminator('\0')
+                .map(String::from)
+                .collect();
+            Some((e.file_name().into_string().ok()?, args))
+        })
+        .collect()
+}
+
+#[test]
+fn a_check_killed_with_sigkill_leaves_no_process_of_its_program_behind() {
+    // The server under a shell, with a child of its own (a marker `sleep`), all in
+    // the program's process group.
+    let marker = format!("{}.75", 6000 + std::process::id() % 1000);
+    let script = format!("sleep {marker} & exec python3 {GRADED} simple {{port}} {marker}");
+    let mut child = crate::util::tcplab()
+        .args([
+            "check",
+            "simple",
+            "server",
+            "--timeout",
+            "10",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the server listens (bounded): its port is in its command line.
+    let mut group = None;
+    for _ in 0..500 {
+        let listening =
+            processes()
+                .into_iter()
+                .find(|(_, args)| match args.iter().position(|a| a == GRADED) {
+                    Some(at) => {
+                        args[at + 1..].get(2) == Some(&marker)
+                            && args[at + 1..]
+                                .get(1)
+                                .and_then(|p| p.parse().ok())
+                                .is_some_and(|port: u16| {
+                                    tcplab::observe::table::on_port(port)
+                                        .iter()
+                                        .any(|row| row.state == "LISTEN")
+                                })
+                    }
+                    None => false,
+                });
+        if let Some((pid, _)) = listening {
+            group = process_group(&pid);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let group = group.expect("the server never listened");
+    assert!(
+        group_members(&group).len() >= 2,
+        "the server and its sleep: {:?}",
+        group_members(&group)
+    );
+    child.kill().unwrap(); // SIGKILL: no handler of tcplab's runs
+    child.wait().unwrap();
+    // SIGKILL is delivered at once, but a process takes a moment to go (bounded).
+    for _ in 0..250 {
+        if group_members(&group).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        group_members(&group).is_empty(),
+        "left behind in group {group}: {:?}",
+        group_members(&group)
+    );
+}
