@@ -719,3 +719,99 @@ fn a_check_killed_with_sigkill_leaves_no_process_of_its_program_behind() {
         group_members(&group)
     );
 }
+
+/// Kills the processes of `graded.py hold PORT MARKER` left listening by a test.
+fn kill_holders(marker: &str) {
+    for (pid, args) in processes() {
+        if args.iter().any(|a| a == GRADED)
+            && args.iter().any(|a| a == "hold")
+            && args.last().map(String::as_str) == Some(marker)
+        {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
+#[test]
+fn a_server_is_never_graded_against_another_process_on_its_port() {
+    // Each time it is started, the program puts another process (a correct
+    // server, in a process group of its own) on its port and never listens itself.
+    let marker = format!("never-graded-{}", std::process::id());
+    let script =
+        format!("python3 {GRADED} hold {{port}} {marker}; echo 'no server of mine' >&2; exit 1");
+    let out = check_program("simple", "server", &[], &["sh", "-c", &script]);
+    kill_holders(&marker);
+    out.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("never listened on port")
+        .assert_stderr_has("another process listens there, and was not probed")
+        .assert_stderr_has(": no server of mine");
+    assert!(
+        !out.stdout.contains('✓') && !out.stdout.contains('✗'),
+        "nothing may be graded: {out}"
+    );
+}
+
+#[test]
+fn a_server_whose_port_another_process_took_is_started_again_on_another() {
+    // The first time, another process takes its port just before it binds, and it
+    // dies with "Address already in use"; then it is a correct server.
+    let marker = format!("port-taken-{}", std::process::id());
+    let flag = std::env::temp_dir().join(format!("tcplab-check-{marker}"));
+    let _ = std::fs::remove_file(&flag);
+    let script = format!(
+        "test -e {flag} || {{ touch {flag}; python3 {GRADED} hold {{port}} {marker}; }}; exec python3 {GRADED} simple {{port}}",
+        flag = flag.display()
+    );
+    let out = check_program("simple", "server", &[], &["sh", "-c", &script]);
+    kill_holders(&marker);
+    let _ = std::fs::remove_file(&flag);
+    out.assert_ok();
+    assert!(failed(&out).is_empty(), "{out}");
+    // It printed the probes' own ports: they reached it, not the other process.
+    out.assert_stdout_has("✓ prints its socket names");
+    assert!(
+        !out.stdout.contains("already in use") && !out.stderr.contains("already in use"),
+        "the retry is not the user's business: {out}"
+    );
+}
+
+#[test]
+fn six_checks_in_parallel_each_grade_their_own_server_even_on_one_first_port() {
+    // As README's `xargs -P 6` loop, and every check first given the same port:
+    // one program gets it, the five others find it taken and move to free ports.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let checks: Vec<_> = (0..6)
+        .map(|_| {
+            let port = port.clone();
+            std::thread::spawn(move || {
+                let mut cmd = crate::util::tcplab();
+                cmd.env("TCPLAB_CHECK_PORT", &port).args([
+                    "check",
+                    "simple",
+                    "server",
+                    "--timeout",
+                    "10",
+                    "--",
+                    "python3",
+                    GRADED,
+                    "simple",
+                    "{port}",
+                ]);
+                crate::util::run(cmd)
+            })
+        })
+        .collect();
+    for check in checks {
+        let out = check.join().unwrap();
+        out.assert_ok();
+        assert!(failed(&out).is_empty(), "{out}");
+        // Only its own program printed the ports of its own probes.
+        out.assert_stdout_has("✓ prints its socket names");
+    }
+}

@@ -61,6 +61,15 @@ pub struct Program {
     shown: String,
 }
 
+/// How a wait for a program's listener ended without one.
+enum NotListening {
+    /// It exited while a process outside its group listened on its port: the
+    /// port was taken, and another one may do.
+    PortTaken(Error),
+    /// Anything else.
+    Failed(Error),
+}
+
 /// The least time a program is given to start listening.
 pub const STARTUP: Duration = Duration::from_secs(20);
 
@@ -278,36 +287,126 @@ impl Program {
             .text()
     }
 
-    /// Waits until something listens on 127.0.0.1:`port` (seen in the kernel's
-    /// socket table: no connection is made, which a fragile server might not
-    /// survive), for at most `timeout` or [`STARTUP`], whichever is longer: a
-    /// program may take seconds to start on a busy machine. Fails if the program
-    /// exits first, or listens on that port only where 127.0.0.1 cannot reach it.
+    /// Starts `template` as a server on a free loopback port (the first one from
+    /// `TCPLAB_CHECK_PORT` when that is set: for tests that make programs share or
+    /// lose a port, not a user option) and waits until it listens there (see
+    /// [`Program::wait_listening`]). A program that exits while another process
+    /// holds its port (another check's program, run in parallel, took it first)
+    /// is started again on another free port, a few times, saying nothing unless
+    /// every try fails. Returns the program and its port.
+    pub fn start_server(
+        template: &[String],
+        host: &str,
+        bytes: u64,
+        timeout: Duration,
+    ) -> Result<(Program, u16)> {
+        const TRIES: usize = 4;
+        let forced = std::env::var("TCPLAB_CHECK_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok());
+        let mut taken = None;
+        for attempt in 0..TRIES {
+            let port = match (attempt, forced) {
+                (0, Some(port)) => port,
+                _ => super::free_port()?,
+            };
+            let mut program = Program::start(template, host, port, bytes)?;
+            match program.wait_own_listener(port, timeout) {
+                Ok(()) => return Ok((program, port)),
+                Err(NotListening::PortTaken(e)) => taken = Some(e),
+                Err(NotListening::Failed(e)) => return Err(e),
+            }
+        }
+        Err(taken.expect("at least one try"))
+    }
+
+    /// Waits until it listens on 127.0.0.1:`port`, for at most `timeout` or
+    /// [`STARTUP`], whichever is longer: a program may take seconds to start on a
+    /// busy machine. A socket listening there counts only when a process of the
+    /// program's group holds it (from the kernel's socket table and `/proc`: no
+    /// connection is made, which a fragile server might not survive); anything
+    /// else on the port is not the program and is never probed. Fails if the
+    /// program exits first, or listens on that port only where 127.0.0.1 cannot
+    /// reach it.
     pub fn wait_listening(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout.max(STARTUP);
+        self.wait_own_listener(port, timeout).map_err(|e| match e {
+            NotListening::PortTaken(e) | NotListening::Failed(e) => e,
+        })
+    }
+
+    fn wait_own_listener(
+        &mut self,
+        port: u16,
+        timeout: Duration,
+    ) -> std::result::Result<(), NotListening> {
+        let startup = timeout.max(STARTUP);
+        let deadline = Instant::now() + startup;
+        let mut foreign = false;
         loop {
-            let listening = listeners(port);
-            if listening.iter().any(|ip| reachable(*ip)) {
+            let (own, others) = self.listeners(port);
+            if own.iter().any(|ip| reachable(*ip)) {
                 return Ok(());
             }
-            if let Some(ip) = listening.first() {
-                return Err(self.failed(format!(
+            if let Some(ip) = own.first() {
+                return Err(NotListening::Failed(self.failed(format!(
                     "listens on port {port} only at {ip}, where tcplab's probes to 127.0.0.1 cannot reach it (does it use the {{host}} it was given?)"
-                )));
+                ))));
             }
+            foreign |= others > 0;
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.failed(format!(
-                    "exited ({status}) without listening on port {port}"
-                )));
+                // The listener that made it fail may have come since the look above.
+                foreign |= self.listeners(port).1 > 0;
+                return Err(match foreign {
+                    true => NotListening::PortTaken(self.never_listened(port, "")),
+                    false => NotListening::Failed(self.failed(format!(
+                        "exited ({status}) without listening on port {port}"
+                    ))),
+                });
             }
             if Instant::now() >= deadline {
-                return Err(self.failed(format!(
-                    "did not listen on port {port} within {} s",
-                    timeout.max(STARTUP).as_secs_f64()
-                )));
+                let within = format!(" within {} s", startup.as_secs_f64());
+                return Err(NotListening::Failed(self.never_listened(port, &within)));
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The addresses at which a process of its group listens on TCP `port`, and
+    /// how many sockets listen there held by no process of it.
+    fn listeners(&self, port: u16) -> (Vec<IpAddr>, usize) {
+        let pgid = self.child.id();
+        let (own, others): (Vec<_>, Vec<_>) = crate::observe::table::on_port(port)
+            .into_iter()
+            .filter(|row| row.state == "LISTEN")
+            .partition(|row| crate::observe::owners::held_by_group(row.inode, pgid));
+        (own.iter().map(|row| row.local.ip()).collect(), others.len())
+    }
+
+    /// "never listened on port P: its last words", saying so when another
+    /// process listens there (what tcplab did not probe).
+    fn never_listened(&self, port: u16, within: &str) -> Error {
+        let held = match self.listeners(port).1 {
+            0 => "",
+            _ => " (another process listens there, and was not probed)",
+        };
+        Error::ProgramFailed {
+            command: self.shown.clone(),
+            why: format!(
+                "never listened on port {port}{within}{held}: {}",
+                self.last_words()
+                    .unwrap_or_else(|| "it printed nothing".into())
+            ),
+        }
+    }
+
+    /// The last line of its standard error (where a crash is told), else of all
+    /// it printed.
+    fn last_words(&self) -> Option<String> {
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
+        let printed = self.printed();
+        super::last_line(&errors)
+            .or_else(|| super::last_line(&printed))
+            .map(super::shorten)
     }
 
     /// Waits, for at most `timeout`, for it to exit; `None` when it is still running.
@@ -359,12 +458,7 @@ impl Program {
             self.wait_exit(grace);
         }
         self.kill();
-        let printed = self.printed();
-        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
-        let last = super::last_line(&errors)
-            .or_else(|| super::last_line(&printed))
-            .map(super::shorten);
-        (printed, last)
+        (self.printed(), self.last_words())
     }
 
     fn kill(&mut self) {
@@ -403,15 +497,6 @@ fn find_program(name: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|p| runnable(p))
-}
-
-/// The addresses at which sockets listen on TCP `port`, IPv4 and IPv6.
-fn listeners(port: u16) -> Vec<IpAddr> {
-    crate::observe::table::on_port(port)
-        .into_iter()
-        .filter(|row| row.state == "LISTEN")
-        .map(|row| row.local.ip())
-        .collect()
 }
 
 /// True when a connection to 127.0.0.1 reaches a socket listening at `ip`.

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use super::program::Program;
 use super::{
-    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, free_port, human_bytes, read_bounded,
-    repr_short,
+    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, human_bytes, read_bounded, repr_short,
 };
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
@@ -55,9 +54,7 @@ pub fn check_command(
     opts: &CheckOptions,
 ) -> Result<CheckReport> {
     let host = "127.0.0.1";
-    let port = free_port()?;
-    let mut program = Program::start(command, host, port, 64)?;
-    program.wait_listening(port, opts.timeout)?;
+    let (mut program, port) = Program::start_server(command, host, 64, opts.timeout)?;
     let target = Target::new(host, port, opts);
     let mut probes = probes(service, &target);
     target.reached()?;

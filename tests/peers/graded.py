@@ -14,6 +14,13 @@ Servers (one client at a time on 127.0.0.1 until killed; they print
     graded.py SERVICE PORT --bug v6only     listens on [::1] only, not 127.0.0.1
     graded.py SERVICE PORT --bug noreuse    (any service) no SO_REUSEADDR
 
+Another program on the port (not a student's: what tcplab must never grade):
+
+    graded.py hold PORT [MARKER]
+        listens on 127.0.0.1:PORT, then leaves in a session of its own (its own
+        process group) and exits: the listener serves the simple exchange
+        correctly, silently, for 30 s
+
 Clients (of 127.0.0.1 PORT):
 
     graded.py simple-client PORT [--bug recv16|noeof]
@@ -22,6 +29,8 @@ Clients (of 127.0.0.1 PORT):
         sends from a thread while it reads (no deadlock); nohalfclose: never
         calls shutdown(SHUT_WR)
 """
+import os
+import signal
 import socket
 import sys
 import threading
@@ -82,6 +91,25 @@ def lines(conn, bug):
             print(line)
 
 
+def hold(port):
+    sock = listen(port, None)
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    signal.alarm(30)
+    while True:
+        conn, _ = sock.accept()
+        try:
+            simple(conn, None)
+        except (EOFError, ConnectionError):
+            pass
+        finally:
+            conn.close()
+
+
 def simple_client(port, bug):
     sock = socket.create_connection(("127.0.0.1", port))
     print("Client has been assigned socket name", sock.getsockname())
@@ -130,6 +158,8 @@ def main():
     program, port = sys.argv[1], int(sys.argv[2])
     rest = sys.argv[3:]
     bug = rest[rest.index("--bug") + 1] if "--bug" in rest else None
+    if program == "hold":
+        return hold(port)
     if program == "simple-client":
         return simple_client(port, bug)
     if program == "uppercase-client":
