@@ -815,3 +815,36 @@ fn six_checks_in_parallel_each_grade_their_own_server_even_on_one_first_port() {
         out.assert_stdout_has("✓ prints its socket names");
     }
 }
+
+#[test]
+fn the_timeout_bounds_each_connection_attempt_of_a_check() {
+    // A listener whose accept queue is full: the kernel drops new handshakes, so a
+    // connection attempt gets no answer at all.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let _queued = std::net::TcpStream::connect(addr).unwrap();
+    tcplab_run(&[
+        "check",
+        "simple",
+        "server",
+        "127.0.0.1",
+        &addr.port().to_string(),
+        "--timeout",
+        "1",
+    ])
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has(&format!(
+        "could not connect to 127.0.0.1:{}: no answer after 1 s",
+        addr.port()
+    ));
+}

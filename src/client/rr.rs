@@ -244,7 +244,7 @@ async fn connect(addr: SocketAddr, peer: &str, turns: &Semaphore) -> Result<TcpS
         Ok(Err(e)) => Err(Error::io(format!("could not connect to {peer}"), e)),
         Err(_) => Err(Error::ConnectTimeout {
             addr: peer.into(),
-            secs: CONNECT_TIMEOUT.as_secs(),
+            secs: CONNECT_TIMEOUT.as_secs() as f64,
         }),
     }
 }
