@@ -423,10 +423,15 @@ fn line_clients_must_send_their_input_then_close() {
         out.assert_ok();
         assert!(failed(&out).is_empty(), "{command:?}: {out}");
     }
-    check_program("lines", "client", &[], &["sh", "-c", "echo hello"])
-        .assert_code(1)
-        .assert_one_error_line()
-        .assert_stderr_has("never connected to the address it was given");
+    check_program(
+        "lines",
+        "client",
+        &[],
+        &["sh", "-c", "echo hello", "{port}"],
+    )
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has("never connected to the address it was given");
 }
 
 #[test]
@@ -847,4 +852,19 @@ fn the_timeout_bounds_each_connection_attempt_of_a_check() {
         "could not connect to 127.0.0.1:{}: no answer after 1 s",
         addr.port()
     ));
+}
+
+#[test]
+fn a_command_without_a_port_is_a_usage_error_before_anything_starts() {
+    let flag = std::env::temp_dir().join(format!("tcplab-no-port-{}", std::process::id()));
+    let touch = format!("touch {}", flag.display());
+    for role in ["server", "client"] {
+        check_program("simple", role, &[], &["sh", "-c", &touch])
+            .assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(
+                "the command never receives a port: put {port} where it takes the port",
+            );
+        assert!(!flag.exists(), "{role}: the command was run");
+    }
 }

@@ -175,7 +175,8 @@ impl Program {
     }
 
     /// Starts `template` with its placeholders replaced, with `input` (when given)
-    /// on its standard input, then end of file.
+    /// on its standard input, then end of file. A template without `{port}` is a
+    /// usage error, said before anything starts.
     pub fn start_with_input(
         template: &[String],
         host: &str,
@@ -183,6 +184,12 @@ impl Program {
         bytes: u64,
         input: Option<Vec<u8>>,
     ) -> Result<Program> {
+        if !template.is_empty() && !template.iter().any(|a| a.contains("{port}")) {
+            // Without it the program cannot know where to listen or connect.
+            return Err(Error::Usage(
+                "the command never receives a port: put {port} where it takes the port, e.g. -- python3 tcp_simple.py server {host} {port}".into(),
+            ));
+        }
         let args: Vec<String> = template
             .iter()
             .map(|a| {
