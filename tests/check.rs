@@ -431,7 +431,7 @@ fn line_clients_must_send_their_input_then_close() {
     )
     .assert_code(1)
     .assert_one_error_line()
-    .assert_stderr_has("never connected to the address it was given");
+    .assert_stderr_has("(the {host} {port} it was given)");
 }
 
 #[test]
@@ -867,4 +867,24 @@ fn a_command_without_a_port_is_a_usage_error_before_anything_starts() {
             );
         assert!(!flag.exists(), "{role}: the command was run");
     }
+}
+
+#[test]
+fn a_client_that_never_connects_is_told_the_address_it_was_given() {
+    let out = check_program(
+        "simple",
+        "client",
+        &[],
+        &["sh", "-c", "echo \"given $0\"", "{port}"],
+    );
+    out.assert_code(1).assert_one_error_line();
+    let port = out
+        .stderr
+        .split("its last line: given ")
+        .nth(1)
+        .and_then(|rest| rest.trim().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("the port it was given: {out}"));
+    out.assert_stderr_has(&format!(
+        "never connected to 127.0.0.1 {port} (the {{host}} {{port}} it was given)"
+    ));
 }
