@@ -198,9 +198,12 @@ fn a_server_without_so_reuseaddr_fails_on_the_restart_probe_only() {
 #[test]
 fn a_command_that_does_not_start_or_never_listens_is_one_clear_line() {
     for (command, says) in [
-        (vec!["no-such-program-for-tcplab"], "could not be started"),
         (
-            vec!["sh", "-c", "echo bye; exit 3"],
+            vec!["no-such-program-for-tcplab", "{port}"],
+            "could not be started",
+        ),
+        (
+            vec!["sh", "-c", "echo bye; exit 3", "{port}"],
             "exited (exit status: 3) without listening",
         ),
     ] {
@@ -585,7 +588,7 @@ fn with_json_a_program_that_cannot_be_checked_still_gets_a_results_file() {
         "simple",
         "server",
         &["--json"],
-        &["no-such-program-for-tcplab"],
+        &["no-such-program-for-tcplab", "{port}"],
     );
     out.assert_code(1).assert_stderr_has("could not be started");
     let results: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
