@@ -8,6 +8,7 @@
 //! socket listening on its port is held by a process of its group: never another
 //! program that happens to hold the port.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
@@ -349,8 +350,10 @@ impl Program {
         let startup = timeout.max(STARTUP);
         let deadline = Instant::now() + startup;
         let mut foreign = false;
+        // A socket found held outside the group stays so: not looked up again.
+        let mut others = HashSet::new();
         loop {
-            let (own, others) = self.listeners(port);
+            let own = self.listeners(port, &mut others);
             if own.iter().any(|ip| reachable(*ip)) {
                 return Ok(());
             }
@@ -359,10 +362,11 @@ impl Program {
                     "listens on port {port} only at {ip}, where tcplab's probes to 127.0.0.1 cannot reach it (does it use the {{host}} it was given?)"
                 ))));
             }
-            foreign |= others > 0;
+            foreign |= !others.is_empty();
             if let Ok(Some(status)) = self.child.try_wait() {
                 // The listener that made it fail may have come since the look above.
-                foreign |= self.listeners(port).1 > 0;
+                self.listeners(port, &mut others);
+                foreign |= !others.is_empty();
                 return Err(match foreign {
                     true => NotListening::PortTaken(self.never_listened(port, "")),
                     false => NotListening::Failed(self.failed(format!(
@@ -378,23 +382,34 @@ impl Program {
         }
     }
 
-    /// The addresses at which a process of its group listens on TCP `port`, and
-    /// how many sockets listen there held by no process of it.
-    fn listeners(&self, port: u16) -> (Vec<IpAddr>, usize) {
+    /// The addresses at which a process of its group listens on TCP `port`;
+    /// the inodes of the sockets listening there held by no process of it are
+    /// added to `others`.
+    fn listeners(&self, port: u16, others: &mut HashSet<u64>) -> Vec<IpAddr> {
         let pgid = self.child.id();
-        let (own, others): (Vec<_>, Vec<_>) = crate::observe::table::on_port(port)
-            .into_iter()
-            .filter(|row| row.state == "LISTEN")
-            .partition(|row| crate::observe::owners::held_by_group(row.inode, pgid));
-        (own.iter().map(|row| row.local.ip()).collect(), others.len())
+        let mut own = Vec::new();
+        for row in crate::observe::table::on_port(port) {
+            if row.state != "LISTEN" || others.contains(&row.inode) {
+                continue;
+            }
+            match crate::observe::owners::held_by_group(row.inode, pgid) {
+                true => own.push(row.local.ip()),
+                false => {
+                    others.insert(row.inode);
+                }
+            }
+        }
+        own
     }
 
     /// "never listened on port P: its last words", saying so when another
     /// process listens there (what tcplab did not probe).
     fn never_listened(&self, port: u16, within: &str) -> Error {
-        let held = match self.listeners(port).1 {
-            0 => "",
-            _ => " (another process listens there, and was not probed)",
+        let mut others = HashSet::new();
+        self.listeners(port, &mut others);
+        let held = match others.is_empty() {
+            true => "",
+            false => " (another process listens there, and was not probed)",
         };
         Error::ProgramFailed {
             command: self.shown.clone(),
