@@ -240,17 +240,17 @@ impl<'a> Target<'a> {
 
     /// A new connection whose every read and write gives up after the timeout.
     fn connect(&self) -> io::Result<TcpStream> {
-        let stream =
-            addr::connect_within(self.host, self.port, self.opts.timeout).map_err(|e| {
-                let text = e.to_string();
-                if matches!(
-                    e,
-                    Error::ConnectionRefused { .. } | Error::ConnectTimeout { .. }
-                ) {
-                    self.unreachable.set(Some(e));
-                }
-                io::Error::other(text)
-            })?;
+        let timeout = self.opts.timeout;
+        let stream = addr::connect_within(self.host, self.port, timeout).map_err(|e| {
+            let text = e.to_string();
+            if matches!(
+                e,
+                Error::ConnectionRefused { .. } | Error::ConnectTimeout { .. }
+            ) {
+                self.unreachable.set(Some(e));
+            }
+            io::Error::other(text)
+        })?;
         stream.set_read_timeout(Some(self.opts.timeout))?;
         stream.set_write_timeout(Some(self.opts.timeout))?;
         self.connected.set(true);
