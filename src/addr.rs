@@ -150,6 +150,11 @@ fn bind_error(addr: SocketAddr, e: io::Error, reuse_address: bool) -> Error {
 /// Connects to HOST:PORT, trying each address the host resolves to. A blank HOST
 /// means this machine (127.0.0.1).
 pub fn connect(host: &str, port: u16) -> Result<TcpStream> {
+    connect_within(host, port, CONNECT_TIMEOUT)
+}
+
+/// [`connect`], waiting at most `timeout` for each address's handshake.
+pub fn connect_within(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
     let shown = host_port(host, port);
     let addrs = if is_every_interface(host) {
         vec![SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)]
@@ -158,7 +163,7 @@ pub fn connect(host: &str, port: u16) -> Result<TcpStream> {
     };
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => return Ok(stream),
             Err(e) => last = Some(e),
         }
@@ -168,7 +173,7 @@ pub fn connect(host: &str, port: u16) -> Result<TcpStream> {
         io::ErrorKind::ConnectionRefused => Error::ConnectionRefused { addr: shown },
         io::ErrorKind::TimedOut => Error::ConnectTimeout {
             addr: shown,
-            secs: CONNECT_TIMEOUT.as_secs(),
+            secs: timeout.as_secs_f64(),
         },
         _ => Error::io(format!("could not connect to {shown}"), e),
     })

@@ -14,11 +14,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::observe::sockdiag;
-
-/// Most `/proc` entries looked at in one scan: a bound on the work, not a limit
-/// any real machine reaches.
-const MAX_PROCESSES: usize = 100_000;
+use crate::observe::owners::{self, pids};
+use crate::observe::{sockdiag, table};
 /// Fewest clock ticks (`/proc/PID/stat`'s unit, 10 ms at 100 Hz) a server's CPU
 /// time must come to for a figure: fewer is within a tick or two of nothing, a
 /// figure off by 10% or more (and 0 ticks would read "0.0 µs").
@@ -67,8 +64,8 @@ impl ServerProcess {
         // yet (TCP_DEFER_ACCEPT holds a connection until data comes). Without a
         // listener on the port (a socket handed over), the connection's owner.
         let pid = listener_inode(peer.port())
-            .and_then(owner_of_socket)
-            .or_else(|| owner_of_socket(inode))?;
+            .and_then(owners::holder)
+            .or_else(|| owners::holder(u64::from(inode)))?;
         (pid != std::process::id()).then_some(())?;
         Some(ServerProcess {
             pid,
@@ -215,57 +212,13 @@ impl CpuMeter {
     }
 }
 
-/// The process whose descriptors include socket `inode`.
-fn owner_of_socket(inode: u32) -> Option<u32> {
-    if inode == 0 {
-        return None;
-    }
-    let wanted = format!("socket:[{inode}]");
-    for pid in pids() {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == &*wanted) {
-                return Some(pid);
-            }
-        }
-    }
-    None
-}
-
 /// The inode of a socket listening on TCP `port` (any address), from the
 /// kernel's tables `/proc/net/tcp` and `/proc/net/tcp6`.
-fn listener_inode(port: u16) -> Option<u32> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .find_map(|table| {
-            let text = std::fs::read_to_string(table).ok()?;
-            text.lines()
-                .skip(1)
-                .find_map(|line| listening_on(line, port))
-        })
-}
-
-/// The inode of one `/proc/net/tcp` line's socket when it listens on `port`.
-fn listening_on(line: &str, port: u16) -> Option<u32> {
-    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
-    let listening = *fields.get(3)? == "0A";
-    (listening && local_port == port)
-        .then(|| fields.get(9)?.parse().ok())
-        .flatten()
-}
-
-/// The process ids in `/proc`, at most [`MAX_PROCESSES`].
-fn pids() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
+fn listener_inode(port: u16) -> Option<u64> {
+    table::on_port(port)
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .take(MAX_PROCESSES)
+        .find(|row| row.state == "LISTEN")
+        .map(|row| row.inode)
 }
 
 /// One process's parent and CPU time in clock ticks (user + system, its reaped
@@ -299,7 +252,7 @@ fn tree_cpu_ticks(root: u32) -> Option<u64> {
     let mut total = own;
     // Breadth first; each process is added once (a pid is in `tree` at most once).
     let mut i = 0;
-    while i < tree.len() && tree.len() <= MAX_PROCESSES {
+    while i < tree.len() {
         let parent = tree[i];
         for &(pid, ppid, t) in &all {
             if ppid == parent && pid != root && !tree.contains(&pid) {
@@ -323,15 +276,6 @@ mod tests {
         assert_eq!(ppid, 7);
         assert_eq!(ticks, 100);
         assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn a_listening_line_of_proc_net_tcp() {
-        let line = "   1: 0100007F:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(listening_on(line, 0x9c40), Some(123_456));
-        assert_eq!(listening_on(line, 80), None);
-        let established = line.replace(" 0A ", " 01 ");
-        assert_eq!(listening_on(&established, 0x9c40), None);
     }
 
     #[test]

@@ -28,8 +28,8 @@ pub enum Error {
     ConnectTimeout {
         /// The address as the user gave it.
         addr: String,
-        /// How long we waited.
-        secs: u64,
+        /// How long we waited, in seconds.
+        secs: f64,
     },
     /// Another socket already holds the address a server wanted.
     #[error(

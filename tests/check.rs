@@ -199,9 +199,12 @@ fn a_server_without_so_reuseaddr_fails_on_the_restart_probe_only() {
 #[test]
 fn a_command_that_does_not_start_or_never_listens_is_one_clear_line() {
     for (command, says) in [
-        (vec!["no-such-program-for-tcplab"], "could not be started"),
         (
-            vec!["sh", "-c", "echo bye; exit 3"],
+            vec!["no-such-program-for-tcplab", "{port}"],
+            "could not be started",
+        ),
+        (
+            vec!["sh", "-c", "echo bye; exit 3", "{port}"],
             "exited (exit status: 3) without listening",
         ),
     ] {
@@ -424,10 +427,15 @@ fn line_clients_must_send_their_input_then_close() {
         out.assert_ok();
         assert!(failed(&out).is_empty(), "{command:?}: {out}");
     }
-    check_program("lines", "client", &[], &["sh", "-c", "echo hello"])
-        .assert_code(1)
-        .assert_one_error_line()
-        .assert_stderr_has("never connected to the address it was given");
+    check_program(
+        "lines",
+        "client",
+        &[],
+        &["sh", "-c", "echo hello", "{port}"],
+    )
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has("(the {host} {port} it was given)");
 }
 
 #[test]
@@ -581,7 +589,7 @@ fn with_json_a_program_that_cannot_be_checked_still_gets_a_results_file() {
         "simple",
         "server",
         &["--json"],
-        &["no-such-program-for-tcplab"],
+        &["no-such-program-for-tcplab", "{port}"],
     );
     out.assert_code(1).assert_stderr_has("could not be started");
     let results: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
@@ -617,4 +625,270 @@ fn probes_that_could_not_be_made_are_not_measured_and_score_nothing() {
             "– no deadlock up to 1.00 KiB (the client reads while it sends): not measured",
         )
         .assert_stderr_has("0 of 3 probes passed (1 failed, 2 not measured)");
+}
+
+/// The process group of process `pid` (field 5 of /proc/PID/stat).
+fn process_group(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2).map(String::from)
+}
+
+/// The processes of group `pgid`.
+fn group_members(pgid: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.parse::<u32>().is_ok() && process_group(pid).as_deref() == Some(pgid))
+        .collect()
+}
+
+/// Each process's id and arguments.
+fn processes() -> Vec<(String, Vec<String>)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args = String::from_utf8_lossy(&cmdline)
+                .split_terminator('\0')
+                .map(String::from)
+                .collect();
+            Some((e.file_name().into_string().ok()?, args))
+        })
+        .collect()
+}
+
+#[test]
+fn a_check_killed_with_sigkill_leaves_no_process_of_its_program_behind() {
+    // The server under a shell, with a child of its own (a marker `sleep`), all in
+    // the program's process group.
+    let marker = format!("{}.75", 6000 + std::process::id() % 1000);
+    let script = format!("sleep {marker} & exec python3 {GRADED} simple {{port}} {marker}");
+    let mut child = crate::util::tcplab()
+        .args([
+            "check",
+            "simple",
+            "server",
+            "--timeout",
+            "10",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the server listens (bounded): its port is in its command line.
+    let mut group = None;
+    for _ in 0..500 {
+        let listening =
+            processes()
+                .into_iter()
+                .find(|(_, args)| match args.iter().position(|a| a == GRADED) {
+                    Some(at) => {
+                        args[at + 1..].get(2) == Some(&marker)
+                            && args[at + 1..]
+                                .get(1)
+                                .and_then(|p| p.parse().ok())
+                                .is_some_and(|port: u16| {
+                                    tcplab::observe::table::on_port(port)
+                                        .iter()
+                                        .any(|row| row.state == "LISTEN")
+                                })
+                    }
+                    None => false,
+                });
+        if let Some((pid, _)) = listening {
+            group = process_group(&pid);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let group = group.expect("the server never listened");
+    assert!(
+        group_members(&group).len() >= 2,
+        "the server and its sleep: {:?}",
+        group_members(&group)
+    );
+    child.kill().unwrap(); // SIGKILL: no handler of tcplab's runs
+    child.wait().unwrap();
+    // SIGKILL is delivered at once, but a process takes a moment to go (bounded).
+    for _ in 0..250 {
+        if group_members(&group).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        group_members(&group).is_empty(),
+        "left behind in group {group}: {:?}",
+        group_members(&group)
+    );
+}
+
+/// Kills the processes of `graded.py hold PORT MARKER` left listening by a test.
+fn kill_holders(marker: &str) {
+    for (pid, args) in processes() {
+        if args.iter().any(|a| a == GRADED)
+            && args.iter().any(|a| a == "hold")
+            && args.last().map(String::as_str) == Some(marker)
+        {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
+#[test]
+fn a_server_is_never_graded_against_another_process_on_its_port() {
+    // Each time it is started, the program puts another process (a correct
+    // server, in a process group of its own) on its port and never listens itself.
+    let marker = format!("never-graded-{}", std::process::id());
+    let script =
+        format!("python3 {GRADED} hold {{port}} {marker}; echo 'no server of mine' >&2; exit 1");
+    let out = check_program("simple", "server", &[], &["sh", "-c", &script]);
+    kill_holders(&marker);
+    out.assert_code(1)
+        .assert_one_error_line()
+        .assert_stderr_has("never listened on port")
+        .assert_stderr_has("another process listens there, and was not probed")
+        .assert_stderr_has(": no server of mine");
+    assert!(
+        !out.stdout.contains('✓') && !out.stdout.contains('✗'),
+        "nothing may be graded: {out}"
+    );
+}
+
+#[test]
+fn a_server_whose_port_another_process_took_is_started_again_on_another() {
+    // The first time, another process takes its port just before it binds, and it
+    // dies with "Address already in use"; then it is a correct server.
+    let marker = format!("port-taken-{}", std::process::id());
+    let flag = std::env::temp_dir().join(format!("tcplab-check-{marker}"));
+    let _ = std::fs::remove_file(&flag);
+    let script = format!(
+        "test -e {flag} || {{ touch {flag}; python3 {GRADED} hold {{port}} {marker}; }}; exec python3 {GRADED} simple {{port}}",
+        flag = flag.display()
+    );
+    let out = check_program("simple", "server", &[], &["sh", "-c", &script]);
+    kill_holders(&marker);
+    let _ = std::fs::remove_file(&flag);
+    out.assert_ok();
+    assert!(failed(&out).is_empty(), "{out}");
+    // It printed the probes' own ports: they reached it, not the other process.
+    out.assert_stdout_has("✓ prints its socket names");
+    assert!(
+        !out.stdout.contains("already in use") && !out.stderr.contains("already in use"),
+        "the retry is not the user's business: {out}"
+    );
+}
+
+#[test]
+fn six_checks_in_parallel_each_grade_their_own_server_even_on_one_first_port() {
+    // As README's `xargs -P 6` loop, and every check first given the same port:
+    // one program gets it, the five others find it taken and move to free ports.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let checks: Vec<_> = (0..6)
+        .map(|_| {
+            let port = port.clone();
+            std::thread::spawn(move || {
+                let mut cmd = crate::util::tcplab();
+                cmd.env("TCPLAB_CHECK_PORT", &port).args([
+                    "check",
+                    "simple",
+                    "server",
+                    "--timeout",
+                    "10",
+                    "--",
+                    "python3",
+                    GRADED,
+                    "simple",
+                    "{port}",
+                ]);
+                crate::util::run(cmd)
+            })
+        })
+        .collect();
+    for check in checks {
+        let out = check.join().unwrap();
+        out.assert_ok();
+        assert!(failed(&out).is_empty(), "{out}");
+        // Only its own program printed the ports of its own probes.
+        out.assert_stdout_has("✓ prints its socket names");
+    }
+}
+
+#[test]
+fn the_timeout_bounds_each_connection_attempt_of_a_check() {
+    // A listener whose accept queue is full: the kernel drops new handshakes, so a
+    // connection attempt gets no answer at all.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let _queued = std::net::TcpStream::connect(addr).unwrap();
+    tcplab_run(&[
+        "check",
+        "simple",
+        "server",
+        "127.0.0.1",
+        &addr.port().to_string(),
+        "--timeout",
+        "1",
+    ])
+    .assert_code(1)
+    .assert_one_error_line()
+    .assert_stderr_has(&format!(
+        "could not connect to 127.0.0.1:{}: no answer after 1 s",
+        addr.port()
+    ));
+}
+
+#[test]
+fn a_command_without_a_port_is_a_usage_error_before_anything_starts() {
+    let flag = std::env::temp_dir().join(format!("tcplab-no-port-{}", std::process::id()));
+    let touch = format!("touch {}", flag.display());
+    for role in ["server", "client"] {
+        check_program("simple", role, &[], &["sh", "-c", &touch])
+            .assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(
+                "the command never receives a port: put {port} where it takes the port",
+            );
+        assert!(!flag.exists(), "{role}: the command was run");
+    }
+}
+
+#[test]
+fn a_client_that_never_connects_is_told_the_address_it_was_given() {
+    let out = check_program(
+        "simple",
+        "client",
+        &[],
+        &["sh", "-c", "echo \"given $0\"", "{port}"],
+    );
+    out.assert_code(1).assert_one_error_line();
+    let port = out
+        .stderr
+        .split("its last line: given ")
+        .nth(1)
+        .and_then(|rest| rest.trim().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("the port it was given: {out}"));
+    out.assert_stderr_has(&format!(
+        "never connected to 127.0.0.1 {port} (the {{host}} {{port}} it was given)"
+    ));
 }

@@ -81,6 +81,8 @@ struct Run<T> {
     printed: String,
     /// What tcplab's end saw; `None` when the client never connected.
     served: Option<T>,
+    /// The port it was given.
+    port: u16,
 }
 
 impl<T> Run<T> {
@@ -157,6 +159,7 @@ fn run<T: Send>(
         exit,
         printed,
         served,
+        port,
     })
 }
 
@@ -193,7 +196,8 @@ fn never_connected<T>(run: &Run<T>, command: &[String], opts: &CheckOptions) -> 
     Error::ProgramFailed {
         command: command.join(" "),
         why: format!(
-            "never connected to the address it was given ({{host}} {{port}}); {}",
+            "never connected to {HOST} {} (the {{host}} {{port}} it was given); {}",
+            run.port,
             run.ending(opts)
         ),
     }

@@ -1,10 +1,14 @@
 //! The program under test, started from a COMMAND: `{host}`, `{port}` and `{bytes}`
 //! in its arguments are replaced by the address tcplab chose; it runs as the leader
 //! of its own process group, so that it and anything it started are killed together
-//! (also when `tcplab check` itself is interrupted: see [`kill_all`]), and what it
-//! prints is kept. Python's output is unbuffered (`PYTHONUNBUFFERED=1`) and UTF-8
-//! (`PYTHONIOENCODING=utf-8`), so that what it printed is there when it is read.
+//! (also when `tcplab check` itself is interrupted: see [`kill_all`], or killed:
+//! see [`Reaper`]), and what it prints is kept. Python's output is unbuffered
+//! (`PYTHONUNBUFFERED=1`) and UTF-8 (`PYTHONIOENCODING=utf-8`), so that what it
+//! printed is there when it is read. A server counts as listening only when the
+//! socket listening on its port is held by a process of its group: never another
+//! program that happens to hold the port.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
@@ -58,14 +62,97 @@ pub struct Program {
     shown: String,
 }
 
+/// How a wait for a program's listener ended without one.
+enum NotListening {
+    /// It exited while a process outside its group listened on its port: the
+    /// port was taken, and another one may do.
+    PortTaken(Error),
+    /// Anything else.
+    Failed(Error),
+}
+
 /// The least time a program is given to start listening.
 pub const STARTUP: Duration = Duration::from_secs(20);
 
-/// The process groups of the programs running now, for [`kill_all`].
-static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// The process groups of the programs running now, for [`kill_all`], and the
+/// reaper told of each.
+static RUNNING: Mutex<Registry> = Mutex::new(Registry {
+    groups: Vec::new(),
+    reaper: None,
+});
 
-fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+struct Registry {
+    groups: Vec<u32>,
+    /// Started with the first program; `Some(None)` when it could not be.
+    reaper: Option<Option<Reaper>>,
+}
+
+impl Registry {
+    fn add(&mut self, pgid: u32) {
+        self.groups.push(pgid);
+        if let Some(reaper) = self.reaper.get_or_insert_with(Reaper::start) {
+            reaper.tell('+', pgid);
+        }
+    }
+
+    fn remove(&mut self, pgid: u32) {
+        self.groups.retain(|&p| p != pgid);
+        if let Some(Some(reaper)) = &mut self.reaper {
+            reaper.tell('-', pgid);
+        }
+    }
+}
+
+fn running() -> std::sync::MutexGuard<'static, Registry> {
     RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A shell that outlives tcplab and kills the process groups of the programs
+/// still running when tcplab dies, however it dies (SIGKILL included, where no
+/// handler of ours runs). It reads `+ PGID` and `- PGID` lines from a pipe whose
+/// only writer is tcplab (std opens it close-on-exec, so no program inherits it);
+/// the pipe's end of file is tcplab's death. Chosen over PR_SET_PDEATHSIG, which
+/// fires when the *thread* that spawned the program ends (a probe's thread would
+/// take its program with it) and reaches only the direct child, not what a shell
+/// under test started. The one gap: tcplab killed between a program's spawn and
+/// the `+ PGID` line written just after it, under the same lock.
+struct Reaper {
+    pipe: std::process::ChildStdin,
+}
+
+impl Reaper {
+    const SCRIPT: &str = r#"trap '' INT TERM HUP QUIT
+g=' '
+while read -r op p; do
+  case $op in
+    +) g="$g$p " ;;
+    -) case $g in *" $p "*) g="${g%% $p *} ${g#* $p }" ;; esac ;;
+  esac
+done
+for p in $g; do kill -KILL -"$p" 2>/dev/null; done"#;
+
+    /// Starts it in a process group of its own (a signal to tcplab's group does
+    /// not reach it); `None` when there is no shell to run it.
+    fn start() -> Option<Reaper> {
+        let mut child = Command::new("sh")
+            .args(["-c", Self::SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok()?;
+        Some(Reaper {
+            pipe: child.stdin.take()?,
+        })
+    }
+
+    /// `+ PGID` (kill it if tcplab dies) or `- PGID` (stopped: forget it).
+    /// A reaper that has gone (a write fails) changes nothing else: an interrupt
+    /// still stops every program through [`kill_all`].
+    fn tell(&mut self, op: char, pgid: u32) {
+        let _ = self.pipe.write_all(format!("{op} {pgid}\n").as_bytes());
+    }
 }
 
 /// Kills every program started by a check and not yet stopped, with everything it
@@ -73,8 +160,9 @@ fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
 pub fn kill_all() {
     let mut registry = running();
     STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
-    for pgid in registry.drain(..) {
+    for pgid in registry.groups.clone() {
         let _ = crate::sys::kill_process_group(pgid);
+        registry.remove(pgid);
     }
 }
 
@@ -88,7 +176,8 @@ impl Program {
     }
 
     /// Starts `template` with its placeholders replaced, with `input` (when given)
-    /// on its standard input, then end of file.
+    /// on its standard input, then end of file. A template without `{port}` is a
+    /// usage error, said before anything starts.
     pub fn start_with_input(
         template: &[String],
         host: &str,
@@ -96,6 +185,12 @@ impl Program {
         bytes: u64,
         input: Option<Vec<u8>>,
     ) -> Result<Program> {
+        if !template.is_empty() && !template.iter().any(|a| a.contains("{port}")) {
+            // Without it the program cannot know where to listen or connect.
+            return Err(Error::Usage(
+                "the command never receives a port: put {port} where it takes the port, e.g. -- python3 tcp_simple.py server {host} {port}".into(),
+            ));
+        }
         let args: Vec<String> = template
             .iter()
             .map(|a| {
@@ -145,7 +240,7 @@ impl Program {
                 command: shown.clone(),
                 why: format!("could not be started: {}", plain_io(&e)),
             })?;
-        registry.push(child.id());
+        registry.add(child.id());
         drop(registry);
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
             // A program that does not read its input must not hold the check up.
@@ -200,36 +295,144 @@ impl Program {
             .text()
     }
 
-    /// Waits until something listens on 127.0.0.1:`port` (seen in the kernel's
-    /// socket table: no connection is made, which a fragile server might not
-    /// survive), for at most `timeout` or [`STARTUP`], whichever is longer: a
-    /// program may take seconds to start on a busy machine. Fails if the program
-    /// exits first, or listens on that port only where 127.0.0.1 cannot reach it.
+    /// Starts `template` as a server on a free loopback port (the first one from
+    /// `TCPLAB_CHECK_PORT` when that is set: for tests that make programs share or
+    /// lose a port, not a user option) and waits until it listens there (see
+    /// [`Program::wait_listening`]). A program that exits while another process
+    /// holds its port (another check's program, run in parallel, took it first)
+    /// is started again on another free port, a few times, saying nothing unless
+    /// every try fails. Returns the program and its port.
+    pub fn start_server(
+        template: &[String],
+        host: &str,
+        bytes: u64,
+        timeout: Duration,
+    ) -> Result<(Program, u16)> {
+        const TRIES: usize = 4;
+        // The test hook fixes the port of the check's first start only.
+        static FORCED_USED: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        let forced = std::env::var("TCPLAB_CHECK_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .filter(|_| !FORCED_USED.swap(true, std::sync::atomic::Ordering::SeqCst));
+        let mut taken = None;
+        for attempt in 0..TRIES {
+            let port = match (attempt, forced) {
+                (0, Some(port)) => port,
+                _ => super::free_port()?,
+            };
+            let mut program = Program::start(template, host, port, bytes)?;
+            match program.wait_own_listener(port, timeout) {
+                Ok(()) => return Ok((program, port)),
+                Err(NotListening::PortTaken(e)) => taken = Some(e),
+                Err(NotListening::Failed(e)) => return Err(e),
+            }
+        }
+        Err(taken.expect("at least one try"))
+    }
+
+    /// Waits until it listens on 127.0.0.1:`port`, for at most `timeout` or
+    /// [`STARTUP`], whichever is longer: a program may take seconds to start on a
+    /// busy machine. A socket listening there counts only when a process of the
+    /// program's group holds it (from the kernel's socket table and `/proc`: no
+    /// connection is made, which a fragile server might not survive); anything
+    /// else on the port is not the program and is never probed. Fails if the
+    /// program exits first, or listens on that port only where 127.0.0.1 cannot
+    /// reach it.
     pub fn wait_listening(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout.max(STARTUP);
+        self.wait_own_listener(port, timeout).map_err(|e| match e {
+            NotListening::PortTaken(e) | NotListening::Failed(e) => e,
+        })
+    }
+
+    fn wait_own_listener(
+        &mut self,
+        port: u16,
+        timeout: Duration,
+    ) -> std::result::Result<(), NotListening> {
+        let startup = timeout.max(STARTUP);
+        let deadline = Instant::now() + startup;
+        let mut foreign = false;
+        // A socket found held outside the group stays so: not looked up again.
+        let mut others = HashSet::new();
         loop {
-            let listening = listeners(port);
-            if listening.iter().any(|ip| reachable(*ip)) {
+            let own = self.listeners(port, &mut others);
+            if own.iter().any(|ip| reachable(*ip)) {
                 return Ok(());
             }
-            if let Some(ip) = listening.first() {
-                return Err(self.failed(format!(
+            if let Some(ip) = own.first() {
+                return Err(NotListening::Failed(self.failed(format!(
                     "listens on port {port} only at {ip}, where tcplab's probes to 127.0.0.1 cannot reach it (does it use the {{host}} it was given?)"
-                )));
+                ))));
             }
+            foreign |= !others.is_empty();
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.failed(format!(
-                    "exited ({status}) without listening on port {port}"
-                )));
+                // The listener that made it fail may have come since the look above.
+                self.listeners(port, &mut others);
+                foreign |= !others.is_empty();
+                return Err(match foreign {
+                    true => NotListening::PortTaken(self.never_listened(port, "")),
+                    false => NotListening::Failed(self.failed(format!(
+                        "exited ({status}) without listening on port {port}"
+                    ))),
+                });
             }
             if Instant::now() >= deadline {
-                return Err(self.failed(format!(
-                    "did not listen on port {port} within {} s",
-                    timeout.max(STARTUP).as_secs_f64()
-                )));
+                let within = format!(" within {} s", startup.as_secs_f64());
+                return Err(NotListening::Failed(self.never_listened(port, &within)));
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The addresses at which a process of its group listens on TCP `port`;
+    /// the inodes of the sockets listening there held by no process of it are
+    /// added to `others`.
+    fn listeners(&self, port: u16, others: &mut HashSet<u64>) -> Vec<IpAddr> {
+        let pgid = self.child.id();
+        let mut own = Vec::new();
+        for row in crate::observe::table::on_port(port) {
+            if row.state != "LISTEN" || others.contains(&row.inode) {
+                continue;
+            }
+            match crate::observe::owners::held_by_group(row.inode, pgid) {
+                true => own.push(row.local.ip()),
+                false => {
+                    others.insert(row.inode);
+                }
+            }
+        }
+        own
+    }
+
+    /// "never listened on port P: its last words", saying so when another
+    /// process listens there (what tcplab did not probe).
+    fn never_listened(&self, port: u16, within: &str) -> Error {
+        let mut others = HashSet::new();
+        self.listeners(port, &mut others);
+        let held = match others.is_empty() {
+            true => "",
+            false => " (another process listens there, and was not probed)",
+        };
+        Error::ProgramFailed {
+            command: self.shown.clone(),
+            why: format!(
+                "never listened on port {port}{within}{held}: {}",
+                self.last_words()
+                    .unwrap_or_else(|| "it printed nothing".into())
+            ),
+        }
+    }
+
+    /// The last line of its standard error (where a crash is told), else of all
+    /// it printed.
+    fn last_words(&self) -> Option<String> {
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
+        let printed = self.printed();
+        super::last_line(&errors)
+            .or_else(|| super::last_line(&printed))
+            .map(super::shorten)
     }
 
     /// Waits, for at most `timeout`, for it to exit; `None` when it is still running.
@@ -281,12 +484,7 @@ impl Program {
             self.wait_exit(grace);
         }
         self.kill();
-        let printed = self.printed();
-        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
-        let last = super::last_line(&errors)
-            .or_else(|| super::last_line(&printed))
-            .map(super::shorten);
-        (printed, last)
+        (self.printed(), self.last_words())
     }
 
     fn kill(&mut self) {
@@ -294,7 +492,7 @@ impl Program {
         // The whole group, even when the leader has exited: what it started may not have.
         let _ = crate::sys::kill_process_group(pgid);
         let _ = self.child.wait();
-        running().retain(|&p| p != pgid);
+        running().remove(pgid);
         // The readers end with the pipes: wait for them, but not for a process that
         // left the group and still holds a pipe open.
         let deadline = Instant::now() + Duration::from_millis(500);
@@ -306,7 +504,7 @@ impl Program {
 
 impl Drop for Program {
     fn drop(&mut self) {
-        if running().contains(&self.child.id()) {
+        if running().groups.contains(&self.child.id()) {
             self.kill();
         }
     }
@@ -325,15 +523,6 @@ fn find_program(name: &str) -> Option<std::path::PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|p| runnable(p))
-}
-
-/// The addresses at which sockets listen on TCP `port`, IPv4 and IPv6.
-fn listeners(port: u16) -> Vec<IpAddr> {
-    crate::observe::table::on_port(port)
-        .into_iter()
-        .filter(|row| row.state == "LISTEN")
-        .map(|row| row.local.ip())
-        .collect()
 }
 
 /// True when a connection to 127.0.0.1 reaches a socket listening at `ip`.

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use super::program::Program;
 use super::{
-    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, first_difference, free_port, human_bytes,
-    one_byte, read_bounded, repr_short,
+    CheckOptions, CheckReport, PAUSE, Probe, ReadEnd, first_difference, human_bytes, one_byte,
+    read_bounded, repr_short,
 };
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
@@ -125,11 +125,8 @@ pub fn check_command(
         if let Ask::Restart = def.ask {
             return Ok(restart(command, opts, service));
         }
-        let port = free_port()?;
-        let started = Program::start(command, HOST, port, 64)
-            .and_then(|mut p| p.wait_listening(port, opts.timeout).map(|()| p));
-        let mut program = match started {
-            Ok(p) => p,
+        let (mut program, port) = match Program::start_server(command, HOST, 64, opts.timeout) {
+            Ok(started) => started,
             Err(e) if earlier.is_empty() => return Err(e),
             Err(e) => {
                 return Ok(Probe::not_measured(
@@ -383,11 +380,7 @@ fn hold_open(service: Service, target: &Target) -> Option<TcpStream> {
 /// on the same port.
 fn restart(command: &[String], opts: &CheckOptions, service: Service) -> Probe {
     let name = RESTART;
-    let first = free_port().and_then(|port| {
-        let mut p = Program::start(command, HOST, port, 64)?;
-        p.wait_listening(port, opts.timeout).map(|()| (p, port))
-    });
-    let (program, port) = match first {
+    let (program, port) = match Program::start_server(command, HOST, 64, opts.timeout) {
         Ok(started) => started,
         Err(e) => {
             return Probe::not_measured(
@@ -428,6 +421,12 @@ fn restart(command: &[String], opts: &CheckOptions, service: Service) -> Probe {
                 ),
             )
         }
+        // Another program took the port between the stop and the restart: the
+        // restart could not be tried there.
+        Err(e) if listens(port) => Probe::not_measured(
+            name,
+            format!("another program listened on port {port} by the time of the restart: {e}"),
+        ),
         Err(e) => Probe::fail(
             name,
             e.to_string(),
@@ -512,7 +511,8 @@ impl<'a> Target<'a> {
 
     /// A new connection whose every read and write gives up after the timeout.
     fn connect(&self) -> io::Result<TcpStream> {
-        let stream = addr::connect(self.host, self.port).map_err(|e| {
+        let timeout = self.opts.timeout;
+        let stream = addr::connect_within(self.host, self.port, timeout).map_err(|e| {
             let text = e.to_string();
             if matches!(
                 e,

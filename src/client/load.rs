@@ -352,7 +352,7 @@ impl Shared {
                 Err(_) => {
                     return Err(Error::ConnectTimeout {
                         addr: self.peer.clone(),
-                        secs: started.elapsed().as_secs(),
+                        secs: started.elapsed().as_secs() as f64,
                     });
                 }
             }

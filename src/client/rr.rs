@@ -264,7 +264,7 @@ async fn connect(
         Ok(Err(e)) => Err(Error::io(format!("could not connect to {peer}"), e)),
         Err(_) => Err(Error::ConnectTimeout {
             addr: peer.into(),
-            secs: CONNECT_TIMEOUT.as_secs(),
+            secs: CONNECT_TIMEOUT.as_secs() as f64,
         }),
     }
 }

@@ -22,6 +22,9 @@ pub struct Row {
     /// Time left on the socket's timer, when one runs (for TIME_WAIT: until the
     /// kernel forgets the connection).
     pub timer: Option<Duration>,
+    /// The socket's inode (0 for one no process holds, such as TIME_WAIT): the
+    /// `socket:[INODE]` link of each process that holds it (see [`super::owners`]).
+    pub inode: u64,
 }
 
 /// Every TCP socket whose local port is `port`, IPv4 and IPv6; empty when the
@@ -48,6 +51,8 @@ fn parse_row(line: &str) -> Option<Row> {
     let state = u8::from_str_radix(fields.next()?, 16).ok()?;
     let _queues = fields.next()?;
     let (timer_kind, when) = fields.next()?.split_once(':')?;
+    // retrnsmt uid timeout inode
+    let inode = fields.nth(3)?.parse().ok()?;
     let timer = match timer_kind {
         "00" => None,
         _ => u64::from_str_radix(when, 16)
@@ -59,6 +64,7 @@ fn parse_row(line: &str) -> Option<Row> {
         remote,
         state: state_name(state),
         timer,
+        inode,
     })
 }
 
@@ -94,7 +100,9 @@ mod tests {
         assert_eq!(row.remote, "127.0.0.1:48972".parse().unwrap());
         assert_eq!(row.state, "TIME_WAIT");
         assert_eq!(row.timer, Some(Duration::from_millis(59_980)));
-        let v6 = parse_row("   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0").unwrap();
+        assert_eq!(row.inode, 0);
+        let v6 = parse_row("   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0").unwrap();
+        assert_eq!(v6.inode, 123_456);
         assert_eq!(v6.local, "[::1]:8080".parse().unwrap());
         assert_eq!(v6.state, "LISTEN");
         assert_eq!(v6.timer, None);

@@ -18,6 +18,13 @@ Servers (one client at a time on 127.0.0.1 until killed; they print
     graded.py simple PORT --bug escapes     prints terminal escape sequences, not its names
     graded.py uppercase PORT --bug dropbyte loses the byte at offset 100,000 of a connection
 
+Another program on the port (not a student's: what tcplab must never grade):
+
+    graded.py hold PORT [MARKER]
+        listens on 127.0.0.1:PORT, then leaves in a session of its own (its own
+        process group) and exits: the listener serves the simple exchange
+        correctly, silently, for 30 s
+
 Clients (of 127.0.0.1 PORT):
 
     graded.py simple-client PORT [--bug recv16|noeof]
@@ -30,6 +37,8 @@ Clients (of 127.0.0.1 PORT):
     graded.py lines-client PORT [--bug dropempty]
         sends its standard input, then closes; dropempty: leaves out empty lines
 """
+import os
+import signal
 import socket
 import sys
 import threading
@@ -108,6 +117,25 @@ def lines(conn, bug):
             print(line)
 
 
+def hold(port):
+    sock = listen(port, None)
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    signal.alarm(30)
+    while True:
+        conn, _ = sock.accept()
+        try:
+            simple(conn, None)
+        except (EOFError, ConnectionError):
+            pass
+        finally:
+            conn.close()
+
+
 def simple_client(port, bug):
     sock = socket.create_connection(("127.0.0.1", port))
     print("Client has been assigned socket name", sock.getsockname())
@@ -167,6 +195,8 @@ def main():
     program, port = sys.argv[1], int(sys.argv[2])
     rest = sys.argv[3:]
     bug = rest[rest.index("--bug") + 1] if "--bug" in rest else None
+    if program == "hold":
+        return hold(port)
     if program == "simple-client":
         return simple_client(port, bug)
     if program == "uppercase-client":
