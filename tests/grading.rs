@@ -249,19 +249,24 @@ fn a_simple_client_that_prints_nothing_fails_only_the_exact_exchange() {
 
 #[test]
 fn a_wrong_line_server_is_quoted_with_each_probes_own_output() {
+    // It prints every line, but upper-cased: no probe's line is found, and each
+    // failure must quote what the server printed for that probe, not the first's.
     let out = check(
         "lines",
         "server",
         &[],
-        &["python3", GRADED, "lines", "{port}", "--bug", "recv"],
+        &["python3", GRADED, "lines", "{port}", "--bug", "upper"],
     );
     out.assert_code(1);
     let together = line_of(&out, "several lines in one segment");
     let split = line_of(&out, "one line split across segments with pauses");
-    assert!(together.contains("one\\ntwo"), "{out}");
-    assert!(!together.contains("a line split"), "{out}");
-    assert!(split.contains("a line split"), "{out}");
-    assert!(!split.contains("one\\ntwo"), "{out}");
+    let crlf = line_of(&out, "CRLF line ends");
+    assert!(together.contains("ONE"), "{out}");
+    assert!(split.contains("A LINE SPLIT"), "{out}");
+    assert!(crlf.contains("CRLF ONE"), "{out}");
+    for other in [split, crlf] {
+        assert!(!other.contains("b'ONE"), "{out}");
+    }
 }
 
 #[test]

@@ -164,12 +164,20 @@ pub fn check_command(
                 let printed = super::printed::terminal_lines(&printed);
                 super::printed::find_in_order(&printed, 0, lines).is_ok()
             };
+            // Until they show, the program exits, it has printed nothing new for
+            // a moment (what it prints is all there), or the timeout.
             let deadline = std::time::Instant::now() + opts.timeout;
+            let (mut length, mut since) = (program.printed().len(), std::time::Instant::now());
             while !shown(&program)
                 && std::time::Instant::now() < deadline
+                && since.elapsed() < QUIET
                 && program.exited().is_none()
             {
                 thread::sleep(Duration::from_millis(10));
+                let now = program.printed().len();
+                if now != length {
+                    (length, since) = (now, std::time::Instant::now());
+                }
             }
         }
         let exited = program.exited();
@@ -212,6 +220,10 @@ pub fn check_command(
 }
 
 const HOST: &str = "127.0.0.1";
+
+/// How long a server that has printed nothing new is taken to have printed all it
+/// will of a probe's lines.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// How long a running server is given after a probe to exit, if it is exiting.
 const SETTLE: Duration = Duration::from_millis(50);

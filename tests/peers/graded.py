@@ -10,6 +10,7 @@ Servers (one client at a time on 127.0.0.1 until killed; they print
     graded.py simple PORT --bug nonames     prints neither its address nor its peers
     graded.py uppercase PORT [--bug ascii]  decodes each chunk as ASCII (the lab's own)
     graded.py lines PORT [--bug recv]       prints each recv() as if it were a line
+    graded.py lines PORT --bug upper        reads lines right, prints them upper-cased
     graded.py simple PORT --bug flood       after its reply, keeps sending for ever
     graded.py SERVICE PORT --bug v6only     listens on [::1] only, not 127.0.0.1
     graded.py SERVICE PORT --bug noreuse    (any service) no SO_REUSEADDR
@@ -112,6 +113,10 @@ def lines(conn, bug):
             if not data:
                 return
             print(data)
+    elif bug == "upper":
+        # Each line read right, printed wrong: upper-cased.
+        for line in conn.makefile("rb"):
+            print(line.upper())
     else:
         for line in conn.makefile("rb"):
             print(line)
