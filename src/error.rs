@@ -158,7 +158,7 @@ pub enum Error {
     /// Some connections of a load run failed.
     #[error(
         "{failed} of {} failed; the first error: {first}",
-        crate::report::human::count(*.attempted, "connection", "connections")
+        crate::human::count(*.attempted, "connection", "connections")
     )]
     LoadFailed {
         /// Connections that failed.

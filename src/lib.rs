@@ -33,6 +33,7 @@ pub mod check;
 pub mod client;
 pub mod cpu;
 pub mod error;
+pub mod human;
 pub mod observe;
 pub mod proto;
 pub mod report;

@@ -261,7 +261,7 @@ fn run(command: Command) -> tcplab::Result<()> {
                 let sent = client::lines::run(&at.host, at.port, file.as_deref(), &console)?;
                 console.say(format!(
                     "Sent {} ({} bytes) to {}",
-                    report::human::count(sent.lines, "line", "lines"),
+                    tcplab::human::count(sent.lines, "line", "lines"),
                     sent.bytes,
                     sent.peer
                 ));

@@ -18,10 +18,10 @@ use super::{
     one_byte, read_bounded, repr_short, retry, shorten,
 };
 use crate::error::{Error, Result, plain_io};
+use crate::human;
 use crate::observe::{queues, sockdiag};
 use crate::proto::simple::{FAREWELL, GREETING, repr};
 use crate::proto::uppercase::capitalize;
-use crate::report::human;
 use crate::server::Service;
 
 const HOST: &str = "127.0.0.1";

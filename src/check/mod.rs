@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::human;
 use crate::proto::simple::repr;
-use crate::report::human;
 
 /// A pause between pieces: long enough that they arrive as separate segments.
 const PAUSE: Duration = Duration::from_millis(200);

@@ -23,9 +23,9 @@ use super::{
 use crate::addr;
 use crate::client::uppercase::{self, OutputTo, Source, Strategy};
 use crate::error::{Error, Result, plain_io};
+use crate::human;
 use crate::proto::simple::{FAREWELL, GREETING, repr};
 use crate::proto::uppercase::{Verdict, capitalize};
-use crate::report::human;
 use crate::report::narrator::Narrator;
 use crate::report::progress::When;
 use crate::server::Service;

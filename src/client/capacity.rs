@@ -111,9 +111,9 @@ pub fn check(plan: Plan, limits: &Limits) -> Result<()> {
     if memory > limits.memory {
         return Err(Error::Usage(format!(
             "{connections} connections need about {} of memory here ({} KiB each, both ends on this machine), more than the {} available",
-            crate::report::human::bytes(memory),
+            crate::human::bytes(memory),
             BYTES_PER_CONNECTION / 1024,
-            crate::report::human::bytes(limits.memory)
+            crate::human::bytes(limits.memory)
         )));
     }
     Ok(())

@@ -928,7 +928,7 @@ async fn load(
 fn interrupted_error(running: u64) -> String {
     format!(
         "interrupted before the end, with {} still running",
-        crate::report::human::count(running, "connection", "connections")
+        crate::human::count(running, "connection", "connections")
     )
 }
 

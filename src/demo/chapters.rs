@@ -404,7 +404,7 @@ fn free_port() -> Result<u16> {
 
 /// "1 read", "3 reads".
 fn reads(n: usize) -> String {
-    tcplab::report::human::count(n as u64, "read", "reads")
+    tcplab::human::count(n as u64, "read", "reads")
 }
 
 /// Sixteen 16-byte writes on a TCP connection, each sent as its own segment, read

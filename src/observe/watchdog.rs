@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::human;
 use crate::observe::queues::Queues;
-use crate::report::human;
 
 /// Declares a stall when neither byte count has moved for `timeout`.
 #[derive(Debug, Clone)]

@@ -2,8 +2,8 @@
 //! transfer; with `--json`, each interval is one compact JSON line.
 
 use crate::client::interval::{Interval, Latency};
+use crate::human;
 use crate::observe::tcpinfo::TcpInfoReport;
-use crate::report::human;
 
 /// A latency in milliseconds, `0.101 ms`.
 pub fn ms(us: u64) -> String {

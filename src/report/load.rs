@@ -2,7 +2,7 @@
 //! turned out to serve one connection at a time.
 
 use crate::client::load::{LoadReport, PROBE_WAIT, Percentiles};
-use crate::report::human;
+use crate::human;
 
 /// `n` and the noun, singular for 1: "1 connection", "2 connections".
 fn count(n: u64, noun: &str) -> String {

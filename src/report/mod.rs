@@ -4,7 +4,6 @@
 
 pub mod check;
 pub mod console;
-pub mod human;
 pub mod intervals;
 pub mod json;
 pub mod load;

@@ -3,7 +3,7 @@
 
 use crate::client::rr::RrReport;
 use crate::cpu::ServerCpu;
-use crate::report::human;
+use crate::human;
 use crate::report::intervals::latency;
 
 /// Microseconds of CPU per transaction, or `n/a`.

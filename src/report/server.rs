@@ -1,6 +1,6 @@
 //! A server's shutdown summary, as one line.
 
-use crate::report::human;
+use crate::human;
 use crate::server::Summary;
 
 /// `Shut down: served N connections (F failed, C cut off at the grace period), ...,

@@ -2,9 +2,9 @@
 //! connection, and the lab's closing lines with the verification.
 
 use crate::client::uppercase::{Options, Outcome, Report, Source};
+use crate::human;
 use crate::proto::simple::repr;
 use crate::proto::uppercase::Verdict;
-use crate::report::human;
 
 /// `Sending N bytes of data, in chunks of C bytes (S strategy)`; for a streamed
 /// input, `Sending NAME` (`Sending up to N bytes of NAME` with BYTES).

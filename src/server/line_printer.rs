@@ -17,7 +17,7 @@ pub struct LinePrinter<'a> {
 }
 
 fn lines(n: u64) -> String {
-    crate::report::human::count(n, "line", "lines")
+    crate::human::count(n, "line", "lines")
 }
 
 /// A batch that grew past this (a long line) gives its memory back once printed.

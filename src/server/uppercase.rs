@@ -9,9 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Peer;
 use crate::error::Result;
+use crate::human;
 use crate::observe::reads::ReadSizes;
 use crate::proto::uppercase::capitalize;
-use crate::report::human;
 use crate::stream::{Conn, Stream};
 
 /// The largest read: a gigabyte then costs few system calls.
