@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::proto::lines::LineTooLong;
+use crate::proto::simple::ShortRead;
 
 /// A tcplab failure, worded for the person at the terminal.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +210,15 @@ pub enum Error {
         /// The operating system's error.
         source: io::Error,
     },
+}
+
+impl From<ShortRead> for Error {
+    fn from(e: ShortRead) -> Self {
+        Error::ShortRead {
+            expected: e.expected,
+            got: e.got,
+        }
+    }
 }
 
 /// An OS error in plain words: "connection reset by peer", without "(os error 104)".

@@ -40,7 +40,7 @@ pub async fn recv_all<S: AsyncRead + Unpin>(
 ) -> Result<()> {
     while message.message().is_none() {
         match stream.read(message.spare()).await {
-            Ok(0) => return Err(message.closed_early()),
+            Ok(0) => return Err(message.closed_early().into()),
             Ok(n) => message.advance(n),
             Err(e) => return Err(on_error(e, message.received() as u64)),
         }

@@ -1,7 +1,7 @@
 //! The 16-octet exchange of `tcp_simple.py`: the client sends [`GREETING`], the
 //! server answers [`FAREWELL`], and each side receives with the lab's receive-all loop.
 
-use crate::error::Error;
+use std::fmt;
 
 /// Both messages are exactly this long.
 pub const MESSAGE_LEN: usize = 16;
@@ -54,13 +54,35 @@ impl RecvAll {
     }
 
     /// The error for an end of stream that came before the message was complete.
-    pub fn closed_early(&self) -> Error {
-        Error::ShortRead {
+    pub fn closed_early(&self) -> ShortRead {
+        ShortRead {
             expected: MESSAGE_LEN,
             got: self.got,
         }
     }
 }
+
+/// The peer closed before a fixed-size message was complete: the lab's recvall
+/// error, worded as the lab's Python words it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortRead {
+    /// Bytes the protocol requires.
+    pub expected: usize,
+    /// Bytes that arrived before end of stream.
+    pub got: usize,
+}
+
+impl fmt::Display for ShortRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "was supposed to receive {} bytes but only received {} bytes",
+            self.expected, self.got
+        )
+    }
+}
+
+impl std::error::Error for ShortRead {}
 
 /// The message as the lab prints it: Python's `repr` of bytes, e.g. `b'Hello world!!!!!'`.
 pub fn repr(bytes: &[u8]) -> String {
