@@ -1,7 +1,7 @@
 //! The load generator's summary: one line of figures, and a second when the server
 //! turned out to serve one connection at a time.
 
-use crate::client::load::{LoadReport, PROBE_WAIT, Percentiles};
+use crate::client::many::load::{LoadReport, PROBE_WAIT, Percentiles};
 use crate::report::human;
 
 /// `n` and the noun, singular for 1: "1 connection", "2 connections".
