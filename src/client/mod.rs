@@ -1,7 +1,7 @@
 //! Clients for the three services. `uppercase` has one module per I/O strategy;
-//! `many` runs many connections at once: `load` the load generator, `rr`
-//! request/response on kept connections; `interval` the reports they give while
-//! they run.
+//! `many` is the engine that runs many connections at once, whose modes are `load`
+//! (the load generator) and `rr` (request/response on kept connections);
+//! `interval` the reports they give while they run.
 
 pub mod capacity;
 pub mod interval;

@@ -113,8 +113,7 @@ mod tests {
             connected_in_seconds: 0.0,
             peak_memory_bytes: None,
             errors: Vec::new(),
-            exit_code: 0,
-            interrupted: false,
+            ending: Default::default(),
             still_running: None,
             histograms: None,
         }
