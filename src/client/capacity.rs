@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 const SPARE_FILES: u64 = 64;
 
 /// Memory one connection costs on this machine when both ends are on it: the load
-/// generator's buffers (two of [`super::load::LOAD_IO_SIZE`]), a tcplab server's
+/// generator's buffers (two of [`super::many::load::LOAD_IO_SIZE`]), a tcplab server's
 /// (under 32 KiB), and the kernel's two idle sockets.
 pub const BYTES_PER_CONNECTION: u64 = 96 * 1024;
 

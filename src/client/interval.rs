@@ -3,7 +3,6 @@
 //! a JSON line with `--json`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -34,17 +33,6 @@ impl Latency {
             max: h.max(),
         })
     }
-}
-
-/// A latency histogram in microseconds, from 1 µs to an hour, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
-}
-
-/// Records `elapsed` in `h` in microseconds (at least 1, at most the histogram's top).
-pub fn record(h: &mut Histogram<u64>, elapsed: Duration) {
-    let us = (elapsed.as_micros() as u64).clamp(1, h.high());
-    let _ = h.record(us);
 }
 
 /// One interval of a run.

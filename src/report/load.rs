@@ -1,17 +1,9 @@
 //! The load generator's summary: one line of figures, and a second when the server
 //! turned out to serve one connection at a time.
 
-use crate::client::load::{LoadReport, PROBE_WAIT, Percentiles};
-use crate::human;
-
-/// `n` and the noun, singular for 1: "1 connection", "2 connections".
-fn count(n: u64, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.3} ms", us as f64 / 1000.0)
-}
+use crate::client::many::load::{LoadReport, PROBE_WAIT, Percentiles};
+use crate::human::{self, count};
+use crate::report::intervals::ms;
 
 /// Connections, exchanges, bytes, goodput and latency percentiles on one line
 /// ("n/a" for a latency nothing was measured for); then, when the probe found it,
@@ -33,13 +25,13 @@ pub fn summary(r: &LoadReport) -> Vec<String> {
     };
     let mut lines = vec![format!(
         "{} ({} failed), {} in {:.3} s ({}/s); sent {}, received {} ({}/s){}; exchange latency {exchange}; connect {connect}; CPU per exchange {} here, {}",
-        count(r.connections, "connection"),
+        count(r.connections, "connection", "connections"),
         r.failed,
-        count(r.exchanges, "exchange"),
+        count(r.exchanges, "exchange", "exchanges"),
         r.seconds,
         human::per_second(r.exchanges_per_sec),
-        count(r.bytes_sent, "byte"),
-        count(r.bytes_received, "byte"),
+        count(r.bytes_sent, "byte", "bytes"),
+        count(r.bytes_received, "byte", "bytes"),
         human::bytes(r.goodput_bytes_per_sec as u64),
         if r.verified {
             ", all verified"
@@ -113,8 +105,7 @@ mod tests {
             connected_in_seconds: 0.0,
             peak_memory_bytes: None,
             errors: Vec::new(),
-            exit_code: 0,
-            interrupted: false,
+            ending: Default::default(),
             still_running: None,
             histograms: None,
         }

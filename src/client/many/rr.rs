@@ -1,4 +1,5 @@
-//! Request/response on kept connections (netperf's TCP_RR): each connection sends a
+//! Request/response on kept connections (netperf's TCP_RR), a mode of the
+//! [engine](super): each connection sends a
 //! request of SIZE lower-case letters, reads the SIZE upper-cased bytes back,
 //! verifies every one, and repeats on the same connection — with up to
 //! `in_flight` requests outstanding (netperf's burst mode), replies read in order.
@@ -14,19 +15,19 @@
 //! belongs to another request (out of order) fails verification. Buffers are
 //! fixed ([`IO_SIZE`] per direction per connection), whatever SIZE.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::addr::CONNECT_TIMEOUT;
-use crate::client::interval::{self, IntervalSink, Latency, Mark};
+use super::connect::{Target, on_runtime};
+use super::failures::Ending;
+use super::tally::{Tally, Ticker};
+use crate::client::interval::{IntervalSink, Latency};
 use crate::cpu::{CpuMeter, ServerCpu};
 use crate::error::{Error, IoContext, Result};
 use crate::server::Shutdown;
@@ -42,10 +43,6 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How late tokio's timer may wake (its resolution): a scheduled request is sent
 /// up to this much early rather than late.
 const TIMER_SLACK: Duration = Duration::from_millis(1);
-/// How many distinct errors are kept (and shown).
-const ERRORS_SHOWN: usize = 5;
-/// Connection attempts in progress at once.
-const CONNECTING_AT_ONCE: usize = 256;
 
 /// When a run stops.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -140,22 +137,17 @@ pub struct RrReport {
     pub server_cpu: ServerCpu,
     /// The first few distinct errors.
     pub errors: Vec<String>,
-    /// 0 when every transaction verified and no connection failed, else 1.
-    pub exit_code: u8,
-    /// The run was stopped by SIGINT or SIGTERM.
-    #[serde(skip)]
-    pub interrupted: bool,
+    /// How the run ended; in JSON, `exit_code`: 0 when every transaction verified
+    /// and no connection failed, else 1.
+    #[serde(rename = "exit_code")]
+    pub ending: Ending,
 }
 
 impl RrReport {
     /// The error the run ends with; `None` when it succeeded.
     pub fn failure(&self) -> Option<Error> {
-        super::load::run_failure(
-            self.interrupted,
-            self.exit_code,
-            (self.failed, self.connections),
-            &self.errors,
-        )
+        self.ending
+            .failure(self.failed, self.connections, &self.errors)
     }
 }
 
@@ -165,32 +157,15 @@ fn request_byte(n: u64, i: u64) -> u8 {
 }
 
 struct Shared {
-    peer: String,
+    target: Target,
     opts: RrOptions,
     /// Transactions still to start, in `--requests` mode.
     budget: AtomicU64,
-    sent: AtomicU64,
-    received: AtomicU64,
-    transactions: AtomicU64,
-    failed: AtomicU64,
+    tally: Arc<Tally>,
     stop: AtomicBool,
-    total: Mutex<Histogram<u64>>,
-    interval: Mutex<Histogram<u64>>,
-    errors: Mutex<Vec<String>>,
-    /// The counts when the last interval ended.
-    last: Mutex<Mark>,
 }
 
 impl Shared {
-    fn fail(&self, e: &Error) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        let text = e.to_string();
-        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        if errors.len() < ERRORS_SHOWN && !errors.contains(&text) {
-            errors.push(text);
-        }
-    }
-
     /// Takes one transaction from the budget; false once it is spent.
     fn take_one(&self) -> bool {
         match self.opts.stop {
@@ -203,109 +178,35 @@ impl Shared {
                 .is_ok(),
         }
     }
-
-    fn record(&self, latency: Duration) {
-        for h in [&self.total, &self.interval] {
-            interval::record(&mut h.lock().unwrap_or_else(|p| p.into_inner()), latency);
-        }
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn mark(&self, started: Instant) -> Mark {
-        Mark {
-            at: started.elapsed().as_secs_f64(),
-            sent: self.sent.load(Ordering::Relaxed),
-            received: self.received.load(Ordering::Relaxed),
-            transactions: self.transactions.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Hands the interval that ends now to `sink`.
-    fn report_interval(&self, started: Instant, sink: &IntervalSink) {
-        let now = self.mark(started);
-        let latency = {
-            let mut h = self.interval.lock().unwrap_or_else(|p| p.into_inner());
-            let latency = Latency::of(&h);
-            h.reset();
-            latency
-        };
-        let last = std::mem::replace(
-            &mut *self.last.lock().unwrap_or_else(|p| p.into_inner()),
-            now,
-        );
-        sink(&last.to(now, latency));
-    }
 }
 
 /// Runs the transactions against HOST:PORT and returns the report (see
 /// [`RrReport::failure`]). Fails only when the run cannot start.
 pub fn run(host: &str, port: u16, opts: RrOptions) -> Result<RrReport> {
-    let sources = opts.sources.clone();
-    super::load::on_runtime(host, port, &sources, |addr, peer| rr(addr, peer, opts))
+    on_runtime(host, port, opts.sources.clone(), |target| rr(target, opts))
 }
 
-async fn connect(
-    addr: SocketAddr,
-    source: Option<std::net::IpAddr>,
-    peer: &str,
-    turns: &Semaphore,
-) -> Result<TcpStream> {
-    let _turn = turns.acquire().await.expect("never closed");
-    let attempt = super::load::connect_from(addr, source);
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(Ok(stream)) => {
-            // Each request goes out at once, not held back for the last one's ACK.
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(Error::ConnectionRefused { addr: peer.into() })
-        }
-        Ok(Err(e)) => Err(Error::io(format!("could not connect to {peer}"), e)),
-        Err(_) => Err(Error::ConnectTimeout {
-            addr: peer.into(),
-            secs: CONNECT_TIMEOUT.as_secs() as f64,
-        }),
-    }
-}
-
-async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
-    let n = opts.connections.max(1);
-    let mut cpu = CpuMeter::start();
-    let shared = Arc::new(Shared {
-        peer,
-        budget: AtomicU64::new(match opts.stop {
-            Stop::Requests(k) => k,
-            Stop::Duration(_) => 0,
-        }),
-        opts,
-        sent: AtomicU64::new(0),
-        received: AtomicU64::new(0),
-        transactions: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        total: Mutex::new(interval::histogram()),
-        interval: Mutex::new(interval::histogram()),
-        errors: Mutex::new(Vec::new()),
-        last: Mutex::new(Mark::default()),
-    });
-    // Every connection is made first; the transactions start together.
-    let turns = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
+/// Makes every connection (the run stops at an interrupt meanwhile); returns them
+/// with their numbers, the failures counted.
+async fn connect_all(shared: &Arc<Shared>, n: usize) -> Vec<(usize, TcpStream)> {
     let mut connecting = tokio::task::JoinSet::new();
     for i in 0..n {
-        let (peer, turns) = (shared.peer.clone(), Arc::clone(&turns));
-        let sources = &shared.opts.sources;
-        let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
-        connecting.spawn(async move { (i, connect(addr, source, &peer, &turns).await) });
+        let shared = Arc::clone(shared);
+        connecting.spawn(async move { (i, shared.target.connect(|| 0).await) });
     }
     let mut streams = Vec::with_capacity(n);
-    let interrupt = shared.opts.interrupt.clone();
+    let (interrupt, failures) = (&shared.opts.interrupt, &shared.tally.failures);
     loop {
         tokio::select! {
             joined = connecting.join_next() => match joined {
-                Some(Ok((i, Ok(stream)))) => streams.push((i, stream)),
-                Some(Ok((_, Err(e)))) => shared.fail(&e),
-                Some(Err(_)) => shared.fail(&Error::Internal("a connecting task died")),
+                Some(Ok((i, Ok((stream, _))))) => {
+                    // Each request goes out at once, not held back for the last
+                    // one's ACK.
+                    let _ = stream.set_nodelay(true);
+                    streams.push((i, stream));
+                }
+                Some(Ok((_, Err(e)))) => failures.fail(&e),
+                Some(Err(_)) => failures.fail(&Error::Internal("a connecting task died")),
                 None => break,
             },
             () = interrupt.wait() => {
@@ -314,6 +215,24 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
             }
         }
     }
+    streams
+}
+
+async fn rr(target: Target, opts: RrOptions) -> RrReport {
+    let n = opts.connections.max(1);
+    let mut cpu = CpuMeter::start();
+    let shared = Arc::new(Shared {
+        target,
+        budget: AtomicU64::new(match opts.stop {
+            Stop::Requests(k) => k,
+            Stop::Duration(_) => 0,
+        }),
+        opts,
+        tally: Arc::default(),
+        stop: AtomicBool::new(false),
+    });
+    // Every connection is made first; the transactions start together.
+    let streams = connect_all(&shared, n).await;
     if let Some((_, first)) = streams.first()
         && let (Ok(local), Ok(remote)) = (first.local_addr(), first.peer_addr())
     {
@@ -331,18 +250,14 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
                 // connection that exits with it, taking its CPU time along.
                 Ok(done) => Some(done),
                 Err(e) => {
-                    shared.fail(&e);
+                    shared.tally.failures.fail(&e);
                     None
                 }
             }
         });
     }
-    let ticker = shared.opts.interval.clone().map(|(every, sink)| {
-        let shared = Arc::clone(&shared);
-        super::load::ticker(started, every, move || {
-            shared.report_interval(started, &sink)
-        })
-    });
+    let ticker =
+        (shared.opts.interval.clone()).map(|every| Ticker::start(&shared.tally, started, every));
     let mut interrupted = false;
     let mut finished = Vec::with_capacity(n);
     loop {
@@ -352,52 +267,35 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
                 Some(_) => {}
                 None => break,
             },
-            () = interrupt.wait(), if !interrupted => {
+            () = shared.opts.interrupt.wait(), if !interrupted => {
                 interrupted = true;
                 shared.stop.store(true, Ordering::Relaxed);
             }
         }
     }
     let elapsed = started.elapsed();
-    let transactions = shared.transactions.load(Ordering::Relaxed);
+    let tally = &shared.tally;
+    let transactions = tally.transactions();
     let cost = cpu.per_transaction(transactions);
     // Half-close: the server sees end of stream and closes its end.
     for mut done in finished {
         let _ = done.shutdown().await;
     }
     if let Some(ticker) = ticker {
-        ticker.abort();
-        let _ = ticker.await;
-        // The last, partial interval, when anything happened in it.
-        if let Some((_, sink)) = &shared.opts.interval
-            && shared.mark(started).transactions
-                > shared
-                    .last
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .transactions
-        {
-            shared.report_interval(started, sink);
-        }
+        ticker.finish().await;
     }
-    let failed = shared.failed.load(Ordering::Relaxed);
+    let failed = tally.failures.failed();
     let counts: Vec<u64> = per_connection
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .collect();
-    let verified = failed == 0 && !interrupted;
-    let mut errors = shared
-        .errors
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    if interrupted {
-        errors.insert(0, "interrupted before the end".into());
-    }
+    // The interruption says no count: the connections are all running.
+    let interrupted = interrupted.then_some(None);
+    let ending = Ending::of(interrupted, failed);
     let secs = elapsed.as_secs_f64().max(1e-9);
     RrReport {
         mode: "rr",
-        server: shared.peer.clone(),
+        server: shared.target.peer.clone(),
         connections: n as u64,
         failed,
         request_bytes: shared.opts.request,
@@ -406,10 +304,10 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
         seconds: elapsed.as_secs_f64(),
         transactions,
         transactions_per_sec: transactions as f64 / secs,
-        bytes_sent: shared.sent.load(Ordering::Relaxed),
-        bytes_received: shared.received.load(Ordering::Relaxed),
-        verified,
-        latency_us: Latency::of(&shared.total.lock().unwrap_or_else(|p| p.into_inner())),
+        bytes_sent: tally.counters.sent(),
+        bytes_received: tally.counters.received(),
+        verified: ending.is_verified(),
+        latency_us: Latency::of(&tally.latency.lock()),
         latency_from: if shared.opts.rate.is_some() {
             "scheduled_send"
         } else {
@@ -423,9 +321,8 @@ async fn rr(addr: SocketAddr, peer: String, opts: RrOptions) -> RrReport {
         server_cpu_us_per_transaction: cost.server.us_per_transaction(),
         server_cpu_ticks: cost.server.ticks(),
         server_cpu: cost.server,
-        errors,
-        exit_code: if verified { 0 } else { 1 },
-        interrupted,
+        errors: tally.failures.lines(interrupted),
+        ending,
     }
 }
 
@@ -438,7 +335,7 @@ async fn connection(
     done: &AtomicU64,
 ) -> Result<TcpStream> {
     let opts = &shared.opts;
-    let peer = &shared.peer;
+    let peer = &shared.target.peer;
     let (mut rd, mut wr) = stream.into_split();
     let slots = Semaphore::new(opts.in_flight.max(1));
     // Each request's number and the instant its latency counts from, in order.
@@ -494,7 +391,7 @@ async fn connection(
                 wr.write_all(&buf[..len])
                     .await
                     .ctx(|| format!("could not send to {peer}"))?;
-                shared.sent.fetch_add(len as u64, Ordering::Relaxed);
+                shared.tally.counters.add_sent(len);
                 offset += len as u64;
             }
         }
@@ -526,7 +423,7 @@ async fn connection(
                         got: got as usize,
                     });
                 }
-                shared.received.fetch_add(read as u64, Ordering::Relaxed);
+                shared.tally.counters.add_received(read);
                 for (i, &b) in buf[..read].iter().enumerate() {
                     let at = got + i as u64;
                     let expected = request_byte(n, at).to_ascii_uppercase();
@@ -542,7 +439,7 @@ async fn connection(
                 }
                 got += read as u64;
             }
-            shared.record(from.elapsed());
+            shared.tally.done(from.elapsed());
             done.fetch_add(1, Ordering::Relaxed);
             slots.add_permits(1);
         }
