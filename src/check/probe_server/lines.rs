@@ -12,6 +12,8 @@ use crate::report::human;
 /// about how the lines arrive (together, in pieces).
 type LineProbe = (&'static str, Vec<Vec<u8>>, Vec<Vec<u8>>, bool);
 
+/// The line probes: what is sent, in which pieces, and the lines the server must
+/// read (and, with a COMMAND, print) from them.
 fn line_probes() -> Vec<LineProbe> {
     let long: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     let long_line = [&long[..], b"\n"].concat();

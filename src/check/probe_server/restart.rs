@@ -15,6 +15,7 @@ use crate::proto::uppercase::MESSAGE;
 use crate::report::human;
 use crate::server::Service;
 
+/// The probe's name.
 pub(super) const NAME: &str =
     "restarted on the same port straight after serving clients (SO_REUSEADDR)";
 
