@@ -111,11 +111,11 @@ fn run_checked(
     ) {
         (CheckRole::Server, Some(host), Some(port), true) => (
             tcplab::addr::host_port(host, port),
-            check::server::plan(service, false, &opts),
+            check::probe_server::plan(service, false, &opts),
         ),
         (CheckRole::Server, None, None, false) => (
             asked.command.join(" "),
-            check::server::plan(service, true, &opts),
+            check::probe_server::plan(service, true, &opts),
         ),
         (CheckRole::Server, ..) => {
             return Err(tcplab::Error::Usage(
@@ -123,9 +123,10 @@ fn run_checked(
                     .into(),
             ));
         }
-        (CheckRole::Client, None, None, false) => {
-            (asked.command.join(" "), check::client::plan(service, &opts))
-        }
+        (CheckRole::Client, None, None, false) => (
+            asked.command.join(" "),
+            check::probe_client::plan(service, &opts),
+        ),
         (CheckRole::Client, ..) => {
             return Err(tcplab::Error::Usage(
                 "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
@@ -162,12 +163,14 @@ fn run_checked(
     };
     let checked = match (asked.role, asked.host, asked.port) {
         (CheckRole::Server, Some(host), Some(port)) => {
-            check::server::check(service, &host, port, &opts, &mut sink)
+            check::probe_server::check(service, &host, port, &opts, &mut sink)
         }
         (CheckRole::Server, ..) => {
-            check::server::check_command(service, &asked.command, &opts, &mut sink)
+            check::probe_server::check_command(service, &asked.command, &opts, &mut sink)
         }
-        (CheckRole::Client, ..) => check::client::check(service, &asked.command, &opts, &mut sink),
+        (CheckRole::Client, ..) => {
+            check::probe_client::check(service, &asked.command, &opts, &mut sink)
+        }
     };
     let report = checked?;
     // From here on, a signal has nothing left to save.

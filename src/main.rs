@@ -34,7 +34,12 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(&demo::Asked {
+            chapter: args.chapter.as_deref(),
+            list: args.list,
+            plots: args.plots.as_deref(),
+            plot_writable: check_plot,
+        }),
         Command::Check {
             service,
             role,
