@@ -333,3 +333,64 @@ fn numeric_options_that_accept_a_minus_sign_still_parse_as_options() {
         .assert_code(1)
         .assert_stdout_has("\"error\": \"connection refused");
 }
+
+/// The upper-case client's three modes keep their options: a wrong mix is one
+/// line naming the two arguments (the first given first), exit 2, before anything
+/// connects.
+#[test]
+fn an_option_of_another_uppercase_client_mode_is_a_usage_error() {
+    for (extra, said) in [
+        (
+            "--duration 5 64",
+            "'--duration <SECONDS>' cannot be used with '[BYTES]'",
+        ),
+        (
+            "--in-flight 2 64",
+            "'--in-flight <M>' cannot be used with '[BYTES]'",
+        ),
+        (
+            "--request 16 --chunk 32",
+            "'--request <SIZE>' cannot be used with '--chunk <N>'",
+        ),
+        (
+            "--request 16 --no-half-close",
+            "'--request <SIZE>' cannot be used with '--no-half-close'",
+        ),
+        (
+            "64 --connections 2 --stall-timeout 3",
+            "'--connections <N>' cannot be used with '--stall-timeout <SECONDS>'",
+        ),
+        (
+            "--input /dev/null --processes 2",
+            "'--input <FILE>' cannot be used with '--processes <P>'",
+        ),
+    ] {
+        let mut args = vec!["uppercase", "client", "127.0.0.1", "1"];
+        args.extend(extra.split(' '));
+        tcplab_run(&args)
+            .assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(said);
+    }
+}
+
+/// `tcplab check`: a server at HOST PORT or from a command, a client from a command.
+#[test]
+fn a_check_of_the_wrong_shape_is_a_usage_error() {
+    for (args, said) in [
+        ("simple server", "not provided: <HOST|COMMAND>"),
+        ("simple server 127.0.0.1", "not provided: <PORT>"),
+        (
+            "simple server 127.0.0.1 1 -- x {port}",
+            "'[HOST]' cannot be used with '[COMMAND]...'",
+        ),
+        ("simple client 127.0.0.1 1", "not provided: <COMMAND>..."),
+    ] {
+        let mut all = vec!["check"];
+        all.extend(args.split(' '));
+        tcplab_run(&all)
+            .assert_code(2)
+            .assert_one_error_line()
+            .assert_stderr_has(said);
+    }
+}

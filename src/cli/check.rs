@@ -13,18 +13,30 @@ use tcplab::report;
 use tcplab::report::console::Console;
 use tcplab::server::Service;
 
-use crate::cli::{CheckRole, CheckService};
+use super::args::{CheckArgs, CheckRole, CheckService};
+use super::signals;
 
-/// What `tcplab check` was asked.
-pub struct Asked {
-    pub service: CheckService,
-    pub role: CheckRole,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub command: Vec<String>,
-    pub json: bool,
-    pub timeout: f64,
-    pub max_bytes: u64,
+/// What is checked, as the arguments gave it.
+enum Graded {
+    /// A server already running at HOST PORT.
+    Running(String, u16),
+    /// A server started from the command after --.
+    Server(Vec<String>),
+    /// A client started from the command after --.
+    Client(Vec<String>),
+}
+
+impl Graded {
+    /// Clap has required HOST PORT (a server's) or a command (a client's always),
+    /// never both.
+    fn of(asked: &CheckArgs) -> Graded {
+        let command = asked.command.clone();
+        match (asked.role, &asked.host, asked.port) {
+            (CheckRole::Server, Some(host), Some(port)) => Graded::Running(host.clone(), port),
+            (CheckRole::Server, ..) => Graded::Server(command),
+            (CheckRole::Client, ..) => Graded::Client(command),
+        }
+    }
 }
 
 /// The check under way, for the signal handler: what has been decided so far.
@@ -70,7 +82,7 @@ impl std::fmt::Display for NotFull {
 impl std::error::Error for NotFull {}
 
 /// Runs the check, printing as it goes.
-pub fn run(asked: Asked, console: &Console) -> anyhow::Result<()> {
+pub fn run(asked: CheckArgs, console: &Console) -> anyhow::Result<()> {
     let json = asked.json;
     let service = service_of(asked.service);
     let role = role_name(asked.role);
@@ -94,7 +106,7 @@ pub fn run(asked: Asked, console: &Console) -> anyhow::Result<()> {
 
 /// The tally when the score is not full.
 fn run_checked(
-    asked: Asked,
+    asked: CheckArgs,
     service: Service,
     console: &Console,
 ) -> tcplab::Result<Option<check::Tally>> {
@@ -103,35 +115,17 @@ fn run_checked(
         max_bytes: asked.max_bytes,
     };
     let role = role_name(asked.role);
-    let (target, plan) = match (
-        asked.role,
-        &asked.host,
-        asked.port,
-        asked.command.is_empty(),
-    ) {
-        (CheckRole::Server, Some(host), Some(port), true) => (
-            tcplab::addr::host_port(host, port),
+    let graded = Graded::of(&asked);
+    let (target, plan) = match &graded {
+        Graded::Running(host, port) => (
+            tcplab::addr::host_port(host, *port),
             check::probe_server::plan(service, false, &opts),
         ),
-        (CheckRole::Server, None, None, false) => (
-            asked.command.join(" "),
+        Graded::Server(command) => (
+            command.join(" "),
             check::probe_server::plan(service, true, &opts),
         ),
-        (CheckRole::Server, ..) => {
-            return Err(tcplab::Error::Usage(
-                "give the running server's HOST PORT, or the command that starts it after --"
-                    .into(),
-            ));
-        }
-        (CheckRole::Client, None, None, false) => (
-            asked.command.join(" "),
-            check::probe_client::plan(service, &opts),
-        ),
-        (CheckRole::Client, ..) => {
-            return Err(tcplab::Error::Usage(
-                "give the command that starts the client after --, e.g. -- python3 tcp_uppercase.py client {host} {port} {bytes}".into(),
-            ));
-        }
+        Graded::Client(command) => (command.join(" "), check::probe_client::plan(service, &opts)),
     };
     *under() = Some(Under {
         report: CheckReport {
@@ -145,7 +139,7 @@ fn run_checked(
     });
     // A signal must not leave the program under test behind, nor lose the probes
     // already made.
-    crate::on_signals(interrupted, || std::process::exit(130))?;
+    signals::on_signals(interrupted, || std::process::exit(130))?;
     let mut headed = false;
     let mut sink = |probe: &Probe| {
         let mut under = under();
@@ -161,16 +155,14 @@ fn run_checked(
         }
         under.report.probes.push(probe.clone());
     };
-    let checked = match (asked.role, asked.host, asked.port) {
-        (CheckRole::Server, Some(host), Some(port)) => {
-            check::probe_server::check(service, &host, port, &opts, &mut sink)
+    let checked = match &graded {
+        Graded::Running(host, port) => {
+            check::probe_server::check(service, host, *port, &opts, &mut sink)
         }
-        (CheckRole::Server, ..) => {
-            check::probe_server::check_command(service, &asked.command, &opts, &mut sink)
+        Graded::Server(command) => {
+            check::probe_server::check_command(service, command, &opts, &mut sink)
         }
-        (CheckRole::Client, ..) => {
-            check::probe_client::check(service, &asked.command, &opts, &mut sink)
-        }
+        Graded::Client(command) => check::probe_client::check(service, command, &opts, &mut sink),
     };
     let report = checked?;
     // From here on, a signal has nothing left to save.
@@ -215,7 +207,7 @@ fn interrupted() {
             console.say(report::check::summary(&report.tally()));
         }
     }
-    eprintln!("tcplab: interrupted; the program under test was stopped");
+    Console::stdio().warn("interrupted; the program under test was stopped");
     std::process::exit(130)
 }
 

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use tcplab::client::interval::IntervalSink;
 use tcplab::client::rr::{self, RrOptions, Stop};
+use tcplab::report;
 use tcplab::report::console::Console;
 use tcplab::report::progress::When;
-use tcplab::{report, server};
 
-use crate::cli::{Endpoint, RrOpts, UppercaseClientOpts};
+use super::args::{Endpoint, Rr, Shown};
+use super::signals;
 
 /// A run's length when neither --duration nor --requests is given (netperf's).
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -53,50 +54,28 @@ pub fn interval_sink(
     }
 }
 
-/// The request/response options given without `--request`, as a usage error.
-pub fn misplaced(o: &RrOpts) -> Option<tcplab::Error> {
-    let given = [
-        ("--duration", o.duration.is_some()),
-        ("--requests", o.requests.is_some()),
-        ("--in-flight", o.in_flight.is_some()),
-        ("--rate", o.rate.is_some()),
-    ];
-    let (name, _) = given
-        .iter()
-        .find(|(_, given)| *given && o.request.is_none())?;
-    Some(tcplab::Error::Usage(format!(
-        "{name} needs --request SIZE (request/response mode)"
-    )))
-}
-
 /// `uppercase client --request SIZE`: runs the transactions and shows the report
 /// (lines, or one JSON object: a single line when intervals went out as JSON lines).
-pub fn rr_client(
-    at: &Endpoint,
-    opts: &UppercaseClientOpts,
-    interrupt: server::Shutdown,
-    console: &Console,
-) -> tcplab::Result<()> {
-    let o = &opts.rr;
+pub fn rr_client(at: &Endpoint, o: Rr, shown: Shown, console: &Console) -> tcplab::Result<()> {
     let stop = match (o.requests, o.duration) {
         (Some(k), _) => Stop::Requests(k),
         (None, Some(s)) => Stop::Duration(Duration::from_secs_f64(s)),
         (None, None) => Stop::Duration(DEFAULT_DURATION),
     };
     let rr_opts = RrOptions {
-        connections: opts.connections.unwrap_or(1),
-        request: o.request.expect("called with --request"),
+        connections: o.connections,
+        request: o.request,
         stop,
         in_flight: o.in_flight.unwrap_or(1),
         rate: o.rate,
-        interval: interval_sink(o.interval, opts.json, opts.progress.when(), console),
-        interrupt,
-        sources: opts.scale.source.clone().map(|s| s.0).unwrap_or_default(),
+        interval: interval_sink(shown.interval, shown.json, shown.progress, console),
+        interrupt: signals::interrupt_client()?,
+        sources: o.sources,
     };
     let report = rr::run(&at.host, at.port, rr_opts)?;
-    if opts.json && o.interval.is_some() {
+    if shown.json && shown.interval.is_some() {
         console.say(report::json::line(&report));
-    } else if opts.json {
+    } else if shown.json {
         console.say(report::json::pretty(&report));
     } else {
         for line in report::rr::summary(&report) {

@@ -1,0 +1,65 @@
+//! `tcplab check`'s arguments. Clap holds their shape: a server at HOST PORT or
+//! started from a command after --, a client started from a command, never both.
+
+use clap::{ArgGroup, Args};
+
+use super::values::{parse_max_bytes, parse_port, parse_seconds};
+
+/// `tcplab check`'s arguments: a server at HOST PORT or started from COMMAND, a
+/// client started from COMMAND.
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("target").required(true).args(["host", "command"])),
+    override_usage = "tcplab check [OPTIONS] <SERVICE> <ROLE> [HOST] [PORT] [-- <COMMAND>...]"
+)]
+pub struct CheckArgs {
+    /// The program to check.
+    #[arg(value_enum)]
+    pub service: CheckService,
+    /// Its role.
+    #[arg(value_enum)]
+    pub role: CheckRole,
+    /// The address of a server that is already running.
+    #[arg(value_name = "HOST", requires = "port")]
+    pub host: Option<String>,
+    /// Its port.
+    #[arg(value_name = "PORT", value_parser = parse_port, allow_hyphen_values = true)]
+    pub port: Option<u16>,
+    /// Or, after --, the command that starts the program: {host}, {port} and
+    /// {bytes} in it are replaced by the address tcplab chose (a free loopback
+    /// port) and each probe's size, e.g. -- python3 tcp_simple.py server {host}
+    /// {port}, or -- python3 tcp_uppercase.py client {host} {port} {bytes}.
+    #[arg(last = true, value_name = "COMMAND", required_if_eq("role", "client"))]
+    pub command: Vec<String>,
+    /// Print the results in Gradescope's autograder format.
+    #[arg(long)]
+    pub json: bool,
+    /// Longest wait of any one probe (a client frozen this long is diagnosed and
+    /// killed).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "10", allow_hyphen_values = true)]
+    pub timeout: f64,
+    /// The largest round trip a probe makes (an upper-case client is run with
+    /// sizes rising from 64 bytes to this).
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_bytes, default_value = "64M", allow_hyphen_values = true)]
+    pub max_bytes: u64,
+}
+
+/// The programs `tcplab check` grades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckService {
+    /// tcp_simple.py's 16-octet exchange.
+    Simple,
+    /// tcp_uppercase.py's upper-case echo.
+    Uppercase,
+    /// The handout's line server.
+    Lines,
+}
+
+/// The role of the program `tcplab check` grades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckRole {
+    /// A server: running at HOST PORT, or started from the COMMAND after --.
+    Server,
+    /// A client started from the COMMAND after --, against tcplab's own server.
+    Client,
+}
