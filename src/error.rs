@@ -197,7 +197,7 @@ pub enum Error {
     #[error("a load worker {0}")]
     Worker(String),
     /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
-    #[error("{}", .0.explanation.join("\n  "))]
+    #[error("{0}")]
     Stalled(Box<crate::observe::watchdog::Diagnosis>),
     /// The command line asks for something that cannot be done (exit code 2).
     #[error("{0} (see 'tcplab --help')")]

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::human;
 use crate::observe::queues::Queues;
 
 /// Declares a stall when neither byte count has moved for `timeout`.
@@ -87,7 +86,9 @@ pub enum StallKind {
     Unexplained,
 }
 
-/// A stall, explained.
+/// A stall, explained as data: what the figures show, finding by finding. Its
+/// words are written once, in `report::stall`, which also serializes the findings
+/// as the report's `explanation` lines.
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnosis {
     /// What the figures show.
@@ -104,71 +105,195 @@ pub struct Diagnosis {
     pub server: Option<Queues>,
     /// Why the server's queues are missing, when they are.
     pub server_unavailable: Option<String>,
-    /// The explanation, one sentence a line.
-    pub explanation: Vec<String>,
+    /// The findings, in the order they explain the stall.
+    pub explanation: Explanation,
+}
+
+/// The findings of a diagnosis, in order (serialized as one line each, or a few).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation(pub Vec<Finding>);
+
+/// A queue against the buffer that bounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Bytes in the queue.
+    pub bytes: u64,
+    /// The buffer's size (`SO_SNDBUF` or `SO_RCVBUF`).
+    pub buf: u64,
+}
+
+/// How full a queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillState {
+    /// At least [`FULL_SHARE`] of its buffer.
+    Full,
+    /// Nothing in it.
+    Empty,
+    /// Something, below full.
+    NotFull,
+}
+
+impl Fill {
+    /// How full it is.
+    pub fn state(&self) -> FillState {
+        if full(self.bytes, self.buf) {
+            FillState::Full
+        } else if self.bytes == 0 {
+            FillState::Empty
+        } else {
+            FillState::NotFull
+        }
+    }
+}
+
+/// One thing the figures of a stall show.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// Nothing moved for a while: the counts when it stalled.
+    Stalled {
+        /// Seconds without progress.
+        still_for: f64,
+        /// Bytes sent.
+        sent: u64,
+        /// Bytes to send in all, when known.
+        total: Option<u64>,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The client sent this much more than came back; `queued` of it sits in the
+    /// connection's four queues (when both ends' are known).
+    Ahead {
+        /// Bytes sent and not yet back.
+        ahead: u64,
+        /// Bytes in the four queues.
+        queued: Option<u64>,
+    },
+    /// The client's own queues could not be read.
+    ClientUnreadable,
+    /// The server end's queues are not known, and why.
+    ServerUnavailable(String),
+    /// A client that reads only after sending is blocked writing.
+    NaiveBlockedWriting {
+        /// The client strategy's name.
+        strategy: String,
+        /// Its send queue.
+        send: Fill,
+    },
+    /// ... and nobody reads its receive queue.
+    NaiveNotReading {
+        /// Its receive queue.
+        recv: Fill,
+    },
+    /// So the server is blocked writing back (its send queue), and has stopped
+    /// reading (its receive queue).
+    ServerBlockedBothWays {
+        /// The server's send queue.
+        send: Fill,
+        /// The server's receive queue.
+        recv: Fill,
+    },
+    /// The server has read about `read` bytes: the client raced ahead by `in_flight`.
+    RacedAhead {
+        /// Bytes the server has read.
+        read: u64,
+        /// Bytes in the client's send and the server's receive queue.
+        in_flight: u64,
+    },
+    /// The server must be blocked writing back and not reading (its queues unknown).
+    ServerBlockedUnseen,
+    /// Each waits for the other: the lab's deadlock.
+    Deadlock,
+    /// The client is blocked writing and nothing comes back.
+    ClientBlockedNothingBack {
+        /// Its send queue.
+        send: Fill,
+    },
+    /// The server has stopped reading (its receive queue, when known).
+    ServerStoppedReading {
+        /// The server's receive queue.
+        recv: Option<Fill>,
+        /// True when nothing comes back either.
+        nothing_back: bool,
+    },
+    /// The cause is on the server's side.
+    ServerSide,
+    /// Everything came back, but the client never half-closed.
+    NoHalfClose {
+        /// Bytes in all.
+        total: u64,
+    },
+    /// The server acknowledged everything and sends nothing back.
+    NothingBack {
+        /// Bytes in all.
+        total: u64,
+        /// Bytes still missing.
+        missing: u64,
+    },
+    /// The client's queues, for a stall the figures do not explain.
+    ClientQueues {
+        /// Its send queue.
+        send: Fill,
+        /// Its receive queue.
+        recv: Fill,
+    },
+    /// The server's queues, likewise.
+    ServerQueues {
+        /// Its send queue.
+        send: Fill,
+        /// Its receive queue.
+        recv: Fill,
+    },
 }
 
 /// A queue is "full" when it holds at least this share of its buffer. The kernel
 /// counts buffer space with per-packet overhead, so data alone never reaches 100%.
-const FULL_SHARE: f64 = 0.25;
+pub const FULL_SHARE: f64 = 0.25;
 
 fn full(queue: u64, buf: u64) -> bool {
     buf > 0 && queue as f64 >= buf as f64 * FULL_SHARE
 }
 
-/// "holds 2.50 MiB (SO_SNDBUF 4.00 MiB: full)": a queue against its buffer.
-fn holds(bytes: u64, buf_name: &str, buf: u64) -> String {
-    let state = if full(bytes, buf) {
-        "full"
-    } else if bytes == 0 {
-        "empty"
-    } else {
-        "not full"
-    };
-    format!(
-        "holds {} ({buf_name} {}: {state})",
-        human::bytes(bytes),
-        human::bytes(buf)
-    )
+fn send_fill(q: &Queues) -> Fill {
+    Fill {
+        bytes: q.send_queue,
+        buf: q.sndbuf,
+    }
+}
+
+fn recv_fill(q: &Queues) -> Fill {
+    Fill {
+        bytes: q.recv_queue,
+        buf: q.rcvbuf,
+    }
 }
 
 /// Explains a stall from the figures.
 pub fn diagnose(s: &Situation) -> Diagnosis {
-    let of = s.total.map_or_else(String::new, |t| format!(" of {t}"));
-    let mut lines = vec![format!(
-        "stalled: nothing moved for {:.1} s; sent {}{of} bytes, received {}.",
-        s.still_for.as_secs_f64(),
-        s.sent,
-        s.received
-    )];
+    let mut findings = vec![Finding::Stalled {
+        still_for: s.still_for.as_secs_f64(),
+        sent: s.sent,
+        total: s.total,
+        received: s.received,
+    }];
     let server = s.server.as_ref().ok().copied();
     if s.sent > s.received {
-        let ahead = s.sent - s.received;
-        let mut line = format!(
-            "The client is {ahead} bytes ({}) ahead of what came back",
-            human::bytes(ahead)
-        );
-        if let (Some(c), Some(srv)) = (s.client, server) {
-            let queued = c.send_queue + c.recv_queue + srv.send_queue + srv.recv_queue;
-            line.push_str(&format!(
-                "; {} of them sit in the four queues of this connection",
-                human::bytes(queued)
-            ));
-        }
-        line.push('.');
-        lines.push(line);
+        findings.push(Finding::Ahead {
+            ahead: s.sent - s.received,
+            queued: s
+                .client
+                .zip(server)
+                .map(|(c, srv)| c.send_queue + c.recv_queue + srv.send_queue + srv.recv_queue),
+        });
     }
     let kind = match s.client {
         None => {
-            lines.push(
-                "This client's socket queues could not be read, so the cause is unknown.".into(),
-            );
+            findings.push(Finding::ClientUnreadable);
             StallKind::Unexplained
         }
-        Some(c) => explain(s, c, server, &mut lines),
+        Some(c) => explain(s, c, server, &mut findings),
     };
     if let Err(why) = &s.server {
-        lines.push(format!("The server end's queues are not shown: {why}."));
+        findings.push(Finding::ServerUnavailable(why.clone()));
     }
     Diagnosis {
         kind,
@@ -178,109 +303,77 @@ pub fn diagnose(s: &Situation) -> Diagnosis {
         client: s.client,
         server,
         server_unavailable: s.server.as_ref().err().cloned(),
-        explanation: lines,
+        explanation: Explanation(findings),
     }
 }
 
-fn explain(s: &Situation, c: Queues, server: Option<Queues>, lines: &mut Vec<String>) -> StallKind {
+fn explain(s: &Situation, c: Queues, server: Option<Queues>, out: &mut Vec<Finding>) -> StallKind {
     let sending = s.total.is_none_or(|t| s.sent < t);
     let total = s.total.unwrap_or(s.sent);
     if sending && s.reads_only_after_sending && c.recv_queue > 0 {
-        lines.push(format!(
-            "This client ({}) is blocked writing: its send queue {}.",
-            s.strategy,
-            holds(c.send_queue, "SO_SNDBUF", c.sndbuf)
-        ));
-        lines.push(format!(
-            "Its receive queue {} that nobody reads: this client reads only after it has sent everything.",
-            holds(c.recv_queue, "SO_RCVBUF", c.rcvbuf)
-        ));
+        out.push(Finding::NaiveBlockedWriting {
+            strategy: s.strategy.clone(),
+            send: send_fill(&c),
+        });
+        out.push(Finding::NaiveNotReading {
+            recv: recv_fill(&c),
+        });
         match server {
             Some(srv) => {
-                lines.push(format!(
-                    "So the server is blocked writing back to it: the server's send queue {},",
-                    holds(srv.send_queue, "SO_SNDBUF", srv.sndbuf)
-                ));
-                lines.push(format!(
-                    "and the server has stopped reading: its receive queue {}.",
-                    holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
-                ));
+                out.push(Finding::ServerBlockedBothWays {
+                    send: send_fill(&srv),
+                    recv: recv_fill(&srv),
+                });
                 let in_flight = c.send_queue + srv.recv_queue;
-                lines.push(format!(
-                    "The server has read about {} bytes: the client raced ahead of it by the {} in those two queues.",
-                    s.sent.saturating_sub(in_flight),
-                    human::bytes(in_flight)
-                ));
+                out.push(Finding::RacedAhead {
+                    read: s.sent.saturating_sub(in_flight),
+                    in_flight,
+                });
             }
-            None => lines.push(
-                "So the server is blocked writing back to it, and has stopped reading what this client sends."
-                    .into(),
-            ),
+            None => out.push(Finding::ServerBlockedUnseen),
         }
-        lines.push(
-            "Each waits for the other: deadlock. Run with --strategy threads (or nonblocking, async)."
-                .into(),
-        );
+        out.push(Finding::Deadlock);
         return StallKind::Deadlock;
     }
     if sending && c.recv_queue == 0 && c.send_queue > 0 {
-        lines.push(format!(
-            "This client is blocked writing: its send queue {}, and nothing comes back.",
-            holds(c.send_queue, "SO_SNDBUF", c.sndbuf)
-        ));
-        match server {
-            Some(srv) => lines.push(format!(
-                "The server has stopped reading: its receive queue {}.",
-                holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
-            )),
-            None => lines.push("The server has stopped reading what this client sends.".into()),
-        }
-        lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
+        out.push(Finding::ClientBlockedNothingBack {
+            send: send_fill(&c),
+        });
+        out.push(Finding::ServerStoppedReading {
+            recv: server.as_ref().map(recv_fill),
+            nothing_back: false,
+        });
+        out.push(Finding::ServerSide);
         return StallKind::PeerNotReading;
     }
     if let Some(srv) = server.filter(|srv| srv.recv_queue > 0 && c.recv_queue == 0) {
-        lines.push(format!(
-            "The server has stopped reading: its receive queue {}, and nothing comes back.",
-            holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
-        ));
-        lines.push("The cause is on the server's side: it is stuck, or too busy to read.".into());
+        out.push(Finding::ServerStoppedReading {
+            recv: Some(recv_fill(&srv)),
+            nothing_back: true,
+        });
+        out.push(Finding::ServerSide);
         return StallKind::PeerNotReading;
     }
     if !sending && !s.half_closed && s.received >= total && c.send_queue == 0 {
-        lines.push(format!(
-            "All {total} bytes came back, but this client never shut down its sending side (--no-half-close)."
-        ));
-        lines.push(
-            "The server reads until end of stream, so it waits for more; this client reads until end of stream, so it waits for the server to close."
-                .into(),
-        );
-        lines.push(
-            "Each waits for an end the other will not send. Half-close after the last byte (shutdown(SHUT_WR)): leave out --no-half-close."
-                .into(),
-        );
+        out.push(Finding::NoHalfClose { total });
         return StallKind::NoEndOfStream;
     }
     if !sending && c.send_queue == 0 && c.recv_queue == 0 {
-        lines.push(format!(
-            "The server has acknowledged all {total} bytes, and this client has read everything that came back,"
-        ));
-        lines.push(format!(
-            "but {} bytes are still missing: the server sends nothing back.",
-            total.saturating_sub(s.received)
-        ));
+        out.push(Finding::NothingBack {
+            total,
+            missing: total.saturating_sub(s.received),
+        });
         return StallKind::PeerNotAnswering;
     }
-    lines.push(format!(
-        "This client's send queue {}; its receive queue {}.",
-        holds(c.send_queue, "SO_SNDBUF", c.sndbuf),
-        holds(c.recv_queue, "SO_RCVBUF", c.rcvbuf)
-    ));
+    out.push(Finding::ClientQueues {
+        send: send_fill(&c),
+        recv: recv_fill(&c),
+    });
     if let Some(srv) = server {
-        lines.push(format!(
-            "The server's send queue {}; its receive queue {}.",
-            holds(srv.send_queue, "SO_SNDBUF", srv.sndbuf),
-            holds(srv.recv_queue, "SO_RCVBUF", srv.rcvbuf)
-        ));
+        out.push(Finding::ServerQueues {
+            send: send_fill(&srv),
+            recv: recv_fill(&srv),
+        });
     }
     StallKind::Unexplained
 }
@@ -349,12 +442,12 @@ impl Timeline {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MIB: u64 = 1 << 20;
+    pub(crate) const MIB: u64 = 1 << 20;
 
-    fn situation(strategy: &str, sent: u64, received: u64, c: Queues) -> Situation {
+    pub(crate) fn situation(strategy: &str, sent: u64, received: u64, c: Queues) -> Situation {
         Situation {
             strategy: strategy.into(),
             half_closed: true,
@@ -406,32 +499,31 @@ mod tests {
         });
         let d = diagnose(&s);
         assert_eq!(d.kind, StallKind::Deadlock);
-        let text = d.explanation.join("\n");
-        assert!(
-            text.contains(
-                "blocked writing: its send queue holds 2.00 MiB (SO_SNDBUF 4.00 MiB: full)"
-            ),
-            "{text}"
+        let findings = &d.explanation.0;
+        assert!(findings.contains(&Finding::NaiveBlockedWriting {
+            strategy: "naive".into(),
+            send: Fill {
+                bytes: 2 * MIB,
+                buf: 4 * MIB
+            }
+        }));
+        assert_eq!(
+            Fill {
+                bytes: 6 * MIB,
+                buf: 6 * MIB
+            }
+            .state(),
+            FillState::Full
         );
-        assert!(
-            text.contains(
-                "receive queue holds 6.00 MiB (SO_RCVBUF 6.00 MiB: full) that nobody reads"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("the server's send queue holds 4.00 MiB"),
-            "{text}"
-        );
-        assert!(
-            text.contains("14680064 bytes (14.00 MiB) ahead of what came back; 15.00 MiB of them sit in the four queues"),
-            "{text}"
-        );
-        assert!(
-            text.contains("The server has read about 9437184 bytes"),
-            "{text}"
-        );
-        assert!(text.contains("deadlock"), "{text}");
+        assert!(findings.contains(&Finding::Ahead {
+            ahead: 14 * MIB,
+            queued: Some(15 * MIB)
+        }));
+        assert!(findings.contains(&Finding::RacedAhead {
+            read: 9 * MIB,
+            in_flight: 5 * MIB
+        }));
+        assert_eq!(findings.last(), Some(&Finding::Deadlock));
         assert!(d.server.is_some());
     }
 
@@ -445,12 +537,11 @@ mod tests {
         };
         let d = diagnose(&situation("threads", 5 * MIB, 0, client));
         assert_eq!(d.kind, StallKind::PeerNotReading);
-        let text = d.explanation.join("\n");
-        assert!(text.contains("stopped reading"), "{text}");
-        assert!(!text.contains("deadlock:"), "{text}");
+        assert!(!d.explanation.0.contains(&Finding::Deadlock));
         assert!(
-            text.contains("server end's queues are not shown: not on this machine"),
-            "{text}"
+            d.explanation
+                .0
+                .contains(&Finding::ServerUnavailable("not on this machine".into()))
         );
     }
 
@@ -470,7 +561,10 @@ mod tests {
     fn a_server_that_never_answers() {
         let d = diagnose(&situation("threads", 1 << 30, 0, Queues::default()));
         assert_eq!(d.kind, StallKind::PeerNotAnswering);
-        assert!(d.explanation.join(" ").contains("sends nothing back"));
+        assert!(d.explanation.0.contains(&Finding::NothingBack {
+            total: 1 << 30,
+            missing: 1 << 30
+        }));
     }
 
     #[test]
@@ -479,7 +573,11 @@ mod tests {
         s.half_closed = false;
         let d = diagnose(&s);
         assert_eq!(d.kind, StallKind::NoEndOfStream);
-        assert!(d.explanation.join(" ").contains("--no-half-close"));
+        assert!(
+            d.explanation
+                .0
+                .contains(&Finding::NoHalfClose { total: 1 << 30 })
+        );
         // Still sending, or with bytes missing, it is not this.
         let mut s = situation("async", 1 << 29, 1 << 29, Queues::default());
         s.half_closed = false;

@@ -12,4 +12,5 @@ pub mod plot;
 pub mod progress;
 pub mod rr;
 pub mod server;
+pub mod stall;
 pub mod uppercase;
