@@ -38,8 +38,10 @@ pub mod observe;
 pub mod proto;
 pub mod report;
 pub mod server;
+pub mod sink;
 pub mod size;
 pub mod stream;
+pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@
 
 use std::sync::Mutex;
 use std::time::Duration;
+use tcplab::sync::Locked;
 
 use tcplab::check::{self, CheckOptions, CheckReport, Probe};
 use tcplab::report;
@@ -50,7 +51,7 @@ struct Under {
 static UNDER: Mutex<Option<Under>> = Mutex::new(None);
 
 fn under() -> std::sync::MutexGuard<'static, Option<Under>> {
-    UNDER.lock().unwrap_or_else(|p| p.into_inner())
+    UNDER.locked()
 }
 
 fn service_of(service: CheckService) -> Service {

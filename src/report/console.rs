@@ -7,6 +7,7 @@
 //! whose output is gone (a full disk, a closed pipe) must say so and stop, not run
 //! on printing nothing.
 
+use crate::sync::Locked;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -57,7 +58,7 @@ impl Console {
     /// What a capturing console holds so far (empty for [`Console::stdio`]).
     pub fn captured(&self) -> Captured {
         match &self.captured {
-            Some(c) => c.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            Some(c) => c.locked().clone(),
             None => Captured::default(),
         }
     }
@@ -66,14 +67,14 @@ impl Console {
     /// output" fail as a closed pipe does.
     pub fn close_output(&self) {
         if let Some(c) = &self.captured {
-            c.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+            c.locked().closed = true;
         }
     }
 
     /// The first error writing standard output, if there was one.
     pub fn failure(&self) -> Option<OutputFailure> {
         match &self.captured {
-            Some(c) => c.lock().unwrap_or_else(|p| p.into_inner()).failure.clone(),
+            Some(c) => c.locked().failure.clone(),
             None => STDOUT_FAILED.get().cloned(),
         }
     }
@@ -91,11 +92,7 @@ impl Console {
     pub fn warn(&self, line: impl AsRef<str>) {
         let text = format!("tcplab: {}\n", line.as_ref());
         match &self.captured {
-            Some(c) => c
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .err
-                .extend_from_slice(text.as_bytes()),
+            Some(c) => c.locked().err.extend_from_slice(text.as_bytes()),
             None => {
                 let _ = io::stderr().lock().write_all(text.as_bytes());
             }
@@ -106,7 +103,7 @@ impl Console {
     pub fn write_lines(&self, batch: &[u8]) -> io::Result<()> {
         match &self.captured {
             Some(c) => {
-                let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+                let mut c = c.locked();
                 if c.closed {
                     let e = io::Error::from(io::ErrorKind::BrokenPipe);
                     c.failure.get_or_insert_with(|| failure(&e));

@@ -4,6 +4,7 @@
 //! thread, at most `--max-connections` at once (past it, new clients wait in the
 //! backlog). Both run the services' handlers over [`Blocking`] sockets.
 
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::net::{Shutdown as Direction, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
@@ -137,7 +138,7 @@ impl Slots {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Waits for a free slot and takes it; false if `stop()` became true first.

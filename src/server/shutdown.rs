@@ -3,6 +3,7 @@
 //! stops accepting, gives connections in flight `--grace` to finish, then closes the
 //! rest.
 
+use crate::sync::Locked;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -42,13 +43,9 @@ impl Shutdown {
             return;
         }
         self.inner.notify.notify_waiters();
-        *self.inner.flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *self.inner.flag.locked() = true;
         self.inner.flipped.notify_all();
-        let listeners = self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let listeners = self.inner.listeners.locked();
         for listener in listeners.iter() {
             // On Linux, shutting down a listening socket makes a blocked accept()
             // return at once.
@@ -86,7 +83,7 @@ impl Shutdown {
 
     /// Blocks this thread until triggered.
     pub fn wait_blocking(&self) {
-        let mut flag = self.inner.flag.lock().unwrap_or_else(|p| p.into_inner());
+        let mut flag = self.inner.flag.locked();
         while !*flag {
             flag = self
                 .inner
@@ -99,11 +96,7 @@ impl Shutdown {
     /// Makes a trigger wake a thread blocked in `listener.accept()`.
     pub fn wake_accept(&self, listener: &TcpListener) -> std::io::Result<()> {
         let clone = listener.try_clone()?;
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(clone);
+        self.inner.listeners.locked().push(clone);
         if self.is_triggered() {
             let _ = socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Both);
         }

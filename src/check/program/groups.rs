@@ -2,6 +2,7 @@
 //! killed together on an interrupt ([`kill_all`]), and by a reaper that outlives
 //! tcplab when it is killed outright ([`Reaper`]).
 
+use crate::sync::Locked;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -37,7 +38,7 @@ impl Registry {
 }
 
 pub(super) fn running() -> std::sync::MutexGuard<'static, Registry> {
-    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+    RUNNING.locked()
 }
 
 /// A shell that outlives tcplab and kills the process groups of the programs

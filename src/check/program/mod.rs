@@ -10,6 +10,7 @@
 
 mod groups;
 
+use crate::sync::Locked;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -181,9 +182,7 @@ impl Program {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = out.read(&mut buf) {
                     for sink in std::iter::once(&printed).chain(also.as_ref()) {
-                        sink.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(&buf[..n]);
+                        sink.locked().push(&buf[..n]);
                     }
                 }
             }));
@@ -199,10 +198,7 @@ impl Program {
 
     /// What it has printed so far (standard output and error together).
     pub fn printed(&self) -> String {
-        self.printed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .text()
+        self.printed.locked().text()
     }
 
     /// Starts `template` as a server on a free loopback port (the first one from
@@ -338,7 +334,7 @@ impl Program {
     /// The last line of its standard error (where a crash is told), else of all
     /// it printed.
     fn last_words(&self) -> Option<String> {
-        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner()).text();
+        let errors = self.errors.locked().text();
         let printed = self.printed();
         super::last_line(&errors)
             .or_else(|| super::last_line(&printed))

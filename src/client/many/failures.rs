@@ -3,6 +3,7 @@
 //! ended. The `Error` the run ends with is made from these, never read back from
 //! a line.
 
+use crate::sync::Locked;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -106,10 +107,7 @@ impl Failures {
     /// Counts a failed connection and keeps its error, when new and not too many.
     pub fn fail(&self, e: &Error) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        keep(
-            &mut self.errors.lock().unwrap_or_else(|p| p.into_inner()),
-            e.to_string(),
-        );
+        keep(&mut self.errors.locked(), e.to_string());
     }
 
     /// Connections failed so far.
@@ -120,11 +118,7 @@ impl Failures {
     /// The errors kept, with the line of an interruption first when `interrupted`
     /// (with how many connections were still running, when counted).
     pub fn lines(&self, interrupted: Option<Option<u64>>) -> Vec<String> {
-        let mut errors = self
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let mut errors = self.errors.locked().clone();
         if let Some(running) = interrupted {
             errors.insert(0, Ending::interrupted_line(running));
         }

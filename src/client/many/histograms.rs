@@ -1,6 +1,7 @@
 //! Latency histograms: their bounds, how a latency is recorded, its percentiles, and
 //! the wire form a worker hands its parent so that merged percentiles stay exact.
 
+use crate::sync::Locked;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ impl Recorder {
 
     /// The histogram, for reading (or resetting).
     pub fn lock(&self) -> MutexGuard<'_, Histogram<u64>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.locked()
     }
 }
 

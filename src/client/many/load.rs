@@ -13,6 +13,7 @@
 //! Then the rest start together once all are connected, but that wait is bounded
 //! (see [`super::start`]); a connection made after that starts at once.
 
+use crate::sync::Locked;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -152,7 +153,7 @@ impl Shared {
                 if !self.server_looked_for.swap(true, Ordering::Relaxed)
                     && let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr())
                 {
-                    let mut cpu = self.cpu.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut cpu = self.cpu.locked();
                     cpu.find_server(local, peer);
                 }
                 Ok(stream)
@@ -351,7 +352,7 @@ async fn load(
     let worker = opts.gate.is_some();
     let made = shared.made.load(Ordering::Relaxed);
     let waited = pass(opts.gate, made, opts.hold, &opts.interrupt).await;
-    *shared.held.lock().unwrap_or_else(|p| p.into_inner()) += waited;
+    *shared.held.locked() += waited;
     // A SIGINT or SIGTERM stops the connections still running; the report then
     // says how far the run got. One that came before the start (while connecting,
     // holding or waiting for the word) starts no exchange at all.
@@ -376,7 +377,7 @@ async fn load(
         ticker.finish().await;
     }
     shared.progress.finish();
-    let held = *shared.held.lock().unwrap_or_else(|p| p.into_inner());
+    let held = *shared.held.locked();
     let elapsed = started_at.elapsed().saturating_sub(held);
     let interrupted = opts.interrupt.is_triggered().then_some(Some(running));
     let mut report = report(&shared, elapsed, interrupted);
@@ -442,7 +443,7 @@ async fn probing(
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let _ = shared.one_at_a_time.set(finding);
-    *shared.held.lock().unwrap_or_else(|p| p.into_inner()) = held.elapsed();
+    *shared.held.locked() = held.elapsed();
     // A server that closed the silent connection (an idle timeout) did so because of
     // the probe: its exchange goes on a new connection instead.
     let probe = if closed_by_peer(&probe).await {
@@ -480,11 +481,7 @@ fn report(shared: &Shared, elapsed: Duration, interrupted: Option<Option<u64>>) 
     let exchanges = tally.transactions();
     let received = tally.counters.received();
     let ending = Ending::of(interrupted, failed);
-    let cost = shared
-        .cpu
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .per_transaction(exchanges);
+    let cost = shared.cpu.locked().per_transaction(exchanges);
     LoadReport {
         service: match shared.job {
             Job::Simple { .. } => "simple",

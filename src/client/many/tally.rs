@@ -1,6 +1,7 @@
 //! The figures every mode keeps while it runs — bytes, transactions, failures,
 //! latency — and the interval reports cut from them on a clock.
 
+use crate::sync::Locked;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,7 +59,7 @@ impl Tally {
             h.reset();
             latency
         };
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.locked();
         sink(&std::mem::replace(&mut *last, now).to(now, latency));
     }
 }
@@ -100,7 +101,7 @@ impl Ticker {
     pub async fn finish(self) {
         self.task.abort();
         let _ = self.task.await;
-        let last = *self.tally.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = *self.tally.last.locked();
         let now = self.tally.mark(self.started);
         if (now.transactions, now.received) != (last.transactions, last.received) {
             self.tally.report_interval(self.started, &self.sink);

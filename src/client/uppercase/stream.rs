@@ -10,6 +10,7 @@
 //! receiving while the input has nothing to give: it wakes the sender when bytes
 //! arrive, through a condition variable, a tokio `Notify` or a poll loop's waker.
 
+use crate::sync::Locked;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
@@ -74,7 +75,7 @@ struct Held {
 impl Window {
     fn held(&self) -> MutexGuard<'_, Held> {
         // The lock guards plain bytes and counts, valid whatever a panicking holder did.
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        self.held.locked()
     }
 
     fn wait<'a>(&self, held: MutexGuard<'a, Held>) -> MutexGuard<'a, Held> {
@@ -86,7 +87,7 @@ impl Window {
         self.changed.notify_all();
         if input {
             self.input_async.notify_one();
-            if let Some(wake) = &*self.waker.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(wake) = &*self.waker.locked() {
                 wake();
             }
         }
@@ -353,7 +354,7 @@ impl Streamed {
     /// Calls `wake` whenever the input may have more to send, for a sender in a
     /// poll loop (a `mio::Waker`).
     pub fn on_input(&self, wake: Box<dyn Fn() + Send>) {
-        *self.window.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+        *self.window.waker.locked() = Some(wake);
     }
 }
 

@@ -2,6 +2,7 @@
 //! send that stops its reading while it waits), and what it tells of a run: its
 //! progress, and why a run that stopped moving froze.
 
+use crate::sync::Locked;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::ExitStatus;
@@ -47,7 +48,7 @@ impl Echo {
         }
         let mut buf = vec![0u8; 64 * 1024];
         let failed = |why: String| {
-            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            *self.failed.locked() = Some(why);
         };
         loop {
             let n = match stream.read(&mut buf) {

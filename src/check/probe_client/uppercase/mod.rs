@@ -4,6 +4,7 @@
 
 mod echo;
 
+use crate::sync::Locked;
 use std::sync::atomic::Ordering;
 
 use self::echo::{Echo, Verdict};
@@ -138,7 +139,7 @@ fn judge_echo(run: &Run<()>, echo: &Echo, size: u64, opts: &CheckOptions) -> Ver
     if run.served.is_none() {
         return Verdict::Wrong(format!("it never connected; {ending}"));
     }
-    if let Some(why) = echo.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some(why) = echo.failed.locked().take() {
         return Verdict::Wrong(format!(
             "tcplab's {why} after the client sent {} and got {} back; {ending}",
             human::bytes(received),
