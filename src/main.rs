@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-use tcplab::report::console::Console;
+use crate::cli::console::Console;
 
 use cli::Cli;
 

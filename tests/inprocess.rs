@@ -17,8 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use tcplab::Error;
 use tcplab::proto::lines::{LineFramer, LineTooLong};
-use tcplab::report::console::{Captured, Console};
 use tcplab::server::{self, Options, Peer, Service, Shutdown, Strategy, Summary};
+use tcplab::sink::{Capture, Captured, Sink};
 use tcplab::stream::{Conn, Stream, Traffic};
 
 use crate::util::TIMEOUT;
@@ -32,12 +32,34 @@ const PIPES: [(usize, usize); 3] = [(1, 1), (16, 5), (64 * 1024, 4096)];
 
 const ALL_STRATEGIES: [Strategy; 3] = [Strategy::Blocking, Strategy::Threads, Strategy::Async];
 
+/// The captures behind the sinks that [`options`] made, by the sink's address.
+static CAPTURES: std::sync::Mutex<Vec<(usize, Capture)>> = std::sync::Mutex::new(Vec::new());
+
+fn address(sink: &Arc<dyn Sink>) -> usize {
+    Arc::as_ptr(sink) as *const () as usize
+}
+
 /// `service`'s command-line defaults, printing to memory.
 fn options(service: Service) -> Options {
+    let capture = Capture::new();
+    let console: Arc<dyn Sink> = Arc::new(capture.clone());
+    CAPTURES.lock().unwrap().push((address(&console), capture));
     Options {
-        console: Console::capture(),
+        console,
         ..Options::new(service)
     }
+}
+
+/// What a sink made by [`options`] was given.
+fn captured(sink: &Arc<dyn Sink>) -> Captured {
+    let captures = CAPTURES.lock().unwrap();
+    // The newest registration: an address is reused once an older sink is gone.
+    let (_, capture) = captures
+        .iter()
+        .rev()
+        .find(|(at, _)| *at == address(sink))
+        .expect("a sink made by options()");
+    capture.captured()
 }
 
 /// What one run of a handler gave.
@@ -105,7 +127,7 @@ fn serve_over_duplex(opts: &Options, capacity: usize, chunk: usize, input: &[u8]
         result,
         reply,
         traffic,
-        printed: opts.console.captured(),
+        printed: captured(&opts.console),
     }
 }
 
@@ -185,7 +207,7 @@ fn serve_scripted(opts: &Options, pieces: &[&[u8]]) -> Served {
         result,
         reply,
         traffic: conn.traffic,
-        printed: opts.console.captured(),
+        printed: captured(&opts.console),
     }
 }
 
@@ -531,7 +553,7 @@ proptest! {
 /// A server running on a thread of this process, printing to memory.
 struct InProcess {
     addr: SocketAddr,
-    console: Console,
+    console: Arc<dyn Sink>,
     shutdown: Shutdown,
     running: JoinHandle<tcplab::Result<Summary>>,
 }
@@ -563,7 +585,7 @@ impl InProcess {
     }
 
     fn out(&self) -> String {
-        String::from_utf8(self.console.captured().out).expect("printed UTF-8")
+        String::from_utf8(captured(&self.console).out).expect("printed UTF-8")
     }
 
     /// Waits (bounded) until the server has printed `needle` `times` times.
@@ -594,7 +616,7 @@ impl InProcess {
             thread::sleep(Duration::from_millis(5));
         }
         let result = self.running.join().expect("the server thread panicked");
-        let captured = self.console.captured();
+        let captured = captured(&self.console);
         (
             result,
             String::from_utf8(captured.out).unwrap(),

@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tcplab::sync::Locked;
 
+use crate::cli::console::Console;
 use tcplab::check::{self, CheckOptions, CheckReport, Probe};
 use tcplab::report;
-use tcplab::report::console::Console;
 use tcplab::server::Service;
 
 use super::args::{CheckArgs, CheckRole, CheckService};

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cli::console::Console;
+use crate::cli::progress::When;
 use tcplab::client::capacity;
 use tcplab::client::load::{Job, LoadOptions};
 use tcplab::proto::simple::repr;
-use tcplab::report::console::Console;
-use tcplab::report::progress::When;
 use tcplab::{client, report};
 
 use super::args::{Endpoint, ScaleOpts, Shown};
@@ -53,6 +53,7 @@ pub fn load(
         sources: scale.sources(),
         hold: scale.hold.map(Duration::from_secs_f64),
         gate: None,
+        sink: std::sync::Arc::new(*console),
     };
     if scale.worker {
         // One worker of a --processes run: its report, histograms and all, as one

@@ -6,11 +6,11 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::console::Console;
+use crate::cli::progress::When;
 use tcplab::client::interval::IntervalSink;
 use tcplab::client::rr::{self, RrOptions, Stop};
 use tcplab::report;
-use tcplab::report::console::Console;
-use tcplab::report::progress::When;
 
 use super::args::{Endpoint, Rr, Shown};
 use super::signals;
@@ -31,7 +31,7 @@ pub fn interval_sink(
 ) -> Option<(Duration, IntervalSink)> {
     match interval {
         Some(seconds) => {
-            let console = console.clone();
+            let console = *console;
             let sink: IntervalSink = if json {
                 Arc::new(move |i| console.say(report::intervals::json_line(i)))
             } else {

@@ -8,8 +8,11 @@
 pub mod args;
 mod check;
 mod clients;
+pub mod console;
 mod docs;
 mod measure;
+pub mod narrator;
+pub mod progress;
 mod servers;
 mod signals;
 mod uppercase;
@@ -17,8 +20,8 @@ mod workers;
 
 use std::time::Duration;
 
+use crate::cli::console::Console;
 use tcplab::client::load::Job;
-use tcplab::report::console::Console;
 
 pub use args::Cli;
 use args::{Command, LinesRole, Shown, SimpleRole, UppercaseRole};

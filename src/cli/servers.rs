@@ -56,6 +56,7 @@ fn serve(
         idle_timeout: opts.idle_timeout.map(Duration::from_secs_f64),
         max_connections: opts.max_connections,
         grace: Duration::from_secs_f64(opts.grace),
+        console: std::sync::Arc::new(crate::cli::console::Console::stdio()),
         ..server::Options::new(service)
     };
     extra(&mut options);
@@ -65,7 +66,7 @@ fn serve(
     signals::stop_server(&shutdown)?;
     let summary = server::run(listener, options, shutdown)?;
     if !once {
-        console.say(tcplab::report::server::summary_line(
+        console.say(&tcplab::report::server::summary_line(
             &summary,
             tcplab::observe::memory::peak_rss(),
         ));

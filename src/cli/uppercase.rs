@@ -5,12 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cli::console::Console;
+use crate::cli::narrator::Narrator;
+use crate::cli::progress::When;
 use tcplab::client::load::Job;
 use tcplab::client::uppercase::{Options, OutputTo, Source};
 use tcplab::proto::uppercase::round_up;
-use tcplab::report::console::Console;
-use tcplab::report::narrator::Narrator;
-use tcplab::report::progress::When;
+use tcplab::sink::Sink;
 use tcplab::{client, report};
 
 use super::args::{Endpoint, Mode, Payload, Shown, Transfer};
@@ -42,7 +43,7 @@ fn transfer(at: &Endpoint, t: Transfer, shown: Shown, console: &Console) -> tcpl
     let narrator = match (shown.json, &options.output) {
         (true, _) => Narrator::Quiet,
         (false, OutputTo::Stdout) => Narrator::Stderr,
-        (false, _) => Narrator::Console(console.clone()),
+        (false, _) => Narrator::Console(*console),
     };
     let mut outcome =
         client::uppercase::run_measured(&at.host, at.port, &options, &narrator, &measuring);
@@ -69,7 +70,7 @@ fn transfer(at: &Endpoint, t: Transfer, shown: Shown, console: &Console) -> tcpl
         }
     }
     for line in report::uppercase::summary(&outcome) {
-        narrator.line(line);
+        narrator.say(&line);
     }
     if json_lines {
         console.say(report::json::line(&outcome.report));

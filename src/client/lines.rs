@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
-use crate::report::console::Console;
+use crate::sink::Sink;
 
 /// Most of a server's complaint that we keep to show.
 const MAX_REPLY: u64 = 4096;
@@ -61,8 +61,8 @@ pub struct Sent {
 /// Sends `input` (a file, or standard input for `None` or `-`) to HOST:PORT line by
 /// line, half-closes, and waits for the server to close, so every line is known to
 /// have been read. A server's error reply (an overlong line) is an error here.
-/// Says on `console` where it connected, before it sends.
-pub fn run(host: &str, port: u16, input: Option<&Path>, console: &Console) -> Result<Sent> {
+/// Says to `sink` where it connected, before it sends.
+pub fn run(host: &str, port: u16, input: Option<&Path>, sink: &dyn Sink) -> Result<Sent> {
     let source: Box<dyn Read> = match input {
         Some(path) if path.as_os_str() != "-" => Box::new(open_input(path)?),
         _ => Box::new(io::stdin()),
@@ -74,7 +74,7 @@ pub fn run(host: &str, port: u16, input: Option<&Path>, console: &Console) -> Re
     let stream = addr::connect(host, port)?;
     let names = Names::of(&stream)?;
     let peer = addr::show(names.peer);
-    console.say(format!(
+    sink.say(&format!(
         "Connected to {peer} from {}; sending {name} line by line",
         addr::show(names.local)
     ));

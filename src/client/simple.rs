@@ -5,16 +5,16 @@ use std::io::Write;
 use crate::addr::{self, Names};
 use crate::error::{Error, IoContext, Result};
 use crate::proto::simple::{GREETING, MESSAGE_LEN, RecvAll};
-use crate::report::console::Console;
+use crate::sink::Sink;
 use crate::stream::{Blocking, block_on, recv_all};
 
 /// Runs one exchange with the server at HOST:PORT and returns the server's reply.
-/// Like the lab's client, it says its own socket name on `console` once connected.
-pub fn run(host: &str, port: u16, console: &Console) -> Result<[u8; MESSAGE_LEN]> {
+/// Like the lab's client, it says its own socket name to `sink` once connected.
+pub fn run(host: &str, port: u16, sink: &dyn Sink) -> Result<[u8; MESSAGE_LEN]> {
     let mut stream = addr::connect(host, port)?;
     let names = Names::of(&stream)?;
     let peer = addr::show(names.peer);
-    console.say(format!(
+    sink.say(&format!(
         "Client has been assigned socket name {}",
         addr::show(names.local)
     ));

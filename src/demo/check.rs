@@ -1,8 +1,8 @@
 //! Grading a program: `tcplab check` finds the deadlock of the lab's
 //! send-everything client.
 
+use crate::cli::console::say;
 use anyhow::{Result, anyhow};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{Tour, explain, show};

@@ -1,8 +1,8 @@
 //! The lab's deadlock at 1 GiB, explained by the watchdog from four full queues,
 //! and the three ways out (threads, nonblocking, async); `--plots` figures.
 
+use crate::cli::console::say;
 use anyhow::{Result, anyhow};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, show};

@@ -1,8 +1,8 @@
 //! Half-close: shutdown(SHUT_WR) lets the server read end of stream and still
 //! answer; without it, both sides wait and the watchdog names it.
 
+use crate::cli::console::say;
 use anyhow::{Result, anyhow};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, show};

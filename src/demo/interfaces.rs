@@ -1,8 +1,8 @@
 //! One interface, or all of them: a server bound to 127.0.0.2 against one bound to
 //! every interface.
 
+use crate::cli::console::say;
 use anyhow::{Result, anyhow};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{Tour, explain, show};

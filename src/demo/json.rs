@@ -5,8 +5,8 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::cli::console::say;
 use anyhow::{Context, Result, anyhow};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, show};

@@ -1,7 +1,7 @@
 //! A stream read like a file: the lines server's buffered reader, line by line.
 
+use crate::cli::console::say;
 use anyhow::Result;
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, show};

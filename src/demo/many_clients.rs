@@ -5,8 +5,8 @@ use std::io::Write;
 use std::process::{Child, ChildStdin, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cli::console::say;
 use anyhow::{Context, Result};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, wait_up_to};

@@ -18,8 +18,8 @@ mod uppercase;
 
 use std::path::Path;
 
+use crate::cli::console::{Console, say};
 use anyhow::{Context, Result};
-use tcplab::report::console::{Console, say};
 
 use self::tour::Tour;
 

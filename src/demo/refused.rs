@@ -3,8 +3,8 @@
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
+use crate::cli::console::say;
 use anyhow::{Context, Result, anyhow};
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, show};

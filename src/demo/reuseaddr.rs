@@ -4,9 +4,9 @@
 use std::io::Read;
 use std::process::Stdio;
 
+use crate::cli::console::say;
 use anyhow::{Context, Result, anyhow};
 use tcplab::observe::table;
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{Finished, HOST, PATIENCE, Tour, explain, show, wait_up_to};

@@ -1,8 +1,8 @@
 //! The simple exchange of `tcp_simple.py`: the listening socket, the connection
 //! socket, the client's ephemeral port, receive-all.
 
+use crate::cli::console::say;
 use anyhow::Result;
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, after, explain, show};

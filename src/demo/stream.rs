@@ -5,10 +5,10 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::cli::console::say;
 use anyhow::{Context, Result, anyhow};
 use tcplab::observe::queues;
 use tcplab::proto::uppercase::MESSAGE;
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, PATIENCE, Tour, explain, show};

@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use crate::cli::console::say;
 use anyhow::{Context, Result, anyhow};
-use tcplab::report::console::say;
 
 /// The demo's address: loopback, so nothing leaves this machine.
 pub(super) const HOST: &str = "127.0.0.1";

@@ -1,8 +1,8 @@
 //! The upper-case round trip of `tcp_uppercase.py`: 1 MiB each way, the server's
 //! reads in other sizes than the client's writes.
 
+use crate::cli::console::say;
 use anyhow::Result;
-use tcplab::report::console::say;
 
 use super::Chapter;
 use super::tour::{HOST, Tour, explain, show};

@@ -19,7 +19,7 @@ pub fn line(report: &impl Serialize) -> String {
 mod tests {
     use super::*;
     use crate::client::uppercase::{Options, OutputTo, Source, Strategy};
-    use crate::report::progress::When;
+    use crate::sink::When;
 
     #[test]
     fn the_uppercase_report_has_the_readme_keys_in_order() {

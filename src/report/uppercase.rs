@@ -1,35 +1,10 @@
 //! The upper-case client's human-readable lines: what it is about to send, the
 //! connection, and the lab's closing lines with the verification.
 
-use crate::client::uppercase::{Options, Outcome, Report, Source};
+use crate::client::uppercase::Outcome;
 use crate::human;
 use crate::proto::simple::repr;
 use crate::proto::uppercase::Verdict;
-
-/// `Sending N bytes of data, in chunks of C bytes (S strategy)`; for a streamed
-/// input, `Sending NAME` (`Sending up to N bytes of NAME` with BYTES).
-pub fn sending(opts: &Options) -> String {
-    let what = match (&opts.source, opts.source.total()) {
-        (Source::Pattern { total }, _) => format!("{total} bytes of data"),
-        (Source::File { name, len, .. }, _) => format!("{len} bytes of {name}"),
-        (Source::Stream { name, .. }, Some(limit)) => format!("up to {limit} bytes of {name}"),
-        (Source::Stream { name, .. }, None) => format!("{name} until it ends"),
-    };
-    format!(
-        "Sending {what}, in chunks of {} bytes ({} strategy)",
-        opts.chunk,
-        opts.strategy.name()
-    )
-}
-
-/// `Connected to SERVER from LOCAL`.
-pub fn connected(report: &Report) -> String {
-    format!(
-        "Connected to {} from {}",
-        report.server.as_deref().unwrap_or("?"),
-        report.local.as_deref().unwrap_or("?")
-    )
-}
 
 /// The lab's closing lines (bytes sent, the first data, bytes received) and the
 /// verification; nothing when the run ended before its answer was checked.

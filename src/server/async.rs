@@ -74,7 +74,7 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
         slots,
         shutdown,
     } = shared;
-    let console = &opts.console;
+    let console = &*opts.console;
     let mut tasks = JoinSet::new();
     let mut accept_errors = AcceptErrors::default();
     // One waiter for the whole loop, not one per connection.

@@ -53,7 +53,7 @@ fn accept_loop<'scope>(
     shutdown: &'scope Shutdown,
 ) -> Result<()> {
     let threads = opts.strategy == Strategy::Threads && !opts.once;
-    let console = &opts.console;
+    let console = &*opts.console;
     let mut accept_errors = AcceptErrors::default();
     loop {
         if !slots.acquire(|| shutdown.is_triggered()) {
@@ -101,7 +101,7 @@ fn accept_loop<'scope>(
         if let Err(e) = spawned {
             // The stream moved into the closure and was dropped: that client is
             // closed, the others go on.
-            console.warn(format!("could not start a connection thread: {e}"));
+            console.warn(&format!("could not start a connection thread: {e}"));
             slots.release(Some(id));
             thread::sleep(ACCEPT_BACKOFF);
         }

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::report::console::Console;
+use crate::sink::Sink;
 
 use crate::stream::Conn;
 
@@ -64,12 +64,12 @@ pub struct AcceptErrors {
 
 impl AcceptErrors {
     /// An accept failed with `e`.
-    pub fn failed(&mut self, e: &io::Error, console: &Console) {
+    pub fn failed(&mut self, e: &io::Error, console: &dyn Sink) {
         let text = crate::error::plain_io(e);
         match &mut self.current {
             Some((same, count)) if *same == text => *count += 1,
             _ => {
-                console.warn(format!(
+                console.warn(&format!(
                     "could not accept a connection: {text}; new connections wait in the backlog, retrying every {} ms",
                     ACCEPT_BACKOFF.as_millis()
                 ));
@@ -79,9 +79,9 @@ impl AcceptErrors {
     }
 
     /// An accept succeeded: ends a run of failures.
-    pub fn succeeded(&mut self, console: &Console) {
+    pub fn succeeded(&mut self, console: &dyn Sink) {
         if let Some((text, count)) = self.current.take() {
-            console.warn(format!(
+            console.warn(&format!(
                 "accepting again after {count} failed attempts ({text})"
             ));
         }

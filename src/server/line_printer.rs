@@ -50,7 +50,7 @@ impl<'a> LinePrinter<'a> {
                 Ok(None) => return,
                 Err(e) => {
                     let (name, number) = (&self.peer.name, self.lines);
-                    opts.console.warn(format!("{name}: line {number}: {e}"));
+                    opts.console.warn(&format!("{name}: line {number}: {e}"));
                     return;
                 }
             }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::addr;
 use crate::error::{Error, Result, Waiting};
-use crate::report::console::Console;
+use crate::sink::Sink;
 use crate::stream::{Conn, Stream};
 
 pub use limits::{Summary, Tally};
@@ -85,11 +85,12 @@ pub struct Options {
     /// After the shutdown signal, how long connections in flight may take to finish.
     pub grace: Duration,
     /// Where status lines and errors go.
-    pub console: Console,
+    pub console: std::sync::Arc<dyn Sink>,
 }
 
 impl Options {
-    /// The defaults of the command line for `service`, printing to standard output.
+    /// The defaults of the command line for `service`, saying nothing (the binary
+    /// gives its console).
     pub fn new(service: Service) -> Self {
         Options {
             service,
@@ -103,7 +104,7 @@ impl Options {
             idle_timeout: None,
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             grace: Duration::from_secs(5),
-            console: Console::stdio(),
+            console: std::sync::Arc::new(crate::sink::Quiet),
         }
     }
 }
@@ -123,7 +124,7 @@ impl Peer<'_> {
     /// not even formatted: a server under load is quiet).
     pub fn say<S: AsRef<str>>(&self, line: impl FnOnce() -> S) {
         if !self.opts.quiet {
-            self.opts.console.say(line());
+            self.opts.console.say(line().as_ref());
         }
     }
 
@@ -223,11 +224,11 @@ pub async fn serve_connection<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) ->
 }
 
 /// Prints `Listening at ADDR`, the first line of every server's output.
-pub fn announce(listener: &TcpListener, console: &Console) -> Result<()> {
+pub fn announce(listener: &TcpListener, console: &dyn Sink) -> Result<()> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("could not read the listening socket's name", e))?;
-    console.say(format!("Listening at {}", addr::show(local)));
+    console.say(&format!("Listening at {}", addr::show(local)));
     output_gone(console).map_or(Ok(()), Err)
 }
 
@@ -238,12 +239,12 @@ fn ended(result: Result<()>, opts: &Options, shutdown: &Shutdown) {
     if opts.console.failure().is_some() {
         shutdown.trigger();
     } else if let Err(e) = result {
-        opts.console.warn(e.to_string());
+        opts.console.warn(&e.to_string());
     }
 }
 
 /// The error for a server whose standard output could not be written.
-fn output_gone(console: &Console) -> Option<Error> {
+fn output_gone(console: &dyn Sink) -> Option<Error> {
     console.failure().map(|failed| Error::Output {
         reason: format!(
             "{}; the server stops, it has nowhere to print",
@@ -256,13 +257,13 @@ fn output_gone(console: &Console) -> Option<Error> {
 /// triggered, or after one connection with `once` (the result is then that
 /// connection's). Returns the figures of the shutdown summary.
 pub fn run(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
-    announce(&listener, &opts.console)?;
+    announce(&listener, &*opts.console)?;
     let console = opts.console.clone();
     let summary = match opts.strategy {
         Strategy::Blocking | Strategy::Threads => blocking::serve(listener, opts, shutdown),
         Strategy::Async => r#async::serve(listener, opts, shutdown),
     };
-    match output_gone(&console) {
+    match output_gone(&*console) {
         Some(e) => Err(e),
         None => summary,
     }

@@ -16,8 +16,7 @@ use crate::client::uppercase::{self, OutputTo, Source, Strategy};
 use crate::error::{Error, plain_io};
 use crate::human;
 use crate::proto::uppercase::{MESSAGE, Verdict, capitalize};
-use crate::report::narrator::Narrator;
-use crate::report::progress::When;
+use crate::sink::{Quiet, When};
 
 fn upper(bytes: &[u8]) -> Vec<u8> {
     let mut up = bytes.to_vec();
@@ -197,7 +196,7 @@ fn large_round_trip(target: &Target, name: &str, max_bytes: u64) -> Probe {
         half_close: true,
         detailed_timeline: false,
     };
-    let outcome = uppercase::run(target.host, target.port, &opts, &Narrator::Quiet);
+    let outcome = uppercase::run(target.host, target.port, &opts, &Quiet);
     let e = match outcome.result {
         Ok(()) => {
             return Probe::pass(

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cli::progress::When;
 use tcplab::proto::lines::DEFAULT_MAX_LINE;
-use tcplab::report::progress::When;
 use tcplab::server::Strategy as ServerStrategy;
 use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 

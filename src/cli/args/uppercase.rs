@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand};
 
+use crate::cli::progress::When;
 use tcplab::client::uppercase::{DEFAULT_CHUNK, DEFAULT_STALL_TIMEOUT, Strategy};
-use tcplab::report::progress::When;
 
 use super::values::{
     parse_bytes, parse_chunk, parse_count, parse_in_flight, parse_rate, parse_request,

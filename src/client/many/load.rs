@@ -33,7 +33,7 @@ use crate::cpu::CpuMeter;
 use crate::error::{Error, IoContext, Result};
 use crate::proto::simple::{FAREWELL, GREETING, RecvAll, repr};
 use crate::proto::uppercase::Repeated;
-use crate::report::progress::When;
+use crate::sink::{Counter, Sink, When};
 use crate::stream::recv_all;
 
 pub use super::connect::server_address;
@@ -73,6 +73,8 @@ pub struct LoadOptions {
     pub job: Job,
     /// Progress bar.
     pub progress: When,
+    /// Where the progress bar is drawn.
+    pub sink: Arc<dyn Sink>,
     /// Stops the run when triggered (SIGINT, SIGTERM).
     pub interrupt: crate::server::Shutdown,
     /// Local addresses to connect from, in turn (empty: the kernel's choice).
@@ -121,7 +123,7 @@ struct Shared {
     /// How long the probe kept its connection silent: not part of `seconds`.
     held: Mutex<Duration>,
     /// Connections done, of the N asked for.
-    progress: crate::report::progress::Counter,
+    progress: Box<dyn Counter>,
     /// CPU time since the run started, this process's and the server's.
     cpu: Mutex<CpuMeter>,
     /// Set once the first connection has looked for the server's process.
@@ -293,7 +295,7 @@ async fn load(
         expected: Repeated::expected(LOAD_IO_SIZE),
         one_at_a_time: OnceLock::new(),
         held: Mutex::new(Duration::ZERO),
-        progress: crate::report::progress::Counter::new(n as u64, "connections", opts.progress),
+        progress: opts.sink.counter(n as u64, "connections", opts.progress),
         cpu: Mutex::new(CpuMeter::start()),
         server_looked_for: AtomicBool::new(false),
     });
@@ -538,6 +540,7 @@ mod tests {
             connections: 3,
             job: Job::Simple { duration: None },
             progress: When::Never,
+            sink: Arc::new(crate::sink::Quiet),
             interrupt: Default::default(),
             sources: Vec::new(),
             hold: None,
@@ -564,6 +567,7 @@ mod tests {
             connections: 2,
             job: Job::Uppercase { total: 64 },
             progress: When::Never,
+            sink: Arc::new(crate::sink::Quiet),
             interrupt: Default::default(),
             sources: Vec::new(),
             hold: None,

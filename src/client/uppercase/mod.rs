@@ -37,17 +37,16 @@ use crate::addr::{self, Names};
 use crate::error::{Error, Result};
 use crate::observe::queues;
 use crate::proto::uppercase::Verdict;
-use crate::report::narrator::Narrator;
-use crate::report::uppercase as lines;
+use crate::sink::Sink;
 pub use watch::Measuring;
 use watch::{WatchOptions, Watched};
 
 /// Connects to HOST:PORT, runs the transfer with the chosen strategy under the
 /// watchdog, and returns what happened. The outcome's `result` is `Ok` only when
-/// every byte came back upper-cased. `narrator` gets the lines shown while the run
-/// goes (what is sent, the connection).
-pub fn run(host: &str, port: u16, opts: &Options, narrator: &Narrator) -> Outcome {
-    run_measured(host, port, opts, narrator, &Measuring::default())
+/// every byte came back upper-cased. `sink` gets the lines said while the run goes
+/// (what is sent, the connection) and draws its progress.
+pub fn run(host: &str, port: u16, opts: &Options, sink: &dyn Sink) -> Outcome {
+    run_measured(host, port, opts, sink, &Measuring::default())
 }
 
 /// [`run`], with interval reports (`--interval`) handed to `measuring`'s sink as
@@ -56,12 +55,12 @@ pub fn run_measured(
     host: &str,
     port: u16,
     opts: &Options,
-    narrator: &Narrator,
+    sink: &dyn Sink,
     measuring: &Measuring,
 ) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::new(opts);
-    let result = connect_and_transfer(host, port, opts, narrator, measuring, &mut outcome);
+    let result = connect_and_transfer(host, port, opts, sink, measuring, &mut outcome);
     outcome.end(result, started.elapsed());
     outcome
 }
@@ -70,11 +69,11 @@ fn connect_and_transfer(
     host: &str,
     port: u16,
     opts: &Options,
-    narrator: &Narrator,
+    sink: &dyn Sink,
     measuring: &Measuring,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    narrator.line(lines::sending(opts));
+    sink.say(&sending(opts));
     let (mut outbound, mut inbound) =
         opts.source
             .ends(opts.chunk, READ_SIZE, opts.output.open()?)?;
@@ -82,7 +81,7 @@ fn connect_and_transfer(
     let names = Names::of(&stream)?;
     outcome.report.server = Some(addr::show(names.peer));
     outcome.report.local = Some(addr::show(names.local));
-    narrator.line(lines::connected(&outcome.report));
+    sink.say(&connected(&outcome.report));
 
     let counters = Counters::default();
     if !opts.half_close {
@@ -92,6 +91,7 @@ fn connect_and_transfer(
     let (result, watched) = transfer_watched(
         opts,
         measuring,
+        sink,
         &stream,
         &names,
         Transfer {
@@ -133,6 +133,7 @@ fn connect_and_transfer(
 fn transfer_watched(
     opts: &Options,
     measuring: &Measuring,
+    sink: &dyn Sink,
     stream: &TcpStream,
     names: &Names,
     transfer: Transfer<'_>,
@@ -144,6 +145,7 @@ fn transfer_watched(
         stall_timeout: opts.stall_timeout,
         progress: opts.progress,
         detailed: opts.detailed_timeline,
+        sink,
     };
     let input = transfer.inbound.stopper();
     watch::watch(
@@ -162,6 +164,31 @@ fn transfer_watched(
             Strategy::Nonblocking => nonblocking::transfer(transfer),
             Strategy::Async => r#async::transfer(transfer),
         },
+    )
+}
+
+/// `Sending N bytes of data, in chunks of C bytes (S strategy)`; for a streamed
+/// input, `Sending NAME` (`Sending up to N bytes of NAME` with BYTES).
+fn sending(opts: &Options) -> String {
+    let what = match (&opts.source, opts.source.total()) {
+        (Source::Pattern { total }, _) => format!("{total} bytes of data"),
+        (Source::File { name, len, .. }, _) => format!("{len} bytes of {name}"),
+        (Source::Stream { name, .. }, Some(limit)) => format!("up to {limit} bytes of {name}"),
+        (Source::Stream { name, .. }, None) => format!("{name} until it ends"),
+    };
+    format!(
+        "Sending {what}, in chunks of {} bytes ({} strategy)",
+        opts.chunk,
+        opts.strategy.name()
+    )
+}
+
+/// `Connected to SERVER from LOCAL`.
+fn connected(report: &Report) -> String {
+    format!(
+        "Connected to {} from {}",
+        report.server.as_deref().unwrap_or("?"),
+        report.local.as_deref().unwrap_or("?")
     )
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::payload::Source;
 use crate::error::{Error, Result};
-use crate::report::progress::When;
+use crate::sink::When;
 
 /// Bytes per write by default: large, so a gigabyte costs few system calls.
 pub const DEFAULT_CHUNK: usize = 256 * 1024;

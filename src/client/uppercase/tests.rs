@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use super::{Options, Outcome, OutputTo, Source, Strategy, run};
 use crate::error::Error;
-use crate::report::console::Console;
-use crate::report::narrator::Narrator;
-use crate::report::progress::When;
+use crate::sink::{Capture, When};
 
 /// A one-connection server that answers with `answer(chunk)` until end of stream.
 fn server(answer: fn(&mut [u8])) -> (u16, thread::JoinHandle<()>) {
@@ -49,8 +47,8 @@ fn options(strategy: Strategy, total: u64) -> Options {
 }
 
 fn run_captured(port: u16, opts: &Options) -> (Outcome, String) {
-    let console = Console::capture();
-    let outcome = run("127.0.0.1", port, opts, &Narrator::Console(console.clone()));
+    let console = Capture::new();
+    let outcome = run("127.0.0.1", port, opts, &console);
     let said = String::from_utf8(console.captured().out).unwrap();
     (outcome, said)
 }

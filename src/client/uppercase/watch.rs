@@ -17,8 +17,8 @@ use crate::client::interval::Mark;
 use crate::observe::queues::Queues;
 use crate::observe::watchdog::{Diagnosis, Point, Situation, StallDetector, Timeline, diagnose};
 use crate::observe::{queues, sockdiag, tcpinfo};
-use crate::report::progress::{Progress, When};
 use crate::server::Shutdown as Interrupt;
+use crate::sink::{Sink, When};
 
 /// How often the watchdog samples at most, once the run is long: often enough for
 /// the stall timeout and the progress bars.
@@ -40,7 +40,7 @@ pub fn sample_interval(elapsed: Duration) -> Duration {
 
 /// What the watchdog needs to know about the transfer.
 #[derive(Debug, Clone, Copy)]
-pub struct WatchOptions {
+pub struct WatchOptions<'a> {
     /// The strategy running.
     pub strategy: Strategy,
     /// Bytes to send in all, when known before the transfer (not for a streamed
@@ -52,6 +52,8 @@ pub struct WatchOptions {
     pub progress: When,
     /// Sample densely, and the server end's queues too, for a plot.
     pub detailed: bool,
+    /// Where the progress is drawn.
+    pub sink: &'a dyn Sink,
 }
 
 /// What the watchdog saw.
@@ -117,7 +119,7 @@ pub fn watch<T: Send>(
     stream: &TcpStream,
     names: &Names,
     counters: &Counters,
-    opts: WatchOptions,
+    opts: WatchOptions<'_>,
     stops: Stops<'_>,
     measuring: &Measuring,
     work: impl FnOnce() -> T + Send,
@@ -144,12 +146,12 @@ fn sample_until(
     stream: &TcpStream,
     names: &Names,
     counters: &Counters,
-    opts: WatchOptions,
+    opts: WatchOptions<'_>,
     stops: Stops<'_>,
     mut intervals: Option<Intervals>,
 ) -> Watched {
     let started = Instant::now();
-    let progress = Progress::new(opts.total, opts.progress);
+    let progress = opts.sink.progress(opts.total, opts.progress);
     let mut detector = StallDetector::new(opts.stall_timeout);
     let mut watched = Watched {
         timeline: Timeline::new(),

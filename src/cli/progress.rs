@@ -6,20 +6,12 @@ use std::cell::Cell;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use crate::human;
+use tcplab::human;
+use tcplab::sink;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Whether to draw progress: forced on, forced off, or only on a terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
-    /// `--progress`.
-    Always,
-    /// `--no-progress`.
-    Never,
-    /// Neither: draw when standard error is a terminal.
-    Auto,
-}
+pub use tcplab::sink::When;
 
 /// The progress display of a transfer.
 pub enum Progress {
@@ -196,5 +188,41 @@ impl Counter {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+impl sink::Progress for Progress {
+    fn update(&self, sent: u64, received: u64) {
+        Progress::update(self, sent, received)
+    }
+
+    fn is_bars(&self) -> bool {
+        Progress::is_bars(self)
+    }
+
+    fn note(&self, text: String) {
+        Progress::note(self, text)
+    }
+
+    fn finish(&self) {
+        Progress::finish(self)
+    }
+}
+
+impl sink::Counter for Counter {
+    fn is_shown(&self) -> bool {
+        Counter::is_shown(self)
+    }
+
+    fn note(&self, text: String) {
+        Counter::note(self, text)
+    }
+
+    fn inc(&self) {
+        Counter::inc(self)
+    }
+
+    fn finish(&self) {
+        Counter::finish(self)
     }
 }
