@@ -2,7 +2,8 @@
 //! one connection, serve it to the end, accept the next, while a second client waits
 //! in the listening socket's backlog. `threads` serves each connection on its own
 //! thread, at most `--max-connections` at once (past it, new clients wait in the
-//! backlog). Both run the services' handlers over [`Blocking`] sockets.
+//! backlog). Both run the services' handlers over [`Blocking`] sockets, with a
+//! [`BlockOn`] per thread: a handler that awaits a timer sleeps until it fires.
 
 use std::collections::HashMap;
 use std::net::{Shutdown as Direction, TcpListener, TcpStream};
