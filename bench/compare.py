@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -433,6 +434,103 @@ def bench_rr():
            "socat + stdbuf -o0 tr a-z A-Z (a process pair per connection)", at_most=True)
 
 
+def rr_peer():
+    """bench/rr_peer.c built next to tcplab (when missing or older than its source)."""
+    src = os.path.join(BENCH, "rr_peer.c")
+    out = os.path.join(os.path.dirname(BIN), "rr_peer")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        subprocess.run(["cc", "-O2", "-o", out, src], check=True)
+    return out
+
+
+def pinned(cpu, cmd):
+    """`cmd` on one processor (server on 0, client on 1) when the machine has two."""
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        return cmd
+    return ["taskset", "-c", str(cpu)] + cmd
+
+
+def sockperf_server():
+    port = free_port()
+    cmd = pinned(0, ["sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)])
+    return Server(cmd, port=port, stdout_null=True)
+
+
+def sockperf_pp(port, seconds):
+    out = subprocess.run(pinned(1, ["sockperf", "pp", "--tcp", "-i", "127.0.0.1", "-p", str(port),
+                                    "-m", "64", "--full-rtt", "-t", str(seconds)]),
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    m = re.search(r"\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=\d+; "
+                  r"ReceivedMessages=(\d+)", out)
+    if not m:
+        raise RuntimeError(f"sockperf pp printed no figures: {out[-500:]!r}")
+    return int(m.group(2)) / float(m.group(1))
+
+
+def bench_rr_sockperf():
+    """TCP_RR, 64 B, one connection, server on processor 0 and client on 1, against
+    sockperf (issue 19), interleaved: tcplab's client and async server against
+    sockperf pp and sr; then one client for both servers (bench/rr_peer.c, a plain
+    blocking send/recv loop whose requests sockperf sr answers and the uppercase
+    server sends back unchanged), so that only the servers differ. sockperf pp itself
+    cannot drive the uppercase server: it takes only replies marked as sockperf's."""
+    seconds = 2 if QUICK else 3
+    rounds = 1 if QUICK else 7
+    log(f"7b. TCP_RR 64 B, 1 connection, against sockperf: {seconds} s runs, {rounds} rounds")
+    peer = rr_peer()
+    tps = {k: [] for k in ["sockperf", "tcplab", "peer:sockperf", "peer:async", "peer:blocking"]}
+    cpu = {k: [] for k in ["peer:sockperf", "peer:async", "peer:blocking"]}
+
+    def tcplab_server(strategy):
+        return Server(pinned(0, [BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet",
+                                 "--strategy", strategy]))
+
+    def with_peer(key, srv):
+        try:
+            before = cpu_seconds(srv.proc.pid)
+            out = subprocess.run(pinned(1, [peer, "127.0.0.1", str(srv.port), str(seconds)]),
+                                 capture_output=True, text=True, check=True,
+                                 timeout=seconds + 60).stdout
+            n = int(out.split()[0])
+            tps[key].append(float(out.split()[2]))
+            cpu[key].append((cpu_seconds(srv.proc.pid) - before) / n * 1e6)
+        finally:
+            srv.stop()
+
+    for _ in range(rounds):
+        srv = sockperf_server()
+        try:
+            tps["sockperf"].append(sockperf_pp(srv.port, seconds))
+        finally:
+            srv.stop()
+        srv = tcplab_server("async")
+        try:
+            r = run_json(pinned(1, [BIN, "uppercase", "client", "127.0.0.1", str(srv.port),
+                                    "--request", "64", "--connections", "1", "--duration",
+                                    str(seconds), "--json", "--no-progress"]))
+            if not r["verified"]:
+                raise RuntimeError(f"RR run not verified: {r['errors']}")
+            tps["tcplab"].append(r["transactions_per_sec"])
+        finally:
+            srv.stop()
+        with_peer("peer:sockperf", sockperf_server())
+        with_peer("peer:async", tcplab_server("async"))
+        with_peer("peer:blocking", tcplab_server("blocking"))
+    log(f"  transactions/s: { {k: [round(v) for v in vs] for k, vs in tps.items()} }")
+    log(f"  server µs/transaction: { {k: [round(v, 1) for v in vs] for k, vs in cpu.items()} }")
+    cost = {k: median(v) for k, v in cpu.items()}
+    record("TCP_RR 64 B, 1 connection, pinned: tcplab client + async server (default)",
+           median(tps["tcplab"]), median(tps["sockperf"]), "transactions/s",
+           "sockperf pp + sockperf sr", 1.0)
+    for strategy, target in [("async", 1.0), ("blocking", None)]:
+        record(f"TCP_RR 64 B, 1 connection, pinned, one client for both (bench/rr_peer.c): "
+               f"tcplab {strategy} server{' (default)' if strategy == 'async' else ''}",
+               median(tps[f"peer:{strategy}"]), median(tps["peer:sockperf"]), "transactions/s",
+               "sockperf sr", target,
+               note=f"server CPU per transaction {cost[f'peer:{strategy}']:.1f} µs against "
+                    f"sockperf sr's {cost['peer:sockperf']:.1f}")
+
+
 def bench_observing():
     """Intervals (every 0.1 s, with TCP_INFO, as JSON lines) against none, on a 1 GiB
     round trip, interleaved: the watchdog samples either way, so the cost should be
@@ -530,7 +628,7 @@ def main():
     if not os.path.exists(BIN):
         sys.exit(f"build tcplab first: {BIN} is missing (bench/run does it)")
     benches = [bench_uppercase, bench_chunk16, bench_server_strategies, bench_simple, bench_lines,
-               bench_many, bench_fifty_thousand, bench_rr, bench_observing]
+               bench_many, bench_fifty_thousand, bench_rr, bench_rr_sockperf, bench_observing]
     only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
     if only:
         # A developer's look at some rows: printed, RESULTS.md left as it is.

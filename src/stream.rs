@@ -1,14 +1,14 @@
 //! One way to talk to a socket, whatever drives it. A handler is written once, as an
 //! `async fn` over [`Stream`]; the async driver runs it on tokio, and the blocking
 //! drivers run the very same code over [`Blocking`], a plain blocking socket whose
-//! reads and writes are always ready, with [`block_on`]. *What* is said on a socket
-//! stays apart from *how* the socket is driven, as the lab teaches.
+//! reads and writes are always ready, with [`BlockOn`] (or [`block_on`]). *What* is
+//! said on a socket stays apart from *how* the socket is driven, as the lab teaches.
 
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Waker, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -140,16 +140,43 @@ impl Stream for Blocking<TcpStream> {
     }
 }
 
-/// Runs a future whose streams never wait (a handler over [`Blocking`]) to its end
-/// on this thread. Such a future is ready the first time it is polled.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    match pin!(future).poll(&mut cx) {
-        Poll::Ready(out) => out,
-        // Nothing could wake it: only a stream that waits returns Pending, and a
-        // blocking one never does.
-        Poll::Pending => unreachable!("a future over blocking sockets waited"),
+/// Runs futures to their end on the calling thread: handlers over [`Blocking`]
+/// sockets, for the blocking drivers. Their streams never wait (a call blocks
+/// inside), so such a future is usually ready the first time it is polled; but a
+/// handler may await more than its stream — a tokio timer (`sleep`, `timeout`), a
+/// channel fed by another thread — and then this thread sleeps until it is woken,
+/// as under the async driver. A current-thread tokio runtime with only its timers
+/// does that: it starts no thread and opens no file, and keeping one per thread
+/// (not one per connection) keeps a connection's cost that of a poll.
+#[derive(Debug)]
+pub struct BlockOn(tokio::runtime::Runtime);
+
+impl BlockOn {
+    /// A driver for this thread.
+    pub fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            // Without I/O, building it only allocates: a failure is a bug in tokio.
+            .expect("a runtime with only timers starts");
+        BlockOn(runtime)
     }
+
+    /// Runs `future` to its end on this thread, sleeping while it waits.
+    pub fn run<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+}
+
+impl Default for BlockOn {
+    fn default() -> Self {
+        BlockOn::new()
+    }
+}
+
+/// Runs one future to its end on this thread (see [`BlockOn`], which serves many).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    BlockOn::new().run(future)
 }
 
 /// A socket for the async driver that joins tokio's event loop only when it first

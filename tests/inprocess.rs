@@ -19,7 +19,7 @@ use tcplab::Error;
 use tcplab::proto::lines::{LineFramer, LineTooLong};
 use tcplab::server::{self, Options, Peer, Service, Shutdown, Strategy, Summary};
 use tcplab::sink::{Capture, Captured, Sink};
-use tcplab::stream::{Conn, Stream, Traffic};
+use tcplab::stream::{BlockOn, Blocking, Conn, Stream, Traffic};
 
 use crate::util::TIMEOUT;
 
@@ -1019,4 +1019,60 @@ fn once_stops_on_shutdown_after_the_grace_period_under_each_strategy() {
         let _ = client.read_to_end(&mut rest);
         assert!(rest.is_empty(), "{strategy:?}: {rest:?}");
     }
+}
+
+/// A handler may await more than its stream. Under the blocking drivers' `BlockOn` a
+/// tokio timer, a timeout and a channel fed by another thread complete as they do
+/// under the async driver (a no-op waker once made the first of them a panic at run
+/// time), and one `BlockOn` goes on serving after a handler panicked in it, as the
+/// blocking strategy's accept loop needs.
+#[test]
+fn a_handler_awaiting_a_timer_or_another_thread_completes_under_the_blocking_driver() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (socket, _) = listener.accept().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sender = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(30));
+        tx.send(*b"later").unwrap();
+    });
+    client.write_all(b"ping").unwrap();
+    let on = BlockOn::new();
+    let started = Instant::now();
+    let (request, traffic) = on.run(async {
+        let mut conn = Conn::new(Blocking(socket));
+        let mut request = [0u8; 4];
+        conn.read_exact(&mut request).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let later = rx.await.unwrap();
+        tokio::time::timeout(TIMEOUT, conn.write_all(&later))
+            .await
+            .expect("a blocking write is ready at once")
+            .unwrap();
+        conn.shutdown().await.unwrap();
+        (request, conn.traffic)
+    });
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    sender.join().unwrap();
+    assert_eq!(&request, b"ping");
+    assert_eq!(
+        traffic,
+        Traffic {
+            bytes_in: 4,
+            bytes_out: 5
+        }
+    );
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"later");
+
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        on.run(async { panic!("a handler's bug") })
+    }));
+    assert!(panicked.is_err());
+    let after = on.run(async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        "still serving"
+    });
+    assert_eq!(after, "still serving");
 }

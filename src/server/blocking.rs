@@ -2,7 +2,8 @@
 //! one connection, serve it to the end, accept the next, while a second client waits
 //! in the listening socket's backlog. `threads` serves each connection on its own
 //! thread, at most `--max-connections` at once (past it, new clients wait in the
-//! backlog). Both run the services' handlers over [`Blocking`] sockets.
+//! backlog). Both run the services' handlers over [`Blocking`] sockets, with a
+//! [`BlockOn`] per thread: a handler that awaits a timer sleeps until it fires.
 
 use crate::sync::Locked;
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
 use super::{Options, Shutdown, Strategy, ended, serve_accepted};
 use crate::error::{Error, IoContext, Result};
-use crate::stream::{Blocking, block_on};
+use crate::stream::{BlockOn, Blocking};
 
 /// Stack size of a connection thread: handlers keep their buffers on the heap.
 const STACK_SIZE: usize = 128 * 1024;
@@ -55,6 +56,8 @@ fn accept_loop<'scope>(
     let threads = opts.strategy == Strategy::Threads && !opts.once;
     let console = &*opts.console;
     let mut accept_errors = AcceptErrors::default();
+    // Connections served on this thread share one; a connection thread has its own.
+    let here = BlockOn::new();
     loop {
         if !slots.acquire(|| shutdown.is_triggered()) {
             break;
@@ -78,26 +81,26 @@ fn accept_loop<'scope>(
             slots.release(None);
             break;
         };
-        let job = move || {
+        let job = move |on: &BlockOn| {
             let served = serve_accepted(stream, peer, Blocking, opts, tally, || {
                 !slots.was_cut_off(id)
             });
             // A bug in one connection's handler must not end the others.
-            let result = panic::catch_unwind(AssertUnwindSafe(|| block_on(served)))
+            let result = panic::catch_unwind(AssertUnwindSafe(|| on.run(served)))
                 .unwrap_or(Err(Error::Internal("a connection's handler panicked")));
             slots.release(Some(id));
             result
         };
         if opts.once {
-            return job();
+            return job(&here);
         }
         if !threads {
-            ended(job(), opts, shutdown);
+            ended(job(&here), opts, shutdown);
             continue;
         }
         let spawned = thread::Builder::new()
             .stack_size(STACK_SIZE)
-            .spawn_scoped(scope, move || ended(job(), opts, shutdown));
+            .spawn_scoped(scope, move || ended(job(&BlockOn::new()), opts, shutdown));
         if let Err(e) = spawned {
             // The stream moved into the closure and was dropped: that client is
             // closed, the others go on.

@@ -1,7 +1,7 @@
 //! Servers. Each service (simple, uppercase, lines) is one handler, written once as
 //! an `async fn` over any [`Stream`]; two lifecycles run them — the blocking one
 //! ([`blocking`]: the lab's one-at-a-time loop, or a thread per connection) and the
-//! async one ([`async`](mod@r#async), the default) — and neither knows a service's
+//! async one (`async`, the default) — and neither knows a service's
 //! bytes. A server is started with the [`Shutdown`] that stops it.
 
 pub mod r#async;
