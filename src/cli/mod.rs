@@ -12,6 +12,7 @@ pub mod console;
 mod docs;
 mod measure;
 pub mod narrator;
+mod paths;
 pub mod progress;
 mod servers;
 mod signals;

@@ -103,7 +103,7 @@ impl DemoArgs {
             chapter: self.chapter.as_deref(),
             list: self.list,
             plots: self.plots.as_deref(),
-            plot_writable: crate::cli::uppercase::check_plot,
+            plot_writable: crate::cli::paths::check_plot,
         }
     }
 }

@@ -6,8 +6,8 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 
 use super::READ_SIZE;
+use super::counters::Counters;
 use super::payload::{Inbound, Outbound};
-use super::transfer::Counters;
 use crate::error::{IoContext, Result};
 
 /// Writes the whole payload, then shuts down the sending side so the server sees

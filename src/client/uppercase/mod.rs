@@ -14,12 +14,13 @@
 
 pub mod r#async;
 pub mod blocking;
+pub mod counters;
 pub mod naive;
 pub mod nonblocking;
 pub mod options;
 pub mod payload;
+pub mod piped;
 pub mod report;
-pub mod stream;
 pub mod threads;
 pub mod transfer;
 pub mod watch;
@@ -27,11 +28,12 @@ pub mod watch;
 use std::net::TcpStream;
 use std::time::Instant;
 
+pub use counters::Counters;
 pub use options::{DEFAULT_CHUNK, DEFAULT_STALL_TIMEOUT, Options, OutputTo, READ_SIZE, Strategy};
 pub use payload::{Inbound, MAX_IOV, Messages, Outbound, Source, gather_size};
+pub use piped::STREAM_WINDOW;
 pub use report::{Outcome, Report};
-pub use stream::STREAM_WINDOW;
-pub use transfer::{Counters, Transfer, settle};
+pub use transfer::{Transfer, settle};
 
 use crate::addr::{self, Names};
 use crate::error::{Error, Result};

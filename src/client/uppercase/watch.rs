@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::stream::Window;
+use super::piped::Window;
 use super::{Counters, Strategy};
 use crate::addr::Names;
 use crate::client::interval::Mark;

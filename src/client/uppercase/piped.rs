@@ -17,7 +17,7 @@ use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
-use super::transfer::Counters;
+use super::counters::Counters;
 use crate::error::{Error, IoContext, Result};
 use crate::proto::uppercase::{Expected, capitalize};
 

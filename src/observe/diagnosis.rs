@@ -1,0 +1,343 @@
+//! A stall explained from the figures, with no sockets and no clocks: the kernel's
+//! queues at both ends and the byte counts give its kind (the handout's deadlock,
+//! a server that stopped reading, ...) and its findings, as data. Their words are
+//! in `report::stall`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::observe::queues::Queues;
+
+/// Everything known at the moment a stall is declared.
+#[derive(Debug, Clone)]
+pub struct Situation {
+    /// The client strategy's name.
+    pub strategy: String,
+    /// True when the strategy reads only after it has sent everything (naive).
+    pub reads_only_after_sending: bool,
+    /// False when the client leaves its sending side open after the last byte
+    /// (`--no-half-close`): the server never reads end of stream.
+    pub half_closed: bool,
+    /// Bytes to send in all; `None` for an input whose end has not been seen.
+    pub total: Option<u64>,
+    /// Bytes sent.
+    pub sent: u64,
+    /// Bytes received.
+    pub received: u64,
+    /// How long nothing has moved.
+    pub still_for: Duration,
+    /// The client socket's queues, when they could be read.
+    pub client: Option<Queues>,
+    /// The server end's queues, or why they are not known.
+    pub server: Result<Queues, String>,
+}
+
+/// What a stall looks like from the figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallKind {
+    /// Both sides blocked writing to a peer that does not read: the lab's deadlock.
+    Deadlock,
+    /// The server stopped reading what this client sends.
+    PeerNotReading,
+    /// The server has everything but sends nothing (more) back.
+    PeerNotAnswering,
+    /// Everything came back, but the client never shut down its sending side: the
+    /// server waits for more, the client for the server's end of stream.
+    NoEndOfStream,
+    /// Nothing moves, and the figures do not say why.
+    Unexplained,
+}
+
+/// A stall, explained as data: what the figures show, finding by finding. Its
+/// words are written once, in `report::stall`, which also serializes the findings
+/// as the report's `explanation` lines.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnosis {
+    /// What the figures show.
+    pub kind: StallKind,
+    /// Seconds without progress.
+    pub stalled_for_seconds: f64,
+    /// Bytes sent when it stalled.
+    pub bytes_sent: u64,
+    /// Bytes received when it stalled.
+    pub bytes_received: u64,
+    /// The client socket's queues (null when unreadable).
+    pub client: Option<Queues>,
+    /// The server end's queues (null when not on this machine or unreadable).
+    pub server: Option<Queues>,
+    /// Why the server's queues are missing, when they are.
+    pub server_unavailable: Option<String>,
+    /// The findings, in the order they explain the stall.
+    pub explanation: Explanation,
+}
+
+/// The findings of a diagnosis, in order (serialized as one line each, or a few).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation(pub Vec<Finding>);
+
+/// A queue against the buffer that bounds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Bytes in the queue.
+    pub bytes: u64,
+    /// The buffer's size (`SO_SNDBUF` or `SO_RCVBUF`).
+    pub buf: u64,
+}
+
+/// How full a queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillState {
+    /// At least [`FULL_SHARE`] of its buffer.
+    Full,
+    /// Nothing in it.
+    Empty,
+    /// Something, below full.
+    NotFull,
+}
+
+impl Fill {
+    /// How full it is.
+    pub fn state(&self) -> FillState {
+        if full(self.bytes, self.buf) {
+            FillState::Full
+        } else if self.bytes == 0 {
+            FillState::Empty
+        } else {
+            FillState::NotFull
+        }
+    }
+}
+
+/// One thing the figures of a stall show.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// Nothing moved for a while: the counts when it stalled.
+    Stalled {
+        /// Seconds without progress.
+        still_for: f64,
+        /// Bytes sent.
+        sent: u64,
+        /// Bytes to send in all, when known.
+        total: Option<u64>,
+        /// Bytes received.
+        received: u64,
+    },
+    /// The client sent this much more than came back; `queued` of it sits in the
+    /// connection's four queues (when both ends' are known).
+    Ahead {
+        /// Bytes sent and not yet back.
+        ahead: u64,
+        /// Bytes in the four queues.
+        queued: Option<u64>,
+    },
+    /// The client's own queues could not be read.
+    ClientUnreadable,
+    /// The server end's queues are not known, and why.
+    ServerUnavailable(String),
+    /// A client that reads only after sending is blocked writing.
+    NaiveBlockedWriting {
+        /// The client strategy's name.
+        strategy: String,
+        /// Its send queue.
+        send: Fill,
+    },
+    /// ... and nobody reads its receive queue.
+    NaiveNotReading {
+        /// Its receive queue.
+        recv: Fill,
+    },
+    /// So the server is blocked writing back (its send queue), and has stopped
+    /// reading (its receive queue).
+    ServerBlockedBothWays {
+        /// The server's send queue.
+        send: Fill,
+        /// The server's receive queue.
+        recv: Fill,
+    },
+    /// The server has read about `read` bytes: the client raced ahead by `in_flight`.
+    RacedAhead {
+        /// Bytes the server has read.
+        read: u64,
+        /// Bytes in the client's send and the server's receive queue.
+        in_flight: u64,
+    },
+    /// The server must be blocked writing back and not reading (its queues unknown).
+    ServerBlockedUnseen,
+    /// Each waits for the other: the lab's deadlock.
+    Deadlock,
+    /// The client is blocked writing and nothing comes back.
+    ClientBlockedNothingBack {
+        /// Its send queue.
+        send: Fill,
+    },
+    /// The server has stopped reading (its receive queue, when known).
+    ServerStoppedReading {
+        /// The server's receive queue.
+        recv: Option<Fill>,
+        /// True when nothing comes back either.
+        nothing_back: bool,
+    },
+    /// The cause is on the server's side.
+    ServerSide,
+    /// Everything came back, but the client never half-closed.
+    NoHalfClose {
+        /// Bytes in all.
+        total: u64,
+    },
+    /// The server acknowledged everything and sends nothing back.
+    NothingBack {
+        /// Bytes in all.
+        total: u64,
+        /// Bytes still missing.
+        missing: u64,
+    },
+    /// The client's queues, for a stall the figures do not explain.
+    ClientQueues {
+        /// Its send queue.
+        send: Fill,
+        /// Its receive queue.
+        recv: Fill,
+    },
+    /// The server's queues, likewise.
+    ServerQueues {
+        /// Its send queue.
+        send: Fill,
+        /// Its receive queue.
+        recv: Fill,
+    },
+}
+
+/// A queue is "full" when it holds at least this share of its buffer. The kernel
+/// counts buffer space with per-packet overhead, so data alone never reaches 100%.
+pub const FULL_SHARE: f64 = 0.25;
+
+fn full(queue: u64, buf: u64) -> bool {
+    buf > 0 && queue as f64 >= buf as f64 * FULL_SHARE
+}
+
+fn send_fill(q: &Queues) -> Fill {
+    Fill {
+        bytes: q.send_queue,
+        buf: q.sndbuf,
+    }
+}
+
+fn recv_fill(q: &Queues) -> Fill {
+    Fill {
+        bytes: q.recv_queue,
+        buf: q.rcvbuf,
+    }
+}
+
+/// Explains a stall from the figures.
+pub fn diagnose(s: &Situation) -> Diagnosis {
+    let mut findings = vec![Finding::Stalled {
+        still_for: s.still_for.as_secs_f64(),
+        sent: s.sent,
+        total: s.total,
+        received: s.received,
+    }];
+    let server = s.server.as_ref().ok().copied();
+    if s.sent > s.received {
+        findings.push(Finding::Ahead {
+            ahead: s.sent - s.received,
+            queued: s
+                .client
+                .zip(server)
+                .map(|(c, srv)| c.send_queue + c.recv_queue + srv.send_queue + srv.recv_queue),
+        });
+    }
+    let kind = match s.client {
+        None => {
+            findings.push(Finding::ClientUnreadable);
+            StallKind::Unexplained
+        }
+        Some(c) => explain(s, c, server, &mut findings),
+    };
+    if let Err(why) = &s.server {
+        findings.push(Finding::ServerUnavailable(why.clone()));
+    }
+    Diagnosis {
+        kind,
+        stalled_for_seconds: s.still_for.as_secs_f64(),
+        bytes_sent: s.sent,
+        bytes_received: s.received,
+        client: s.client,
+        server,
+        server_unavailable: s.server.as_ref().err().cloned(),
+        explanation: Explanation(findings),
+    }
+}
+
+fn explain(s: &Situation, c: Queues, server: Option<Queues>, out: &mut Vec<Finding>) -> StallKind {
+    let sending = s.total.is_none_or(|t| s.sent < t);
+    let total = s.total.unwrap_or(s.sent);
+    if sending && s.reads_only_after_sending && c.recv_queue > 0 {
+        out.push(Finding::NaiveBlockedWriting {
+            strategy: s.strategy.clone(),
+            send: send_fill(&c),
+        });
+        out.push(Finding::NaiveNotReading {
+            recv: recv_fill(&c),
+        });
+        match server {
+            Some(srv) => {
+                out.push(Finding::ServerBlockedBothWays {
+                    send: send_fill(&srv),
+                    recv: recv_fill(&srv),
+                });
+                let in_flight = c.send_queue + srv.recv_queue;
+                out.push(Finding::RacedAhead {
+                    read: s.sent.saturating_sub(in_flight),
+                    in_flight,
+                });
+            }
+            None => out.push(Finding::ServerBlockedUnseen),
+        }
+        out.push(Finding::Deadlock);
+        return StallKind::Deadlock;
+    }
+    if sending && c.recv_queue == 0 && c.send_queue > 0 {
+        out.push(Finding::ClientBlockedNothingBack {
+            send: send_fill(&c),
+        });
+        out.push(Finding::ServerStoppedReading {
+            recv: server.as_ref().map(recv_fill),
+            nothing_back: false,
+        });
+        out.push(Finding::ServerSide);
+        return StallKind::PeerNotReading;
+    }
+    if let Some(srv) = server.filter(|srv| srv.recv_queue > 0 && c.recv_queue == 0) {
+        out.push(Finding::ServerStoppedReading {
+            recv: Some(recv_fill(&srv)),
+            nothing_back: true,
+        });
+        out.push(Finding::ServerSide);
+        return StallKind::PeerNotReading;
+    }
+    if !sending && !s.half_closed && s.received >= total && c.send_queue == 0 {
+        out.push(Finding::NoHalfClose { total });
+        return StallKind::NoEndOfStream;
+    }
+    if !sending && c.send_queue == 0 && c.recv_queue == 0 {
+        out.push(Finding::NothingBack {
+            total,
+            missing: total.saturating_sub(s.received),
+        });
+        return StallKind::PeerNotAnswering;
+    }
+    out.push(Finding::ClientQueues {
+        send: send_fill(&c),
+        recv: recv_fill(&c),
+    });
+    if let Some(srv) = server {
+        out.push(Finding::ServerQueues {
+            send: send_fill(&srv),
+            recv: recv_fill(&srv),
+        });
+    }
+    StallKind::Unexplained
+}
