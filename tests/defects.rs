@@ -384,7 +384,7 @@ fn interrupted(
     signal: i32,
 ) -> (Option<i32>, serde_json::Value, String) {
     // SAFETY: kill(2) with a pid we started.
-    assert_eq!(unsafe { libc::kill(client.id() as i32, signal) }, 0);
+    tcplab::sys::signal_process(client.id(), signal).expect("kill");
     let out = client.wait_with_output().expect("the client ends");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let report = serde_json::from_str(&stdout)

@@ -41,8 +41,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 impl Hosts {
     /// Creates the two hosts, or says why it cannot (then the test is skipped).
     pub fn create() -> Option<Hosts> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !tcplab::sys::is_root() {
             eprintln!("skipped: test hosts (network namespaces) need root");
             return None;
         }

@@ -301,7 +301,7 @@ fn an_interrupted_rr_run_still_reports_how_far_it_got() {
     let first = lines.next().expect("a first line").unwrap();
     assert!(first.contains("\"event\":\"interval\""), "{first}");
     // SAFETY: kill(2) with the pid of a child we started and have not waited for.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    tcplab::sys::signal_process(child.id(), libc::SIGINT).expect("kill");
     let last = lines.last().expect("a final line").unwrap();
     let status = child.wait().unwrap();
     let last: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));

@@ -517,7 +517,7 @@ pub fn interrupted_during_hold(
         server.wait_for_line("Accepted a connection");
     }
     // SAFETY: kill(2) with the pid of a child we started and have not waited for.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    tcplab::sys::signal_process(child.id(), libc::SIGINT).expect("kill");
     let done = child.wait_with_output().unwrap();
     Output {
         status: done.status,

@@ -15,13 +15,7 @@ fn json(stdout: &str) -> Value {
 }
 
 fn hard_open_files_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    lim.rlim_max
+    tcplab::sys::open_files_limit().expect("getrlimit").hard
 }
 
 #[test]

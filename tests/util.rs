@@ -288,9 +288,7 @@ impl Server {
 
     /// Sends a signal to the server (SIGTERM, SIGINT).
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) with a pid we started.
-        let rc = unsafe { libc::kill(self.pid() as i32, signal) };
-        assert_eq!(rc, 0, "kill failed");
+        tcplab::sys::signal_process(self.pid(), signal).expect("kill failed");
     }
 
     /// Peak resident memory so far, in bytes (VmHWM).
@@ -312,8 +310,7 @@ impl Server {
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let fields: Vec<&str> = rest.split(' ').collect();
         let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+        ticks / tcplab::sys::clock_ticks_per_second() as f64
     }
 
     /// The lines printed so far, without waiting.

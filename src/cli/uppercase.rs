@@ -42,7 +42,7 @@ fn transfer(at: &Endpoint, t: Transfer, shown: Shown, console: &Console) -> tcpl
     let options = options(t, shown)?;
     let narrator = match (shown.json, &options.output) {
         (true, _) => Narrator::Quiet,
-        (false, OutputTo::Stdout) => Narrator::Stderr,
+        (false, OutputTo::Stdout(_)) => Narrator::Stderr,
         (false, _) => Narrator::Console(*console),
     };
     let mut outcome =
@@ -90,7 +90,9 @@ fn options(t: Transfer, shown: Shown) -> tcplab::Result<Options> {
     };
     let output = match t.output {
         None => OutputTo::Nowhere,
-        Some(p) if p.as_os_str() == "-" => OutputTo::Stdout,
+        Some(p) if p.as_os_str() == "-" => {
+            OutputTo::Stdout(|| Box::new(std::io::BufWriter::new(std::io::stdout())))
+        }
         Some(p) => OutputTo::File(p),
     };
     Ok(Options {

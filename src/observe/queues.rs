@@ -73,10 +73,8 @@ pub(crate) mod tests {
     pub(crate) fn pair(listen: &str) -> Option<(TcpStream, TcpStream)> {
         let listener = match TcpListener::bind(listen) {
             Ok(listener) => listener,
-            Err(e) => {
-                eprintln!("skipping: cannot listen on {listen}: {e}");
-                return None;
-            }
+            // This host has no such loopback address: the caller skips.
+            Err(_) => return None,
         };
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();

@@ -45,12 +45,13 @@ impl Strategy {
 }
 
 /// Where the upper-cased bytes go (`--output`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum OutputTo {
     /// Nowhere: they are only verified.
     Nowhere,
-    /// Standard output (human-readable lines then go to standard error).
-    Stdout,
+    /// The writer the caller opens: standard output for the binary (its
+    /// human-readable lines then go to standard error).
+    Stdout(fn() -> Box<dyn Write + Send>),
     /// A file.
     File(PathBuf),
 }
@@ -60,7 +61,7 @@ impl OutputTo {
     pub(super) fn open(&self) -> Result<Option<Box<dyn Write + Send>>> {
         Ok(match self {
             OutputTo::Nowhere => None,
-            OutputTo::Stdout => Some(Box::new(io::BufWriter::new(io::stdout()))),
+            OutputTo::Stdout(open) => Some(open()),
             OutputTo::File(path) => Some(Box::new(io::BufWriter::new(
                 File::create(path).map_err(|e| Error::file("create", path, &e))?,
             ))),
