@@ -12,7 +12,7 @@
 //!   receive-all.
 //! - [`server`]: one handler per service (`simple.rs`, `uppercase.rs`, `lines.rs`,
 //!   the line reader) and two lifecycles that run them (`blocking.rs`, `async.rs`),
-//!   started with the [`server::Shutdown`] that stops them.
+//!   started with the [`stop::Stop`] that stops them.
 //! - [`check`]: probes that grade someone else's server (`tcplab check`).
 //! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy
 //!   (`naive.rs`, `threads.rs`, `nonblocking.rs`, `async.rs`), `client::simple` the
@@ -40,6 +40,7 @@ pub mod report;
 pub mod server;
 pub mod sink;
 pub mod size;
+pub mod stop;
 pub mod stream;
 pub mod sync;
 pub mod sys;

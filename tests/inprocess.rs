@@ -1,7 +1,7 @@
 //! The services and the servers run in this process, without the binary: each
 //! service's handler over an in-memory pipe (down to one byte per read) with a
 //! captured console, and each server strategy started on port 0 and stopped with
-//! its `Shutdown`, its summary and printed lines asserted exactly.
+//! its `Stop`, its summary and printed lines asserted exactly.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -17,8 +17,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use tcplab::Error;
 use tcplab::proto::lines::{LineFramer, LineTooLong};
-use tcplab::server::{self, Options, Peer, Service, Shutdown, Strategy, Summary};
+use tcplab::server::{self, Options, Peer, Service, Strategy, Summary};
 use tcplab::sink::{Capture, Captured, Sink};
+use tcplab::stop::Stop;
 use tcplab::stream::{BlockOn, Blocking, Conn, Stream, Traffic};
 
 use crate::util::TIMEOUT;
@@ -554,7 +555,7 @@ proptest! {
 struct InProcess {
     addr: SocketAddr,
     console: Arc<dyn Sink>,
-    shutdown: Shutdown,
+    shutdown: Stop,
     running: JoinHandle<tcplab::Result<Summary>>,
 }
 
@@ -564,7 +565,7 @@ impl InProcess {
         let listener = tcplab::addr::bind("127.0.0.1", 0).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let console = opts.console.clone();
-        let shutdown = Shutdown::new();
+        let shutdown = Stop::new();
         let running = {
             let shutdown = shutdown.clone();
             thread::spawn(move || server::run(listener, opts, shutdown))

@@ -62,7 +62,7 @@ fn serve(
     extra(&mut options);
     let once = options.once;
     let console = options.console.clone();
-    let shutdown = server::Shutdown::new();
+    let shutdown = tcplab::stop::Stop::new();
     signals::stop_server(&shutdown)?;
     let summary = server::run(listener, options, shutdown)?;
     if !once {

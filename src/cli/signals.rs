@@ -1,19 +1,19 @@
 //! SIGINT and SIGTERM: a server stops gracefully, then at once; a client stops and
 //! reports how far it got, then exits.
 
-use tcplab::server::Shutdown;
+use tcplab::stop::Stop;
 
 /// Triggers `shutdown` on SIGINT or SIGTERM (the graceful stop), and hurries it on
 /// the next one (connections still open are closed now; the summary follows).
-pub fn stop_server(shutdown: &Shutdown) -> tcplab::Result<()> {
+pub fn stop_server(shutdown: &Stop) -> tcplab::Result<()> {
     let (first, second) = (shutdown.clone(), shutdown.clone());
     on_signals(move || first.trigger(), move || second.hurry())
 }
 
 /// A client's first SIGINT or SIGTERM stops its run, which then reports how far it
 /// got (the JSON object too); a second one exits at once.
-pub fn interrupt_client() -> tcplab::Result<Shutdown> {
-    let interrupt = Shutdown::new();
+pub fn interrupt_client() -> tcplab::Result<Stop> {
+    let interrupt = Stop::new();
     let first = interrupt.clone();
     on_signals(move || first.trigger(), || std::process::exit(1))?;
     Ok(interrupt)

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tcplab::client::load::{Gate, LoadReport};
-use tcplab::server::Shutdown;
+use tcplab::stop::Stop;
 use tcplab::{Error, Result};
 
 /// The options a worker is not given (the parent's own), with whether each takes a
@@ -73,7 +73,7 @@ pub fn run(
     connections: usize,
     processes: usize,
     hold: Option<Duration>,
-    interrupt: &Shutdown,
+    interrupt: &Stop,
 ) -> Result<LoadReport> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("could not find the tcplab program itself", e))?;
@@ -131,7 +131,7 @@ fn gather(
     workers: &mut [(Child, Option<ChildStdin>)],
     hear: &mpsc::Receiver<(usize, Said)>,
     hold: Option<Duration>,
-    interrupt: &Shutdown,
+    interrupt: &Stop,
 ) -> Result<(Vec<LoadReport>, Instant)> {
     let n = workers.len();
     let mut connected = vec![false; n];

@@ -25,12 +25,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Service, Shutdown, ended, serve_accepted};
+use super::{Options, Service, ended, serve_accepted};
 use crate::error::{Error, IoContext, Result};
+use crate::stop::Stop;
 use crate::stream::Lazy;
 
 /// Serves connections until `shutdown` (or one, with `--once`).
-pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
+pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
     listener
         .set_nonblocking(true)
         .ctx(|| "could not make the listening socket non-blocking")?;
@@ -60,7 +61,7 @@ struct Shared {
     opts: Arc<Options>,
     tally: Arc<Tally>,
     slots: Arc<Semaphore>,
-    shutdown: Shutdown,
+    shutdown: Stop,
 }
 
 /// Accepts and serves until shutdown; returns how many connections it cut off at
@@ -144,7 +145,7 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
 
 /// Completes when the grace period is over: after `grace`, or at once when the
 /// shutdown is hurried (a second SIGINT).
-async fn grace_over(grace: std::time::Duration, shutdown: &Shutdown) {
+async fn grace_over(grace: std::time::Duration, shutdown: &Stop) {
     tokio::select! {
         () = tokio::time::sleep(grace) => {}
         () = shutdown.hurried() => {}

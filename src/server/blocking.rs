@@ -14,15 +14,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Shutdown, Strategy, ended, serve_accepted};
+use super::{Options, Strategy, ended, serve_accepted};
 use crate::error::{Error, IoContext, Result};
+use crate::stop::Stop;
 use crate::stream::{BlockOn, Blocking};
 
 /// Stack size of a connection thread: handlers keep their buffers on the heap.
 const STACK_SIZE: usize = 128 * 1024;
 
 /// Serves connections until `shutdown` (or one, with `--once`).
-pub fn serve(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
+pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
     shutdown
         .wake_accept(&listener)
         .ctx(|| "could not watch the listening socket")?;
@@ -51,7 +52,7 @@ fn accept_loop<'scope>(
     opts: &'scope Options,
     tally: &'scope Tally,
     slots: &'scope Slots,
-    shutdown: &'scope Shutdown,
+    shutdown: &'scope Stop,
 ) -> Result<()> {
     let threads = opts.strategy == Strategy::Threads && !opts.once;
     let console = &*opts.console;

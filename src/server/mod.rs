@@ -2,14 +2,13 @@
 //! an `async fn` over any [`Stream`]; two lifecycles run them — the blocking one
 //! ([`blocking`]: the lab's one-at-a-time loop, or a thread per connection) and the
 //! async one (`async`, the default) — and neither knows a service's
-//! bytes. A server is started with the [`Shutdown`] that stops it.
+//! bytes. A server is started with the [`Stop`] that stops it.
 
 pub mod r#async;
 pub mod blocking;
 pub mod limits;
 pub mod line_printer;
 pub mod lines;
-pub mod shutdown;
 pub mod simple;
 pub mod uppercase;
 
@@ -20,10 +19,10 @@ use std::time::Duration;
 use crate::addr;
 use crate::error::{Error, Result, Waiting};
 use crate::sink::Sink;
+use crate::stop::Stop;
 use crate::stream::{Conn, Stream};
 
 pub use limits::{Summary, Tally};
-pub use shutdown::Shutdown;
 
 /// How a server drives its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -235,7 +234,7 @@ pub fn announce(listener: &TcpListener, console: &dyn Sink) -> Result<()> {
 /// A connection has ended with `result`: its error is said, unless the server's
 /// output is gone — then the server stops (every service alike: a server that
 /// cannot print what it serves has nowhere to say it), and [`run`] says why.
-fn ended(result: Result<()>, opts: &Options, shutdown: &Shutdown) {
+fn ended(result: Result<()>, opts: &Options, shutdown: &Stop) {
     if opts.console.failure().is_some() {
         shutdown.trigger();
     } else if let Err(e) = result {
@@ -256,7 +255,7 @@ fn output_gone(console: &dyn Sink) -> Option<Error> {
 /// Announces the server, then runs it with the chosen driver until `shutdown` is
 /// triggered, or after one connection with `once` (the result is then that
 /// connection's). Returns the figures of the shutdown summary.
-pub fn run(listener: TcpListener, opts: Options, shutdown: Shutdown) -> Result<Summary> {
+pub fn run(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
     announce(&listener, &*opts.console)?;
     let console = opts.console.clone();
     let summary = match opts.strategy {

@@ -76,7 +76,7 @@ pub struct LoadOptions {
     /// Where the progress bar is drawn.
     pub sink: Arc<dyn Sink>,
     /// Stops the run when triggered (SIGINT, SIGTERM).
-    pub interrupt: crate::server::Shutdown,
+    pub interrupt: crate::stop::Stop,
     /// Local addresses to connect from, in turn (empty: the kernel's choice).
     pub sources: Vec<std::net::IpAddr>,
     /// With every connection made, hold them all open, idle, this long before any

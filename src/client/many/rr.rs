@@ -30,7 +30,7 @@ use super::tally::{Tally, Ticker};
 use crate::client::interval::{IntervalSink, Latency};
 use crate::cpu::{CpuMeter, ServerCpu};
 use crate::error::{Error, IoContext, Result};
-use crate::server::Shutdown;
+use crate::stop::Stop as Interrupt;
 
 /// Bytes per read and per write on each connection.
 pub const IO_SIZE: usize = 16 * 1024;
@@ -73,7 +73,7 @@ pub struct RrOptions {
     /// Report every so often, to `sink`.
     pub interval: Option<(Duration, IntervalSink)>,
     /// Stops the run when triggered (SIGINT, SIGTERM).
-    pub interrupt: Shutdown,
+    pub interrupt: Interrupt,
     /// Local addresses to connect from, in turn (empty: the kernel's choice).
     pub sources: Vec<std::net::IpAddr>,
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::server::Shutdown;
+use crate::stop::Stop;
 
 /// The connections made start without the rest once no connection has been made (or
 /// has failed) for this long: the server takes no more until it has served some. Two
@@ -132,7 +132,7 @@ pub async fn pass(
     gate: Option<Gate>,
     made: u64,
     hold: Option<Duration>,
-    interrupt: &Shutdown,
+    interrupt: &Stop,
 ) -> Duration {
     let waited = Instant::now();
     if let Some(gate) = gate {

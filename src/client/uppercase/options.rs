@@ -87,7 +87,7 @@ pub struct Options {
     pub progress: When,
     /// Stops the transfer when triggered (SIGINT, SIGTERM): the run then reports
     /// how far it got.
-    pub interrupt: crate::server::Shutdown,
+    pub interrupt: crate::stop::Stop,
     /// Shut down the sending side after the last byte (`shutdown(SHUT_WR)`), so the
     /// server reads end of stream; false for `--no-half-close`, which stalls.
     pub half_close: bool,

@@ -17,8 +17,8 @@ use crate::client::interval::Mark;
 use crate::observe::queues::Queues;
 use crate::observe::watchdog::{Diagnosis, Point, Situation, StallDetector, Timeline, diagnose};
 use crate::observe::{queues, sockdiag, tcpinfo};
-use crate::server::Shutdown as Interrupt;
 use crate::sink::{Sink, When};
+use crate::stop::Stop as Interrupt;
 
 /// How often the watchdog samples at most, once the run is long: often enough for
 /// the stall timeout and the progress bars.

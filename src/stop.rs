@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 /// A one-way switch shared by the server and whoever may stop it. Cloning it gives
 /// another handle to the same switch.
 #[derive(Debug, Clone, Default)]
-pub struct Shutdown {
+pub struct Stop {
     inner: Arc<Inner>,
 }
 
@@ -31,7 +31,7 @@ struct Inner {
     listeners: Mutex<Vec<TcpListener>>,
 }
 
-impl Shutdown {
+impl Stop {
     /// A switch that has not been triggered.
     pub fn new() -> Self {
         Self::default()
