@@ -5,6 +5,7 @@
 mod hosts;
 mod util;
 
+mod architecture;
 mod bad_input;
 mod chapters;
 mod check;

@@ -151,22 +151,31 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn naive_client_with_full_queues_is_a_deadlock() {
-        let client = Queues {
-            recv_queue: 6 * MIB,
-            send_queue: 2 * MIB,
-            rcvbuf: 6 * MIB,
-            sndbuf: 4 * MIB,
-        };
-        let mut s = situation("naive", 14 * MIB, 0, client);
+    /// The handout's deadlock: a naive client 14 MiB ahead, both ends' queues full.
+    pub(crate) fn deadlocked() -> Situation {
+        let mut s = situation(
+            "naive",
+            14 * MIB,
+            0,
+            Queues {
+                recv_queue: 6 * MIB,
+                send_queue: 2 * MIB,
+                rcvbuf: 6 * MIB,
+                sndbuf: 4 * MIB,
+            },
+        );
         s.server = Ok(Queues {
             recv_queue: 3 * MIB,
             send_queue: 4 * MIB,
             rcvbuf: 6 * MIB,
             sndbuf: 4 * MIB,
         });
-        let d = diagnose(&s);
+        s
+    }
+
+    #[test]
+    fn naive_client_with_full_queues_is_a_deadlock() {
+        let d = diagnose(&deadlocked());
         assert_eq!(d.kind, StallKind::Deadlock);
         let findings = &d.explanation.0;
         assert!(findings.contains(&Finding::NaiveBlockedWriting {

@@ -52,6 +52,27 @@ struct Series<'a> {
     value: &'a dyn Fn(&Point) -> Option<u64>,
 }
 
+impl<'a> Series<'a> {
+    fn solid(name: &'a str, color: RGBColor, value: &'a dyn Fn(&Point) -> Option<u64>) -> Self {
+        Series {
+            name,
+            color,
+            dashed: false,
+            value,
+        }
+    }
+
+    /// A buffer size, drawn dashed above its queue.
+    fn dashed(name: &'a str, color: RGBColor, value: &'a dyn Fn(&Point) -> Option<u64>) -> Self {
+        Series {
+            name,
+            color,
+            dashed: true,
+            value,
+        }
+    }
+}
+
 fn draw(
     path: &Path,
     title: &str,
@@ -79,18 +100,8 @@ fn draw(
         &axis,
         stall_from,
         &[
-            Series {
-                name: "sent",
-                color: BLUE,
-                dashed: false,
-                value: &|p| Some(p.sent),
-            },
-            Series {
-                name: "received",
-                color: RED,
-                dashed: false,
-                value: &|p| Some(p.received),
-            },
+            Series::solid("sent", BLUE, &|p| Some(p.sent)),
+            Series::solid("received", RED, &|p| Some(p.received)),
         ],
         points,
     )?;
@@ -100,30 +111,10 @@ fn draw(
         &axis,
         stall_from,
         &[
-            Series {
-                name: QUEUE_LABELS[0],
-                color: GREEN,
-                dashed: false,
-                value: &|p| Some(p.send_queue),
-            },
-            Series {
-                name: QUEUE_LABELS[1],
-                color: MAGENTA,
-                dashed: false,
-                value: &|p| Some(p.recv_queue),
-            },
-            Series {
-                name: "client SO_SNDBUF",
-                color: GREEN,
-                dashed: true,
-                value: &|p| Some(p.sndbuf),
-            },
-            Series {
-                name: "client SO_RCVBUF",
-                color: MAGENTA,
-                dashed: true,
-                value: &|p| Some(p.rcvbuf),
-            },
+            Series::solid(QUEUE_LABELS[0], GREEN, &|p| Some(p.send_queue)),
+            Series::solid(QUEUE_LABELS[1], MAGENTA, &|p| Some(p.recv_queue)),
+            Series::dashed("client SO_SNDBUF", GREEN, &|p| Some(p.sndbuf)),
+            Series::dashed("client SO_RCVBUF", MAGENTA, &|p| Some(p.rcvbuf)),
         ],
         points,
     )?;
@@ -140,30 +131,10 @@ fn draw(
         &axis,
         stall_from,
         &[
-            Series {
-                name: QUEUE_LABELS[2],
-                color: orange,
-                dashed: false,
-                value: &|p| p.server.map(|s| s.recv_queue),
-            },
-            Series {
-                name: QUEUE_LABELS[3],
-                color: teal,
-                dashed: false,
-                value: &|p| p.server.map(|s| s.send_queue),
-            },
-            Series {
-                name: "server SO_RCVBUF",
-                color: orange,
-                dashed: true,
-                value: &|p| p.server.map(|s| s.rcvbuf),
-            },
-            Series {
-                name: "server SO_SNDBUF",
-                color: teal,
-                dashed: true,
-                value: &|p| p.server.map(|s| s.sndbuf),
-            },
+            Series::solid(QUEUE_LABELS[2], orange, &|p| p.server.map(|s| s.recv_queue)),
+            Series::solid(QUEUE_LABELS[3], teal, &|p| p.server.map(|s| s.send_queue)),
+            Series::dashed("server SO_RCVBUF", orange, &|p| p.server.map(|s| s.rcvbuf)),
+            Series::dashed("server SO_SNDBUF", teal, &|p| p.server.map(|s| s.sndbuf)),
         ],
         points,
     )?;

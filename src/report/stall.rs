@@ -160,7 +160,7 @@ impl fmt::Display for Diagnosis {
 mod tests {
     use super::*;
     use crate::observe::queues::Queues;
-    use crate::observe::watchdog::tests::{MIB, situation};
+    use crate::observe::watchdog::tests::{MIB, deadlocked, situation};
     use crate::observe::watchdog::{StallKind, diagnose};
 
     fn text(d: &Diagnosis) -> String {
@@ -169,20 +169,7 @@ mod tests {
 
     #[test]
     fn a_deadlock_is_told_queue_by_queue() {
-        let client = Queues {
-            recv_queue: 6 * MIB,
-            send_queue: 2 * MIB,
-            rcvbuf: 6 * MIB,
-            sndbuf: 4 * MIB,
-        };
-        let mut s = situation("naive", 14 * MIB, 0, client);
-        s.server = Ok(Queues {
-            recv_queue: 3 * MIB,
-            send_queue: 4 * MIB,
-            rcvbuf: 6 * MIB,
-            sndbuf: 4 * MIB,
-        });
-        let d = diagnose(&s);
+        let d = diagnose(&deadlocked());
         assert_eq!(d.kind, StallKind::Deadlock);
         let text = text(&d);
         for said in [
