@@ -4,27 +4,27 @@
 //!
 //! # Layout
 //!
-//! - [`proto`]: the protocol cores — what each program says and expects — with no
-//!   sockets, threads or clocks, so any I/O strategy can drive them.
-//! - [`addr`]: the lab's HOST/PORT rules, binding with `SO_REUSEADDR`, connecting.
-//! - [`stream`]: how a socket is driven, apart from what is said on it: handlers are
-//!   written once over [`stream::Stream`] and run blocking or async; the lab's
-//!   receive-all.
-//! - [`server`]: one handler per service (`simple.rs`, `uppercase.rs`, `lines.rs`,
-//!   the line reader) and two lifecycles that run them (`blocking.rs`, `async.rs`),
-//!   started with the [`stop::Stop`] that stops them.
-//! - [`check`]: probes that grade someone else's server (`tcplab check`).
-//! - [`client`]: the clients; `client::uppercase` holds one module per I/O strategy
-//!   (`naive.rs`, `threads.rs`, `nonblocking.rs`, `async.rs`), `client::simple` the
-//!   simple exchange. They return reports and print nothing but through a console.
-//! - [`report`]: rendering only: human lines, JSON, plots, progress, the console sink.
-//! - [`size`]: parsing byte counts such as `64`, `1M`, `1G`.
-//! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either end.
-//! - [`cpu`]: CPU time per transaction, this process's and a local server's.
+//! Imports run only downward in this list (`tests/architecture.rs` checks it):
+//!
+//! - [`report`]: pure rendering, model in, lines / JSON / SVG out; the binary calls it.
+//! - [`check`]: probes that grade someone else's server or client (`tcplab check`).
+//! - [`server`], [`client`]: the engines. One handler per service (`server/simple.rs`,
+//!   `uppercase.rs`, `lines.rs`) and two lifecycles that run them; the clients, with
+//!   `client::uppercase` one module per I/O strategy and `client::many` one engine
+//!   for many connections (the load generator and TCP_RR are its modes). They
+//!   return reports, and speak while they run only through a [`sink::Sink`].
+//! - [`addr`], [`stream`], [`cpu`]: HOST/PORT rules, binding and connecting; how a
+//!   socket is driven, apart from what is said on it; CPU per transaction.
+//! - [`sink`], [`stop`]: the trait the engines speak through, and the switch that
+//!   stops a server or a client run.
 //! - [`error`]: the library's error type and the exit code each error maps to.
-//! - [`sys`]: the system calls no safe crate wraps (queue `ioctl`s, `TCP_INFO`,
-//!   `TCP_DEFER_ACCEPT`, the open-files limit, registering a listener with tokio),
-//!   behind safe functions: the one module allowed to make them directly.
+//! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either
+//!   end, socket tables, owners — and a stall's diagnosis, as data.
+//! - [`sys`]: the system calls no safe crate wraps, behind safe functions: the one
+//!   module allowed to make them directly.
+//! - [`proto`], [`human`], [`size`], [`sync`]: the leaves. The protocol cores — what
+//!   each program says and expects — with no sockets, threads or clocks; units a
+//!   person reads; byte counts such as `1M`; a lock that survives a panicked holder.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
