@@ -106,10 +106,19 @@ pub(super) fn probes(command: &[String], opts: &CheckOptions) -> Result<Vec<Prob
         _ if right.is_empty() => Probe::not_measured(name, not_seen("right")),
         _ => Probe::pass(name, not_seen("right")),
     };
+    // A run that froze at a size: what the queues showed, the lesson, the fix.
+    let froze = |name: &str, (size, seen): (u64, &String), lesson: &str, fix: &str| {
+        Probe::fail(
+            name,
+            format!("froze at {}: {seen}", human::bytes(size)),
+            lesson,
+            fix,
+        )
+    };
     let half_close = match &stopped {
-        Some((size, Verdict::NoHalfClose(seen))) => Probe::fail(
+        Some((size, Verdict::NoHalfClose(seen))) => froze(
             HALF_CLOSE,
-            format!("froze at {}: {seen}", human::bytes(*size)),
+            (*size, seen),
             "the server only ends its answer when it reads end of stream: a client that never shuts down its sending side waits for the end while the server waits for more data",
             "call sock.shutdown(socket.SHUT_WR) after the last sendall, then read until recv returns b''",
         ),
@@ -118,9 +127,9 @@ pub(super) fn probes(command: &[String], opts: &CheckOptions) -> Result<Vec<Prob
         _ => Probe::pass(HALF_CLOSE, not_seen("it half-closed")),
     };
     let deadlock = match &stopped {
-        Some((size, Verdict::Deadlock(seen))) => Probe::fail(
+        Some((size, Verdict::Deadlock(seen))) => froze(
             deadlock_name,
-            format!("froze at {}: {seen}", human::bytes(*size)),
+            (*size, seen),
             "the handout's deadlock: a client that sends everything before it reads fills the kernel's buffers both ways; the server blocks sending back and stops reading, then the client blocks sending",
             "read while you send: a thread for sending and one for receiving, or non-blocking sockets and select()",
         ),
