@@ -399,9 +399,10 @@ impl Program {
         let _ = crate::sys::kill_process_group(pgid);
         let _ = self.child.wait();
         running().remove(pgid);
-        // The readers end with the pipes: wait for them, but not for a process that
-        // left the group and still holds a pipe open.
-        let deadline = Instant::now() + Duration::from_millis(500);
+        // The readers end with the pipes, once they have read what is left in them:
+        // wait for that (on a busy machine it can take a while), but not for ever
+        // for a process that left the group and still holds a pipe open.
+        let deadline = Instant::now() + Duration::from_secs(3);
         while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(2));
         }
