@@ -114,21 +114,34 @@ pub(super) fn judge_printed(
             ),
         ),
         Err(missing) => {
-            // What it made of the missing line: the printed lines with its first
-            // characters, else the first it printed after "Listening at".
-            let start: String = String::from_utf8_lossy(missing)
+            // What it made of the missing line: the printed lines that hold the
+            // line's text (in any case: a server may change it), else its first
+            // characters, else the first it printed after "Listening at". A
+            // traceback's frame lines (`  File "…"`) are never what it made of it.
+            let text: String = String::from_utf8_lossy(missing)
                 .chars()
                 .take_while(|c| *c != '\n' && *c != '\r')
-                .take(3)
-                .collect();
-            let escaped = repr(start.as_bytes());
-            let escaped = &escaped[2..escaped.len() - 1];
-            let mut around: Vec<&str> = printed_lines
-                .iter()
-                .filter(|l| !start.is_empty() && (l.contains(&start) || l.contains(escaped)))
-                .take(3)
-                .copied()
-                .collect();
+                .collect::<String>()
+                .to_lowercase();
+            let start: String = text.chars().take(3).collect();
+            let holding = |needle: &str| -> Vec<&str> {
+                let escaped = repr(needle.as_bytes());
+                let escaped = &escaped[2..escaped.len() - 1];
+                printed_lines
+                    .iter()
+                    .filter(|l| !l.trim_start().starts_with("File \""))
+                    .filter(|l| {
+                        let l = l.to_lowercase();
+                        !needle.is_empty() && (l.contains(needle) || l.contains(escaped))
+                    })
+                    .take(3)
+                    .copied()
+                    .collect()
+            };
+            let mut around = holding(&text);
+            if around.is_empty() {
+                around = holding(&start);
+            }
             if around.is_empty() {
                 around = printed_lines
                     .iter()
