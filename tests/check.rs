@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::util::{Output, Server, tcplab_run};
 
 /// A fixture server from tests/peers/graded.py.
-fn graded(args: &[&str]) -> Server {
+pub(crate) fn graded(args: &[&str]) -> Server {
     let mut cmd = Command::new("python3");
     cmd.arg(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -30,7 +30,7 @@ fn check(service: &str, server: &Server) -> Output {
 }
 
 /// The names of the probes that failed.
-fn failed(out: &Output) -> Vec<String> {
+pub(crate) fn failed(out: &Output) -> Vec<String> {
     out.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("✗ "))
@@ -238,12 +238,12 @@ fn the_program_and_everything_it_started_are_gone_after_the_check() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-const GRADED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/graded.py");
-const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lab.py");
+pub(crate) const GRADED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/graded.py");
+pub(crate) const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lab.py");
 const TCPLAB: &str = env!("CARGO_BIN_EXE_tcplab");
 
 /// `tcplab check SERVICE ROLE --timeout 3 EXTRA... -- COMMAND...`.
-fn check_program(service: &str, role: &str, extra: &[&str], command: &[&str]) -> Output {
+pub(crate) fn check_program(service: &str, role: &str, extra: &[&str], command: &[&str]) -> Output {
     let mut args = vec!["check", service, role, "--timeout", "3"];
     args.extend_from_slice(extra);
     args.push("--");

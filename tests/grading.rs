@@ -7,19 +7,14 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::check::{GRADED, LAB, check_program as check, failed, graded};
 use crate::util::{Output, Server, tcplab, tcplab_run};
 
-const GRADED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/graded.py");
-const LAB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lab.py");
 const BOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/book_client.py");
 
-/// `tcplab check SERVICE ROLE --timeout 3 EXTRA... -- COMMAND...`.
-fn check(service: &str, role: &str, extra: &[&str], command: &[&str]) -> Output {
-    let mut args = vec!["check", service, role, "--timeout", "3"];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.extend_from_slice(command);
-    tcplab_run(&args)
+/// A fixture of tests/peers/graded.py with one bug, as a COMMAND.
+fn bugged<'a>(program: &'a str, bug: &'a str) -> [&'a str; 6] {
+    ["python3", GRADED, program, "{port}", "--bug", bug]
 }
 
 /// `tcplab check SERVICE server 127.0.0.1 PORT EXTRA...`.
@@ -28,15 +23,6 @@ fn check_running(service: &str, server: &Server, extra: &[&str]) -> Output {
     let mut args = vec!["check", service, "server", "127.0.0.1", &port];
     args.extend_from_slice(extra);
     tcplab_run(&args)
-}
-
-/// The names of the probes that failed.
-fn failed(out: &Output) -> Vec<String> {
-    out.stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("✗ "))
-        .map(|l| l.split(": ").next().unwrap_or(l).to_string())
-        .collect()
 }
 
 /// The line of the probe named `name`.
@@ -49,12 +35,6 @@ fn line_of<'a>(out: &'a Output, name: &str) -> &'a str {
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
-}
-
-fn graded(args: &[&str]) -> Server {
-    let mut cmd = Command::new("python3");
-    cmd.arg(GRADED).args(args);
-    Server::start(cmd)
 }
 
 #[test]
@@ -184,12 +164,7 @@ fn the_labs_one_connection_server_fails_only_on_serving_client_after_client() {
 
 #[test]
 fn a_server_that_never_closes_is_told_to_close_not_to_receive_all() {
-    let out = check(
-        "simple",
-        "server",
-        &[],
-        &["python3", GRADED, "simple", "{port}", "--bug", "noclose"],
-    );
+    let out = check("simple", "server", &[], &bugged("simple", "noclose"));
     out.assert_code(1);
     assert_eq!(failed(&out), ["the exact exchange"], "{out}");
     out.assert_stdout_has("did not close the connection")
@@ -203,14 +178,7 @@ fn a_server_that_drops_a_byte_is_told_the_byte_lost_not_to_send_back_as_it_reads
         "uppercase",
         "server",
         &["--max-bytes", "1M"],
-        &[
-            "python3",
-            GRADED,
-            "uppercase",
-            "{port}",
-            "--bug",
-            "dropbyte",
-        ],
+        &bugged("uppercase", "dropbyte"),
     );
     out.assert_code(1);
     assert_eq!(
@@ -224,19 +192,7 @@ fn a_server_that_drops_a_byte_is_told_the_byte_lost_not_to_send_back_as_it_reads
 
 #[test]
 fn a_simple_client_that_prints_nothing_fails_only_the_exact_exchange() {
-    let out = check(
-        "simple",
-        "client",
-        &[],
-        &[
-            "python3",
-            GRADED,
-            "simple-client",
-            "{port}",
-            "--bug",
-            "silent",
-        ],
-    );
+    let out = check("simple", "client", &[], &bugged("simple-client", "silent"));
     out.assert_code(1);
     assert_eq!(
         failed(&out),
@@ -251,12 +207,7 @@ fn a_simple_client_that_prints_nothing_fails_only_the_exact_exchange() {
 fn a_wrong_line_server_is_quoted_with_each_probes_own_output() {
     // It prints every line, but upper-cased: no probe's line is found, and each
     // failure must quote what the server printed for that probe, not the first's.
-    let out = check(
-        "lines",
-        "server",
-        &[],
-        &["python3", GRADED, "lines", "{port}", "--bug", "upper"],
-    );
+    let out = check("lines", "server", &[], &bugged("lines", "upper"));
     out.assert_code(1);
     let together = line_of(&out, "several lines in one segment");
     let split = line_of(&out, "one line split across segments with pauses");
@@ -271,19 +222,7 @@ fn a_wrong_line_server_is_quoted_with_each_probes_own_output() {
 
 #[test]
 fn a_simple_client_that_sends_more_than_16_octets_fails_naming_the_extra_bytes() {
-    let out = check(
-        "simple",
-        "client",
-        &[],
-        &[
-            "python3",
-            GRADED,
-            "simple-client",
-            "{port}",
-            "--bug",
-            "extra",
-        ],
-    );
+    let out = check("simple", "client", &[], &bugged("simple-client", "extra"));
     out.assert_code(1).assert_stdout_has(
         "it sent more than 16 octets: b'Hello world!!!!!' then 5 bytes more: b'EXTRA'",
     );
@@ -415,7 +354,7 @@ fn a_client_that_rewrites_its_progress_line_is_judged_as_a_terminal_shows_it() {
 
 #[test]
 fn escape_sequences_a_program_prints_never_reach_the_graders_terminal() {
-    let command = ["python3", GRADED, "simple", "{port}", "--bug", "escapes"];
+    let command = bugged("simple", "escapes");
     let out = check("simple", "server", &[], &command);
     out.assert_code(1);
     assert!(
@@ -438,19 +377,7 @@ fn escape_sequences_a_program_prints_never_reach_the_graders_terminal() {
 
 #[test]
 fn a_failing_lines_client_probe_shows_the_expected_bytes_and_where_they_differ() {
-    let out = check(
-        "lines",
-        "client",
-        &[],
-        &[
-            "python3",
-            GRADED,
-            "lines-client",
-            "{port}",
-            "--bug",
-            "dropempty",
-        ],
-    );
+    let out = check("lines", "client", &[], &bugged("lines-client", "dropempty"));
     out.assert_code(1)
         .assert_stdout_has("b'one\\ntwo\\n\\ncaf")
         .assert_stdout_has("bytes lost or changed at byte 8 (expected '\\n', got 'c')");
