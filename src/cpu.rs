@@ -217,7 +217,7 @@ impl CpuMeter {
 fn listener_inode(port: u16) -> Option<u64> {
     table::on_port(port)
         .into_iter()
-        .find(|row| row.state == "LISTEN")
+        .find(|row| row.is_listening())
         .map(|row| row.inode)
 }
 

@@ -198,7 +198,7 @@ pub enum Error {
     Worker(String),
     /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
     #[error("{0}")]
-    Stalled(Box<crate::observe::watchdog::Diagnosis>),
+    Stalled(Box<crate::observe::diagnosis::Diagnosis>),
     /// The command line asks for something that cannot be done (exit code 2).
     #[error("{0} (see 'tcplab --help')")]
     Usage(String),

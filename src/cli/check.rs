@@ -94,11 +94,7 @@ pub fn run(asked: CheckArgs, console: &Console) -> anyhow::Result<()> {
         // nothing could be probed.
         Err(e) => {
             if json {
-                console.say(report::json::pretty(&report::check::gradescope_error(
-                    service.name(),
-                    role,
-                    &e.to_string(),
-                )));
+                usage_error_json(service.name(), role, &e.to_string());
             }
             Err(e.into())
         }

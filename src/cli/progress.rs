@@ -84,56 +84,6 @@ impl Progress {
             received,
         }
     }
-
-    /// Shows the current counts.
-    pub fn update(&self, sent_now: u64, received_now: u64) {
-        match self {
-            Progress::Bars { sent, received, .. } => {
-                sent.set_position(sent_now);
-                received.set_position(received_now);
-            }
-            Progress::Lines {
-                started,
-                last,
-                total,
-            } => {
-                if last.get().elapsed() >= LINE_EVERY {
-                    last.set(Instant::now());
-                    let elapsed = started.elapsed();
-                    let of = total.map_or_else(String::new, |t| format!(" of {}", human::bytes(t)));
-                    eprintln!(
-                        "progress: {} s: sent {}{of} ({}), received {} ({})",
-                        elapsed.as_secs(),
-                        human::bytes(sent_now),
-                        human::rate(sent_now, elapsed),
-                        human::bytes(received_now),
-                        human::rate(received_now, elapsed)
-                    );
-                }
-            }
-            Progress::Hidden => {}
-        }
-    }
-
-    /// Whether anything is drawn on a terminal (bars that can carry a note).
-    pub fn is_bars(&self) -> bool {
-        matches!(self, Progress::Bars { .. })
-    }
-
-    /// Shows `text` after the bars (the connection's latest TCP_INFO figures).
-    pub fn note(&self, text: String) {
-        if let Progress::Bars { sent, .. } = self {
-            sent.set_message(text);
-        }
-    }
-
-    /// Leaves the bars where they stopped (a frozen bar tells its own story).
-    pub fn finish(&self) {
-        if let Progress::Bars { sent, received, .. } = self {
-            sent.abandon();
-            received.abandon();
-        }
-    }
 }
 
 /// A single bar counting finished items (the load generator's connections).
@@ -163,66 +113,84 @@ impl Counter {
         });
         Counter { bar }
     }
+}
 
+impl sink::Progress for Progress {
+    /// Shows the current counts.
+    fn update(&self, sent_now: u64, received_now: u64) {
+        match self {
+            Progress::Bars { sent, received, .. } => {
+                sent.set_position(sent_now);
+                received.set_position(received_now);
+            }
+            Progress::Lines {
+                started,
+                last,
+                total,
+            } => {
+                if last.get().elapsed() >= LINE_EVERY {
+                    last.set(Instant::now());
+                    let elapsed = started.elapsed();
+                    let of = total.map_or_else(String::new, |t| format!(" of {}", human::bytes(t)));
+                    eprintln!(
+                        "progress: {} s: sent {}{of} ({}), received {} ({})",
+                        elapsed.as_secs(),
+                        human::bytes(sent_now),
+                        human::rate(sent_now, elapsed),
+                        human::bytes(received_now),
+                        human::rate(received_now, elapsed)
+                    );
+                }
+            }
+            Progress::Hidden => {}
+        }
+    }
+
+    /// Whether anything is drawn on a terminal (bars that can carry a note).
+    fn is_bars(&self) -> bool {
+        matches!(self, Progress::Bars { .. })
+    }
+
+    /// Shows `text` after the bars (the connection's latest TCP_INFO figures).
+    fn note(&self, text: String) {
+        if let Progress::Bars { sent, .. } = self {
+            sent.set_message(text);
+        }
+    }
+
+    /// Leaves the bars where they stopped (a frozen bar tells its own story).
+    fn finish(&self) {
+        if let Progress::Bars { sent, received, .. } = self {
+            sent.abandon();
+            received.abandon();
+        }
+    }
+}
+
+impl sink::Counter for Counter {
     /// Whether the bar is shown.
-    pub fn is_shown(&self) -> bool {
+    fn is_shown(&self) -> bool {
         self.bar.is_some()
     }
 
     /// Shows `text` after the bar (the last interval's figures).
-    pub fn note(&self, text: String) {
+    fn note(&self, text: String) {
         if let Some(bar) = &self.bar {
             bar.set_message(text);
         }
     }
 
     /// One more finished.
-    pub fn inc(&self) {
+    fn inc(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
     }
 
     /// Done.
-    pub fn finish(&self) {
+    fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
-    }
-}
-
-impl sink::Progress for Progress {
-    fn update(&self, sent: u64, received: u64) {
-        Progress::update(self, sent, received)
-    }
-
-    fn is_bars(&self) -> bool {
-        Progress::is_bars(self)
-    }
-
-    fn note(&self, text: String) {
-        Progress::note(self, text)
-    }
-
-    fn finish(&self) {
-        Progress::finish(self)
-    }
-}
-
-impl sink::Counter for Counter {
-    fn is_shown(&self) -> bool {
-        Counter::is_shown(self)
-    }
-
-    fn note(&self, text: String) {
-        Counter::note(self, text)
-    }
-
-    fn inc(&self) {
-        Counter::inc(self)
-    }
-
-    fn finish(&self) {
-        Counter::finish(self)
     }
 }

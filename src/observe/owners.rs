@@ -77,7 +77,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let row = super::super::table::on_port(port)
             .into_iter()
-            .find(|r| r.state == "LISTEN")
+            .find(|r| r.is_listening())
             .unwrap();
         let me = std::process::id();
         assert!(holds(me, row.inode));

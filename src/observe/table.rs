@@ -27,6 +27,13 @@ pub struct Row {
     pub inode: u64,
 }
 
+impl Row {
+    /// True for a listening socket.
+    pub fn is_listening(&self) -> bool {
+        self.state == "LISTEN"
+    }
+}
+
 /// Every TCP socket whose local port is `port`, IPv4 and IPv6; empty when the
 /// tables cannot be read.
 pub fn on_port(port: u16) -> Vec<Row> {

@@ -8,8 +8,6 @@ use serde::Serialize;
 
 use crate::observe::queues::Queues;
 
-pub use super::diagnosis::*;
-
 /// Declares a stall when neither byte count has moved for `timeout`.
 #[derive(Debug, Clone)]
 pub struct StallDetector {
@@ -113,6 +111,7 @@ impl Timeline {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::observe::diagnosis::*;
 
     pub(crate) const MIB: u64 = 1 << 20;
 

@@ -1,4 +1,4 @@
-//! A stall's diagnosis in words: each finding of `observe::watchdog` as the line (or
+//! A stall's diagnosis in words: each finding of `observe::diagnosis` as the line (or
 //! lines) a person reads, for the terminal, the error line and the JSON report's
 //! `explanation`.
 
@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::human;
-use crate::observe::watchdog::{Diagnosis, Explanation, Fill, FillState, Finding};
+use crate::observe::diagnosis::{Diagnosis, Explanation, Fill, FillState, Finding};
 
 /// "holds 2.50 MiB (SO_SNDBUF 4.00 MiB: full)": a queue against its buffer.
 fn holds(fill: &Fill, buf_name: &str) -> String {
@@ -159,9 +159,9 @@ impl fmt::Display for Diagnosis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::diagnosis::{StallKind, diagnose};
     use crate::observe::queues::Queues;
     use crate::observe::watchdog::tests::{MIB, deadlocked, situation};
-    use crate::observe::watchdog::{StallKind, diagnose};
 
     fn text(d: &Diagnosis) -> String {
         lines(&d.explanation).join("\n")

@@ -20,7 +20,12 @@ const LINES_PROBE: &str = "the lines on its standard input arrive in order, then
 const LINES: &[&str] = &["one", "two", "", "caf\u{e9} \u{e9}t\u{e9}", "last"];
 
 /// The one probe.
-pub(super) fn probes(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
+/// The probe, handed to `sink` once decided.
+pub(super) fn probes(
+    command: &[String],
+    opts: &CheckOptions,
+    sink: &mut dyn FnMut(&Probe),
+) -> Result<Vec<Probe>> {
     let input: String = LINES.iter().map(|l| format!("{l}\n")).collect();
     let run = run(
         command,
@@ -78,5 +83,6 @@ pub(super) fn probes(command: &[String], opts: &CheckOptions) -> Result<Vec<Prob
             "sendall each line read from standard input (with its newline), then close the socket",
         ),
     };
+    sink(&probe);
     Ok(vec![probe])
 }

@@ -44,12 +44,9 @@ pub fn check(
 ) -> Result<CheckReport> {
     let probes = match service {
         Service::Simple => simple::probes(command, opts, sink)?,
-        Service::Uppercase => uppercase::probes(command, opts)?,
-        Service::Lines => lines::probes(command, opts)?,
+        Service::Uppercase => uppercase::probes(command, opts, sink)?,
+        Service::Lines => lines::probes(command, opts, sink)?,
     };
-    if service != Service::Simple {
-        probes.iter().for_each(&mut *sink);
-    }
     Ok(CheckReport {
         service: service.name(),
         role: "client",

@@ -142,25 +142,26 @@ pub fn check_command(
         // A server may print a line a moment after it closed the connection (or
         // batch its lines): what it prints is given until the timeout to show.
         if let (Ask::Printed { lines, .. }, true) = (&def.ask, probe.passed()) {
-            let shown = |program: &Program| {
-                let printed = program.printed();
-                let printed = printed::terminal_lines(&printed);
-                printed::find_in_order(&printed, 0, lines).is_ok()
-            };
             // Until they show, the program exits, it has printed nothing new for
-            // a moment (what it prints is all there), or the timeout.
+            // a moment (what it prints is all there), or the timeout: what it
+            // printed is taken once a tick.
             let deadline = std::time::Instant::now() + opts.timeout;
-            let (mut length, mut since) = (program.printed().len(), std::time::Instant::now());
-            while !shown(&program)
-                && std::time::Instant::now() < deadline
-                && since.elapsed() < QUIET
-                && program.exited().is_none()
-            {
-                thread::sleep(Duration::from_millis(10));
-                let now = program.printed().len();
-                if now != length {
-                    (length, since) = (now, std::time::Instant::now());
+            let (mut length, mut since) = (0, std::time::Instant::now());
+            loop {
+                let now = program.printed();
+                let shown =
+                    printed::find_in_order(&printed::terminal_lines(&now), 0, lines).is_ok();
+                if now.len() != length {
+                    (length, since) = (now.len(), std::time::Instant::now());
                 }
+                if shown
+                    || std::time::Instant::now() >= deadline
+                    || since.elapsed() >= QUIET
+                    || program.exited().is_some()
+                {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
             }
         }
         let exited = program.exited();
@@ -220,7 +221,7 @@ const SETTLE: Duration = Duration::from_millis(50);
 fn listens(port: u16) -> bool {
     crate::observe::table::on_port(port)
         .iter()
-        .any(|row| row.state == "LISTEN")
+        .any(|row| row.is_listening())
 }
 
 /// Makes each probe with `make` (given the probes made so far), unless a probe it

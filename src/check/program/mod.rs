@@ -299,7 +299,7 @@ impl Program {
         let pgid = self.child.id();
         let mut own = Vec::new();
         for row in crate::observe::table::on_port(port) {
-            if row.state != "LISTEN" || others.contains(&row.inode) {
+            if !row.is_listening() || others.contains(&row.inode) {
                 continue;
             }
             match crate::observe::owners::held_by_group(row.inode, pgid) {

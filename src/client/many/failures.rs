@@ -72,8 +72,8 @@ impl Ending {
         match running {
             None => "interrupted before the end".into(),
             Some(n) => format!(
-                "interrupted before the end, with {n} {} still running",
-                if n == 1 { "connection" } else { "connections" }
+                "interrupted before the end, with {} still running",
+                crate::human::count(n, "connection", "connections")
             ),
         }
     }

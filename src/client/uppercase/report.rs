@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::options::{Options, Strategy};
 use crate::error::{Error, Result};
-use crate::observe::watchdog::{Diagnosis, Timeline};
+use crate::observe::diagnosis::Diagnosis;
+use crate::observe::watchdog::Timeline;
 use crate::proto::uppercase::Verdict;
 
 /// The report of one run; with `--json` it is printed as one object.

@@ -40,7 +40,12 @@ fn sizes(max: u64) -> Vec<u64> {
 const HALF_CLOSE: &str = "half-close (the client shuts down its sending side when done)";
 
 /// The probes, decided once the client has run at every size (or stopped).
-pub(super) fn probes(command: &[String], opts: &CheckOptions) -> Result<Vec<Probe>> {
+/// The three probes, decided together once the sizes have run, handed to `sink`.
+pub(super) fn probes(
+    command: &[String],
+    opts: &CheckOptions,
+    sink: &mut dyn FnMut(&Probe),
+) -> Result<Vec<Probe>> {
     let mut right = Vec::new();
     let mut stopped: Option<(u64, Verdict)> = None;
     for size in sizes(opts.max_bytes) {
@@ -136,7 +141,9 @@ pub(super) fn probes(command: &[String], opts: &CheckOptions) -> Result<Vec<Prob
         None => Probe::pass(deadlock_name, not_seen("none")),
         Some(_) => Probe::not_measured(deadlock_name, not_seen("none")),
     };
-    Ok(vec![all_right, half_close, deadlock])
+    let probes = vec![all_right, half_close, deadlock];
+    probes.iter().for_each(sink);
+    Ok(probes)
 }
 
 /// A run that ended by itself: every byte both ways, no reset, exit status 0, and
