@@ -78,22 +78,25 @@ fn a_streamed_input_holds_no_more_than_its_window_and_a_sender_that_never_verifi
     }
     assert!(sent <= STREAM_WINDOW, "{sent} bytes sent unverified");
     assert!(sent > STREAM_WINDOW - (1 << 20), "only {sent} bytes sent");
-    // Verifying what came back frees the window; the rest goes out.
+    // Verifying what came back frees the window; the rest goes out. Everything
+    // sent is verified before the sender waits, as a receiving side running
+    // meanwhile would: while the reader keeps filling the window, one `send_now`
+    // can send a whole window's worth, and a sender waiting with all of it
+    // unverified would wait for ever (the reader waits for room).
     let zeros = vec![0u8; 1 << 20];
     let mut verified = 0;
-    while !out.is_done() {
+    let mut verify = |sent: usize| {
         while verified < sent {
             let n = zeros.len().min(sent - verified);
             inbound.accept(&zeros[..n]).unwrap();
             verified += n;
         }
+    };
+    verify(sent);
+    while !out.is_done() {
         sent += send_now(&mut out, &counters);
+        verify(sent);
         out.wait_for_input(true).unwrap();
-    }
-    while verified < sent {
-        let n = zeros.len().min(sent - verified);
-        inbound.accept(&zeros[..n]).unwrap();
-        verified += n;
     }
     assert_eq!(sent, 100 << 20);
     assert_eq!(inbound.verdict(), Verdict::Verified { bytes: 100 << 20 });
