@@ -8,6 +8,8 @@
 //!
 //! - [`report`]: pure rendering, model in, lines / JSON / SVG out; the binary calls it.
 //! - [`check`]: probes that grade someone else's server or client (`tcplab check`).
+//! - [`watch`]: any process's TCP connections, sampled, paired and diagnosed
+//!   (`tcplab watch`).
 //! - [`server`], [`client`]: the engines. One handler per service (`server/simple.rs`,
 //!   `uppercase.rs`, `lines.rs`) and two lifecycles that run them; the clients, with
 //!   `client::uppercase` one module per I/O strategy and `client::many` one engine
@@ -44,5 +46,6 @@ pub mod stop;
 pub mod stream;
 pub mod sync;
 pub mod sys;
+pub mod watch;
 
 pub use error::{Error, Result};

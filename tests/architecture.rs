@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["sink", "stop"],
     &["addr", "stream", "cpu"],
-    &["server", "client"],
+    &["server", "client", "watch"],
     &["check"],
     &["report"],
 ];

@@ -1,5 +1,6 @@
 //! What the Linux kernel holds for a TCP socket: queue lengths and buffer sizes, for this process's sockets and for the other end of a loopback connection; the socket tables, and the processes that hold a socket.
 
+pub mod connection;
 pub mod diagnosis;
 pub mod memory;
 pub mod owners;
