@@ -2,6 +2,18 @@
 //! [`super::table`]) is a `socket:[INODE]` link in `/proc/PID/fd` of each process
 //! that holds it; and which process group a process is in.
 
+use serde::Serialize;
+
+/// Who holds a socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    /// The process id.
+    pub pid: u32,
+    /// Its command line, arguments joined by spaces (its name when the command
+    /// line is empty, as for a kernel thread).
+    pub command: String,
+}
+
 /// Most `/proc` entries looked at in one scan: a bound on the work, not a limit
 /// any real machine reaches.
 const MAX_PROCESSES: usize = 100_000;

@@ -7,17 +7,9 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::observe::connection::ConnectionDiagnosis;
+use crate::observe::connection::{ConnectionDiagnosis, Observed};
+pub use crate::observe::owners::Owner;
 
-/// Who holds a socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Owner {
-    /// The process id.
-    pub pid: u32,
-    /// Its command line, arguments joined by spaces (its name when the command
-    /// line is empty, as for a kernel thread).
-    pub command: String,
-}
 
 /// One end of a connection at one sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,6 +75,9 @@ pub struct Connection {
     pub summary: String,
     /// Seconds since the diagnosis last changed.
     pub diagnosis_for_seconds: f64,
+    /// The figures the diagnosis was made from (its words need them).
+    #[serde(skip)]
+    pub observed: Observed,
 }
 
 /// A listening socket at one sample.
