@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::observe::connection::{self, Backlog, EndFigures, Health, Observed};
-use crate::observe::owners::Owners;
+use crate::observe::owners::{Owner, Owners};
 use crate::observe::sockdiag::{Diag, state_name};
 use crate::observe::sockets::{TcpSocket, Timer};
 use crate::watch::model::{Connection, End, Frame, Listener, Stall, Summary};
@@ -420,11 +420,26 @@ fn figures(s: &TcpSocket) -> EndFigures {
     }
 }
 
-fn end(s: &TcpSocket, owners: &Owners, send_rate: f64, recv_rate: f64) -> End {
-    let (owner, owner_unknown) = match owners.owner(u64::from(s.diag.inode)) {
+/// Who holds `s`, or why that is not known.
+fn owner_of(s: &TcpSocket, owners: &Owners) -> (Option<Owner>, Option<String>) {
+    if s.diag.inode == 0 {
+        let why = match s.diag.state_name() {
+            "TIME_WAIT" => "no process holds it (TIME_WAIT)",
+            "ESTABLISHED" | "SYN_RECV" | "NEW_SYN_RECV" | "CLOSE_WAIT" => {
+                "no process holds it yet: it waits in the listener's accept queue"
+            }
+            _ => "no process holds it any more (its program closed it)",
+        };
+        return (None, Some(why.to_string()));
+    }
+    match owners.owner(u64::from(s.diag.inode)) {
         Ok(owner) => (Some(owner.clone()), None),
         Err(why) => (None, Some(why.to_string())),
-    };
+    }
+}
+
+fn end(s: &TcpSocket, owners: &Owners, send_rate: f64, recv_rate: f64) -> End {
+    let (owner, owner_unknown) = owner_of(s, owners);
     let persist = matches!(s.timer, Timer::Persist { .. });
     End {
         local: s.local,
@@ -451,10 +466,7 @@ fn end(s: &TcpSocket, owners: &Owners, send_rate: f64, recv_rate: f64) -> End {
 }
 
 fn listener(s: &TcpSocket, owners: &Owners, at_seconds: f64) -> Listener {
-    let (owner, owner_unknown) = match owners.owner(u64::from(s.diag.inode)) {
-        Ok(owner) => (Some(owner.clone()), None),
-        Err(why) => (None, Some(why.to_string())),
-    };
+    let (owner, owner_unknown) = owner_of(s, owners);
     let backlog = Backlog {
         queued: s.diag.queues.recv_queue,
         limit: s.diag.queues.send_queue,
