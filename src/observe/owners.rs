@@ -72,6 +72,118 @@ pub fn held_by_group(inode: u64, pgid: u32) -> bool {
         || pids().any(|pid| pid != pgid && process_group(pid) == Some(pgid) && holds(pid, inode))
 }
 
+// TEMPORARY (issue 20): the one-pass owner scan, replaced by the helper's version.
+use std::collections::{HashMap, HashSet};
+
+/// Why a socket's owner is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown(pub String);
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every process's sockets, read from /proc in one pass.
+#[derive(Debug, Default)]
+pub struct Owners {
+    by_inode: HashMap<u64, Owner>,
+    parents: HashMap<u32, u32>,
+    inodes: HashMap<u32, Vec<u64>>,
+    unreadable: usize,
+}
+
+impl Owners {
+    /// Reads /proc once.
+    pub fn scan() -> Owners {
+        let mut o = Owners::default();
+        for pid in pids() {
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                && let Some(ppid) = stat
+                    .get(stat.rfind(')').unwrap_or(0) + 1..)
+                    .and_then(|r| r.split_whitespace().nth(1))
+                    .and_then(|p| p.parse().ok())
+            {
+                o.parents.insert(pid, ppid);
+            }
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                o.unreadable += 1;
+                continue;
+            };
+            let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            for fd in fds.flatten() {
+                let Ok(t) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                let t = t.to_string_lossy();
+                if let Some(i) = t
+                    .strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .and_then(|i| i.parse().ok())
+                {
+                    o.by_inode.entry(i).or_insert(Owner {
+                        pid,
+                        command: command.clone(),
+                    });
+                    o.inodes.entry(pid).or_default().push(i);
+                }
+            }
+        }
+        o
+    }
+
+    /// Who holds socket `inode`.
+    pub fn owner(&self, inode: u64) -> Result<&Owner, Unknown> {
+        if inode == 0 {
+            return Err(Unknown("no process holds it (TIME_WAIT)".into()));
+        }
+        self.by_inode.get(&inode).ok_or_else(|| {
+            Unknown(if self.unreadable > 0 {
+                "another user's process: run as root".into()
+            } else {
+                "its process could not be found".into()
+            })
+        })
+    }
+
+    /// `pid` and its descendants.
+    pub fn family(&self, pid: u32) -> Vec<u32> {
+        let mut out = vec![pid];
+        let mut i = 0;
+        while i < out.len() {
+            let p = out[i];
+            out.extend(
+                self.parents
+                    .iter()
+                    .filter(|&(_, &pp)| pp == p)
+                    .map(|(&c, _)| c),
+            );
+            i += 1;
+        }
+        out
+    }
+
+    /// The sockets those processes hold.
+    pub fn inodes_of(&self, pids: &[u32]) -> HashSet<u64> {
+        pids.iter()
+            .flat_map(|p| self.inodes.get(p).into_iter().flatten().copied())
+            .collect()
+    }
+}
+
+/// True when process `pid` exists.
+pub fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
