@@ -18,7 +18,9 @@ fn demo_list_names_every_chapter_and_an_unknown_one_is_a_usage_error() {
         "lines",
         "json",
         "deadlock",
+        "watch",
         "many-clients",
+        "check",
     ] {
         assert!(
             out.stdout
@@ -157,6 +159,47 @@ fn deadlock_plot_carries_four_queues_the_buffers_and_the_stall() {
         assert!(longest >= 200, "only {longest} points in a series");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn watch_chapter_names_the_python_programs_deadlock_and_both_processes_in_under_15_s() {
+    let started = std::time::Instant::now();
+    let out = tcplab_run(&["demo", "watch"]);
+    let took = started.elapsed();
+    out.assert_ok()
+        .assert_stdout_has("tcplab watch 1234")
+        .assert_stdout_has("$ python3 lab.py uppercase client 127.0.0.1 ")
+        .assert_stdout_has(" 67108864")
+        .assert_stdout_has("(exit code 3)")
+        .assert_stdout_has("The two frozen scripts are killed");
+    // Real Python processes, healthy at the small size...
+    let healthy = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("watch │") && l.contains(" healthy "))
+        .unwrap_or_else(|| panic!("no healthy line\n{out}"));
+    assert!(
+        healthy.contains("python3 lab.py uppercase client"),
+        "{healthy}"
+    );
+    // ...and, frozen, a deadlock naming both, by command line and pid.
+    let deadlock = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("watch │") && l.contains(" deadlock "))
+        .unwrap_or_else(|| panic!("no deadlock line\n{out}"));
+    for program in ["lab.py uppercase client", "lab.py uppercase server"] {
+        assert!(
+            deadlock.contains(program),
+            "{program} not named: {deadlock}"
+        );
+    }
+    assert!(deadlock.matches("(pid ").count() >= 2, "{deadlock}");
+    assert!(
+        out.stdout.contains("watch │ watched ") && out.stdout.contains("stall (deadlock at"),
+        "{out}"
+    );
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
 }
 
 #[test]

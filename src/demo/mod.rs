@@ -15,6 +15,7 @@ mod simple;
 mod stream;
 mod tour;
 mod uppercase;
+mod watch;
 
 use std::path::Path;
 
@@ -46,6 +47,7 @@ pub const CHAPTERS: &[Chapter] = &[
     lines::CHAPTER,
     json::CHAPTER,
     deadlock::CHAPTER,
+    watch::CHAPTER,
     many_clients::CHAPTER,
     check::CHAPTER,
 ];
