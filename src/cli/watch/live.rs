@@ -26,3 +26,7 @@ impl Live {
         Ok(false)
     }
 }
+
+impl Drop for Live {
+    fn drop(&mut self) {}
+}
