@@ -39,7 +39,10 @@ fn owners(c: &mut Criterion) {
         b.iter(|| black_box(Owners::scan()))
     });
     let mut owners = Owners::scan();
-    let wanted: Vec<u64> = owners.inodes_of([std::process::id()]).into_iter().collect();
+    let wanted: Vec<u64> = owners
+        .inodes_of(&[std::process::id()])
+        .into_iter()
+        .collect();
     assert!(
         wanted.len() >= 2 * PAIRS,
         "only {} sockets found",

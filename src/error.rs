@@ -199,6 +199,10 @@ pub enum Error {
     /// The watchdog stopped a transfer that made no progress; the diagnosis says why.
     #[error("{0}")]
     Stalled(Box<crate::observe::diagnosis::Diagnosis>),
+    /// `tcplab watch --until-stall` saw a connection stall (exit code 3); the line
+    /// says which and why.
+    #[error("{0}")]
+    ConnectionStalled(String),
     /// The command line asks for something that cannot be done (exit code 2).
     #[error("{0} (see 'tcplab --help')")]
     Usage(String),
@@ -261,7 +265,7 @@ impl Error {
     /// 1 for every other runtime error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Stalled(_) => 3,
+            Error::Stalled(_) | Error::ConnectionStalled(_) => 3,
             Error::Usage(_) => 2,
             Error::Connection { source, .. } => source.exit_code(),
             _ => 1,

@@ -84,6 +84,14 @@ pub struct TcpInfo {
     /// Time sending was limited by this socket's send buffer, in microseconds
     /// (`tcpi_sndbuf_limited`; `None` before 4.10).
     pub sndbuf_limited: Option<u64>,
+    /// Zero-window or keepalive probes sent and unanswered (`tcpi_probes`).
+    pub probes: u8,
+    /// The retransmission or persist timer's backoff (`tcpi_backoff`).
+    pub backoff: u8,
+    /// Bytes received (`tcpi_bytes_received`; `None` before Linux 4.1).
+    pub bytes_received: Option<u64>,
+    /// The window the peer advertised last (`tcpi_snd_wnd`; `None` before 5.4).
+    pub snd_wnd: Option<u32>,
 }
 
 /// Reads `TCP_INFO` from a TCP socket. Fails on a socket that is not TCP, and when
@@ -109,7 +117,28 @@ pub fn tcp_info(socket: impl AsFd) -> io::Result<TcpInfo> {
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
-    let len = len as usize;
+    figures(&info, len as usize)
+}
+
+/// Reads `TCP_INFO` figures from `bytes`, the kernel's `struct tcp_info` as socket
+/// diagnostics deliver it (`INET_DIAG_INFO`) for a socket in any process. The same
+/// rules as [`tcp_info`]: too short for `tcpi_total_retrans` is an error, and later
+/// figures the kernel did not fill are `None`.
+pub fn tcp_info_from_bytes(bytes: &[u8]) -> io::Result<TcpInfo> {
+    // SAFETY: `tcp_info` is a C struct of plain integers, for which all zeroes is valid.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let len = bytes.len().min(size_of::<libc::tcp_info>());
+    // SAFETY: `info` is `size_of::<tcp_info>()` bytes long and `len` is at most
+    // that; `bytes` holds at least `len` bytes; the two do not overlap; any bytes
+    // are a valid value for a struct of plain integers.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), (&raw mut info).cast::<u8>(), len);
+    }
+    figures(&info, len)
+}
+
+/// The figures of `info`, of which the kernel filled the first `len` bytes.
+fn figures(info: &libc::tcp_info, len: usize) -> io::Result<TcpInfo> {
     if len < offset_of!(libc::tcp_info, tcpi_total_retrans) + size_of::<u32>() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -137,6 +166,10 @@ pub fn tcp_info(socket: impl AsFd) -> io::Result<TcpInfo> {
         busy_time: newer!(tcpi_busy_time, u64),
         rwnd_limited: newer!(tcpi_rwnd_limited, u64),
         sndbuf_limited: newer!(tcpi_sndbuf_limited, u64),
+        probes: info.tcpi_probes,
+        backoff: info.tcpi_backoff,
+        bytes_received: newer!(tcpi_bytes_received, u64),
+        snd_wnd: newer!(tcpi_snd_wnd, u32),
     })
 }
 

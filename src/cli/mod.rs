@@ -17,6 +17,7 @@ pub mod progress;
 mod servers;
 mod signals;
 mod uppercase;
+mod watch;
 mod workers;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     let result = match command {
         Command::Demo(args) => return crate::demo::run(&args.asked()),
         Command::Check(args) => return check::run(args, &console),
+        Command::Watch(args) => watch::run(args, &console),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
         Command::Simple { role } => match role {

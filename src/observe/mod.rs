@@ -7,6 +7,7 @@ pub mod owners;
 pub mod queues;
 pub mod reads;
 pub mod sockdiag;
+pub mod sockets;
 pub mod table;
 pub mod tcpinfo;
 pub mod watchdog;

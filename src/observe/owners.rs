@@ -282,9 +282,9 @@ impl Owners {
     }
 
     /// The socket inodes the processes `pids` hold.
-    pub fn inodes_of(&self, pids: impl IntoIterator<Item = u32>) -> HashSet<u64> {
-        pids.into_iter()
-            .filter_map(|pid| self.processes.get(&pid))
+    pub fn inodes_of(&self, pids: &[u32]) -> HashSet<u64> {
+        pids.iter()
+            .filter_map(|pid| self.processes.get(pid))
             .flat_map(|p| p.inodes.iter().copied())
             .collect()
     }
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(owner.pid, std::process::id());
         let me = std::env::args().collect::<Vec<_>>().join(" ");
         assert_eq!(owner.command, me.trim());
-        assert!(owners.inodes_of([owner.pid]).contains(&inode));
+        assert!(owners.inodes_of(&[owner.pid]).contains(&inode));
         assert!(exists(owner.pid));
     }
 

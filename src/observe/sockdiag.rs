@@ -26,9 +26,9 @@ use super::queues::Queues;
 /// `INET_DIAG_NOCOOKIE`: match any socket cookie.
 const NO_COOKIE: [u8; 8] = [0xff; 8];
 /// Our request's sequence number; replies to anything else are ignored.
-const SEQ: u32 = 0x7463_706c;
+pub(super) const SEQ: u32 = 0x7463_706c;
 /// How long one request may wait for the kernel's answer.
-const RECV_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const RECV_TIMEOUT: Duration = Duration::from_secs(1);
 /// Room for one reply datagram; an exact lookup's reply is a few hundred bytes.
 const RECV_BUF_LEN: usize = 8192;
 /// Datagrams read per request before giving up (only ours should ever arrive).
@@ -94,7 +94,7 @@ pub fn lookup_socket(local: SocketAddr, remote: SocketAddr) -> io::Result<Option
 /// A netlink socket kept for many lookups: a watchdog sampling the server end
 /// hundreds of times a second saves a socket's creation each time.
 pub struct Diag {
-    socket: Socket,
+    pub(super) socket: Socket,
 }
 
 impl Diag {
@@ -142,7 +142,7 @@ fn lookup_on(
 }
 
 /// `addr` with an IPv4-mapped IPv6 address turned into plain IPv4, scope dropped.
-fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
@@ -277,7 +277,7 @@ fn parse(
 
 /// An `inet_diag_msg` and its attributes: the socket's own canonical (local,
 /// remote) addresses, its queues and its state.
-fn diag_msg(response: &InetResponse) -> (SocketAddr, SocketAddr, DiagSocket) {
+pub(super) fn diag_msg(response: &InetResponse) -> (SocketAddr, SocketAddr, DiagSocket) {
     let id = &response.header.socket_id;
     let local = canonical(SocketAddr::new(id.source_address, id.source_port));
     let remote = canonical(SocketAddr::new(id.destination_address, id.destination_port));
@@ -301,12 +301,12 @@ fn diag_msg(response: &InetResponse) -> (SocketAddr, SocketAddr, DiagSocket) {
 }
 
 /// `NLMSG_ALIGN`: rounded up to a multiple of four.
-fn align4(len: usize) -> usize {
+pub(super) fn align4(len: usize) -> usize {
     len.saturating_add(3) & !3
 }
 
 /// An error about malformed kernel data.
-fn invalid(what: String) -> io::Error {
+pub(super) fn invalid(what: String) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("socket diagnostics: {what}"),

@@ -5,6 +5,7 @@
 mod check;
 mod uppercase;
 mod values;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 pub use check::{CheckArgs, CheckRole, CheckService};
 pub use uppercase::{Mode, Payload, Rr, Shown, Transfer, UppercaseRole};
 use values::{parse_bytes, parse_count, parse_port, parse_seconds, parse_seconds_or_zero};
+pub use watch::WatchArgs;
 
 /// Client/server communication using TCP: the lab's three programs, wire-compatible
 /// with its Python scripts, and a look at what TCP is doing.
@@ -62,6 +64,11 @@ pub enum Command {
     /// each probe, what it saw, the lesson it breaks and the fix. Exit status 0 when
     /// every probe passes, 1 when any fails.
     Check(CheckArgs),
+    /// Shows any program's TCP connections live, from the kernel's socket tables: each
+    /// end's queues against its buffers, bytes moved, the peer's window, zero-window
+    /// probes, retransmits, and what the figures mean in plain words (a deadlock, a
+    /// receiver that does not read, a missing end of stream, a full backlog).
+    Watch(WatchArgs),
     /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
     Completions {
         /// The shell.

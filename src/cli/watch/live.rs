@@ -57,7 +57,7 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// dropped.
 pub struct Live {
     out: io::Stdout,
-    /// The header's title: "tcplab watch" and what is watched.
+    /// The header's title: the command as typed, which says what is watched.
     title: String,
 }
 
@@ -68,7 +68,9 @@ impl Live {
         install_panic_hook();
         let mut live = Live {
             out: io::stdout(),
-            title: "tcplab watch".to_string(),
+            title: std::env::args()
+                .skip(1)
+                .fold("tcplab".into(), |t, a| t + " " + &a),
         };
         // From here a failure still restores the terminal: `live` is dropped.
         ACTIVE.store(true, Ordering::SeqCst);
@@ -76,12 +78,6 @@ impl Live {
         execute!(live.out, terminal::EnterAlternateScreen, cursor::Hide)?;
         live.out.flush()?;
         Ok(live)
-    }
-
-    /// Names what is watched in the header, e.g. "port 1234".
-    pub fn titled(mut self, watched: &str) -> Live {
-        self.title = format!("tcplab watch {watched}");
-        self
     }
 
     /// Draws one sample over the last, fitted to the terminal's size now.
