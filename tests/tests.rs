@@ -25,3 +25,4 @@ mod scaleout;
 mod servers;
 mod simple;
 mod uppercase;
+mod watch_live;
