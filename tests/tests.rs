@@ -26,3 +26,4 @@ mod servers;
 mod simple;
 mod uppercase;
 mod watch;
+mod watch_live;

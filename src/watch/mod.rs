@@ -7,3 +7,6 @@ pub mod select;
 
 pub use sampler::{Options, Sampler};
 pub use select::Selection;
+
+#[cfg(test)]
+mod tests;

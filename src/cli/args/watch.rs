@@ -19,7 +19,9 @@ pub struct WatchArgs {
     /// Watch every TCP socket of process PID and its children.
     #[arg(long, value_name = "PID", conflicts_with = "target")]
     pub pid: Option<u32>,
-    /// Start COMMAND (after --) and watch its connections and its children's until it exits.
+    /// Start COMMAND (after --) and watch its connections and its children's until it
+    /// exits. Its output is shown with tcplab's (with --json its standard output goes
+    /// to standard error; under the live view, nowhere).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
     /// Sample every SECONDS.

@@ -30,6 +30,27 @@ struct Note<'a> {
     note: &'a str,
 }
 
+/// A sample's counts as a JSON line (`"type": "sample"`), first of its lines.
+#[derive(Serialize)]
+struct Sample {
+    at_seconds: f64,
+    total_connections: usize,
+    shown: usize,
+    listeners: usize,
+    by_kind: serde_json::Map<String, serde_json::Value>,
+    sample_us: u64,
+}
+
+/// "9000 idle, 980 healthy".
+fn kinds(frame: &Frame) -> String {
+    frame
+        .by_kind
+        .iter()
+        .map(|(k, n)| format!("{n} {}", kind(*k)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The lines of one sample.
 pub fn frame(frame: &Frame, as_json: bool) -> String {
     let mut out = String::new();
@@ -37,12 +58,37 @@ pub fn frame(frame: &Frame, as_json: bool) -> String {
         out.push_str(&line);
         out.push('\n');
     };
+    if as_json {
+        push(json(
+            "sample",
+            &Sample {
+                at_seconds: frame.at_seconds,
+                total_connections: frame.total_connections,
+                shown: frame.connections.len(),
+                listeners: frame.listeners.len(),
+                by_kind: frame
+                    .by_kind
+                    .iter()
+                    .map(|(k, n)| (kind(*k), (*n).into()))
+                    .collect(),
+                sample_us: frame.sample_us,
+            },
+        ));
+    }
     for conn in &frame.connections {
         push(if as_json {
             json("connection", conn)
         } else {
             connection(conn)
         });
+    }
+    let hidden = frame.total_connections - frame.connections.len().min(frame.total_connections);
+    if hidden > 0 && !as_json {
+        push(format!(
+            "{}  … and {hidden} more (in all: {})",
+            at(frame.at_seconds),
+            kinds(frame)
+        ));
     }
     for l in &frame.listeners {
         push(if as_json {

@@ -7,6 +7,7 @@ pub mod live;
 mod plot;
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,7 +34,14 @@ pub fn run(args: WatchArgs, console: &Console) -> tcplab::Result<()> {
     }
     let live = !args.json && std::io::stdout().is_terminal();
     let mut child = match &selection {
-        Selection::Process(0) => Some(start(&args.command, live)?),
+        Selection::Process(0) => {
+            let output = match (live, args.json) {
+                (true, _) => Its::Hidden,
+                (false, true) => Its::OutputToStderr,
+                (false, false) => Its::Shared,
+            };
+            Some(start(&args.command, output)?)
+        }
         _ => None,
     };
     let selection = match (&selection, &child) {
@@ -243,16 +251,36 @@ fn selection(args: &WatchArgs) -> tcplab::Result<Selection> {
     }
 }
 
+/// Where the COMMAND's output goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Its {
+    /// Where tcplab's goes (lines).
+    Shared,
+    /// Standard output to tcplab's standard error, so that tcplab's own stays JSON.
+    OutputToStderr,
+    /// /dev/null: on a terminal it would tear the live view.
+    Hidden,
+}
+
 /// Starts COMMAND as the leader of its own process group (so that it and its
-/// children can be ended together). On a terminal its output would tear the live
-/// view, so it goes to /dev/null there.
-fn start(command: &[String], live: bool) -> tcplab::Result<Child> {
+/// children can be ended together).
+fn start(command: &[String], output: Its) -> tcplab::Result<Child> {
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..])
         .process_group(0)
         .stdin(Stdio::null());
-    if live {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    match output {
+        Its::Shared => {}
+        Its::OutputToStderr => {
+            let stderr = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("could not pass standard error to the command", e))?;
+            cmd.stdout(Stdio::from(stderr));
+        }
+        Its::Hidden => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
     }
     cmd.spawn().map_err(|e| {
         Error::Usage(format!(
