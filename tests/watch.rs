@@ -272,6 +272,18 @@ fn brief(out: &Output) -> String {
     )
 }
 
+/// A stall under `--until-stall` is the error that ends the watch: its words, one
+/// line on standard error, as the upper-case client's stall.
+#[track_caller]
+fn assert_stall_on_stderr(out: &Output, kind: &str) {
+    let shown = brief(out);
+    assert_eq!(out.stderr.lines().count(), 1, "{shown}");
+    assert!(
+        out.stderr.starts_with("tcplab: ") && out.stderr.contains(kind),
+        "{shown}"
+    );
+}
+
 #[track_caller]
 fn assert_exit(out: &Output, code: i32) {
     assert_eq!(out.code(), code, "unexpected exit code\n{}", brief(out));
@@ -406,7 +418,7 @@ fn the_labs_python_client_and_server_at_64_mib_are_named_a_deadlock_within_2_s_o
     let out = watch.finish();
     let shown = brief(&out);
     assert_exit(&out, 3);
-    assert!(out.stderr.is_empty(), "{shown}");
+    assert_stall_on_stderr(&out, "deadlock");
     let lines = json_lines(&out);
 
     let stall = *of_type(&lines, "connection")
@@ -481,6 +493,7 @@ fn the_text_view_names_the_deadlock_and_both_python_processes() {
     let out = watch.finish();
     let shown = brief(&out);
     assert_exit(&out, 3);
+    assert_stall_on_stderr(&out, "deadlock");
     let line = out
         .stdout
         .lines()
