@@ -49,7 +49,7 @@ fn run(tour: &Tour) -> Result<()> {
         .command(&[
             "watch",
             "--interval",
-            "0.05",
+            "0.02",
             "--",
             "python3",
             "lab.py",
@@ -293,13 +293,18 @@ impl Watching {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let code = status.and_then(|s| s.code());
+        // At a stall (exit code 3) standard error repeats the stall's line; anything
+        // else there is an error, shown.
         let mut errors = String::new();
         if let Some(mut stderr) = self.child.stderr.take() {
             let _ = stderr.read_to_string(&mut errors);
         }
-        for line in errors.lines() {
-            say(format!("  watch ! {}", line.trim_start_matches("tcplab: ")));
+        if code != Some(3) {
+            for line in errors.lines() {
+                say(format!("  watch ! {}", line.trim_start_matches("tcplab: ")));
+            }
         }
-        Ok((status.and_then(|s| s.code()), self.seen))
+        Ok((code, self.seen))
     }
 }
