@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::observe::connection::is_full;
 use crate::observe::queues::Queues;
 
 /// Everything known at the moment a stall is declared.
@@ -100,7 +101,7 @@ pub enum FillState {
 impl Fill {
     /// How full it is.
     pub fn state(&self) -> FillState {
-        if full(self.bytes, self.buf) {
+        if is_full(self.bytes, self.buf) {
             FillState::Full
         } else if self.bytes == 0 {
             FillState::Empty
@@ -209,13 +210,9 @@ pub enum Finding {
     },
 }
 
-/// A queue is "full" when it holds at least this share of its buffer. The kernel
-/// counts buffer space with per-packet overhead, so data alone never reaches 100%.
-pub const FULL_SHARE: f64 = 0.25;
-
-fn full(queue: u64, buf: u64) -> bool {
-    buf > 0 && queue as f64 >= buf as f64 * FULL_SHARE
-}
+/// A queue is "full" at this share of its buffer: the one rule, kept with the
+/// connection diagnosis.
+pub use crate::observe::connection::FULL_SHARE;
 
 fn send_fill(q: &Queues) -> Fill {
     Fill {
