@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::observe::connection::{ConnectionDiagnosis, Observed};
 pub use crate::observe::owners::Owner;
 
-
 /// One end of a connection at one sample.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct End {
