@@ -424,4 +424,4 @@ fn echo_answered(o: &Observed) -> bool {
 
 #[cfg(test)]
 #[path = "connection_tests.rs"]
-mod tests;
+pub(crate) mod tests;
