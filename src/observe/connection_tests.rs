@@ -128,7 +128,7 @@ pub(crate) fn never_half_closed() -> Observed {
 
 /// A 4 GiB one-way transfer, 1 s in (2.5 GB acknowledged): the sender's queue
 /// drained at that instant, 3 retransmits (loopback's own reordering).
-fn moving() -> Observed {
+pub(crate) fn moving() -> Observed {
     Observed {
         a: end(ESTABLISHED, 0, 0, 131072, 4194304, Some(30768128), None, 3),
         b: Some(end(
@@ -149,7 +149,7 @@ fn moving() -> Observed {
 }
 
 /// A connection to a listener with backlog 1 that never accepts: nothing sent.
-fn waiting_to_be_accepted() -> Observed {
+pub(crate) fn waiting_to_be_accepted() -> Observed {
     Observed {
         a: end(ESTABLISHED, 0, 0, 131072, 4194304, Some(65483), None, 0),
         b: Some(end(
@@ -168,7 +168,7 @@ fn waiting_to_be_accepted() -> Observed {
 }
 
 /// The listener itself: `LISTEN 2 1` (Recv-Q: accept queue, Send-Q: backlog).
-fn listener(queued: u64, limit: u64) -> Observed {
+pub(crate) fn listener(queued: u64, limit: u64) -> Observed {
     Observed {
         a: end(LISTEN, queued, limit, 131072, 16384, None, None, 0),
         backlog: Some(Backlog { queued, limit }),
@@ -178,7 +178,7 @@ fn listener(queued: u64, limit: u64) -> Observed {
 
 /// A client sent 1000 bytes and shut down its sending side; the server read to
 /// end of stream and neither answers nor closes.
-fn server_never_closes() -> Observed {
+pub(crate) fn server_never_closes() -> Observed {
     Observed {
         a: end(FIN_WAIT2, 0, 0, 131072, 4194304, Some(70656), None, 0),
         b: Some(end(CLOSE_WAIT, 0, 0, 131072, 4194304, Some(65536), None, 0)),
@@ -189,7 +189,7 @@ fn server_never_closes() -> Observed {
 }
 
 /// The same, the server not even reading: `CLOSE-WAIT 1001` is 1000 bytes and the FIN.
-fn server_never_reads_after_fin() -> Observed {
+pub(crate) fn server_never_reads_after_fin() -> Observed {
     let mut o = server_never_closes();
     o.b = Some(end(
         CLOSE_WAIT,
@@ -207,7 +207,7 @@ fn server_never_reads_after_fin() -> Observed {
 /// A sender over a veth link into a namespace dropping 30% of the segments, 4.5 s
 /// in: 206 → 231 retransmits over the last 1.5 s, 17376 bytes acknowledged. Its
 /// peer is in the other namespace, out of sight: one-sided.
-fn lossy() -> Observed {
+pub(crate) fn lossy() -> Observed {
     Observed {
         a: end(
             ESTABLISHED,
@@ -229,7 +229,7 @@ fn lossy() -> Observed {
 }
 
 /// A closed connection's client end, in TIME_WAIT (its server end gone).
-fn time_wait() -> Observed {
+pub(crate) fn time_wait() -> Observed {
     Observed {
         a: end(TIME_WAIT, 0, 0, 0, 0, None, None, 0),
         quiet_for: secs(0.5),
@@ -259,7 +259,7 @@ pub(crate) fn tcplab_naive_deadlock() -> Observed {
     }
 }
 
-fn one_sided(mut o: Observed) -> Observed {
+pub(crate) fn one_sided(mut o: Observed) -> Observed {
     o.b = None;
     o
 }

@@ -3,6 +3,7 @@
 //! text, JSON or SVG out; called from the binary, never from the engines.
 
 pub mod check;
+pub mod connection;
 pub mod intervals;
 pub mod json;
 pub mod load;
