@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::observe::connection::{self, Backlog, EndFigures, Health, Observed};
+use crate::observe::connection::{self, Backlog, EndFigures, Health, Observed, Side};
 use crate::observe::owners::{Owner, Owners};
 use crate::observe::sockdiag::{Diag, state_name};
 use crate::observe::sockets::{TcpSocket, Timer};
@@ -127,6 +127,11 @@ impl Sampler {
             .filter(|s| !s.is_listening())
             .map(|s| ((s.local, s.remote), s))
             .collect();
+        let listening: HashSet<u16> = sockets
+            .iter()
+            .filter(|s| s.is_listening())
+            .map(|s| s.local.port())
+            .collect();
         for track in self.tracks.values_mut() {
             track.seen = false;
         }
@@ -160,7 +165,7 @@ impl Sampler {
             {
                 continue;
             }
-            pairs.push(self.track(a, b, now, dt, at_seconds));
+            pairs.push(self.track(a, b, &listening, now, dt, at_seconds));
         }
         frame.total_connections = pairs.len();
         // Only the rows shown are built: thousands of connections cost their
@@ -266,11 +271,21 @@ impl Sampler {
         &mut self,
         a: &'s TcpSocket,
         b: Option<&'s TcpSocket>,
+        listening: &HashSet<u16>,
         now: Instant,
         dt: Option<f64>,
         at_seconds: f64,
     ) -> Pair<'s> {
         let key = (a.local, a.remote);
+        // The server's end is the one on a listening port.
+        let client = match (
+            listening.contains(&a.local.port()),
+            listening.contains(&a.remote.port()),
+        ) {
+            (true, false) => Some(Side::B),
+            (false, true) => Some(Side::A),
+            _ => None,
+        };
         let moved = match b {
             Some(b) => (sent(a).max(received(b)), sent(b).max(received(a))),
             None => (sent(a), received(a)),
@@ -316,7 +331,11 @@ impl Sampler {
             a_to_b: moved.0,
             b_to_a: moved.1,
             rate: per_sec(delta.0 + delta.1),
+            rate_a_to_b: per_sec(delta.0),
+            rate_b_to_a: per_sec(delta.1),
             retransmits_rising: retransmits > track.retransmits,
+            stall_after: self.opts.stall_after,
+            client,
         };
         track.moved = moved;
         track.retransmits = retransmits;
