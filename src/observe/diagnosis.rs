@@ -1,12 +1,15 @@
-//! A stall explained from the figures, with no sockets and no clocks: the kernel's
-//! queues at both ends and the byte counts give its kind (the handout's deadlock,
-//! a server that stopped reading, ...) and its findings, as data. Their words are
-//! in `report::stall`.
+//! A stall of tcplab's own uppercase client explained from the figures, with no
+//! sockets and no clocks. Its kind comes from the one connection diagnosis,
+//! [`connection::diagnose`], over the client end (`a`) and the server end (`b`);
+//! what only the client knows (its strategy, its total, whether it half-closes)
+//! refines it into a [`StallKind`] and the findings, as data. Their words are in
+//! `report::stall`.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::observe::connection::{self, EndFigures, Health, Observed, Side, is_full, state};
 use crate::observe::queues::Queues;
 
 /// Everything known at the moment a stall is declared.
@@ -31,6 +34,11 @@ pub struct Situation {
     pub client: Option<Queues>,
     /// The server end's queues, or why they are not known.
     pub server: Result<Queues, String>,
+    /// The client socket's TCP state, when read (`None`: taken as established, and
+    /// as half-closed once everything is sent, if it half-closes).
+    pub client_state: Option<u8>,
+    /// The server end's TCP state, when read (`None`: taken as established).
+    pub server_state: Option<u8>,
 }
 
 /// What a stall looks like from the figures.
@@ -100,7 +108,7 @@ pub enum FillState {
 impl Fill {
     /// How full it is.
     pub fn state(&self) -> FillState {
-        if full(self.bytes, self.buf) {
+        if is_full(self.bytes, self.buf) {
             FillState::Full
         } else if self.bytes == 0 {
             FillState::Empty
@@ -167,6 +175,9 @@ pub enum Finding {
     ServerBlockedUnseen,
     /// Each waits for the other: the lab's deadlock.
     Deadlock,
+    /// Both ends are blocked sending and neither reads (a client that should read
+    /// while it sends).
+    NeitherReading,
     /// The client is blocked writing and nothing comes back.
     ClientBlockedNothingBack {
         /// Its send queue.
@@ -209,13 +220,9 @@ pub enum Finding {
     },
 }
 
-/// A queue is "full" when it holds at least this share of its buffer. The kernel
-/// counts buffer space with per-packet overhead, so data alone never reaches 100%.
-pub const FULL_SHARE: f64 = 0.25;
-
-fn full(queue: u64, buf: u64) -> bool {
-    buf > 0 && queue as f64 >= buf as f64 * FULL_SHARE
-}
+/// A queue is "full" at this share of its buffer: the one rule, kept with the
+/// connection diagnosis.
+pub use crate::observe::connection::FULL_SHARE;
 
 fn send_fill(q: &Queues) -> Fill {
     Fill {
@@ -271,67 +278,121 @@ pub fn diagnose(s: &Situation) -> Diagnosis {
     }
 }
 
+/// The connection as the one diagnosis sees it: the client end is `a` (and the
+/// client), the server end `b`. Bytes from the client to the server are those the
+/// server's kernel acknowledged (sent less the client's send queue); bytes back,
+/// those that reached the client (read plus its receive queue). The caller has
+/// decided it stalled: `stall_after` is how long it has been still.
+pub fn observed(s: &Situation, c: Queues, server: Option<Queues>) -> Observed {
+    let sending = s.total.is_none_or(|t| s.sent < t);
+    let a = EndFigures {
+        state: s.client_state.unwrap_or(state::ESTABLISHED),
+        queues: c,
+        sent_fin: s.client_state.is_none() && !sending && s.half_closed,
+        ..EndFigures::default()
+    };
+    let b = server.map(|q| EndFigures {
+        state: s.server_state.unwrap_or(state::ESTABLISHED),
+        queues: q,
+        ..EndFigures::default()
+    });
+    Observed {
+        a,
+        b,
+        quiet_for: s.still_for,
+        stall_after: s.still_for,
+        a_to_b: s.sent.saturating_sub(c.send_queue),
+        b_to_a: s.received.saturating_add(c.recv_queue),
+        client: Some(Side::A),
+        ..Observed::default()
+    }
+}
+
+/// The connection diagnosis's kind, refined by what the client knows: a naive
+/// client with bytes come back is itself not reading, so a receiver not reading is
+/// the lab's deadlock; an echo fully answered is a missing end of stream only for a
+/// client that does not half-close; a quiet connection with everything sent is a
+/// server that sends nothing back.
 fn explain(s: &Situation, c: Queues, server: Option<Queues>, out: &mut Vec<Finding>) -> StallKind {
     let sending = s.total.is_none_or(|t| s.sent < t);
     let total = s.total.unwrap_or(s.sent);
-    if sending && s.reads_only_after_sending && c.recv_queue > 0 {
-        out.push(Finding::NaiveBlockedWriting {
-            strategy: s.strategy.clone(),
-            send: send_fill(&c),
-        });
-        out.push(Finding::NaiveNotReading {
-            recv: recv_fill(&c),
-        });
-        match server {
-            Some(srv) => {
-                out.push(Finding::ServerBlockedBothWays {
-                    send: send_fill(&srv),
-                    recv: recv_fill(&srv),
+    let seen = connection::diagnose(&observed(s, c, server));
+    let naive_stuck = sending && s.reads_only_after_sending && c.recv_queue > 0;
+    let queues_empty = c.send_queue == 0 && c.recv_queue == 0;
+    match seen.kind {
+        Health::Deadlock | Health::ReceiverNotReading if naive_stuck => {
+            out.push(Finding::NaiveBlockedWriting {
+                strategy: s.strategy.clone(),
+                send: send_fill(&c),
+            });
+            out.push(Finding::NaiveNotReading {
+                recv: recv_fill(&c),
+            });
+            match server {
+                Some(srv) => {
+                    out.push(Finding::ServerBlockedBothWays {
+                        send: send_fill(&srv),
+                        recv: recv_fill(&srv),
+                    });
+                    let in_flight = c.send_queue + srv.recv_queue;
+                    out.push(Finding::RacedAhead {
+                        read: s.sent.saturating_sub(in_flight),
+                        in_flight,
+                    });
+                }
+                None => out.push(Finding::ServerBlockedUnseen),
+            }
+            out.push(Finding::Deadlock);
+            StallKind::Deadlock
+        }
+        Health::Deadlock => {
+            queues(&c, server, out);
+            out.push(Finding::NeitherReading);
+            StallKind::Deadlock
+        }
+        Health::ReceiverNotReading if seen.culprit == Some(Side::B) => {
+            if sending && c.send_queue > 0 && c.recv_queue == 0 {
+                out.push(Finding::ClientBlockedNothingBack {
+                    send: send_fill(&c),
                 });
-                let in_flight = c.send_queue + srv.recv_queue;
-                out.push(Finding::RacedAhead {
-                    read: s.sent.saturating_sub(in_flight),
-                    in_flight,
+                out.push(Finding::ServerStoppedReading {
+                    recv: server.as_ref().map(recv_fill),
+                    nothing_back: false,
+                });
+            } else {
+                out.push(Finding::ServerStoppedReading {
+                    recv: server.as_ref().map(recv_fill),
+                    nothing_back: c.recv_queue == 0,
                 });
             }
-            None => out.push(Finding::ServerBlockedUnseen),
+            out.push(Finding::ServerSide);
+            StallKind::PeerNotReading
         }
-        out.push(Finding::Deadlock);
-        return StallKind::Deadlock;
+        Health::WaitingForEndOfStream if !sending && !s.half_closed => {
+            out.push(Finding::NoHalfClose { total });
+            StallKind::NoEndOfStream
+        }
+        Health::Idle | Health::HalfClosed | Health::Closing | Health::WaitingForEndOfStream
+            if !sending && queues_empty =>
+        {
+            out.push(Finding::NothingBack {
+                total,
+                missing: total.saturating_sub(s.received),
+            });
+            StallKind::PeerNotAnswering
+        }
+        _ => {
+            queues(&c, server, out);
+            StallKind::Unexplained
+        }
     }
-    if sending && c.recv_queue == 0 && c.send_queue > 0 {
-        out.push(Finding::ClientBlockedNothingBack {
-            send: send_fill(&c),
-        });
-        out.push(Finding::ServerStoppedReading {
-            recv: server.as_ref().map(recv_fill),
-            nothing_back: false,
-        });
-        out.push(Finding::ServerSide);
-        return StallKind::PeerNotReading;
-    }
-    if let Some(srv) = server.filter(|srv| srv.recv_queue > 0 && c.recv_queue == 0) {
-        out.push(Finding::ServerStoppedReading {
-            recv: Some(recv_fill(&srv)),
-            nothing_back: true,
-        });
-        out.push(Finding::ServerSide);
-        return StallKind::PeerNotReading;
-    }
-    if !sending && !s.half_closed && s.received >= total && c.send_queue == 0 {
-        out.push(Finding::NoHalfClose { total });
-        return StallKind::NoEndOfStream;
-    }
-    if !sending && c.send_queue == 0 && c.recv_queue == 0 {
-        out.push(Finding::NothingBack {
-            total,
-            missing: total.saturating_sub(s.received),
-        });
-        return StallKind::PeerNotAnswering;
-    }
+}
+
+/// Both ends' queues, for a stall the findings tell no more of.
+fn queues(c: &Queues, server: Option<Queues>, out: &mut Vec<Finding>) {
     out.push(Finding::ClientQueues {
-        send: send_fill(&c),
-        recv: recv_fill(&c),
+        send: send_fill(c),
+        recv: recv_fill(c),
     });
     if let Some(srv) = server {
         out.push(Finding::ServerQueues {
@@ -339,5 +400,4 @@ fn explain(s: &Situation, c: Queues, server: Option<Queues>, out: &mut Vec<Findi
             recv: recv_fill(&srv),
         });
     }
-    StallKind::Unexplained
 }

@@ -126,6 +126,8 @@ pub(crate) mod tests {
             still_for: Duration::from_secs(5),
             client: Some(c),
             server: Err("not on this machine".into()),
+            client_state: None,
+            server_state: None,
         }
     }
 
@@ -267,6 +269,108 @@ pub(crate) mod tests {
         s.client = None;
         let d = diagnose(&s);
         assert_eq!(d.kind, StallKind::Unexplained);
+    }
+
+    /// The watchdog's kind is the connection diagnosis's, refined: each fixture's
+    /// `observed` figures diagnosed by `connection::diagnose` give the kind its
+    /// stall is named after.
+    #[test]
+    fn the_watchdog_goes_through_the_one_connection_diagnosis() {
+        use crate::observe::connection::{self, Health, Side};
+        let quiet_client = Queues {
+            send_queue: 2 * MIB,
+            rcvbuf: 6 * MIB,
+            sndbuf: 4 * MIB,
+            ..Queues::default()
+        };
+        let mut no_half_close = situation("async", 1 << 30, 1 << 30, Queues::default());
+        no_half_close.half_closed = false;
+        let cases = [
+            (deadlocked(), Health::Deadlock, StallKind::Deadlock),
+            (
+                situation("threads", 5 * MIB, 0, quiet_client),
+                Health::ReceiverNotReading,
+                StallKind::PeerNotReading,
+            ),
+            (
+                situation("threads", 1 << 30, 0, Queues::default()),
+                Health::HalfClosed,
+                StallKind::PeerNotAnswering,
+            ),
+            (
+                no_half_close,
+                Health::WaitingForEndOfStream,
+                StallKind::NoEndOfStream,
+            ),
+        ];
+        for (s, health, kind) in cases {
+            let c = s.client.unwrap();
+            let seen = connection::diagnose(&observed(&s, c, s.server.clone().ok()));
+            assert_eq!(seen.kind, health, "{s:?}");
+            assert_eq!(diagnose(&s).kind, kind, "{s:?}");
+        }
+        // The culprit of a server that stopped reading is the server end, b.
+        let s = situation("threads", 5 * MIB, 0, quiet_client);
+        let seen = connection::diagnose(&observed(&s, quiet_client, None));
+        assert_eq!(seen.culprit, Some(Side::B));
+    }
+
+    /// The tcplab naive client against the lab's Python server at 64 MiB, as its
+    /// watchdog read the queues (recorded from its `--json` diagnosis).
+    #[test]
+    fn a_recorded_naive_run_is_the_deadlock() {
+        let mut s = situation(
+            "naive",
+            8451880,
+            0,
+            Queues {
+                recv_queue: 127488,
+                send_queue: 4161347,
+                rcvbuf: 131072,
+                sndbuf: 4194304,
+            },
+        );
+        s.total = Some(64 * MIB);
+        s.still_for = Duration::from_secs(1);
+        s.server = Ok(Queues {
+            recv_queue: 80896,
+            send_queue: 4081152,
+            rcvbuf: 131072,
+            sndbuf: 4194304,
+        });
+        let d = diagnose(&s);
+        assert_eq!(d.kind, StallKind::Deadlock);
+        assert!(d.explanation.0.contains(&Finding::RacedAhead {
+            read: 8451880 - 4161347 - 80896,
+            in_flight: 4161347 + 80896
+        }));
+    }
+
+    /// A server that read everything and the client's end of stream, and answers
+    /// nothing: with the real states (FIN_WAIT2, CLOSE_WAIT), the FIN that socket
+    /// diagnostics count in its receive queue is not data left unread.
+    #[test]
+    fn a_fin_in_the_servers_queue_is_not_data_it_does_not_read() {
+        use crate::observe::connection::state::{CLOSE_WAIT, FIN_WAIT2};
+        let mut s = situation("threads", MIB, 0, Queues::default());
+        s.total = Some(MIB);
+        s.server = Ok(Queues {
+            recv_queue: 1,
+            rcvbuf: 131072,
+            sndbuf: 4194304,
+            ..Queues::default()
+        });
+        s.client_state = Some(FIN_WAIT2);
+        s.server_state = Some(CLOSE_WAIT);
+        assert_eq!(diagnose(&s).kind, StallKind::PeerNotAnswering);
+        // Not a deadlock either for a strategy that reads: both ends blocked
+        // sending into full queues, neither reading.
+        let mut s = deadlocked();
+        s.strategy = "threads".into();
+        s.reads_only_after_sending = false;
+        let d = diagnose(&s);
+        assert_eq!(d.kind, StallKind::Deadlock);
+        assert_eq!(d.explanation.0.last(), Some(&Finding::NeitherReading));
     }
 
     #[test]

@@ -91,6 +91,10 @@ fn words(finding: &Finding) -> Vec<String> {
             "Each waits for the other: deadlock. Run with --strategy threads (or nonblocking, async)."
                 .into(),
         ),
+        Finding::NeitherReading => one(
+            "Both ends are blocked sending and neither reads what the other sent: each waits for the other, a deadlock."
+                .into(),
+        ),
         Finding::ClientBlockedNothingBack { send: q } => one(format!(
             "This client is blocked writing: its send queue {}, and nothing comes back.",
             send(q)

@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::observe::connection::{self, Backlog, EndFigures, Health, Observed};
+use crate::observe::connection::{self, Backlog, EndFigures, Health, Observed, Side};
 use crate::observe::owners::{Owner, Owners};
 use crate::observe::sockdiag::{Diag, state_name};
 use crate::observe::sockets::{TcpSocket, Timer};
@@ -62,6 +62,8 @@ pub struct Sampler {
     summary: Summary,
     /// Connections that stalled in the latest sample.
     new_stalls: Vec<String>,
+    /// Who holds which socket, read again when a socket's owner is not known.
+    owners: Owners,
 }
 
 impl Sampler {
@@ -76,6 +78,7 @@ impl Sampler {
             tracks: HashMap::new(),
             summary: Summary::default(),
             new_stalls: Vec::new(),
+            owners: Owners::scan(),
         })
     }
 
@@ -117,12 +120,17 @@ impl Sampler {
         self.last_sample = Some(now);
         self.new_stalls.clear();
         let sockets = self.diag.dump()?;
-        let owners = Owners::scan();
-        let inodes = self.selection.inodes(&owners);
+        self.refresh_owners(&sockets);
+        let inodes = self.selection.inodes(&self.owners);
         let by_names: HashMap<Key, &TcpSocket> = sockets
             .iter()
             .filter(|s| !s.is_listening())
             .map(|s| ((s.local, s.remote), s))
+            .collect();
+        let listening: HashSet<u16> = sockets
+            .iter()
+            .filter(|s| s.is_listening())
+            .map(|s| s.local.port())
             .collect();
         for track in self.tracks.values_mut() {
             track.seen = false;
@@ -132,17 +140,15 @@ impl Sampler {
             ..Frame::default()
         };
         let mut done: HashSet<Key> = HashSet::new();
-        let mut unknown_owner = None;
+        let mut pairs = Vec::new();
         for socket in &sockets {
             if !self.selection.matches(socket, &inodes) {
                 continue;
             }
             if socket.is_listening() {
-                let listener = listener(socket, &owners, at_seconds);
-                if let Some(why) = &listener.owner_unknown {
-                    unknown_owner.get_or_insert_with(|| why.clone());
-                }
-                frame.listeners.push(listener);
+                frame
+                    .listeners
+                    .push(listener(socket, &self.owners, at_seconds));
                 continue;
             }
             let peer = by_names.get(&(socket.remote, socket.local)).copied();
@@ -159,22 +165,61 @@ impl Sampler {
             {
                 continue;
             }
-            let conn = self.connection(a, b, &owners, now, dt, at_seconds);
-            for end in &conn.ends {
-                if let Some(why) = &end.owner_unknown
-                    && why.contains("root")
-                {
-                    unknown_owner.get_or_insert_with(|| why.clone());
-                }
-            }
+            pairs.push(self.track(a, b, &listening, now, dt, at_seconds));
+        }
+        frame.total_connections = pairs.len();
+        // Only the rows shown are built: thousands of connections cost their
+        // figures, not their words.
+        pairs.sort_by(|x, y| activity(y).total_cmp(&activity(x)));
+        pairs.truncate(self.opts.top);
+        for pair in pairs {
+            let conn = self.row(pair, now, at_seconds);
             frame.connections.push(conn);
         }
         self.closed(&mut frame, at_seconds);
-        frame.total_connections = frame.connections.len();
-        frame
+        frame.by_kind = self.kinds(&frame);
+        let unknown_owner = frame
             .connections
-            .sort_by(|x, y| activity(y).total_cmp(&activity(x)));
-        frame.connections.truncate(self.opts.top);
+            .iter()
+            .flat_map(|c| &c.ends)
+            .filter_map(|e| e.owner_unknown.as_deref())
+            .chain(
+                frame
+                    .listeners
+                    .iter()
+                    .filter_map(|l| l.owner_unknown.as_deref()),
+            )
+            .find(|why| why.contains("root"));
+        frame.note = if frame.total_connections == 0 && frame.listeners.is_empty() {
+            Some(format!(
+                "no connection on {} yet",
+                self.selection.describe()
+            ))
+        } else {
+            unknown_owner.map(|why| format!("some owners are not known: {why}"))
+        };
+        frame.sample_us = now.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
+        self.summary.samples += 1;
+        self.summary.slowest_sample_us = self.summary.slowest_sample_us.max(frame.sample_us);
+        Ok(frame)
+    }
+
+    /// Reads /proc again only when a socket that matters has no known owner: for a
+    /// process's sockets, any socket at all (it may be the process's new one); for
+    /// a port, the sockets on it.
+    fn refresh_owners(&mut self, sockets: &[TcpSocket]) {
+        let none = HashSet::new();
+        let selection = &self.selection;
+        let wanted = sockets
+            .iter()
+            .filter(|s| matches!(selection, Selection::Process(_)) || selection.matches(s, &none))
+            .map(|s| u64::from(s.diag.inode))
+            .filter(|&inode| inode != 0);
+        self.owners.refresh(wanted);
+    }
+
+    /// How many connections and listeners have each diagnosis.
+    fn kinds(&self, frame: &Frame) -> Vec<(Health, usize)> {
         let mut kinds: Vec<(Health, usize)> = Vec::new();
         for kind in self
             .tracks
@@ -188,19 +233,7 @@ impl Sampler {
                 None => kinds.push((kind, 1)),
             }
         }
-        frame.by_kind = kinds;
-        frame.note = if frame.total_connections == 0 && frame.listeners.is_empty() {
-            Some(format!(
-                "no connection on {} yet",
-                self.selection.describe()
-            ))
-        } else {
-            unknown_owner.map(|why| format!("some owners are not known: {why}"))
-        };
-        frame.sample_us = now.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
-        self.summary.samples += 1;
-        self.summary.slowest_sample_us = self.summary.slowest_sample_us.max(frame.sample_us);
-        Ok(frame)
+        kinds
     }
 
     /// Which end is `a`: the client's (the end away from the selected port), or the
@@ -233,16 +266,26 @@ impl Sampler {
         }
     }
 
-    fn connection(
+    /// Brings a connection's track up to date and diagnoses it.
+    fn track<'s>(
         &mut self,
-        a: &TcpSocket,
-        b: Option<&TcpSocket>,
-        owners: &Owners,
+        a: &'s TcpSocket,
+        b: Option<&'s TcpSocket>,
+        listening: &HashSet<u16>,
         now: Instant,
         dt: Option<f64>,
         at_seconds: f64,
-    ) -> Connection {
+    ) -> Pair<'s> {
         let key = (a.local, a.remote);
+        // The server's end is the one on a listening port.
+        let client = match (
+            listening.contains(&a.local.port()),
+            listening.contains(&a.remote.port()),
+        ) {
+            (true, false) => Some(Side::B),
+            (false, true) => Some(Side::A),
+            _ => None,
+        };
         let moved = match b {
             Some(b) => (sent(a).max(received(b)), sent(b).max(received(a))),
             None => (sent(a), received(a)),
@@ -288,7 +331,11 @@ impl Sampler {
             a_to_b: moved.0,
             b_to_a: moved.1,
             rate: per_sec(delta.0 + delta.1),
+            rate_a_to_b: per_sec(delta.0),
+            rate_b_to_a: per_sec(delta.1),
             retransmits_rising: retransmits > track.retransmits,
+            stall_after: self.opts.stall_after,
+            client,
         };
         track.moved = moved;
         track.retransmits = retransmits;
@@ -297,34 +344,57 @@ impl Sampler {
             track.kind = diagnosis.kind;
             track.kind_since = now;
         }
-        let id = format!("{}-{}", a.local, a.remote);
         if is_stall(diagnosis.kind) && !track.stalled {
             track.stalled = true;
+            let id = format!("{}-{}", a.local, a.remote);
             self.new_stalls.push(id.clone());
             if self.summary.stalls.len() < MAX_STALLS {
                 self.summary.stalls.push(Stall {
                     at_seconds,
-                    id: id.clone(),
+                    id,
                     diagnosis,
                     summary: String::new(),
                 });
             }
         }
-        let mut ends = vec![end(a, owners, per_sec(delta.0), per_sec(delta.1))];
-        if let Some(b) = b {
-            ends.push(end(b, owners, per_sec(delta.1), per_sec(delta.0)));
+        Pair {
+            a,
+            b,
+            observed,
+            diagnosis,
+            rates: (per_sec(delta.0), per_sec(delta.1)),
         }
+    }
+
+    /// The row shown for a connection.
+    fn row(&mut self, pair: Pair<'_>, now: Instant, at_seconds: f64) -> Connection {
+        let Pair {
+            a,
+            b,
+            observed,
+            diagnosis,
+            rates,
+        } = pair;
+        let mut ends = vec![end(a, &self.owners, rates.0, rates.1)];
+        if let Some(b) = b {
+            ends.push(end(b, &self.owners, rates.1, rates.0));
+        }
+        let track = self.tracks.get_mut(&(a.local, a.remote));
         let conn = Connection {
             at_seconds,
-            id,
+            id: format!("{}-{}", a.local, a.remote),
             ends,
             one_sided: b.is_none(),
             diagnosis,
             summary: String::new(),
-            diagnosis_for_seconds: (now - track.kind_since).as_secs_f64(),
+            diagnosis_for_seconds: track
+                .as_ref()
+                .map_or(0.0, |t| (now - t.kind_since).as_secs_f64()),
             observed,
         };
-        track.last = Some(conn.clone());
+        if let Some(track) = track {
+            track.last = Some(conn.clone());
+        }
         conn
     }
 
@@ -368,16 +438,27 @@ pub fn is_stall(kind: Health) -> bool {
     )
 }
 
-/// How busy a connection is, for choosing the top ones: its rate, then what its
-/// queues hold, stalls first among the still.
-fn activity(c: &Connection) -> f64 {
-    let queued: u64 = c.ends.iter().map(|e| e.recv_queue + e.send_queue).sum();
-    let stalled = if is_stall(c.diagnosis.kind) {
+/// A connection sampled: its sockets, figures and diagnosis, before its row is built.
+struct Pair<'s> {
+    a: &'s TcpSocket,
+    b: Option<&'s TcpSocket>,
+    observed: Observed,
+    diagnosis: connection::ConnectionDiagnosis,
+    /// Bytes per second `a`→`b` and `b`→`a`.
+    rates: (f64, f64),
+}
+
+/// How busy a connection is, for choosing the top ones: stalls first, then its
+/// rate, then what its queues hold.
+fn activity(p: &Pair<'_>) -> f64 {
+    let queues = |f: &EndFigures| f.queues.recv_queue + f.queues.send_queue;
+    let queued = queues(&p.observed.a) + p.observed.b.as_ref().map_or(0, queues);
+    let stalled = if is_stall(p.diagnosis.kind) {
         1e15
     } else {
         0.0
     };
-    stalled + c.observed.rate + queued as f64 * 1e-3
+    stalled + p.observed.rate + queued as f64 * 1e-3
 }
 
 /// Bytes `s` sent that its peer acknowledged (the kernel counts the SYN, and a FIN,

@@ -237,6 +237,7 @@ fn sample_until(
             detector.hold(at);
         }
         if let Some(still_for) = detector.observe(at, sent, received) {
+            let server = server_end(names);
             watched.diagnosis = Some(diagnose(&Situation {
                 strategy: opts.strategy.name().to_string(),
                 reads_only_after_sending: opts.strategy == Strategy::Naive,
@@ -248,7 +249,9 @@ fn sample_until(
                 received,
                 still_for,
                 client,
-                server: server_queues(names),
+                server: server.as_ref().map(|end| end.queues).map_err(Clone::clone),
+                client_state: crate::sys::tcp_info(stream).ok().map(|info| info.state),
+                server_state: server.ok().map(|end| end.state),
             }));
             stops.wake(stream);
             break;
@@ -273,9 +276,9 @@ fn client_queues(stream: &TcpStream) -> Option<Queues> {
 
 /// The server end of this connection, from the kernel's socket diagnostics: the
 /// socket whose own address is our peer and whose peer is us.
-fn server_queues(names: &Names) -> Result<Queues, String> {
-    match sockdiag::lookup(names.peer, names.local) {
-        Ok(Some(q)) => Ok(q),
+fn server_end(names: &Names) -> Result<sockdiag::DiagSocket, String> {
+    match sockdiag::lookup_socket(names.peer, names.local) {
+        Ok(Some(end)) => Ok(end),
         Ok(None) => Err(format!(
             "the server at {} is not on this machine (or not visible from here)",
             crate::addr::show(names.peer)
