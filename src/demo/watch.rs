@@ -85,7 +85,7 @@ fn run(tour: &Tour) -> Result<()> {
     say(format!(
         "The handout's freeze: {FROZEN_BYTES} bytes (64 MiB), watched from outside, until the stall:"
     ));
-    let server = Python::start(&dir.0, &["uppercase", "server", HOST, "0"])?;
+    let mut server = Python::start(&dir.0, &["uppercase", "server", HOST, "0"])?;
     let port = server.port()?;
     let mut watch = Watching::start(
         tour,
@@ -102,7 +102,7 @@ fn run(tour: &Tour) -> Result<()> {
         ],
     )?;
     watch.first_line()?;
-    let client = Python::start(&dir.0, &["uppercase", "client", HOST, &port, FROZEN_BYTES])?;
+    let mut client = Python::start(&dir.0, &["uppercase", "client", HOST, &port, FROZEN_BYTES])?;
     let (code, lines) = watch.finish()?;
     let mut last_kind = String::new();
     let mut named = None;
@@ -121,8 +121,10 @@ fn run(tour: &Tour) -> Result<()> {
     }
     if code != Some(3) || named.is_none() {
         return Err(anyhow!(
-            "tcplab watch was expected to name a deadlock and exit with code 3, but ended with {}",
-            code.map_or("a signal".into(), |c| format!("exit code {c}"))
+            "tcplab watch was expected to name a deadlock and exit with code 3, but ended with {} ({}; {})",
+            code.map_or("a signal".into(), |c| format!("exit code {c}")),
+            client.state("client"),
+            server.state("server"),
         ));
     }
     say("  (exit code 3)");
@@ -175,6 +177,8 @@ struct Python {
     first: mpsc::Receiver<String>,
     /// Its latest line after the first, and when it came.
     last: Arc<Mutex<(Option<Instant>, String)>>,
+    /// What it said on standard error (a Python traceback, if it died).
+    errors: Arc<Mutex<String>>,
 }
 
 impl Python {
@@ -187,10 +191,20 @@ impl Python {
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("this chapter runs the lab's Python programs: could not start python3")?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let errors = Arc::new(Mutex::new(String::new()));
+        let said = Arc::clone(&errors);
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            if let Ok(mut said) = said.lock() {
+                *said = text;
+            }
+        });
         let (tx, first) = mpsc::channel();
         let last = Arc::new(Mutex::new((None, String::new())));
         let keep = Arc::clone(&last);
@@ -205,7 +219,12 @@ impl Python {
                 }
             }
         });
-        Ok(Python { child, first, last })
+        Ok(Python {
+            child,
+            first,
+            last,
+            errors,
+        })
     }
 
     /// A server's port, from its first line `Listening at ADDR`.
@@ -224,6 +243,21 @@ impl Python {
     /// Its latest line, and when it came.
     fn last_line(&self) -> (Option<Instant>, String) {
         self.last.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// How it is doing, for an error message: still running, or how it ended and
+    /// the last line it wrote on standard error.
+    fn state(&mut self, name: &str) -> String {
+        match self.child.try_wait() {
+            Ok(None) => format!("the {name} still runs"),
+            Ok(Some(status)) => {
+                std::thread::sleep(Duration::from_millis(100));
+                let said = self.errors.lock().map(|e| e.clone()).unwrap_or_default();
+                let last = said.lines().last().unwrap_or("nothing on standard error");
+                format!("the {name} ended ({status}): {last}")
+            }
+            Err(e) => format!("the {name}: {e}"),
+        }
     }
 }
 
