@@ -1044,37 +1044,46 @@ fn a_process_that_exits_mid_watch_leaves_its_connection_closing_not_an_error() {
 
 #[test]
 fn a_command_is_watched_until_it_exits() {
+    // The handout's client made not to deadlock (a receiver thread reads while it
+    // sends): 16 MiB last long enough for several samples, under load too.
     let server = lab_server();
     let port = server.port_arg();
     let mut cmd = tcplab();
-    cmd.args(["watch", "--json", "--interval", "0.05", "--"])
+    cmd.args(["watch", "--json", "--interval", "0.1", "--"])
         .arg("python3")
         .args([
             "-u",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lab.py"),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/bench/lab_uppercase_client.py"),
         ])
-        .args(["uppercase", "client", "127.0.0.1", &port, "4000000"]);
+        .args(["127.0.0.1", &port, "16777216"]);
     let out = run(cmd);
     let shown = brief(&out);
     assert_exit(&out, 0);
     // With --json the command's own output goes to standard error.
-    assert!(out.stderr.contains("verified"), "{shown}");
+    assert!(out.stderr.contains(" 16777216"), "{shown}");
     let lines = json_lines(&out);
-    let conn = of_type(&lines, "connection")
-        .into_iter()
-        .find(|c| end_of(c, server.pid()).is_some() && ends(c).len() == 2)
-        .unwrap_or_else(|| panic!("the command's connection was not shown\n{shown}"));
-    let client = ends(conn)
-        .iter()
-        .find(|e| e["owner"]["pid"] != server.pid())
-        .unwrap();
+    let conns = of_type(&lines, "connection");
+    // The watched process's end comes first; its peer, the server, is paired.
     assert!(
-        client["owner"]["command"]
-            .as_str()
-            .unwrap()
-            .contains("lab.py uppercase client"),
-        "{conn}"
+        conns.iter().any(|c| ends(c).len() == 2
+            && ends(c)[0]["owner"]["command"]
+                .as_str()
+                .is_some_and(|c| c.contains("lab_uppercase_client.py 127.0.0.1"))),
+        "the command's connection was not shown\n{shown}"
     );
+    assert!(
+        conns.iter().any(|c| ends(c)
+            .get(1)
+            .is_some_and(|e| e["owner"]["pid"] == server.pid())),
+        "the server's end was never named\n{shown}"
+    );
+    assert!(
+        of_type(&lines, "note")
+            .iter()
+            .any(|n| n["note"].as_str().unwrap().contains("the command exited")),
+        "{shown}"
+    );
+    assert_eq!(lines.last().unwrap()["connections_seen"], 1, "{shown}");
     server.wait().assert_ok();
 }
 
