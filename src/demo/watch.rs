@@ -1,6 +1,6 @@
-//! `tcplab watch` on the lab's own Python programs, not tcplab's: their transfer
-//! at a small size seen healthy, then their freeze at 64 MiB named a deadlock,
-//! with both processes, within about two seconds.
+//! `tcplab watch` on the lab's own Python programs, not tcplab's: the client that
+//! reads while it sends seen healthy, then the send-everything client's freeze at
+//! 64 MiB named a deadlock, with both processes, within about two seconds.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -17,15 +17,20 @@ use super::tour::{HOST, PATIENCE, Tour, explain, show, wait_up_to};
 pub(super) const CHAPTER: Chapter = Chapter {
     name: "watch",
     title: "Watching any program's connections: tcplab watch",
-    summary: "the lab's own Python server and client, watched from outside: healthy at 4 MB; at 64 MiB the freeze is named a deadlock, both processes with it",
+    summary: "the lab's own Python programs, watched from outside: the client that reads while it sends is healthy; the send-everything one at 64 MiB freezes, named a deadlock with both processes",
     run,
 };
 
 /// The lab's programs in Python, standard library only: the same file tcplab's
 /// tests run as an independent peer.
 const LAB_PY: &str = include_str!("../../tests/peers/lab.py");
-/// Small enough that the send-everything client never freezes.
-const HEALTHY_BYTES: &str = "4000000";
+/// The lab's client with the handout's second fix (a thread reads while the main
+/// thread sends), as the benchmarks run it.
+const FIXED_PY: &str = include_str!("../../bench/lab_uppercase_client.py");
+/// Long enough (about a second) to be seen healthy over several samples. The
+/// send-everything client at a size that does not freeze (a few MB) is over in
+/// a tenth of a second, before a loaded machine's first sample.
+const HEALTHY_BYTES: &str = "16777216";
 /// Far past what the kernel's buffers hold: the handout's freeze.
 const FROZEN_BYTES: &str = "67108864";
 /// Longest the chapter waits for the freeze to be named.
@@ -36,12 +41,13 @@ fn run(tour: &Tour) -> Result<()> {
     say("socket tables (as `ss` does) for every connection on the port, pairs the two ends, finds");
     say("the processes that hold them, and says what each connection is doing and who should act.");
     say("Here it watches the lab's own Python programs (lab.py: the handout's server and its");
-    say("send-everything client), real Python processes that know nothing of tcplab.");
+    say("send-everything client; lab_uppercase_client.py: the client with a thread that reads");
+    say("while it sends), real Python processes that know nothing of tcplab.");
     let dir = Scripts::write()?;
 
     say("");
     say(format!(
-        "A small transfer ({HEALTHY_BYTES} bytes), the client started by watch itself (`-- COMMAND`):"
+        "The client with the handout's second fix, {HEALTHY_BYTES} bytes (16 MiB), started by watch itself (`-- COMMAND`):"
     ));
     let server = Python::start(&dir.0, &["uppercase", "server", HOST, "0"])?;
     let port = server.port()?;
@@ -49,12 +55,10 @@ fn run(tour: &Tour) -> Result<()> {
         .command(&[
             "watch",
             "--interval",
-            "0.02",
+            "0.2",
             "--",
             "python3",
-            "lab.py",
-            "uppercase",
-            "client",
+            "lab_uppercase_client.py",
             HOST,
             &port,
             HEALTHY_BYTES,
@@ -78,7 +82,7 @@ fn run(tour: &Tour) -> Result<()> {
     explain(&[
         "Each line: when, the client's end ⇄ the server's, the diagnosis, and in words which",
         "processes (their command lines, their pids) hold the two ends. The client's own output",
-        "is mixed in: watch started it, and ended when it exited.",
+        "(seconds, bytes verified) is mixed in: watch started it, and ended when it exited.",
     ]);
 
     say("");
@@ -156,8 +160,10 @@ impl Scripts {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("could not create {}", dir.display()))?;
         let scripts = Scripts(dir);
-        std::fs::write(scripts.0.join("lab.py"), LAB_PY)
-            .with_context(|| format!("could not write lab.py into {}", scripts.0.display()))?;
+        for (name, text) in [("lab.py", LAB_PY), ("lab_uppercase_client.py", FIXED_PY)] {
+            std::fs::write(scripts.0.join(name), text)
+                .with_context(|| format!("could not write {name} into {}", scripts.0.display()))?;
+        }
         Ok(scripts)
     }
 }
