@@ -151,6 +151,7 @@ fn the_live_view_shows_a_frozen_connection_and_its_programs_and_q_quits() {
             && s.contains("lab.py uppercase client")
             && s.contains("tcplab uppercase server")
             && s.lines().any(|l| l.starts_with("  → "))
+            && s.contains("deadlock")
     });
     assert!(
         screen.starts_with(&format!("tcplab watch {port}")),

@@ -160,7 +160,7 @@ pub fn name(end: &End) -> String {
     match &end.owner {
         Some(owner) => format!(
             "{} (pid {})",
-            shorten(&short_command(&owner.command), 60),
+            shorten(&short_command(&owner.command), 72),
             owner.pid
         ),
         None => format!(
@@ -176,16 +176,22 @@ pub fn far_name(end: &End) -> String {
     format!("the peer at {} (not on this machine)", end.remote)
 }
 
-/// A command line with its program's directory left out:
-/// `/usr/bin/python3 lab.py client` → `python3 lab.py client`.
+/// A command line with the directories of its program and of its path arguments
+/// left out, so that what tells programs apart shows:
+/// `/usr/bin/python3 /home/me/lab.py client 127.0.0.1` → `python3 lab.py client 127.0.0.1`.
 pub fn short_command(command: &str) -> String {
-    let (program, rest) = command.split_once(' ').unwrap_or((command, ""));
-    let program = program.rsplit('/').next().unwrap_or(program);
-    if rest.is_empty() {
-        program.to_string()
-    } else {
-        format!("{program} {rest}")
-    }
+    command
+        .split(' ')
+        .map(|word| match word.rsplit_once('/') {
+            Some((_, name))
+                if !name.is_empty() && !word.contains("://") && !word.starts_with('[') =>
+            {
+                name
+            }
+            _ => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn shorten(text: &str, most: usize) -> String {
@@ -221,4 +227,26 @@ pub fn summary(s: &Summary, as_json: bool) -> String {
         human::count(s.connections_seen, "connection", "connections"),
         s.slowest_sample_us as f64 / 1000.0,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_named_without_its_directories() {
+        assert_eq!(
+            short_command(
+                "/root/.pyenv/bin/python3 /work/tests/peers/lab.py uppercase client 127.0.0.1 1234"
+            ),
+            "python3 lab.py uppercase client 127.0.0.1 1234"
+        );
+        assert_eq!(
+            short_command("socat - tcp:127.0.0.1:1"),
+            "socat - tcp:127.0.0.1:1"
+        );
+        assert_eq!(short_command("curl http://x/y"), "curl http://x/y");
+        // A kernel thread's name, not a path.
+        assert_eq!(short_command("[kworker/0:1]"), "[kworker/0:1]");
+    }
 }

@@ -190,12 +190,13 @@ fn install_panic_hook() {
 pub fn render(frame: &Frame, title: &str, width: u16, height: u16) -> Vec<Line> {
     let height = usize::from(height);
     let mut lines = header(frame, title);
+    let width = usize::from(width);
     for listener in &frame.listeners {
-        lines.extend(listener_lines(listener));
+        lines.extend(listener_lines(listener, width));
     }
     let mut shown = 0;
     for (i, conn) in frame.connections.iter().enumerate() {
-        let block = connection_lines(conn);
+        let block = connection_lines(conn, width);
         let more_after = frame.total_connections.max(frame.connections.len()) > i + 1;
         if lines.len() + block.len() + usize::from(more_after) > height {
             break;
@@ -211,10 +212,45 @@ pub fn render(frame: &Frame, title: &str, width: u16, height: u16) -> Vec<Line> 
     }
     lines.truncate(height);
     for l in &mut lines {
-        l.text = fit(&l.text, usize::from(width));
+        l.text = fit(&l.text, width);
     }
     lines
 }
+
+/// A diagnosis, `  → ` and its words wrapped at spaces to `width`, at most
+/// [`SAID_LINES`] lines (the last cut), continued lines indented under the words.
+fn said_lines(summary: &str, kind: Health, style: Style, width: usize) -> Vec<Line> {
+    let text = said(summary, kind);
+    let room = width.saturating_sub(4).max(20);
+    let mut rows: Vec<String> = Vec::new();
+    let mut row = String::new();
+    for word in text.split(' ') {
+        if !row.is_empty() && row.chars().count() + 1 + word.chars().count() > room {
+            rows.push(std::mem::take(&mut row));
+        }
+        if !row.is_empty() {
+            row.push(' ');
+        }
+        row.push_str(word);
+    }
+    rows.push(row);
+    if rows.len() > SAID_LINES {
+        let rest = rows.split_off(SAID_LINES - 1).join(" ");
+        rows.push(rest);
+    }
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            line(
+                format!("{}{r}", if i == 0 { "  → " } else { "    " }),
+                style,
+            )
+        })
+        .collect()
+}
+
+/// Most lines a diagnosis takes.
+const SAID_LINES: usize = 3;
 
 /// The title, when, how many, and how many of each diagnosis.
 fn header(frame: &Frame, title: &str) -> Vec<Line> {
@@ -244,31 +280,27 @@ fn header(frame: &Frame, title: &str) -> Vec<Line> {
 }
 
 /// A listener: its address, owner and accept queue, then its diagnosis.
-fn listener_lines(l: &Listener) -> Vec<Line> {
+fn listener_lines(l: &Listener, width: usize) -> Vec<Line> {
     let kind = l.diagnosis.kind;
-    vec![
-        line(
-            format!(
-                "listening {}  {}  accept queue {} {}/{}",
-                l.local,
-                owner_words(l.owner.as_ref(), l.owner_unknown.as_deref()),
-                bar(l.accept_queue, l.backlog),
-                l.accept_queue,
-                l.backlog
-            ),
-            Style::Plain,
+    let mut lines = vec![line(
+        format!(
+            "listening {}  {}  accept queue {} {}/{}",
+            l.local,
+            owner_words(l.owner.as_ref(), l.owner_unknown.as_deref()),
+            bar(l.accept_queue, l.backlog),
+            l.accept_queue,
+            l.backlog
         ),
-        line(
-            format!("  → {}", said(&l.summary, kind)),
-            kind_style(kind, None),
-        ),
-        line(String::new(), Style::Plain),
-    ]
+        Style::Plain,
+    )];
+    lines.extend(said_lines(&l.summary, kind, kind_style(kind, None), width));
+    lines.push(line(String::new(), Style::Plain));
+    lines
 }
 
 /// A connection: its id and diagnosis kind, each end's owner and figures, its
 /// diagnosis in words (lit up while new), a blank line.
-fn connection_lines(c: &Connection) -> Vec<Line> {
+fn connection_lines(c: &Connection, width: usize) -> Vec<Line> {
     let kind = c.diagnosis.kind;
     let mut lines = vec![line(
         format!(
@@ -290,9 +322,11 @@ fn connection_lines(c: &Connection) -> Vec<Line> {
             Style::Plain,
         ));
     }
-    lines.push(line(
-        format!("  → {}", said(&c.summary, kind)),
+    lines.extend(said_lines(
+        &c.summary,
+        kind,
         kind_style(kind, Some(c.diagnosis_for_seconds)),
+        width,
     ));
     lines.push(line(String::new(), Style::Plain));
     lines
@@ -335,7 +369,11 @@ fn end_lines(e: &End) -> [Line; 2] {
 /// `python3 lab.py client … (pid 123)`, or why the owner is not known.
 fn owner_words(owner: Option<&Owner>, unknown: Option<&str>) -> String {
     match (owner, unknown) {
-        (Some(o), _) => format!("{} (pid {})", o.command, o.pid),
+        (Some(o), _) => format!(
+            "{} (pid {})",
+            super::lines::short_command(&o.command),
+            o.pid
+        ),
         (None, Some(why)) => format!("owner unknown: {why}"),
         (None, None) => "owner unknown".to_string(),
     }
