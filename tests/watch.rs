@@ -473,9 +473,9 @@ fn the_labs_python_client_and_server_at_64_mib_are_named_a_deadlock_within_2_s_o
 fn the_text_view_names_the_deadlock_and_both_python_processes() {
     let server = lab_server();
     let port = server.port_arg();
+    let plot = std::env::temp_dir().join(format!("tcplab-watch-{}.svg", std::process::id()));
     let mut cmd = tcplab();
-    cmd.args([
-        "watch",
+    cmd.arg("watch").arg("--plot").arg(&plot).args([
         &port,
         "--until-stall",
         "--stall-after",
@@ -511,6 +511,12 @@ fn the_text_view_names_the_deadlock_and_both_python_processes() {
         last.starts_with("watched ") && last.contains("stall (deadlock at"),
         "{shown}"
     );
+    // --plot: the frozen connection's queues, its stall marked, as an SVG file.
+    let svg = std::fs::read_to_string(&plot).expect("the plot was written");
+    let _ = std::fs::remove_file(&plot);
+    assert!(svg.trim_start().starts_with("<svg"), "not an SVG");
+    assert!(svg.contains("<polyline"), "no lines in the plot");
+    assert!(svg.contains("stall"), "the stall is not marked");
 }
 
 #[test]
