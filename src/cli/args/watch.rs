@@ -27,7 +27,8 @@ pub struct WatchArgs {
     /// Sample every SECONDS.
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds, allow_hyphen_values = true)]
     pub interval: f64,
-    /// One JSON object per connection per sample (JSON lines), and a summary last.
+    /// JSON lines: per sample a "sample" object (counts), then one per connection and
+    /// listener shown; a "summary" object last (keys in README).
     #[arg(long)]
     pub json: bool,
     /// Draw the busiest connection's four queues and bytes moved over the watch, its
