@@ -310,7 +310,8 @@ impl Observed {
 /// connection quiet for [`Observed::stall_after`] is then a `deadlock` when both
 /// ends are blocked sending into full queues (both send queues and both receive
 /// queues full), `receiver_not_reading` when one direction is held back by a
-/// receiver that does not read (the culprit). Retransmits climbing at a low rate is
+/// receiver that does not read (the culprit). Retransmits climbing while bytes move
+/// slowly is
 /// `network_limited`; bytes moving is `healthy`. Still quiet: an end with data
 /// unread is `receiver_not_reading`; one end having sent its FIN is `half_closed`
 /// (the culprit is the end still open); an echo fully answered (as many bytes back
@@ -344,7 +345,10 @@ pub fn diagnose(o: &Observed) -> ConnectionDiagnosis {
     if stalled && let Some(d) = stall(o) {
         return d;
     }
-    if o.retransmits_rising && o.rate < SLOW_RATE {
+    // Moving slowly while retransmitting. Not when nothing moves at all: a pair
+    // that just froze may retransmit once into the full window, and that is the
+    // stall's to name once it has lasted.
+    if o.retransmits_rising && o.rate > 0.0 && o.rate < SLOW_RATE {
         return say(NetworkLimited, None);
     }
     let queued = o.anything_queued();

@@ -346,6 +346,13 @@ fn nothing_is_stalled_before_the_threshold() {
     let mut o = lab_deadlock();
     o.quiet_for = secs(0.5);
     assert_eq!(diagnose(&o).kind, Health::Healthy);
+    // A pair that just froze may retransmit once into the full window: with
+    // nothing moving, that is not a slow network but a stall still too young to name.
+    o.retransmits_rising = true;
+    o.rate = 0.0;
+    assert_eq!(diagnose(&o).kind, Health::Healthy);
+    o.quiet_for = o.stall_after;
+    assert_eq!(diagnose(&o).kind, Health::Deadlock);
 }
 
 #[test]

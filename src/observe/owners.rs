@@ -39,6 +39,9 @@ const MAX_COMMAND: u64 = 4096;
 /// under its new owner within this.
 const MAX_AGE: Duration = Duration::from_secs(5);
 
+/// How old a scan must be before a socket it did not find is looked for again.
+const RETRY_MISSING: Duration = Duration::from_secs(1);
+
 /// The process ids in `/proc`, at most [`MAX_PROCESSES`].
 pub fn pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc")
@@ -125,7 +128,7 @@ pub enum Unknown {
 impl fmt::Display for Unknown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Unknown::Orphan => "no process holds it (TIME_WAIT)",
+            Unknown::Orphan => "no process holds it: TIME_WAIT",
             Unknown::AnotherUser => "another user's process: run as root",
             Unknown::NotFound => "its process could not be found",
         })
@@ -223,7 +226,10 @@ impl Owners {
                 holders.insert(pid);
                 false
             }
-            None => !self.missing.contains(i),
+            // A socket found in no process's descriptors (another user's, or caught
+            // between its accept and its descriptor) is looked for again once the
+            // scan is a second old, not at every sample.
+            None => !self.missing.contains(i) || self.taken.elapsed() > RETRY_MISSING,
         });
         // One look per process, not per socket: thousands of sockets have a few owners.
         let stale = unknown

@@ -22,7 +22,7 @@ pub struct End {
     /// The process holding it, when known.
     pub owner: Option<Owner>,
     /// Why the owner is not known, when it is not ("another user's process: run as
-    /// root", "no process holds it (TIME_WAIT)").
+    /// root", "no process holds it: TIME_WAIT").
     pub owner_unknown: Option<String>,
     /// Bytes received and not yet read by the program (Recv-Q).
     pub recv_queue: u64,

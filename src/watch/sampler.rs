@@ -191,10 +191,7 @@ impl Sampler {
             )
             .find(|why| why.contains("root"));
         frame.note = if frame.total_connections == 0 && frame.listeners.is_empty() {
-            Some(format!(
-                "no connection on {} yet",
-                self.selection.describe()
-            ))
+            Some(nothing_selected(&self.selection))
         } else {
             unknown_owner.map(|why| format!("some owners are not known: {why}"))
         };
@@ -430,6 +427,24 @@ impl Sampler {
     }
 }
 
+/// Why nothing is shown: nothing there yet, a process gone, or one whose sockets
+/// this user may not see.
+fn nothing_selected(selection: &Selection) -> String {
+    if let Selection::Process(pid) = selection {
+        if !crate::observe::owners::exists(*pid) {
+            return format!("process {pid} has exited");
+        }
+        if let Err(e) = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            && e.kind() == io::ErrorKind::PermissionDenied
+        {
+            return format!(
+                "process {pid}'s sockets cannot be seen: another user's process: run as root"
+            );
+        }
+    }
+    format!("no connection on {} yet", selection.describe())
+}
+
 /// Kinds that are a stall: something should move and does not.
 pub fn is_stall(kind: Health) -> bool {
     matches!(
@@ -505,11 +520,11 @@ fn figures(s: &TcpSocket) -> EndFigures {
 fn owner_of(s: &TcpSocket, owners: &Owners) -> (Option<Owner>, Option<String>) {
     if s.diag.inode == 0 {
         let why = match s.diag.state_name() {
-            "TIME_WAIT" => "no process holds it (TIME_WAIT)",
+            "TIME_WAIT" => "no process holds it: TIME_WAIT",
             "ESTABLISHED" | "SYN_RECV" | "NEW_SYN_RECV" | "CLOSE_WAIT" => {
                 "no process holds it yet: it waits in the listener's accept queue"
             }
-            _ => "no process holds it any more (its program closed it)",
+            _ => "no process holds it any more: its program closed it",
         };
         return (None, Some(why.to_string()));
     }
