@@ -924,6 +924,33 @@ fn an_unprivileged_user_sees_the_sockets_but_not_another_users_processes() {
         listener["owner_unknown"], "another user's process: run as root",
         "{listener}"
     );
+    // --pid of root's process: nothing can be seen, and the note says why.
+    let mut cmd = Command::new("setpriv");
+    let pid = client.pid().to_string();
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_tcplab"),
+        "watch",
+        "--pid",
+        &pid,
+        "--json",
+        "--duration",
+        "0.3",
+    ]);
+    let out = run(cmd);
+    assert_exit(&out, 0);
+    let lines = json_lines(&out);
+    assert!(
+        of_type(&lines, "note").iter().any(|n| n["note"]
+            == format!(
+                "process {pid}'s sockets cannot be seen: another user's process: run as root"
+            )
+            .as_str()),
+        "{}",
+        brief(&out)
+    );
 
     // Its own processes it sees (where a Python it may run exists).
     let python = "/usr/bin/python3";
