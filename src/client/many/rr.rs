@@ -273,6 +273,9 @@ async fn rr(target: Target, opts: RrOptions) -> RrReport {
             }
         }
     }
+    // Each connection also stops at the interrupt itself: when they all end before
+    // the loop has polled the interrupt, the run was still interrupted.
+    let interrupted = interrupted || shared.opts.interrupt.is_triggered();
     let elapsed = started.elapsed();
     let tally = &shared.tally;
     let transactions = tally.transactions();
