@@ -83,7 +83,20 @@ fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        thread::sleep(Duration::from_millis(300));
+        // Killed mid-transfer, so once it is connected (a loaded machine may take
+        // longer than any fixed wait to start it), and a little after.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !tcplab::observe::table::on_port(server.addr.port())
+            .iter()
+            .any(|row| row.state == "ESTABLISHED")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the client never connected"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        thread::sleep(Duration::from_millis(100));
         victim.kill().unwrap();
         victim.wait().unwrap();
         still_serving(&server);
