@@ -8,8 +8,9 @@
 //!
 //! - [`report`]: pure rendering, model in, lines / JSON / SVG out; the binary calls it.
 //! - [`check`]: probes that grade someone else's server or client (`tcplab check`).
-//! - [`watch`]: any process's TCP connections, sampled, paired and diagnosed
-//!   (`tcplab watch`).
+//! - [`watch`], [`trace`]: any process's TCP connections, sampled, paired and
+//!   diagnosed (`tcplab watch`); the captured segments of a port's connections given
+//!   their meaning (`tcplab trace`).
 //! - [`server`], [`client`]: the engines. One handler per service (`server/simple.rs`,
 //!   `uppercase.rs`, `lines.rs`) and two lifecycles that run them; the clients, with
 //!   `client::uppercase` one module per I/O strategy and `client::many` one engine
@@ -20,6 +21,7 @@
 //! - [`sink`], [`stop`]: the trait the engines speak through, and the switch that
 //!   stops a server or a client run.
 //! - [`error`]: the library's error type and the exit code each error maps to.
+//! - [`capture`]: TCP segments from a raw packet socket, decoded; pcap files.
 //! - [`observe`]: what the kernel holds for a TCP socket — queues and buffers, either
 //!   end, socket tables, owners — and a stall's diagnosis, as data.
 //! - [`sys`]: the system calls no safe crate wraps, behind safe functions: the one
@@ -31,6 +33,7 @@
 #![deny(unsafe_code)]
 
 pub mod addr;
+pub mod capture;
 pub mod check;
 pub mod client;
 pub mod cpu;
@@ -46,6 +49,7 @@ pub mod stop;
 pub mod stream;
 pub mod sync;
 pub mod sys;
+pub mod trace;
 pub mod watch;
 
 pub use error::{Error, Result};

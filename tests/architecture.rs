@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["proto", "human", "size", "sync"],
     &["sys"],
-    &["observe"],
+    &["observe", "capture"],
     &["error"],
     &["sink", "stop"],
     &["addr", "stream", "cpu"],
-    &["server", "client", "watch"],
+    &["server", "client", "watch", "trace"],
     &["check"],
     &["report"],
 ];

@@ -1,0 +1,6 @@
+//! Packets: TCP segments captured from an interface with a raw `AF_PACKET` socket
+//! and a kernel (BPF) filter on a port, decoded, and written as pcap.
+
+pub mod segment;
+
+pub use segment::{Flags, Options, Segment};
