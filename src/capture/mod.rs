@@ -3,6 +3,8 @@
 
 pub mod decode;
 pub mod segment;
+pub mod socket;
 
 pub use decode::{DecodeError, decode};
 pub use segment::{Flags, Options, Segment};
+pub use socket::{Capture, CaptureError, Packet, Stats};
