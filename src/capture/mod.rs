@@ -2,9 +2,11 @@
 //! and a kernel (BPF) filter on a port, decoded, and written as pcap.
 
 pub mod decode;
+pub mod pcap;
 pub mod segment;
 pub mod socket;
 
 pub use decode::{DecodeError, decode};
+pub use pcap::PcapWriter;
 pub use segment::{Flags, Options, Segment};
 pub use socket::{Capture, CaptureError, Packet, Stats};
