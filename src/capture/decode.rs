@@ -1,11 +1,16 @@
 //! A captured frame to a [`Segment`]: Ethernet (what loopback and veth links
 //! deliver), IPv4 or IPv6, then TCP with its options, parsed by etherparse. The
 //! lengths come from the IP header, so an Ethernet frame's padding is not payload.
+//! A frame cut short by the capture (its headers only) decodes too, its payload
+//! length from the frame's length on the wire.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use etherparse::{NetSlice, SlicedPacket, TcpOptionElement, TcpSlice, TransportSlice};
+use etherparse::{
+    LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket, TcpOptionElement, TcpSlice,
+    TransportSlice,
+};
 
 use super::segment::{Flags, Options, Segment};
 
@@ -46,17 +51,59 @@ pub fn decode(frame: &[u8], at: Duration) -> Result<Segment, DecodeError> {
     let Some(TransportSlice::Tcp(tcp)) = &packet.transport else {
         return Err(DecodeError::NotTcp);
     };
-    Ok(Segment {
+    let len = u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX);
+    Ok(segment(at, src_ip, dst_ip, tcp, len))
+}
+
+/// Decodes the first bytes of a frame that was `wire_len` bytes long, cut after
+/// its TCP header or later: the payload is what the wire had past the headers.
+/// (A cut frame is longer than Ethernet's minimum, so it has no padding.)
+pub fn decode_cut(prefix: &[u8], wire_len: usize, at: Duration) -> Result<Segment, DecodeError> {
+    if wire_len <= prefix.len() {
+        return decode(prefix, at);
+    }
+    let packet = LaxSlicedPacket::from_ethernet(prefix)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let (src_ip, dst_ip, fragmented): (IpAddr, IpAddr, bool) = match &packet.net {
+        Some(LaxNetSlice::Ipv4(ip)) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+            ip.is_payload_fragmented(),
+        ),
+        Some(LaxNetSlice::Ipv6(ip)) => (
+            ip.header().source_addr().into(),
+            ip.header().destination_addr().into(),
+            ip.is_payload_fragmented(),
+        ),
+        _ => return Err(DecodeError::NotTcp),
+    };
+    if fragmented {
+        return Err(DecodeError::Fragment);
+    }
+    let Some(TransportSlice::Tcp(tcp)) = &packet.transport else {
+        return match packet.stop_err {
+            Some((e, _)) => Err(DecodeError::Malformed(e.to_string())),
+            None => Err(DecodeError::NotTcp),
+        };
+    };
+    // The TCP payload runs to the end of the prefix: before it, the headers.
+    let headers = prefix.len() - tcp.payload().len();
+    let len = u32::try_from(wire_len - headers).unwrap_or(u32::MAX);
+    Ok(segment(at, src_ip, dst_ip, tcp, len))
+}
+
+fn segment(at: Duration, src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'_>, len: u32) -> Segment {
+    Segment {
         at,
-        src: SocketAddr::new(src_ip, tcp.source_port()),
-        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        src: SocketAddr::new(src, tcp.source_port()),
+        dst: SocketAddr::new(dst, tcp.destination_port()),
         flags: flags(tcp),
         seq: tcp.sequence_number(),
         ack: tcp.acknowledgment_number(),
         window: tcp.window_size(),
-        len: u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX),
+        len,
         options: options(tcp),
-    })
+    }
 }
 
 fn flags(tcp: &TcpSlice<'_>) -> Flags {
@@ -224,6 +271,35 @@ mod tests {
             );
         }
         assert!(decode(&good, Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_frame_cut_after_its_headers_keeps_its_payload_length() {
+        let data = vec![b'x'; 60_000];
+        for builder in [
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(1, 2, 3, 4)
+                .ack(9)
+                .options(&[TcpOptionElement::Timestamp(5, 6)])
+                .unwrap(),
+            PacketBuilder::ethernet2(MAC_A, MAC_B)
+                .ipv6([1; 16], [2; 16], 64)
+                .tcp(1, 2, 3, 4)
+                .ack(9)
+                .options(&[TcpOptionElement::Timestamp(5, 6)])
+                .unwrap(),
+        ] {
+            let frame = write(builder, &data);
+            let whole = decode(&frame, Duration::ZERO).unwrap();
+            assert_eq!(whole.len, 60_000);
+            for cut in [128, 200, frame.len() - 1, frame.len()] {
+                let s = decode_cut(&frame[..cut], frame.len(), Duration::ZERO).unwrap();
+                assert_eq!(s, whole, "cut at {cut}");
+            }
+            // Cut inside the TCP header: not a segment.
+            assert!(decode_cut(&frame[..60], frame.len(), Duration::ZERO).is_err());
+        }
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! and, where a kernel lacks that option, skips it itself, so each segment is seen
 //! once. The kernel's counters (`PACKET_STATISTICS`) say how many frames were
 //! dropped because the socket's buffer was full.
+//!
+//! Frames come whole by default, for a pcap file Wireshark reads as the wire
+//! carried it. [`Capture::set_snaplen`] keeps only each frame's first bytes (its
+//! headers): the kernel then copies a few hundred bytes a segment instead of up to
+//! 64 KiB, which is what a capture needs to keep up with a loopback transfer.
 
 use std::cell::Cell;
 use std::io;
@@ -18,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
-use super::decode::decode;
+use super::decode::decode_cut;
 use super::segment::Segment;
 use crate::sys::{self, ETH_P_ALL, PACKET_OUTGOING, PacketStats};
 
@@ -30,6 +35,9 @@ pub const RECV_BUFFER: usize = 64 << 20;
 /// GSO and GRO give loopback and veth frames up to an IPv6 jumbo-less maximum
 /// (65,535 bytes of payload and a 40-byte header), behind Ethernet and two VLAN tags.
 const FRAME_MAX: usize = 65_535 + 40 + 14 + 8;
+
+/// The shortest snaplen: Ethernet, two VLAN tags, IPv6 and the longest TCP header.
+pub const MIN_SNAPLEN: usize = 14 + 8 + 40 + 60;
 
 /// `ARPHRD_LOOPBACK`, the loopback interface's type in /sys/class/net/NAME/type.
 const ARPHRD_LOOPBACK: u32 = 772;
@@ -68,8 +76,11 @@ pub enum CaptureError {
 pub struct Packet {
     /// What it says.
     pub segment: Segment,
-    /// The whole Ethernet frame, for a pcap file.
+    /// The Ethernet frame, for a pcap file: whole, or its first
+    /// [`Capture::snaplen`] bytes.
     pub frame: Vec<u8>,
+    /// The frame's length on the wire (more than `frame.len()` when cut).
+    pub wire_len: usize,
     /// When the kernel received it.
     pub wall: SystemTime,
 }
@@ -82,8 +93,8 @@ pub struct Stats {
     /// Frames the filter let through and the kernel dropped: the receive buffer
     /// was full. Each is a segment the capture never saw.
     pub dropped: u64,
-    /// Frames received and not returned: not a decodable TCP segment, longer than
-    /// the buffer, or loopback's outgoing copy.
+    /// Frames received and not returned: not a decodable TCP segment, or
+    /// loopback's outgoing copy.
     pub skipped: u64,
 }
 
@@ -92,6 +103,7 @@ pub struct Stats {
 pub struct Capture {
     socket: Socket,
     buf: Vec<u8>,
+    snaplen: usize,
     loopback: bool,
     started: SystemTime,
     timeout: Option<Duration>,
@@ -131,9 +143,11 @@ impl Capture {
         }
         sys::set_timestamps(&socket).map_err(io_error)?;
         sys::bind_packet(&socket, info.index, ETH_P_ALL).map_err(io_error)?;
+        let whole = FRAME_MAX.max(info.mtu.saturating_add(22));
         Ok(Capture {
             socket,
-            buf: vec![0; FRAME_MAX.max(info.mtu + 22)],
+            buf: vec![0; whole],
+            snaplen: whole,
             loopback: info.loopback,
             started: SystemTime::now(),
             timeout: None,
@@ -154,7 +168,8 @@ impl Capture {
         }
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let frame = match sys::recv_frame(&self.socket, &mut self.buf, dont_wait) {
+            let buf = &mut self.buf[..self.snaplen];
+            let frame = match sys::recv_frame(&self.socket, buf, dont_wait) {
                 Ok(frame) => frame,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -169,15 +184,13 @@ impl Capture {
             };
             let wall = frame.stamp.unwrap_or_else(SystemTime::now);
             let at = wall.duration_since(self.started).unwrap_or_default();
-            let whole = frame.copied == frame.len;
+            let bytes = &self.buf[..frame.copied];
             let outgoing_copy = self.loopback && frame.packet_type == PACKET_OUTGOING;
-            if whole
-                && !outgoing_copy
-                && let Ok(segment) = decode(&self.buf[..frame.copied], at)
-            {
+            if !outgoing_copy && let Ok(segment) = decode_cut(bytes, frame.len, at) {
                 return Ok(Some(Packet {
                     segment,
-                    frame: self.buf[..frame.copied].to_vec(),
+                    frame: bytes.to_vec(),
+                    wire_len: frame.len,
                     wall,
                 }));
             }
@@ -203,9 +216,17 @@ impl Capture {
         })
     }
 
-    /// The longest frame it returns: longer ones are skipped (and counted).
+    /// The longest frame it returns whole; of a longer one, the first this many
+    /// bytes (a 64 KiB IP packet fits whole, unless [`Capture::set_snaplen`] said less).
     pub fn snaplen(&self) -> usize {
-        self.buf.len()
+        self.snaplen
+    }
+
+    /// Keeps only the first `bytes` of each frame from now on (at least
+    /// [`MIN_SNAPLEN`], at most the whole frame): the segments decode the same,
+    /// their payload is left out of `Packet::frame`.
+    pub fn set_snaplen(&mut self, bytes: usize) {
+        self.snaplen = bytes.clamp(MIN_SNAPLEN, self.buf.len());
     }
 
     /// The receive buffer the kernel granted, in bytes (twice what was asked).
