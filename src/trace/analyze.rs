@@ -10,10 +10,8 @@
 //! numbered connection 0 with their raw numbers and the meanings a single segment
 //! carries (SYN, data, FIN, RST), and counted in [`Analyzer::untracked`].
 //!
-//! Where Wireshark keeps a list of unacknowledged segments or SACK edges to tell a
-//! retransmission from an out-of-order segment or a fast retransmission, this
-//! keeps only the counts: it agrees with tshark on the lab's traffic (the agreement
-//! test in tests/trace_analysis.rs), and may differ on a capture that reorders.
+//! The rules are tshark 4.0's (Debian 12), in `trace/wireshark.rs`; the agreement
+//! test in tests/trace_analysis.rs holds them to tshark segment by segment.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,123 +19,24 @@ use std::time::Duration;
 
 use crate::capture::segment::{Flags, Options, Segment};
 use crate::trace::model::{ConnectionSummary, Event, Traced};
+use crate::trace::wireshark::{self as ws, Scale, Sequence};
 
 /// At most this many connections are analyzed; later ones are counted, not analyzed.
 pub const MAX_CONNECTIONS: usize = 65_536;
-
-/// Wireshark calls a retransmission "fast" when it comes within this long of the
-/// duplicate ACKs that asked for it.
-const FAST_RETRANSMISSION_WITHIN: Duration = Duration::from_millis(20);
-
-/// Wireshark's out-of-order threshold when the handshake gave no round trip.
-const DEFAULT_OUT_OF_ORDER_WITHIN: Duration = Duration::from_millis(3);
-
-/// Wireshark's `tcp.analysis` flags, as this analyzer computes them (internal: the
-/// events are what it gives out).
-mod ws {
-    pub const ZERO_WINDOW_PROBE: u16 = 1;
-    pub const ZERO_WINDOW: u16 = 1 << 1;
-    pub const LOST_SEGMENT: u16 = 1 << 2;
-    pub const KEEP_ALIVE: u16 = 1 << 3;
-    pub const WINDOW_UPDATE: u16 = 1 << 4;
-    pub const WINDOW_FULL: u16 = 1 << 5;
-    pub const KEEP_ALIVE_ACK: u16 = 1 << 6;
-    pub const ZERO_WINDOW_PROBE_ACK: u16 = 1 << 7;
-    pub const DUPLICATE_ACK: u16 = 1 << 8;
-    pub const ACKED_UNSEEN: u16 = 1 << 9;
-    pub const RETRANSMISSION: u16 = 1 << 10;
-    pub const FAST_RETRANSMISSION: u16 = 1 << 11;
-    pub const SPURIOUS_RETRANSMISSION: u16 = 1 << 12;
-    pub const OUT_OF_ORDER: u16 = 1 << 13;
-}
-
-/// Sequence-space comparisons (RFC 1982 style: the numbers wrap).
-fn seq_gt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
-}
-
-fn seq_lt(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
-/// What the handshake said about one side's window scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scale {
-    /// No SYN seen: windows are shown as sent.
-    Unknown,
-    /// A SYN without the option (or the peer's without it): no scaling.
-    Off,
-    /// The shift count the side's SYN carried.
-    Shift(u8),
-}
-
-/// One direction of a connection: what its sender has done so far.
-#[derive(Debug, Clone, Copy)]
-struct Side {
-    /// The initial sequence number (relative 0).
-    base: Option<u32>,
-    scale: Scale,
-    /// One past the highest sequence number sent (SYN and FIN count one).
-    next_seq: Option<u32>,
-    /// The highest contiguous sequence number the peer may acknowledge.
-    max_to_ack: Option<u32>,
-    /// The last ack number sent (0 before any, as Wireshark has it).
-    last_ack: u32,
-    /// When this side last sent anything.
-    last_at: Option<Duration>,
-    /// The last window field sent, raw (u32::MAX before any).
-    window: u32,
-    /// The last window came on a SYN, so it is not scaled.
-    window_from_syn: bool,
-    /// The Wireshark flags of this side's last segment.
-    last_flags: u16,
-    /// This side's last segment was Linux's zero-window probe.
-    last_was_linux_probe: bool,
-    /// Duplicate ACKs in a row.
-    dup_acks: u32,
-    /// The payload of the segment that last moved `next_seq`.
-    last_len: u32,
-    /// SACK blocks on this side's last segment.
-    sack_blocks: u8,
-    fin: bool,
-}
-
-impl Side {
-    fn new() -> Side {
-        Side {
-            base: None,
-            scale: Scale::Unknown,
-            next_seq: None,
-            max_to_ack: None,
-            last_ack: 0,
-            last_at: None,
-            window: u32::MAX,
-            window_from_syn: false,
-            last_flags: 0,
-            last_was_linux_probe: false,
-            dup_acks: 0,
-            last_len: 0,
-            sack_blocks: 0,
-            fin: false,
-        }
-    }
-}
 
 /// One connection's state and running summary.
 #[derive(Debug, Clone)]
 struct Connection {
     number: u32,
     client: SocketAddr,
-    /// Index 0 the client's direction, 1 the server's.
-    sides: [Side; 2],
+    /// Wireshark's analysis, both directions (index 0 the client's).
+    tcp: Sequence,
+    /// Each side's last segment was Linux's zero-window probe.
+    sent_linux_probe: [bool; 2],
     /// When the client's SYN was seen.
     syn_at: Option<Duration>,
-    /// When the latest SYN either way was seen (Wireshark's first round trip
-    /// runs from it to the first ACK).
-    last_syn_at: Option<Duration>,
     synack_seen: bool,
     handshake_done: bool,
-    first_rtt: Option<Duration>,
     reset: bool,
     refused: bool,
     summary: ConnectionSummary,
@@ -148,12 +47,11 @@ impl Connection {
         Connection {
             number,
             client,
-            sides: [Side::new(), Side::new()],
+            tcp: Sequence::new(),
+            sent_linux_probe: [false; 2],
             syn_at: None,
-            last_syn_at: None,
             synack_seen: false,
             handshake_done: false,
-            first_rtt: None,
             reset: false,
             refused: false,
             summary: ConnectionSummary {
@@ -169,7 +67,8 @@ impl Connection {
     /// True once nothing more can be said on it: a new SYN on its addresses is a
     /// new connection.
     fn ended(&self) -> bool {
-        self.reset || self.refused || (self.sides[0].fin && self.sides[1].fin)
+        let sides = &self.tcp.sides;
+        self.reset || self.refused || (sides[0].fin && sides[1].fin)
     }
 
     fn push(&mut self, s: &Segment) -> Traced {
@@ -183,20 +82,14 @@ impl Connection {
             flags.has(Flags::ACK),
         );
 
-        if syn {
-            self.note_window_scale(f, r, has_ack, s.options.window_scale);
-        }
-        if self.sides[f].base.is_none() {
-            self.sides[f].base = Some(if syn { s.seq } else { s.seq.wrapping_sub(1) });
-        }
-        if self.sides[r].base.is_none() && has_ack {
-            self.sides[r].base = Some(s.ack.wrapping_sub(1));
-        }
+        self.tcp.note_numbers(f, s);
 
         let answers_linux_probe = self.answers_linux_probe(f, r, s);
-        let wireshark = self.analyze(f, r, s);
-        let linux_probe = wireshark & ws::KEEP_ALIVE != 0 && self.sides[r].window == 0;
-        self.sides[f].last_was_linux_probe = linux_probe;
+        // Wireshark's keep-alive rule, when the peer offers no window, is Linux's probe.
+        let peer_window = self.tcp.sides[r].window;
+        let wireshark = self.tcp.analyze(f, s);
+        let linux_probe = wireshark & ws::KEEP_ALIVE != 0 && peer_window == 0;
+        self.sent_linux_probe[f] = linux_probe;
 
         let mut events = Vec::new();
         self.handshake_events(from_client, s, &mut events);
@@ -210,7 +103,7 @@ impl Connection {
             }
         }
         if fin {
-            self.sides[f].fin = true;
+            self.tcp.sides[f].fin = true;
             events.push(Event::Fin);
         }
         if wireshark & ws::ZERO_WINDOW_PROBE != 0 || linux_probe {
@@ -259,33 +152,16 @@ impl Connection {
         self.traced(from_client, s, events)
     }
 
-    /// Wireshark's rule: a side's windows are scaled only when both SYNs carried the
-    /// option; a SYN without it turns scaling off both ways.
-    fn note_window_scale(&mut self, f: usize, r: usize, is_synack: bool, option: Option<u8>) {
-        match option {
-            Some(shift) => {
-                self.sides[f].scale = Scale::Shift(shift.min(14));
-                if is_synack && self.sides[r].scale == Scale::Off {
-                    self.sides[f].scale = Scale::Off;
-                }
-            }
-            None => {
-                self.sides[f].scale = Scale::Off;
-                self.sides[r].scale = Scale::Off;
-            }
-        }
-    }
-
     /// The peer just sent Linux's zero-window probe and this repeats its ack and the
     /// zero window (a window that opened is a window update).
     fn answers_linux_probe(&self, f: usize, r: usize, s: &Segment) -> bool {
-        let fwd = &self.sides[f];
-        self.sides[r].last_was_linux_probe
+        let fwd = &self.tcp.sides[f];
+        self.sent_linux_probe[r]
             && s.len == 0
             && s.window == 0
             && s.flags.0 & (Flags::SYN | Flags::FIN | Flags::RST) == 0
-            && fwd.next_seq == Some(s.seq)
-            && (s.ack == fwd.last_ack || s.ack == fwd.last_ack.wrapping_add(1))
+            && fwd.next_seq() == Some(s.seq)
+            && s.ack == fwd.last_ack()
     }
 
     fn handshake_events(&mut self, from_client: bool, s: &Segment, events: &mut Vec<Event>) {
@@ -302,7 +178,7 @@ impl Connection {
             && flags.has(Flags::ACK)
             && !flags.has(Flags::RST)
         {
-            let server_isn = self.sides[1].base.unwrap_or(0);
+            let server_isn = self.tcp.sides[1].base.unwrap_or(0);
             if s.ack == server_isn.wrapping_add(1) {
                 self.handshake_done = true;
                 if let Some(syn_at) = self.syn_at {
@@ -312,175 +188,6 @@ impl Connection {
                 events.push(Event::HandshakeAck);
             }
         }
-    }
-
-    /// Wireshark's `tcp_analyze_sequence_number`, kept to a few numbers per side.
-    fn analyze(&mut self, f: usize, r: usize, s: &Segment) -> u16 {
-        let (seq, ack, len, window) = (s.seq, s.ack, s.len, u32::from(s.window));
-        let flags = s.flags;
-        let syn = flags.has(Flags::SYN);
-        let syn_fin = flags.0 & (Flags::SYN | Flags::FIN) != 0;
-        let syn_fin_rst = flags.0 & (Flags::SYN | Flags::FIN | Flags::RST) != 0;
-        let mut w: u16 = 0;
-
-        if syn {
-            self.last_syn_at = Some(s.at);
-        } else if flags.has(Flags::ACK) && self.first_rtt.is_none() {
-            if let Some(syn_at) = self.last_syn_at {
-                self.first_rtt = Some(s.at.saturating_sub(syn_at));
-            }
-        }
-
-        let fwd = self.sides[f];
-        let rev = self.sides[r];
-        let next = fwd.next_seq;
-        let at_next = next == Some(seq);
-
-        // The checks that end at the first that holds (Wireshark's `finished_fwd`).
-        'fwd: {
-            if len == 1 && at_next && rev.window == 0 {
-                w |= ws::ZERO_WINDOW_PROBE;
-                break 'fwd;
-            }
-            if window == 0 && !syn_fin_rst {
-                w |= ws::ZERO_WINDOW;
-            }
-            if next.is_some_and(|n| seq_gt(seq, n)) && !flags.has(Flags::RST) {
-                w |= ws::LOST_SEGMENT;
-            }
-            if len <= 1 && next.is_some_and(|n| seq == n.wrapping_sub(1)) && !syn_fin_rst {
-                w |= ws::KEEP_ALIVE;
-            }
-            let same = len == 0 && at_next && ack == fwd.last_ack && !syn_fin_rst;
-            if same && window != 0 && window != fwd.window {
-                w |= ws::WINDOW_UPDATE;
-            }
-            if len > 0 && rev.scale != Scale::Unknown && !syn_fin_rst {
-                let shift = match rev.scale {
-                    Scale::Shift(n) if !rev.window_from_syn => u32::from(n),
-                    _ => 0,
-                };
-                let edge = rev.last_ack.wrapping_add(rev.window << shift);
-                if seq.wrapping_add(len) == edge {
-                    w |= ws::WINDOW_FULL;
-                }
-            }
-            if same && window != 0 && window == fwd.window && rev.last_flags & ws::KEEP_ALIVE != 0 {
-                w |= ws::KEEP_ALIVE_ACK;
-                break 'fwd;
-            }
-            let probe_ack = len == 0
-                && at_next
-                && (ack == fwd.last_ack || ack == fwd.last_ack.wrapping_add(1))
-                && !syn_fin_rst;
-            if probe_ack
-                && window == 0
-                && fwd.window == 0
-                && rev.last_flags & ws::ZERO_WINDOW_PROBE != 0
-            {
-                w |= ws::ZERO_WINDOW_PROBE_ACK;
-                if ack == fwd.last_ack.wrapping_add(1) {
-                    self.sides[r].next_seq = Some(ack);
-                    self.sides[r].max_to_ack = Some(ack);
-                }
-                break 'fwd;
-            }
-            if same && window != 0 && window == fwd.window {
-                self.sides[f].dup_acks += 1;
-                w |= ws::DUPLICATE_ACK;
-            }
-        }
-        if ack != fwd.last_ack {
-            self.sides[f].dup_acks = 0;
-        }
-
-        // An ack beyond what the peer was seen to send: a segment the capture missed,
-        // or the ack that closes a one-byte probe.
-        let rev = self.sides[r];
-        if flags.has(Flags::ACK) && rev.max_to_ack.is_some_and(|m| seq_gt(ack, m)) {
-            if ack == fwd.last_ack.wrapping_add(1)
-                && at_next
-                && rev.last_flags & ws::ZERO_WINDOW_PROBE != 0
-            {
-                self.sides[r].next_seq = Some(ack);
-                w |= ws::WINDOW_UPDATE;
-            } else {
-                w |= ws::ACKED_UNSEEN;
-            }
-            self.sides[r].max_to_ack = Some(ack);
-        }
-
-        if len > 0 || syn_fin {
-            w |= self.retransmission(f, r, s, w);
-        }
-
-        // Remember what this side has done.
-        let end = seq.wrapping_add(len).wrapping_add(u32::from(syn_fin));
-        let side = &mut self.sides[f];
-        let probe = w & ws::ZERO_WINDOW_PROBE != 0;
-        if side
-            .next_seq
-            .is_none_or(|n| seq_gt(end, n.wrapping_add(u32::from(syn_fin))))
-        {
-            side.last_len = len;
-        }
-        if side.next_seq.is_none_or(|n| seq_gt(end, n)) && !probe {
-            side.next_seq = Some(end);
-        }
-        if side.max_to_ack.is_none_or(|m| m == seq) && !probe {
-            side.max_to_ack = side.next_seq;
-        }
-        side.window = window;
-        side.window_from_syn = syn;
-        side.last_ack = ack;
-        side.last_at = Some(s.at);
-        side.last_flags = w;
-        side.sack_blocks = s.options.sack_blocks;
-        w
-    }
-
-    /// A segment that does not advance the sequence: retransmission, fast
-    /// retransmission, spurious retransmission or out of order, as Wireshark tells
-    /// them apart (SACK blocks counted, not their edges; no list of unacked segments).
-    fn retransmission(&self, f: usize, r: usize, s: &Segment, w: u16) -> u16 {
-        let (fwd, rev) = (&self.sides[f], &self.sides[r]);
-        let (seq, len) = (s.seq, s.len);
-        if w & ws::KEEP_ALIVE != 0 {
-            return 0;
-        }
-        let mut not_advanced = fwd.next_seq.is_some_and(|n| seq_lt(seq, n));
-        if len > 1 && fwd.next_seq.is_some_and(|n| n.wrapping_sub(1) == seq) {
-            not_advanced = false;
-        }
-        if len > 0 && rev.last_ack != 0 && !seq_gt(seq.wrapping_add(len), rev.last_ack) {
-            return ws::SPURIOUS_RETRANSMISSION;
-        }
-        if !not_advanced {
-            return 0;
-        }
-        let since_peer = rev
-            .last_at
-            .map_or(Duration::ZERO, |t| s.at.saturating_sub(t));
-        if since_peer < FAST_RETRANSMISSION_WITHIN
-            && rev.last_ack == seq
-            && (rev.dup_acks >= 2 || (rev.dup_acks >= 1 && rev.sack_blocks > 0))
-        {
-            return ws::FAST_RETRANSMISSION;
-        }
-        let within = self.first_rtt.unwrap_or(DEFAULT_OUT_OF_ORDER_WITHIN);
-        let within = if within.is_zero() {
-            DEFAULT_OUT_OF_ORDER_WITHIN
-        } else {
-            within
-        };
-        if since_peer < within {
-            let syn_fin = s.flags.0 & (Flags::SYN | Flags::FIN) != 0;
-            let end = seq.wrapping_add(len).wrapping_add(u32::from(syn_fin));
-            if fwd.next_seq != Some(end) || fwd.last_len == 0 {
-                return ws::OUT_OF_ORDER;
-            }
-        }
-        ws::RETRANSMISSION
     }
 
     fn count(&mut self, from_client: bool, s: &Segment, events: &[Event]) {
@@ -512,7 +219,7 @@ impl Connection {
         } else if self.reset {
             "reset"
         } else {
-            match (self.sides[0].fin, self.sides[1].fin) {
+            match (self.tcp.sides[0].fin, self.tcp.sides[1].fin) {
                 (true, true) => "fin both ways",
                 (true, false) => "fin from client",
                 (false, true) => "fin from server",
@@ -524,17 +231,15 @@ impl Connection {
 
     fn traced(&self, from_client: bool, s: &Segment, events: Vec<Event>) -> Traced {
         let (f, r) = if from_client { (0, 1) } else { (1, 0) };
-        let fwd = &self.sides[f];
+        let (fwd, rev) = (&self.tcp.sides[f], &self.tcp.sides[r]);
         let window = match fwd.scale {
-            Scale::Shift(n)
-                if !s.flags.has(Flags::SYN) && self.sides[r].scale != Scale::Unknown =>
-            {
+            Scale::Shift(n) if !s.flags.has(Flags::SYN) && rev.scale != Scale::Unknown => {
                 u64::from(s.window) << n
             }
             _ => u64::from(s.window),
         };
         let ack = if s.flags.has(Flags::ACK) {
-            s.ack.wrapping_sub(self.sides[r].base.unwrap_or(0))
+            s.ack.wrapping_sub(rev.base.unwrap_or(0))
         } else {
             0
         };
