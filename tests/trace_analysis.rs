@@ -267,9 +267,12 @@ enum Agreement {
     /// The answer to Linux's probe: tcplab's zero_window_probe_ack; tshark sees
     /// no probe, so no answer to one.
     LinuxProbeAnswer,
+    /// Fast retransmission or not, after the peer sent SACK blocks: tshark weighs
+    /// their edges, which a `Segment` does not carry (only their count).
+    SackDependent,
 }
 
-fn compare(ours: &Traced, theirs: &Theirs) -> Result<Agreement, String> {
+fn compare(ours: &Traced, theirs: &Theirs, peer_sacked: bool) -> Result<Agreement, String> {
     let has = |e: Event| ours.events.contains(&e);
     let numbers = (ours.seq, ours.ack, ours.len, ours.window);
     let their_numbers = (theirs.seq, theirs.ack, theirs.len, theirs.window);
@@ -302,6 +305,10 @@ fn compare(ours: &Traced, theirs: &Theirs) -> Result<Agreement, String> {
         expected[9] = false;
         agreement = Agreement::LinuxProbeAnswer;
     }
+    let differ: Vec<usize> = (0..10).filter(|&i| expected[i] != t[i]).collect();
+    if !differ.is_empty() && peer_sacked && differ.iter().all(|&i| i == 3 || i == 4) {
+        return Ok(Agreement::SackDependent);
+    }
     if expected != *t {
         let names = |flags: &[bool; 10]| -> Vec<&str> {
             (0..10).filter(|&i| flags[i]).map(|i| ANALYSIS[i]).collect()
@@ -324,23 +331,31 @@ fn agree(name: &str, file: &Path, port: u16) -> Vec<Traced> {
     let mut analyzer = Analyzer::new(Some(port));
     let mut traced = Vec::new();
     let mut wrong = Vec::new();
-    let (mut probes, mut answers) = (0, 0);
+    let (mut probes, mut answers, mut sack) = (0, 0, 0);
+    // Whether each end's last segment carried SACK blocks.
+    let mut sacked: Vec<(SocketAddr, bool)> = Vec::new();
     for (segment, theirs) in segments.iter().zip(&theirs) {
         let ours = analyzer.push(segment);
-        match compare(&ours, theirs) {
+        let peer_sacked = sacked.iter().any(|&(end, s)| end == segment.dst && s);
+        sacked.retain(|&(end, _)| end != segment.src);
+        sacked.push((segment.src, segment.options.sack_blocks > 0));
+        match compare(&ours, theirs, peer_sacked) {
             Ok(Agreement::Same) => {}
             Ok(Agreement::LinuxProbe) => probes += 1,
             Ok(Agreement::LinuxProbeAnswer) => answers += 1,
+            Ok(Agreement::SackDependent) => sack += 1,
             Err(why) => wrong.push(format!("frame {}: {why}\n  tcplab {ours:?}", theirs.frame)),
         }
         traced.push(ours);
     }
     eprintln!(
         "{name}: {} segments compared with tshark, {} differ; Linux's probes named \
-         differently: {probes} (answers {answers})",
+         differently: {probes} (answers {answers}); fast or not after SACK, not \
+         compared: {sack}",
         traced.len(),
         wrong.len()
     );
+    assert!(sack <= 2, "{name}: {sack} segments after SACK differ");
     assert!(wrong.is_empty(), "{name}:\n{}", wrong.join("\n"));
     let _ = std::fs::remove_file(file);
     traced
@@ -419,29 +434,54 @@ fn the_labs_deadlock_agrees_with_tshark_but_names_linuxs_probes() {
     assert!(count(&traced, Event::ZeroWindowProbe) >= 2, "probes");
 }
 
+/// 4 MiB each way between two namespaces, 5% of packets dropped by iptables in
+/// `chain` (INPUT: after the capture saw them; OUTPUT on the capturing host A:
+/// before, so tshark sees holes and segments acknowledged unseen).
+fn transfer_through_loss(chain: &str) -> Vec<Traced> {
+    let Some(hosts) = Hosts::create() else {
+        return Vec::new();
+    };
+    let drop_5_percent =
+        format!("-A {chain} -m statistic --mode random --probability 0.05 -j DROP");
+    let rule: Vec<&str> = drop_5_percent.split(' ').collect();
+    let lossy = if chain == "INPUT" {
+        vec![&hosts.a, &hosts.b]
+    } else {
+        vec![&hosts.a]
+    };
+    for ns in lossy {
+        Hosts::setup(ns, "iptables", &rule);
+    }
+    let server = Hosts::server(&hosts.b, &["uppercase", "server", B_ADDR, "0", "--quiet"]);
+    let port = server.port();
+    let name = format!("loss-{chain}");
+    let capture = Capture::start(Some(&hosts.a), hosts.veth_a(), port, &name);
+    let port_arg = port.to_string();
+    Hosts::tcplab(&hosts.a, &["uppercase", "client", B_ADDR, &port_arg, "4M"]).assert_ok();
+    drop(server);
+    agree(&name, &capture.finish(), port)
+}
+
 #[test]
 fn a_transfer_through_5_percent_loss_agrees_with_tshark() {
     if !ready() {
         return;
     }
-    let Some(hosts) = Hosts::create() else { return };
-    for ns in [&hosts.a, &hosts.b] {
-        let drop_5_percent = "-A INPUT -m statistic --mode random --probability 0.05 -j DROP";
-        Hosts::setup(
-            ns,
-            "iptables",
-            &drop_5_percent.split(' ').collect::<Vec<_>>(),
-        );
+    for chain in ["INPUT", "OUTPUT"] {
+        let traced = transfer_through_loss(chain);
+        if traced.is_empty() {
+            return;
+        }
+        let resent =
+            count(&traced, Event::Retransmission) + count(&traced, Event::FastRetransmission);
+        eprintln!("loss-{chain}: {resent} retransmissions named");
+        // Dropped before the capture, an original is never seen, and its resend,
+        // soon after higher segments, is one Wireshark calls out of order: only
+        // drops after the capture point promise retransmissions by name.
+        if chain == "INPUT" {
+            assert!(resent >= 1, "5% loss ({chain}) and no retransmission");
+        }
     }
-    let server = Hosts::server(&hosts.b, &["uppercase", "server", B_ADDR, "0", "--quiet"]);
-    let port = server.port();
-    let capture = Capture::start(Some(&hosts.a), hosts.veth_a(), port, "loss");
-    let port_arg = port.to_string();
-    Hosts::tcplab(&hosts.a, &["uppercase", "client", B_ADDR, &port_arg, "4M"]).assert_ok();
-    drop(server);
-    let traced = agree("loss", &capture.finish(), port);
-    let resent = count(&traced, Event::Retransmission) + count(&traced, Event::FastRetransmission);
-    assert!(resent >= 1, "5% loss and no retransmission");
 }
 
 /// `TCPLAB_PCAP=FILE TCPLAB_PORT=N cargo test ... -- --ignored`: compares a pcap of

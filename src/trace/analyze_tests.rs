@@ -302,3 +302,29 @@ fn connections_are_numbered_in_order_of_first_sight() {
     assert_eq!(a.summaries().len(), 2);
     assert_eq!(a.untracked(), 0);
 }
+
+#[test]
+fn beyond_the_cap_connections_are_counted_not_analyzed() {
+    let mut a = Analyzer::new(Some(1060));
+    let segment = |i: usize| Segment {
+        at: Duration::ZERO,
+        src: SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000)),
+        dst: server(),
+        flags: Flags(SYN),
+        seq: 1,
+        ack: 0,
+        window: 1,
+        len: 0,
+        options: Options::default(),
+    };
+    for i in 0..MAX_CONNECTIONS {
+        a.push(&segment(i));
+    }
+    let beyond = a.push(&segment(MAX_CONNECTIONS));
+    assert_eq!(beyond.connection, 0);
+    assert_eq!(beyond.events, vec![Event::Syn]);
+    assert_eq!(a.untracked(), 1);
+    assert_eq!(a.summaries().len(), MAX_CONNECTIONS);
+    // Those already tracked still are.
+    assert_eq!(a.push(&segment(7)).connection, 8);
+}
