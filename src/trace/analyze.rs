@@ -10,6 +10,13 @@
 //! numbered connection 0 with their raw numbers and the meanings a single segment
 //! carries (SYN, data, FIN, RST), and counted in [`Analyzer::untracked`].
 //!
+//! Names differ from Wireshark's in two places only: Linux's zero-window probe
+//! (a keep-alive's form, sent while the peer offers no window) is
+//! [`Event::ZeroWindowProbe`] and its answer [`Event::ZeroWindowProbeAck`] where
+//! Wireshark says keep-alive and nothing; and the answer to a real keep-alive
+//! (Wireshark's keep_alive_ack) is [`Event::KeepAlive`] too, the model having no
+//! event of its own for it.
+//!
 //! The rules are tshark 4.0's (Debian 12), in `trace/wireshark.rs`; the agreement
 //! test in tests/trace_analysis.rs holds them to tshark segment by segment.
 
