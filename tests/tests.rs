@@ -25,6 +25,7 @@ mod rr;
 mod scaleout;
 mod servers;
 mod simple;
+mod trace_analysis;
 mod uppercase;
 mod watch;
 mod watch_live;
