@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-/// What a segment means, in the lab's terms (and the name tcpdump/Wireshark users
-/// know, in [`Event::wireshark`]).
+/// What a segment means, in the lab's terms; each variant names the Wireshark
+/// `tcp.analysis` flag it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
