@@ -2,4 +2,5 @@
 //! (handshake, data, zero window, probes, retransmissions, FIN, RST ...) and each
 //! connection summed up.
 
+pub mod analyze;
 pub mod model;
