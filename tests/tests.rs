@@ -24,6 +24,7 @@ mod rr;
 mod scaleout;
 mod servers;
 mod simple;
+mod trace;
 mod uppercase;
 mod watch;
 mod watch_live;

@@ -9,6 +9,8 @@ mod interfaces;
 mod json;
 mod lines;
 mod many_clients;
+mod packets;
+mod packets_net;
 mod refused;
 mod reuseaddr;
 mod simple;
@@ -48,6 +50,11 @@ pub const CHAPTERS: &[Chapter] = &[
     json::CHAPTER,
     deadlock::CHAPTER,
     watch::CHAPTER,
+    packets::HANDSHAKE,
+    packets::REFUSED,
+    packets_net::SEGMENTS,
+    packets_net::LOSS,
+    packets::DEADLOCK,
     many_clients::CHAPTER,
     check::CHAPTER,
 ];
@@ -73,7 +80,7 @@ pub fn names() -> Vec<&'static str> {
 pub fn run(args: &Asked) -> Result<()> {
     if args.list {
         for c in CHAPTERS {
-            say(format!("{:<13} {}", c.name, c.summary));
+            say(format!("{:<17} {}", c.name, c.summary));
         }
         return Ok(());
     }
