@@ -1,7 +1,9 @@
 //! Every system call the crate makes that the standard library, `socket2` or
 //! `netlink-sys` do not wrap, behind safe functions: the socket queue `ioctl`s,
 //! `TCP_INFO`, `TCP_DEFER_ACCEPT`, the open-files limit, this process's CPU time,
-//! and registering a listener with tokio. The rest of the crate denies `unsafe` code; each `unsafe` block here
+//! registering a listener with tokio, and the packet socket's own calls (binding to
+//! an interface, receiving a frame with its packet type and kernel timestamp,
+//! `PACKET_STATISTICS`). The rest of the crate denies `unsafe` code; each `unsafe` block here
 //! says why it is sound.
 #![allow(unsafe_code)]
 
@@ -11,6 +13,13 @@ use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use tokio::io::unix::AsyncFd;
+
+mod packet;
+
+pub use packet::{
+    ETH_P_ALL, Frame, PACKET_OUTGOING, PacketStats, bind_packet, packet_statistics, recv_frame,
+    set_ignore_outgoing, set_recv_buffer_force, set_timestamps,
+};
 
 /// `SIOCINQ` (= `FIONREAD`): bytes received and not yet read.
 const SIOCINQ: libc::Ioctl = libc::FIONREAD;

@@ -7,6 +7,7 @@ mod util;
 
 mod architecture;
 mod bad_input;
+mod capture;
 mod chapters;
 mod check;
 mod deadlock;

@@ -12,8 +12,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use tcplab::Error;
-use tcplab::capture::pcap;
-use tcplab::capture::socket::{Capture, CaptureError};
+use tcplab::capture::pcap::{self, PcapWriter};
+use tcplab::capture::socket::{Capture, CaptureError, MIN_SNAPLEN};
 use tcplab::report::trace::{Diagram, MAX_ARROWS};
 use tcplab::stop::Stop;
 use tcplab::trace::analyze::Analyzer;
@@ -50,10 +50,13 @@ pub fn run(args: TraceArgs, console: &Console) -> tcplab::Result<()> {
     }
     let mut capture = Capture::open(&args.interface, Some(port)).map_err(cannot_capture)?;
     let pcap = match &args.pcap {
-        Some(path) => {
-            Some(pcap::Writer::create(path).map_err(|e| Error::file("create", path, &e))?)
+        Some(path) => Some(PcapWriter::create(path).map_err(|e| Error::file("create", path, &e))?),
+        // Without a pcap file the payload is never looked at: keeping the headers
+        // only lets the capture keep up with a fast loopback transfer.
+        None => {
+            capture.set_snaplen(MIN_SNAPLEN);
+            None
         }
-        None => None,
     };
     let interrupt = signals::interrupt_client()?;
     // The COMMAND starts once the capture is open, so that its handshake is seen.
@@ -97,7 +100,7 @@ struct Tracer<'a> {
     analyzer: Analyzer,
     /// Folds runs of data segments (on a terminal only).
     folder: Option<lines::Folder>,
-    pcap: Option<pcap::Writer>,
+    pcap: Option<PcapWriter<std::fs::File>>,
     /// The segments the diagram draws (with --svg), at most [`MAX_ARROWS`].
     kept: Vec<Traced>,
     /// Segments past those.
@@ -140,8 +143,7 @@ impl Tracer<'_> {
             {
                 Some(packet) if self.wanted(packet.segment.src, packet.segment.dst) => {
                     if let Some(pcap) = &mut self.pcap {
-                        pcap.write(&packet.frame, packet.wall)
-                            .map_err(|e| self.pcap_error(&e))?;
+                        pcap.write(&packet).map_err(|e| self.pcap_error(&e))?;
                     }
                     let traced = self.analyzer.push(&packet.segment);
                     self.show(&traced)?;
@@ -253,7 +255,9 @@ impl Tracer<'_> {
 /// to fix (exit 2, the capture's own words); anything else is a runtime error.
 fn cannot_capture(e: CaptureError) -> Error {
     match e {
-        CaptureError::Io(e) => Error::io("could not open the packet capture", e),
+        CaptureError::Io { interface, source } => {
+            Error::io(format!("could not capture on {interface}"), source)
+        }
         e => Error::CannotCapture(e.to_string()),
     }
 }
