@@ -26,6 +26,7 @@ mod scaleout;
 mod servers;
 mod simple;
 mod trace;
+mod trace_analysis;
 mod uppercase;
 mod watch;
 mod watch_live;

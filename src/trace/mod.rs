@@ -4,3 +4,4 @@
 
 pub mod analyze;
 pub mod model;
+mod wireshark;
