@@ -109,6 +109,12 @@ pub(super) fn len_of(line: &str) -> Option<u64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// A segment line's relative sequence number.
+pub(super) fn seq_of(line: &str) -> Option<u64> {
+    let rest = line.split(" seq ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// The summary: the lines from the first "connection N:" on.
 pub(super) fn summary(out: &str) -> String {
     let at = out.find("\nconnection ").map_or(out.len(), |i| i + 1);

@@ -10,7 +10,9 @@ use crate::cli::console::say;
 use anyhow::{Context, Result, anyhow};
 
 use super::Chapter;
-use super::packets::{len_of, path_with_tcplab, run_trace, segments, summary, trace_command};
+use super::packets::{
+    len_of, path_with_tcplab, run_trace, segments, seq_of, summary, trace_command,
+};
 use super::tour::{HOST, Tour, explain, show};
 
 pub(super) const SEGMENTS: Chapter = Chapter {
@@ -235,8 +237,8 @@ impl Drop for NsServer {
 /// What a transfer's trace showed.
 struct Transfer {
     stdout: String,
-    /// The client's data segments' payload lengths, in order.
-    to_server: Vec<u64>,
+    /// The client's data segments: relative sequence number and payload length.
+    to_server: Vec<(u64, u64)>,
 }
 
 /// Traces an upper-case transfer of `bytes`: on `link` (server on A, client on
@@ -301,8 +303,8 @@ fn transfer(tour: &Tour, link: Option<&Link>, bytes: &str) -> Result<Option<Tran
         let to_server = segments(&out.stdout)
             .iter()
             .filter(|l| l.contains("client → server"))
-            .filter_map(|l| len_of(l))
-            .filter(|&n| n > 0)
+            .filter_map(|l| Some((seq_of(l)?, len_of(l)?)))
+            .filter(|&(_, n)| n > 0)
             .collect();
         Transfer {
             stdout: out.stdout,
@@ -344,9 +346,15 @@ fn segments_chapter(tour: &Tour) -> Result<()> {
         say(format!("  client │ {line}"));
     }
     show("trace", &summary(&out.stdout));
-    let sent: u64 = out.to_server.iter().sum();
-    let largest = out.to_server.iter().max().copied().unwrap_or(0);
-    let mut sizes = out.to_server.clone();
+    // Each byte once, however often a segment was sent again: the highest byte.
+    let sent = out
+        .to_server
+        .iter()
+        .map(|(seq, len)| seq + len - 1)
+        .max()
+        .unwrap_or(0);
+    let largest = out.to_server.iter().map(|s| s.1).max().unwrap_or(0);
+    let mut sizes: Vec<u64> = out.to_server.iter().map(|s| s.1).collect();
     sizes.sort_unstable();
     sizes.dedup();
     let limit = if link.is_some() { 1448 } else { 65483 };

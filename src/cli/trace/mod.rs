@@ -123,6 +123,7 @@ impl Tracer<'_> {
             .map(|d| started + Duration::from_secs_f64(d));
         let mut said_nothing_yet = started;
         let mut drain_until: Option<Instant> = None;
+        let mut exited = None;
         loop {
             let now = Instant::now();
             if interrupt.is_triggered()
@@ -156,21 +157,24 @@ impl Tracer<'_> {
             }
             if self.segments == 0 && said_nothing_yet.elapsed() >= NOTHING_YET {
                 said_nothing_yet = Instant::now();
-                let at = started.elapsed().as_secs_f64();
-                self.print(vec![lines::note(at, "no segments yet", self.args.json)])?;
+                let note = lines::note(since(capture), "no segments yet", self.args.json);
+                self.print(vec![note])?;
             }
-            if drain_until.is_none()
+            if exited.is_none()
                 && let Some(c) = child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
                 drain_until = Some(Instant::now() + DRAIN);
-                let at = started.elapsed().as_secs_f64();
-                let note = format!("the command exited ({status})");
-                self.print(vec![lines::note(at, &note, self.args.json)])?;
+                exited = Some((since(capture), status));
             }
         }
         let held = self.folder.as_mut().map(|f| f.flush()).unwrap_or_default();
         self.print(held)?;
+        // Said after the segments still queued when it exited, which came before.
+        if let Some((at, status)) = exited {
+            let note = format!("the command exited ({status})");
+            self.print(vec![lines::note(at, &note, self.args.json)])?;
+        }
         if let Some(pcap) = &mut self.pcap {
             pcap.flush().map_err(|e| self.pcap_error(&e))?;
         }
@@ -249,6 +253,14 @@ impl Tracer<'_> {
         let path = self.args.pcap.clone().unwrap_or_default();
         Error::file("write to", path, e)
     }
+}
+
+/// Seconds since the capture started, on the clock its segments' times use.
+fn since(capture: &Capture) -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(capture.started())
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// A capture that cannot start: no permission or no such interface are the user's
