@@ -50,13 +50,13 @@ pub const CHAPTERS: &[Chapter] = &[
     json::CHAPTER,
     deadlock::CHAPTER,
     watch::CHAPTER,
+    many_clients::CHAPTER,
+    check::CHAPTER,
     packets::HANDSHAKE,
     packets::REFUSED,
     packets_net::SEGMENTS,
     packets_net::LOSS,
     packets::DEADLOCK,
-    many_clients::CHAPTER,
-    check::CHAPTER,
 ];
 
 /// What `tcplab demo` was asked.
