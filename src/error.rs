@@ -203,6 +203,10 @@ pub enum Error {
     /// says which and why.
     #[error("{0}")]
     ConnectionStalled(String),
+    /// Packets cannot be captured as asked: no CAP_NET_RAW, or no such interface
+    /// (exit code 2). The line says which, and how to get the permission.
+    #[error("{0}")]
+    CannotCapture(String),
     /// The command line asks for something that cannot be done (exit code 2).
     #[error("{0} (see 'tcplab --help')")]
     Usage(String),
@@ -266,7 +270,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Stalled(_) | Error::ConnectionStalled(_) => 3,
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::CannotCapture(_) => 2,
             Error::Connection { source, .. } => source.exit_code(),
             _ => 1,
         }

@@ -21,6 +21,11 @@ fn demo_list_names_every_chapter_and_an_unknown_one_is_a_usage_error() {
         "watch",
         "many-clients",
         "check",
+        "packets-handshake",
+        "packets-refused",
+        "packets-segments",
+        "packets-loss",
+        "packets-deadlock",
     ] {
         assert!(
             out.stdout

@@ -20,6 +20,7 @@ pub struct Hosts {
     pub a: String,
     pub b: String,
     veth_a: String,
+    veth_b: String,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -51,8 +52,9 @@ impl Hosts {
             a: format!("tcplab-{tag}-a"),
             b: format!("tcplab-{tag}-b"),
             veth_a: format!("tla{tag}"),
+            veth_b: format!("tlb{tag}"),
         };
-        match hosts.build(&format!("tlb{tag}")) {
+        match hosts.build(&hosts.veth_b) {
             Ok(()) => Some(hosts),
             Err(why) => {
                 // On CI (root) the kernel must allow this: fail there, skip elsewhere.
@@ -118,6 +120,11 @@ impl Hosts {
     /// Host A's end of the link, for tc.
     pub fn veth_a(&self) -> &str {
         &self.veth_a
+    }
+
+    /// Host B's end of the link.
+    pub fn veth_b(&self) -> &str {
+        &self.veth_b
     }
 }
 

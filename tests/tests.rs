@@ -25,6 +25,7 @@ mod rr;
 mod scaleout;
 mod servers;
 mod simple;
+mod trace;
 mod trace_analysis;
 mod uppercase;
 mod watch;

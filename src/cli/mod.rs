@@ -1,7 +1,7 @@
 //! The binary's command line: the definitions (`args`), then a file per command
 //! family that runs the library and shows what it returns — `servers`, `clients`
 //! (simple and lines, and the load generator), `uppercase` (the upper-case client's
-//! three modes), `measure` (request/response and intervals), `check`, `docs`
+//! three modes), `measure` (request/response and intervals), `check`, `watch`, `trace`, `docs`
 //! (completions and the manual) — with `signals` and `workers` (the processes of
 //! `--processes`) beside them.
 
@@ -16,6 +16,7 @@ mod paths;
 pub mod progress;
 mod servers;
 mod signals;
+mod trace;
 mod uppercase;
 mod watch;
 mod workers;
@@ -42,6 +43,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => return crate::demo::run(&args.asked()),
         Command::Check(args) => return check::run(args, &console),
         Command::Watch(args) => watch::run(args, &console),
+        Command::Trace(args) => trace::run(args, &console),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
         Command::Simple { role } => match role {

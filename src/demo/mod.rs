@@ -9,6 +9,8 @@ mod interfaces;
 mod json;
 mod lines;
 mod many_clients;
+mod packets;
+mod packets_net;
 mod refused;
 mod reuseaddr;
 mod simple;
@@ -50,6 +52,11 @@ pub const CHAPTERS: &[Chapter] = &[
     watch::CHAPTER,
     many_clients::CHAPTER,
     check::CHAPTER,
+    packets::HANDSHAKE,
+    packets::REFUSED,
+    packets_net::SEGMENTS,
+    packets_net::LOSS,
+    packets::DEADLOCK,
 ];
 
 /// What `tcplab demo` was asked.
@@ -73,7 +80,7 @@ pub fn names() -> Vec<&'static str> {
 pub fn run(args: &Asked) -> Result<()> {
     if args.list {
         for c in CHAPTERS {
-            say(format!("{:<13} {}", c.name, c.summary));
+            say(format!("{:<17} {}", c.name, c.summary));
         }
         return Ok(());
     }

@@ -11,4 +11,5 @@ pub mod plot;
 pub mod rr;
 pub mod server;
 pub mod stall;
+pub mod trace;
 pub mod uppercase;

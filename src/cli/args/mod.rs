@@ -3,6 +3,7 @@
 //! upper-case client's three modes, `values` the parsers of every value.
 
 mod check;
+mod trace;
 mod uppercase;
 mod values;
 mod watch;
@@ -17,6 +18,7 @@ use tcplab::server::Strategy as ServerStrategy;
 use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 
 pub use check::{CheckArgs, CheckRole, CheckService};
+pub use trace::TraceArgs;
 pub use uppercase::{Mode, Payload, Rr, Shown, Transfer, UppercaseRole};
 use values::{parse_bytes, parse_count, parse_port, parse_seconds, parse_seconds_or_zero};
 pub use watch::WatchArgs;
@@ -27,7 +29,7 @@ pub use watch::WatchArgs;
 #[command(
     name = "tcplab",
     version,
-    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab uppercase server 0.0.0.0 1234 --idle-timeout 30 --max-connections 5000\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab uppercase client 127.0.0.1 1234 --request 64 --connections 4 --duration 10\n  tcplab lines client 127.0.0.1 1234 notes.txt\n\nExit codes: 0 success, 1 runtime error, 2 usage error, 3 the uppercase client stalled (explained on stderr)."
+    after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab uppercase server 0.0.0.0 1234 --idle-timeout 30 --max-connections 5000\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab uppercase client 127.0.0.1 1234 --request 64 --connections 4 --duration 10\n  tcplab lines client 127.0.0.1 1234 notes.txt\n  sudo tcplab trace 1234 -- tcplab simple client 127.0.0.1 1234\n\nExit codes: 0 success, 1 runtime error, 2 usage error, 3 the uppercase client stalled (explained on stderr)."
 )]
 pub struct Cli {
     /// What to run.
@@ -69,6 +71,11 @@ pub enum Command {
     /// probes, retransmits, and what the figures mean in plain words (a deadlock, a
     /// receiver that does not read, a missing end of stream, a full backlog).
     Watch(WatchArgs),
+    /// Captures the TCP segments of a port's connections (needs CAP_NET_RAW) and
+    /// names each in the lab's words: the handshake, data, ACKs, zero windows and
+    /// their probes, retransmissions, FIN and RST; a summary per connection, and on
+    /// request a pcap file and a sequence diagram.
+    Trace(TraceArgs),
     /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
     Completions {
         /// The shell.

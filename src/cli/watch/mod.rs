@@ -253,7 +253,7 @@ fn selection(args: &WatchArgs) -> tcplab::Result<Selection> {
 
 /// Where the COMMAND's output goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Its {
+pub(super) enum Its {
     /// Where tcplab's goes (lines).
     Shared,
     /// Standard output to tcplab's standard error, so that tcplab's own stays JSON.
@@ -264,7 +264,7 @@ enum Its {
 
 /// Starts COMMAND as the leader of its own process group (so that it and its
 /// children can be ended together).
-fn start(command: &[String], output: Its) -> tcplab::Result<Child> {
+pub(super) fn start(command: &[String], output: Its) -> tcplab::Result<Child> {
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..])
         .process_group(0)
