@@ -42,7 +42,11 @@ fn colour(t: &Traced) -> &'static str {
     let has = |events: &[Event]| t.events.iter().any(|e| events.contains(e));
     if has(&[Event::Rst, Event::Refused]) {
         "#d62728"
-    } else if has(&[Event::Retransmission, Event::FastRetransmission]) {
+    } else if has(&[
+        Event::Retransmission,
+        Event::FastRetransmission,
+        Event::OutOfOrder,
+    ]) {
         "#9467bd"
     } else if has(&[
         Event::ZeroWindow,
@@ -73,6 +77,7 @@ pub fn short_name(event: Event) -> &'static str {
         Event::WindowUpdate => "window update",
         Event::Retransmission => "retransmission",
         Event::FastRetransmission => "fast retransmission",
+        Event::OutOfOrder => "out of order",
         Event::Fin => "FIN: half-close",
         Event::Rst => "RST",
         Event::Refused => "RST: refused",

@@ -124,6 +124,7 @@ impl Connection {
             (ws::WINDOW_FULL, Event::WindowFull),
             (ws::WINDOW_UPDATE, Event::WindowUpdate),
             (ws::FAST_RETRANSMISSION, Event::FastRetransmission),
+            (ws::OUT_OF_ORDER, Event::OutOfOrder),
         ] {
             if wireshark & flag != 0 {
                 events.push(event);

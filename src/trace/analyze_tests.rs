@@ -203,6 +203,18 @@ fn data_sent_again_long_after_is_a_retransmission() {
 }
 
 #[test]
+fn data_behind_the_highest_within_a_round_trip_is_out_of_order_not_unnamed() {
+    let mut w = Wire::new();
+    w.handshake();
+    w.c(ACK, 1, 1, 1000, 512);
+    w.c(ACK, 1001, 1, 1000, 512);
+    // 1 ms after the highest segment, within the 2 ms first round trip.
+    let behind = w.c(ACK, 1, 1, 1000, 512);
+    assert_eq!(behind.events, vec![Event::OutOfOrder, Event::Data]);
+    assert_eq!(w.analyzer.summaries()[0].retransmissions, 0);
+}
+
+#[test]
 fn three_duplicate_acks_then_the_missing_segment_is_a_fast_retransmission() {
     let mut w = Wire::new();
     w.handshake();

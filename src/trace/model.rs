@@ -39,6 +39,10 @@ pub enum Event {
     Retransmission,
     /// Data sent again after duplicate ACKs (tcp.analysis.fast_retransmission).
     FastRetransmission,
+    /// Data behind the highest sequence sent, within a round trip of it: arrived
+    /// out of order, or sent again too soon for Wireshark to call it a
+    /// retransmission (tcp.analysis.out_of_order).
+    OutOfOrder,
     /// FIN: the sender's half-close (`shutdown(SHUT_WR)`, or `close`).
     Fin,
     /// RST: the connection reset.

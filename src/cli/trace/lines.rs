@@ -98,6 +98,9 @@ pub fn words(event: Event, t: &Traced) -> &'static str {
         Event::FastRetransmission => {
             "fast retransmission: sent again after duplicate ACKs (Wireshark: TCP Fast Retransmission)"
         }
+        Event::OutOfOrder => {
+            "out of order: behind what was already sent, within a round trip (Wireshark: TCP Out-Of-Order)"
+        }
         Event::Fin => "FIN: half-close (shutdown(SHUT_WR))",
         Event::Rst => "RST: the connection is reset",
         Event::Refused => "RST answering a SYN: refused, nothing listens on that port",
