@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::observe::owners::{self, pids};
-use crate::observe::{sockdiag, table};
+use crate::observe::{procstat, sockdiag, table};
 /// Fewest clock ticks (`/proc/PID/stat`'s unit, 10 ms at 100 Hz) a server's CPU
 /// time must come to for a figure: fewer is within a tick or two of nothing, a
 /// figure off by 10% or more (and 0 ticks would read "0.0 µs").
@@ -224,21 +224,7 @@ fn listener_inode(port: u16) -> Option<u64> {
 /// One process's parent and CPU time in clock ticks (user + system, its reaped
 /// children's too).
 fn stat(pid: u32) -> Option<(u32, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// Parses `/proc/PID/stat`: the fields after the command name (which may hold
-/// spaces and parentheses, so it ends at the last `)`).
-fn parse_stat(text: &str) -> Option<(u32, u64)> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state (3), ppid (4), ... utime (14), stime (15), cutime (16),
-    // cstime (17); `fields[0]` is field 3.
-    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    let ppid = u32::try_from(field(4)?).ok()?;
-    let ticks = field(14)? + field(15)? + field(16)? + field(17)?;
-    Some((ppid, ticks))
+    procstat::read(pid).map(|s| (s.ppid, s.cpu_ticks))
 }
 
 /// CPU time of `root` and its live descendants, in clock ticks; `None` when
@@ -268,15 +254,6 @@ fn tree_cpu_ticks(root: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_with_spaces_and_parentheses_in_the_name() {
-        let line = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 10 20 30 40 20 0 1 0 1 1 1";
-        let (ppid, ticks) = parse_stat(line).unwrap();
-        assert_eq!(ppid, 7);
-        assert_eq!(ticks, 100);
-        assert_eq!(parse_stat("garbage"), None);
-    }
 
     #[test]
     fn this_process_uses_some_cpu_and_a_child_is_found_by_its_socket() {

@@ -4,6 +4,7 @@ pub mod connection;
 pub mod diagnosis;
 pub mod memory;
 pub mod owners;
+pub mod procstat;
 pub mod queues;
 pub mod reads;
 pub mod sockdiag;

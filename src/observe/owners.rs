@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::procstat;
+
 /// Who holds a socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Owner {
@@ -77,19 +79,7 @@ pub fn holder(inode: u64) -> Option<u32> {
 
 /// The process group of process `pid` (field 5 of `/proc/PID/stat`).
 pub fn process_group(pid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_field(&text, 2)
-}
-
-/// A numeric field of a `/proc/PID/stat` line, counted from the state (0) after
-/// the command name: the name may hold spaces and parentheses, so the fields start
-/// after the last `)`. 1 is the parent, 2 the process group.
-fn stat_field(stat: &str, n: usize) -> Option<u32> {
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(n)?
-        .parse()
-        .ok()
+    procstat::read(pid).map(|s| s.pgrp)
 }
 
 /// True when socket `inode` is held by a process of group `pgid`: its leader
@@ -177,10 +167,7 @@ impl Owners {
         let mut pids: Vec<u32> = pids().collect();
         pids.sort_unstable();
         for pid in pids {
-            let Some(parent) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| stat_field(&s, 1))
-            else {
+            let Some(parent) = procstat::read(pid).map(|s| s.ppid) else {
                 continue; // gone since listed
             };
             let inodes = match socket_inodes(pid, MAX_LINKS.saturating_sub(links)) {
@@ -363,14 +350,6 @@ mod tests {
             .find(|r| r.is_listening())
             .unwrap()
             .inode
-    }
-
-    #[test]
-    fn the_process_group_is_read_after_a_name_with_parentheses() {
-        let line = "42 (a (b) c) S 7 40 40 0 -1 4194560 100 0 0 0 10 20 30 40 20 0 1 0 1 1 1";
-        assert_eq!(stat_field(line, 2), Some(40));
-        assert_eq!(stat_field(line, 1), Some(7));
-        assert_eq!(stat_field("garbage", 2), None);
     }
 
     #[test]
