@@ -1,0 +1,208 @@
+//! `tcplab check --sandbox`: a hostile submission's attempts (read outside its
+//! directory, reach a listener on the host's loopback, write to a sibling, fork
+//! without bound) fail inside the sandbox and the verdict says so; nothing is left
+//! running; a correct server passes as it does unsandboxed. Skipped, saying why,
+//! where bubblewrap cannot run.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use crate::util::{Output, run, tcplab_run};
+
+const HOSTILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/peers/hostile_submission.py"
+);
+
+/// True when bwrap can run here; else says why the test is skipped.
+fn sandbox_runs(test: &str) -> bool {
+    match tcplab::check::sandbox::available() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("{test}: skipped: {why}");
+            false
+        }
+    }
+}
+
+/// A class directory of its own: `class/alice` holds the hostile submission.
+struct Class {
+    root: PathBuf,
+}
+
+impl Class {
+    fn new(name: &str) -> Class {
+        let root =
+            std::env::temp_dir().join(format!("tcplab-sandbox-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("alice")).unwrap();
+        std::fs::create_dir_all(root.join("bob")).unwrap();
+        std::fs::copy(HOSTILE, root.join("alice/hostile_submission.py")).unwrap();
+        Class { root }
+    }
+
+    fn alice(&self) -> PathBuf {
+        self.root.join("alice")
+    }
+
+    /// `tcplab check uppercase server [--sandbox] -- python3 hostile_submission.py
+    /// WHAT {port} EXTRA…`, run in alice's directory.
+    fn check(&self, sandbox: bool, what: &str, extra: &[&str]) -> Output {
+        let mut cmd = crate::util::tcplab();
+        cmd.current_dir(self.alice())
+            .args(["check", "uppercase", "server", "--max-bytes", "1M"])
+            .arg(if sandbox { "--sandbox" } else { "--no-sandbox" })
+            .args(["--", "python3", "hostile_submission.py", what, "{port}"])
+            .args(extra);
+        run(cmd)
+    }
+}
+
+impl Drop for Class {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_submission_cannot_read_a_file_outside_its_directory() {
+    if !sandbox_runs("read outside") {
+        return;
+    }
+    let class = Class::new("read");
+    let secret = class.root.join("secret.txt");
+    std::fs::write(&secret, "the instructor's answer key\n").unwrap();
+    // Unsandboxed, the read succeeds and the server passes: the attempt is real.
+    class.check(false, "read", &[path(&secret)]).assert_ok();
+    let out = class.check(true, "read", &[path(&secret)]);
+    out.assert_code(1).assert_stderr_has("hostile read failed");
+    assert!(
+        !out.stdout.contains("answer key") && !out.stderr.contains("answer key"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_submission_cannot_reach_a_listener_on_the_hosts_loopback() {
+    if !sandbox_runs("host loopback") {
+        return;
+    }
+    let class = Class::new("connect");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = class.check(true, "connect", &[&port]);
+    out.assert_code(1)
+        .assert_stderr_has("hostile connect failed");
+    assert!(
+        out.stderr.contains("refused") || out.stderr.contains("unreachable"),
+        "{out}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "the listener was reached\n{out}"
+    );
+}
+
+#[test]
+fn a_submission_cannot_write_to_a_sibling_submission() {
+    if !sandbox_runs("write sibling") {
+        return;
+    }
+    let class = Class::new("write");
+    let notes = class.root.join("bob/notes.txt");
+    std::fs::write(&notes, "bob's own work\n").unwrap();
+    let out = class.check(true, "write", &[path(&notes)]);
+    out.assert_code(1).assert_stderr_has("hostile write failed");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "bob's own work\n");
+    let entries = std::fs::read_dir(class.root.join("bob")).unwrap().count();
+    assert_eq!(entries, 1, "a file appeared in bob's directory\n{out}");
+}
+
+#[test]
+fn a_fork_bomb_is_stopped_by_the_process_limit_and_nothing_is_left() {
+    if !sandbox_runs("fork bomb") {
+        return;
+    }
+    let class = Class::new("forkbomb");
+    let marker = format!("tcplab-forkbomb-{}", std::process::id());
+    let out = class.check(true, "forkbomb", &[&marker]);
+    out.assert_code(1)
+        .assert_stderr_has("hostile forkbomb failed after")
+        .assert_stderr_has("Resource temporarily unavailable");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert!(left.is_empty(), "still running: {left:?}\n{out}");
+}
+
+#[test]
+fn a_correct_server_passes_in_the_sandbox_as_outside() {
+    if !sandbox_runs("correct server") {
+        return;
+    }
+    let class = Class::new("serve");
+    let outside = class.check(false, "serve", &[]);
+    outside.assert_ok();
+    let inside = class.check(true, "serve", &[]);
+    inside.assert_ok();
+    let verdicts = |o: &Output| -> Vec<String> {
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with('✓') || l.starts_with('✗'))
+            .map(|l| l.split(':').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(verdicts(&inside), verdicts(&outside), "{inside}\n{outside}");
+    assert!(!verdicts(&inside).is_empty(), "{inside}");
+}
+
+#[test]
+fn without_bubblewrap_a_sandboxed_check_says_so_in_one_line() {
+    let mut cmd = crate::util::tcplab();
+    cmd.env("PATH", "/nonexistent").args([
+        "check",
+        "simple",
+        "server",
+        "--sandbox",
+        "--",
+        "python3",
+        "x.py",
+        "{port}",
+    ]);
+    run(cmd)
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("bubblewrap");
+}
+
+#[test]
+fn a_sandboxed_check_of_a_running_server_is_refused() {
+    tcplab_run(&["check", "simple", "server", "127.0.0.1", "9", "--sandbox"])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("--sandbox");
+}
+
+#[test]
+fn the_limits_and_their_defaults_are_in_the_help() {
+    let out = tcplab_run(&["check", "--help"]);
+    for flag in [
+        "--sandbox",
+        "--cpu-seconds",
+        "--memory",
+        "--processes",
+        "--open-files",
+    ] {
+        out.assert_stdout_has(flag);
+    }
+    out.assert_stdout_has("[default: 128]");
+}
