@@ -124,6 +124,19 @@ fn a_submission_cannot_write_to_a_sibling_submission() {
 }
 
 #[test]
+fn a_submission_writes_its_own_copy_and_its_private_tmp_only() {
+    if !sandbox_runs("own copy") {
+        return;
+    }
+    let class = Class::new("own");
+    for path in ["notes.txt", "/tmp/scratch.txt"] {
+        class.check(true, "write", &[path]).assert_ok();
+    }
+    // The original submission is untouched: it was graded in a copy.
+    assert!(!class.alice().join("notes.txt").exists());
+}
+
+#[test]
 fn a_fork_bomb_is_stopped_by_the_process_limit_and_nothing_is_left() {
     if !sandbox_runs("fork bomb") {
         return;

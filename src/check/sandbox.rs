@@ -17,9 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// Set (to `1`) in the environment of the tcplab re-executed inside a sandbox: it
-/// runs the check itself rather than a sandbox again.
+/// Set in the environment of the tcplab re-executed inside a sandbox, to the
+/// sandbox's [`Limits`] (`Limits::marker`): it runs the check itself, never a
+/// sandbox again, and starts the program under test under those limits, whatever
+/// its own flags say.
 pub const IN_SANDBOX: &str = "TCPLAB_IN_SANDBOX";
+
+/// The size of the sandbox's private `/tmp` (memory-backed).
+pub const TMP_BYTES: u64 = 256 << 20;
 
 /// Where the submission's copy is inside the sandbox, and the directory the check
 /// (and so the program under test) starts in.
@@ -63,6 +68,29 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// As [`IN_SANDBOX`] carries them: `cpu,memory,processes,open_files,file`.
+    pub fn marker(&self) -> String {
+        format!(
+            "{},{},{},{},{}",
+            self.cpu_seconds, self.memory_bytes, self.processes, self.open_files, self.file_bytes
+        )
+    }
+
+    /// The limits a [`Limits::marker`] carries; the defaults when it is not one.
+    pub fn from_marker(marker: &str) -> Limits {
+        let n: Vec<u64> = marker.split(',').filter_map(|n| n.parse().ok()).collect();
+        match n[..] {
+            [cpu_seconds, memory_bytes, processes, open_files, file_bytes] => Limits {
+                cpu_seconds,
+                memory_bytes,
+                processes,
+                open_files,
+                file_bytes,
+            },
+            _ => Limits::default(),
+        }
+    }
+
     /// The `prlimit` options that set them, soft and hard.
     fn prlimit_args(&self) -> Vec<String> {
         vec![
@@ -80,7 +108,9 @@ impl Limits {
 pub struct Sandbox {
     /// The limits on the program under test.
     pub limits: Limits,
-    /// The submission's own writable copy, bound at [`SUBMISSION`].
+    /// The submission's own writable copy, bound at [`SUBMISSION`] (see
+    /// [`copy_submission`]; as root, the program under test can write only there
+    /// what [`NOBODY`] may).
     pub work: PathBuf,
 }
 
@@ -146,7 +176,9 @@ impl Sandbox {
                 bwrap.env(name, value);
             }
         }
-        bwrap.env("HOME", SUBMISSION).env(IN_SANDBOX, "1");
+        bwrap
+            .env("HOME", SUBMISSION)
+            .env(IN_SANDBOX, self.limits.marker());
         // Each namespace but the user's (root keeps its own: see NOBODY); a new
         // session, so that nothing inside can reach the grader's terminal
         // (TIOCSTI); the check inside still starts each program as the leader of a
@@ -182,12 +214,40 @@ impl Sandbox {
             // Symbolic links (/bin -> usr/bin) are bound as what they point to.
             bwrap.arg("--ro-bind-try").arg(&path).arg(&path);
         }
-        bwrap.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+        // /tmp as on any system: anyone may write, each only their own files.
+        bwrap.args([
+            "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size",
+        ]);
+        bwrap.arg(TMP_BYTES.to_string()).args(["--tmpfs", "/tmp"]);
         bwrap.arg("--bind").arg(&self.work).arg(SUBMISSION);
         bwrap.args(["--chdir", SUBMISSION, "--"]);
         bwrap.arg(program).args(args);
         bwrap
     }
+}
+
+/// Copies the submission `from` into `to` (which must not exist), files and
+/// directories only (a symbolic link is not followed: it could point anywhere),
+/// so that it may be bound writable in a sandbox; when tcplab runs as root, the
+/// copy is given to [`NOBODY`], the user the program under test runs as.
+pub fn copy_submission(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    let give = |path: &Path| match crate::sys::is_root() {
+        true => std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)),
+        false => Ok(()),
+    };
+    give(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (kind, target) = (entry.file_type()?, to.join(entry.file_name()));
+        if kind.is_dir() {
+            copy_submission(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            give(&target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The limits the programs started by this check run under, set once by a check
@@ -282,6 +342,19 @@ mod tests {
             .collect();
         assert_eq!(command_word(&args), Some(OsString::from("python3")));
         assert_eq!(command_word(&args[..3]), None);
+    }
+
+    #[test]
+    fn limits_cross_into_the_sandbox_unchanged() {
+        let limits = Limits {
+            cpu_seconds: 1,
+            memory_bytes: 2,
+            processes: 3,
+            open_files: 4,
+            file_bytes: 5,
+        };
+        assert_eq!(Limits::from_marker(&limits.marker()), limits);
+        assert_eq!(Limits::from_marker("1"), Limits::default());
     }
 
     #[test]

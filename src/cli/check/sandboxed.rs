@@ -22,19 +22,30 @@ pub fn sandboxed(asked: &CheckArgs) -> tcplab::Error {
     if let Err(why) = sandbox::available() {
         return tcplab::Error::Usage(why);
     }
-    let (me, work) = match (std::env::current_exe(), std::env::current_dir()) {
-        (Ok(me), Ok(work)) => (me, work),
+    let (me, here) = match (std::env::current_exe(), std::env::current_dir()) {
+        (Ok(me), Ok(here)) => (me, here),
         (Err(e), _) | (_, Err(e)) => {
             return tcplab::Error::io("could not find tcplab's binary or the current directory", e);
         }
     };
+    // The submission is the current directory, graded in a copy of its own: what
+    // the program writes is kept from the original, and removed with the copy.
+    let work = std::env::temp_dir().join(format!("tcplab-submission-{}", std::process::id()));
+    if let Err(e) = sandbox::copy_submission(&here, &work) {
+        let _ = std::fs::remove_dir_all(&work);
+        let what = format!("could not copy {} into {}", here.display(), work.display());
+        return tcplab::Error::io(&what, e);
+    }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let mut command = Sandbox::new(work, asked.limits()).command(&me, &args);
+    let mut command = Sandbox::new(&work, asked.limits()).command(&me, &args);
     // A group of its own: Ctrl-C reaches this tcplab only, which passes it on to
     // the check inside; bwrap killed by it would take the results with it.
     let mut child = match command.process_group(0).spawn() {
         Ok(child) => child,
-        Err(e) => return tcplab::Error::io("could not start bwrap", e),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            return tcplab::Error::io("could not start bwrap", e);
+        }
     };
     let bwrap = child.id();
     let _ = signals::on_signals(
@@ -48,6 +59,7 @@ pub fn sandboxed(asked: &CheckArgs) -> tcplab::Error {
         }),
         Err(_) => 2,
     };
+    let _ = std::fs::remove_dir_all(&work);
     std::process::exit(code)
 }
 
