@@ -192,6 +192,13 @@ impl Sandbox {
             "--die-with-parent",
             "--new-session",
         ]);
+        // /tmp as on any system: anyone may write, each only their own files.
+        // Made first, so that it hides none of the binds below (tcplab's binary
+        // may live under the host's /tmp).
+        bwrap.args([
+            "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size",
+        ]);
+        bwrap.arg(TMP_BYTES.to_string()).args(["--tmpfs", "/tmp"]);
         let mut read_only: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
         if let Some(home) = command_word(args).and_then(|w| installation(&w)) {
             read_only.push(home);
@@ -214,11 +221,6 @@ impl Sandbox {
             // Symbolic links (/bin -> usr/bin) are bound as what they point to.
             bwrap.arg("--ro-bind-try").arg(&path).arg(&path);
         }
-        // /tmp as on any system: anyone may write, each only their own files.
-        bwrap.args([
-            "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size",
-        ]);
-        bwrap.arg(TMP_BYTES.to_string()).args(["--tmpfs", "/tmp"]);
         bwrap.arg("--bind").arg(&self.work).arg(SUBMISSION);
         bwrap.args(["--chdir", SUBMISSION, "--"]);
         bwrap.arg(program).args(args);
