@@ -228,6 +228,55 @@ impl Sandbox {
     }
 }
 
+/// Asks the check running in the sandbox `bwrap` (the process id of the `bwrap`
+/// that [`Sandbox::command`] started) to stop as a SIGTERM stops it: it kills its
+/// program, says what it found so far, the rest "not run", and exits 130, which
+/// bwrap passes on. Start bwrap in a process group of its own, so that Ctrl-C
+/// reaches only the caller, which passes it on with this.
+pub fn interrupt(bwrap: u32) {
+    for pid in checks_inside(bwrap) {
+        let _ = crate::sys::signal_process(pid, libc::SIGTERM);
+    }
+}
+
+/// The check under `bwrap` (bwrap, its init in the sandbox, the check): the
+/// highest processes below it, bwrap's own aside, with [`IN_SANDBOX`] in their
+/// environment (the programs the check started have it too, further down), found
+/// through /proc's children lists.
+fn checks_inside(bwrap: u32) -> Vec<u32> {
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let marker = format!("{IN_SANDBOX}=");
+    let bwrap_itself = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "bwrap")
+    };
+    let marked = |pid: &u32| {
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+            env.split(|&b| b == 0)
+                .any(|v| v.starts_with(marker.as_bytes()))
+        })
+    };
+    let mut level = vec![bwrap];
+    for _ in 0..3 {
+        let below: Vec<u32> = level.iter().flat_map(|&pid| children(pid)).collect();
+        let found: Vec<u32> = below
+            .iter()
+            .copied()
+            .filter(|p| marked(p) && !bwrap_itself(p))
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+        level = below;
+    }
+    Vec::new()
+}
+
 /// Copies the submission `from` into `to` (which must not exist), files and
 /// directories only (a symbolic link is not followed: it could point anywhere),
 /// so that it may be bound writable in a sandbox; when tcplab runs as root, the

@@ -48,9 +48,15 @@ pub fn sandboxed(asked: &CheckArgs) -> tcplab::Error {
         }
     };
     let bwrap = child.id();
+    // A second signal kills the sandbox, once the check inside has had a moment
+    // to write its results: `timeout` sends its signal twice (to us, then to our
+    // group), and one Ctrl-C must not lose them.
     let _ = signals::on_signals(
-        move || inside(bwrap).for_each(|pid| signal(pid, signal_hook::consts::SIGTERM)),
-        move || signal(bwrap, signal_hook::consts::SIGKILL),
+        move || sandbox::interrupt(bwrap),
+        move || {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            signal(bwrap, signal_hook::consts::SIGKILL)
+        },
     );
     let status = child.wait();
     let code = match status {
@@ -65,27 +71,4 @@ pub fn sandboxed(asked: &CheckArgs) -> tcplab::Error {
 
 fn signal(pid: u32, signal: i32) {
     let _ = tcplab::sys::signal_process(pid, signal);
-}
-
-/// The tcplab processes under `bwrap` (bwrap, its init in the sandbox, the check),
-/// found through /proc's children lists, a few levels down.
-fn inside(bwrap: u32) -> impl Iterator<Item = u32> {
-    let mut found = Vec::new();
-    let mut level = vec![bwrap];
-    for _ in 0..3 {
-        let below: Vec<u32> = level.iter().flat_map(|&pid| children(pid)).collect();
-        found.extend(below.iter().copied().filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "tcplab")
-        }));
-        level = below;
-    }
-    found.into_iter()
-}
-
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
