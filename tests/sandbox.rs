@@ -147,13 +147,7 @@ fn a_fork_bomb_is_stopped_by_the_process_limit_and_nothing_is_left() {
     out.assert_code(1)
         .assert_stderr_has("hostile forkbomb failed after")
         .assert_stderr_has("Resource temporarily unavailable");
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&marker))
-        .collect();
+    let left = still_running(&marker);
     assert!(left.is_empty(), "still running: {left:?}\n{out}");
 }
 
@@ -218,4 +212,53 @@ fn the_limits_and_their_defaults_are_in_the_help() {
         out.assert_stdout_has(flag);
     }
     out.assert_stdout_has("[default: 128]");
+}
+
+#[test]
+fn an_interrupted_sandboxed_check_still_reports_and_leaves_nothing_running() {
+    if !sandbox_runs("interrupted") {
+        return;
+    }
+    let class = Class::new("interrupted");
+    std::fs::copy(crate::check::GRADED, class.alice().join("graded.py")).unwrap();
+    let marker = format!("tcplab-interrupted-{}", std::process::id());
+    let mut cmd = crate::util::tcplab();
+    cmd.current_dir(class.alice())
+        .args(["check", "simple", "server", "--sandbox", "--"])
+        .args([
+            "python3",
+            "graded.py",
+            "simple",
+            "{port}",
+            "--bug",
+            "noclose",
+        ])
+        .arg(&marker);
+    let pid = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let killer = {
+        let pid = std::sync::Arc::clone(&pid);
+        std::thread::spawn(move || {
+            // The first probe waits 10 s for a close that never comes.
+            std::thread::sleep(std::time::Duration::from_secs(4));
+            if let Some(pid) = *pid.lock().unwrap() {
+                let _ = tcplab::sys::signal_process(pid, libc::SIGTERM);
+            }
+        })
+    };
+    let out =
+        crate::util::run_with_spawned(cmd, |child_pid| *pid.lock().unwrap() = Some(child_pid));
+    killer.join().unwrap();
+    out.assert_code(130).assert_stdout_has("not run");
+    assert!(still_running(&marker).is_empty(), "{out}");
+}
+
+/// The command lines of the processes that hold `marker`.
+fn still_running(marker: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(marker))
+        .collect()
 }
