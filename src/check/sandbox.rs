@@ -30,9 +30,16 @@ pub const TMP_BYTES: u64 = 256 << 20;
 /// (and so the program under test) starts in.
 pub const SUBMISSION: &str = "/submission";
 
-/// The host user a program under test runs as, when the check runs as root: the
-/// process limit counts processes per user, and root is never counted.
+/// The host user a program under test runs as, when the check runs as root and
+/// its submission copy belongs to root: the process limit counts processes per
+/// user, and root is never counted.
 pub const NOBODY: u32 = 65534;
+
+/// The first of the user ids [`copy_submission`] gives each copy, when tcplab
+/// runs as root: a user of its own per submission, so that one fork bomb uses up
+/// its own process count, not that of submissions graded beside it. No account
+/// on the machine uses them.
+pub const FIRST_UID: u32 = 1_000_000_000;
 
 /// The system's directories, bound read-only when they exist.
 const SYSTEM: [&str; 6] = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"];
@@ -109,8 +116,8 @@ pub struct Sandbox {
     /// The limits on the program under test.
     pub limits: Limits,
     /// The submission's own writable copy, bound at [`SUBMISSION`] (see
-    /// [`copy_submission`]; as root, the program under test can write only there
-    /// what [`NOBODY`] may).
+    /// [`copy_submission`]): as root, the program under test runs as its owner
+    /// ([`NOBODY`] when that is root).
     pub work: PathBuf,
 }
 
@@ -179,7 +186,7 @@ impl Sandbox {
         bwrap
             .env("HOME", SUBMISSION)
             .env(IN_SANDBOX, self.limits.marker());
-        // Each namespace but the user's (root keeps its own: see NOBODY); a new
+        // Each namespace but the user's (root keeps its own: see FIRST_UID); a new
         // session, so that nothing inside can reach the grader's terminal
         // (TIOCSTI); the check inside still starts each program as the leader of a
         // process group of its own, killed as a whole.
@@ -280,19 +287,27 @@ fn checks_inside(bwrap: u32) -> Vec<u32> {
 /// Copies the submission `from` into `to` (which must not exist), files and
 /// directories only (a symbolic link is not followed: it could point anywhere),
 /// so that it may be bound writable in a sandbox; when tcplab runs as root, the
-/// copy is given to [`NOBODY`], the user the program under test runs as.
+/// copy is given to a user of its own (from [`FIRST_UID`]), the user the program
+/// under test then runs as.
 pub fn copy_submission(from: &Path, to: &Path) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 1000;
+    let uid = FIRST_UID + (std::process::id() % 100_000) * 1000 + n;
+    copy_as(from, to, crate::sys::is_root().then_some(uid))
+}
+
+fn copy_as(from: &Path, to: &Path, owner: Option<u32>) -> std::io::Result<()> {
     std::fs::create_dir(to)?;
-    let give = |path: &Path| match crate::sys::is_root() {
-        true => std::os::unix::fs::lchown(path, Some(NOBODY), Some(NOBODY)),
-        false => Ok(()),
+    let give = |path: &Path| match owner {
+        Some(uid) => std::os::unix::fs::lchown(path, Some(uid), Some(uid)),
+        None => Ok(()),
     };
     give(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let (kind, target) = (entry.file_type()?, to.join(entry.file_name()));
         if kind.is_dir() {
-            copy_submission(&entry.path(), &target)?;
+            copy_as(&entry.path(), &target, owner)?;
         } else if kind.is_file() {
             std::fs::copy(entry.path(), &target)?;
             give(&target)?;
@@ -306,8 +321,8 @@ pub fn copy_submission(from: &Path, to: &Path) -> std::io::Result<()> {
 static CONFINED: OnceLock<Limits> = OnceLock::new();
 
 /// From now on, every program this check starts runs under `limits` (and, when
-/// the check runs as root, as the user [`NOBODY`], without privileges). For the
-/// check inside a sandbox.
+/// the check runs as root, without privileges, as the owner of [`SUBMISSION`], or
+/// [`NOBODY`] when that is root). For the check inside a sandbox.
 pub fn confine(limits: Limits) {
     let _ = CONFINED.set(limits);
 }
@@ -317,10 +332,16 @@ pub(crate) fn confined_command(program: &Path) -> Option<Command> {
     let limits = CONFINED.get()?;
     let mut command;
     if crate::sys::is_root() {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata(SUBMISSION)
+            .map(|m| m.uid())
+            .ok()
+            .filter(|&uid| uid != 0)
+            .unwrap_or(NOBODY);
         command = Command::new("setpriv");
         command
-            .arg(format!("--reuid={NOBODY}"))
-            .arg(format!("--regid={NOBODY}"))
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
             .args([
                 "--clear-groups",
                 "--no-new-privs",

@@ -6,21 +6,26 @@ the attempt succeeded, serves the upper-case service correctly. Standard library
 only; every loop is bounded.
 
     hostile_submission.py serve PORT            a correct upper-case server
+    hostile_submission.py serve-threads PORT    the same, a thread per connection
+    hostile_submission.py serve-fork PORT       the same, a process per connection
     hostile_submission.py read PORT PATH        reads PATH (outside its directory)
     hostile_submission.py connect PORT HOSTPORT connects to 127.0.0.1:HOSTPORT
     hostile_submission.py write PORT PATH       writes to PATH (another submission's)
     hostile_submission.py forkbomb PORT MARKER  forks until refused (at most 5,000
                                                 times, for at most 10 s; children
-                                                sleep until then), MARKER being
-                                                only there to be found in ps
+                                                sleep until then; refused, it
+                                                holds them until then too),
+                                                MARKER being only there to be
+                                                found in ps
 """
 import os
 import socket
 import sys
+import threading
 import time
 
 
-def serve(port):
+def serve(port, threaded=False, forking=False):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -28,16 +33,38 @@ def serve(port):
     print("Listening at %s:%d" % sock.getsockname()[:2], flush=True)
     while True:
         conn, _ = sock.accept()
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                conn.sendall(data.upper())
-        except ConnectionError:
-            pass
-        finally:
+        if threaded:
+            threading.Thread(target=capitalize, args=(conn,), daemon=True).start()
+        elif forking:
+            if os.fork() == 0:
+                sock.close()
+                capitalize(conn)
+                os._exit(0)
             conn.close()
+            reap()
+        else:
+            capitalize(conn)
+
+
+def reap():
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def capitalize(conn):
+    try:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data.upper())
+    except ConnectionError:
+        pass
+    finally:
+        conn.close()
 
 
 def attempt(what, action):
@@ -78,6 +105,8 @@ def forkbomb():
         except OSError as e:
             print("hostile forkbomb failed after %d forks: %s" % (children, e),
                   file=sys.stderr, flush=True)
+            # Holds its processes until the deadline, as a real bomb would.
+            time.sleep(max(0, deadline - time.monotonic()))
             sys.exit(3)
         if pid == 0:
             time.sleep(max(0, deadline - time.monotonic()))
@@ -96,7 +125,7 @@ def main():
         attempt("connect", lambda: connect(int(rest[0])))
     elif what == "forkbomb":
         forkbomb()
-    serve(port)
+    serve(port, threaded=what == "serve-threads", forking=what == "serve-fork")
 
 
 if __name__ == "__main__":
