@@ -286,3 +286,36 @@ fn still_running(marker: &str) -> Vec<String> {
         .filter(|c| c.contains(marker))
         .collect()
 }
+
+#[test]
+fn without_user_namespaces_a_sandboxed_check_says_so_in_one_line() {
+    // A bwrap that fails as it does where namespaces are disabled.
+    let class = Class::new("nonamespaces");
+    let bin = class.root.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cmd = crate::util::tcplab();
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .current_dir(class.alice())
+        .args([
+            "check",
+            "simple",
+            "server",
+            "--sandbox",
+            "--",
+            "python3",
+            "x.py",
+            "{port}",
+        ]);
+    run(cmd)
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("user namespaces")
+        .assert_stderr_has("No permissions");
+}
