@@ -48,10 +48,19 @@ impl Class {
     /// `tcplab check uppercase server [--sandbox] -- python3 hostile_submission.py
     /// WHAT {port} EXTRA…`, run in alice's directory.
     fn check(&self, sandbox: bool, what: &str, extra: &[&str]) -> Output {
+        self.check_with(
+            &[if sandbox { "--sandbox" } else { "--no-sandbox" }],
+            what,
+            extra,
+        )
+    }
+
+    /// The same with `flags` given to tcplab.
+    fn check_with(&self, flags: &[&str], what: &str, extra: &[&str]) -> Output {
         let mut cmd = crate::util::tcplab();
         cmd.current_dir(self.alice())
             .args(["check", "uppercase", "server", "--max-bytes", "1M"])
-            .arg(if sandbox { "--sandbox" } else { "--no-sandbox" })
+            .args(flags)
             .args(["--", "python3", "hostile_submission.py", what, "{port}"])
             .args(extra);
         run(cmd)
@@ -134,6 +143,22 @@ fn a_submission_writes_its_own_copy_and_its_private_tmp_only() {
     }
     // The original submission is untouched: it was graded in a copy.
     assert!(!class.alice().join("notes.txt").exists());
+}
+
+#[test]
+fn the_memory_and_cpu_limits_stop_a_program_that_exceeds_them() {
+    if !sandbox_runs("memory and cpu") {
+        return;
+    }
+    let class = Class::new("limits");
+    class
+        .check_with(&["--sandbox", "--memory", "512M"], "hog", &[])
+        .assert_code(1)
+        .assert_stderr_has("hostile hog failed");
+    class
+        .check_with(&["--sandbox", "--cpu-seconds", "1"], "spin", &[])
+        .assert_code(1)
+        .assert_stderr_has("SIGXCPU");
 }
 
 #[test]

@@ -98,10 +98,12 @@ impl Limits {
         }
     }
 
-    /// The `prlimit` options that set them, soft and hard.
+    /// The `prlimit` options that set them, soft and hard. The CPU time's hard
+    /// limit is a second past the soft one, so that a program past it is told by
+    /// SIGXCPU, which its verdict then names, rather than SIGKILL.
     fn prlimit_args(&self) -> Vec<String> {
         vec![
-            format!("--cpu={}", self.cpu_seconds),
+            format!("--cpu={}:{}", self.cpu_seconds, self.cpu_seconds + 1),
             format!("--as={}", self.memory_bytes),
             format!("--nproc={}", self.processes),
             format!("--nofile={}", self.open_files),
@@ -432,7 +434,7 @@ mod tests {
     #[test]
     fn every_limit_is_given_to_prlimit() {
         let args = Limits::default().prlimit_args();
-        for want in ["--cpu=60", "--nproc=128", "--nofile=256"] {
+        for want in ["--cpu=60:61", "--nproc=128", "--nofile=256"] {
             assert!(args.iter().any(|a| a == want), "{args:?}");
         }
     }

@@ -11,6 +11,8 @@ only; every loop is bounded.
     hostile_submission.py read PORT PATH        reads PATH (outside its directory)
     hostile_submission.py connect PORT HOSTPORT connects to 127.0.0.1:HOSTPORT
     hostile_submission.py write PORT PATH       writes to PATH (another submission's)
+    hostile_submission.py hog PORT              allocates 3 GiB
+    hostile_submission.py spin PORT             spins the CPU for 30 s first
     hostile_submission.py forkbomb PORT MARKER  forks until refused (at most 5,000
                                                 times, for at most 10 s; children
                                                 sleep until then; refused, it
@@ -71,7 +73,7 @@ def attempt(what, action):
     """Runs action(); on failure says so and exits 3."""
     try:
         result = action()
-    except OSError as e:
+    except (OSError, MemoryError) as e:
         print("hostile %s failed: %s" % (what, e), file=sys.stderr, flush=True)
         sys.exit(3)
     print("hostile %s succeeded: %r" % (what, result), file=sys.stderr, flush=True)
@@ -123,6 +125,12 @@ def main():
         attempt("write", lambda: write(rest[0]))
     elif what == "connect":
         attempt("connect", lambda: connect(int(rest[0])))
+    elif what == "hog":
+        attempt("hog", lambda: len(bytearray(3 << 30)))
+    elif what == "spin":
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pass
     elif what == "forkbomb":
         forkbomb()
     serve(port, threaded=what == "serve-threads", forking=what == "serve-fork")
