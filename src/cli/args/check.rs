@@ -5,7 +5,7 @@ use clap::{ArgGroup, Args};
 
 use tcplab::check::sandbox::Limits;
 
-use super::values::{parse_bytes, parse_max_bytes, parse_port, parse_seconds};
+use super::values::{parse_limit, parse_max_bytes, parse_memory, parse_port, parse_seconds};
 
 /// `tcplab check`'s arguments: a server at HOST PORT or started from COMMAND, a
 /// client started from COMMAND.
@@ -55,19 +55,19 @@ pub struct CheckArgs {
     #[arg(long, overrides_with = "sandbox")]
     pub no_sandbox: bool,
     /// Sandbox limit: CPU time of each process of the program, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().cpu_seconds, help_heading = "Sandbox limits")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_limit, allow_hyphen_values = true, default_value_t = Limits::default().cpu_seconds, help_heading = "Sandbox limits")]
     pub cpu_seconds: u64,
     /// Sandbox limit: address space of each process of the program.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "2G", help_heading = "Sandbox limits")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true, default_value = "2G", help_heading = "Sandbox limits")]
     pub memory: u64,
     /// Sandbox limit: processes and threads of the program's user.
-    #[arg(long, value_name = "COUNT", default_value_t = Limits::default().processes, help_heading = "Sandbox limits")]
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, default_value_t = Limits::default().processes, help_heading = "Sandbox limits")]
     pub processes: u64,
     /// Sandbox limit: open files of each process of the program.
-    #[arg(long, value_name = "COUNT", default_value_t = Limits::default().open_files, help_heading = "Sandbox limits")]
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, default_value_t = Limits::default().open_files, help_heading = "Sandbox limits")]
     pub open_files: u64,
     /// Sandbox limit: the largest file the program may write.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "64M", help_heading = "Sandbox limits")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true, default_value = "64M", help_heading = "Sandbox limits")]
     pub file_size: u64,
 }
 
