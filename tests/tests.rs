@@ -22,6 +22,7 @@ mod network;
 mod props;
 mod python_peer;
 mod rr;
+mod sandbox;
 mod scaleout;
 mod servers;
 mod simple;

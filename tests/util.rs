@@ -134,7 +134,17 @@ fn wait_bounded(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
 }
 
 /// Runs a command to completion with `stdin` as its input, bounded by [`TIMEOUT`].
-pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
+pub fn run_with_input(cmd: Command, stdin: &[u8]) -> Output {
+    run_told(cmd, stdin, |_| {})
+}
+
+/// Runs a command to completion with empty input, telling `spawned` its process
+/// id once it has started (to signal it), bounded by [`TIMEOUT`].
+pub fn run_with_spawned(cmd: Command, spawned: impl FnOnce(u32)) -> Output {
+    run_told(cmd, b"", spawned)
+}
+
+fn run_told(mut cmd: Command, stdin: &[u8], spawned: impl FnOnce(u32)) -> Output {
     let what = describe(&cmd);
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -142,6 +152,7 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("could not start {what}: {e}"));
+    spawned(child.id());
     let input = stdin.to_vec();
     let mut pipe = child.stdin.take().unwrap();
     let feeder = thread::spawn(move || {

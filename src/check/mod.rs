@@ -7,6 +7,7 @@ pub mod printed;
 pub mod probe_client;
 pub mod probe_server;
 pub mod program;
+pub mod sandbox;
 
 use std::io::{self, Read};
 use std::net::TcpStream;

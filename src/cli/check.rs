@@ -17,6 +17,11 @@ use tcplab::server::Service;
 use super::args::{CheckArgs, CheckRole, CheckService};
 use super::signals;
 
+mod sandboxed;
+
+use sandboxed::sandboxed;
+use tcplab::check::sandbox;
+
 /// What is checked, as the arguments gave it.
 enum Graded {
     /// A server already running at HOST PORT.
@@ -107,6 +112,12 @@ fn run_checked(
     service: Service,
     console: &Console,
 ) -> tcplab::Result<Option<check::Tally>> {
+    // Inside a sandbox, whoever started it (--sandbox, or a batch of them).
+    match std::env::var(sandbox::IN_SANDBOX) {
+        Ok(limits) => sandbox::confine(sandbox::Limits::from_marker(&limits)),
+        Err(_) if asked.sandbox => return Err(sandboxed(&asked)),
+        Err(_) => {}
+    }
     let opts = CheckOptions {
         timeout: Duration::from_secs_f64(asked.timeout),
         max_bytes: asked.max_bytes,
@@ -223,7 +234,8 @@ pub fn json_wanted(args: &[String]) -> Option<(String, String)> {
     let mut rest = args[at + 1..].iter();
     while let Some(arg) = rest.next() {
         match *arg {
-            "--timeout" | "--max-bytes" => {
+            "--timeout" | "--max-bytes" | "--cpu-seconds" | "--memory" | "--processes"
+            | "--open-files" | "--file-size" => {
                 rest.next();
             }
             a if a.starts_with('-') => {}

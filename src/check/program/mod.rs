@@ -121,14 +121,14 @@ impl Program {
             command: shown.clone(),
             why: format!("could not be started: '{program}' was not found, or is not executable"),
         })?;
-        let mut command = match find_program("stdbuf") {
-            Some(stdbuf) => {
-                let mut c = Command::new(stdbuf);
-                c.args(["-oL", "-eL"]).arg(found);
-                c
-            }
-            None => Command::new(found),
+        let (first, before): (_, Vec<std::ffi::OsString>) = match find_program("stdbuf") {
+            Some(stdbuf) => (stdbuf, vec!["-oL".into(), "-eL".into(), found.into()]),
+            None => (found, Vec::new()),
         };
+        // Inside a sandbox, it runs under the sandbox's limits.
+        let mut command =
+            super::sandbox::confined_command(&first).unwrap_or_else(|| Command::new(&first));
+        command.args(before);
         // Spawned and registered under one lock: an interrupt's kill_all waits for
         // the registration, so no program can start unseen and outlive tcplab.
         let mut registry = running();

@@ -3,7 +3,9 @@
 
 use clap::{ArgGroup, Args};
 
-use super::values::{parse_max_bytes, parse_port, parse_seconds};
+use tcplab::check::sandbox::Limits;
+
+use super::values::{parse_limit, parse_max_bytes, parse_memory, parse_port, parse_seconds};
 
 /// `tcplab check`'s arguments: a server at HOST PORT or started from COMMAND, a
 /// client started from COMMAND.
@@ -42,6 +44,44 @@ pub struct CheckArgs {
     /// sizes rising from 64 bytes to this).
     #[arg(long, value_name = "SIZE", value_parser = parse_max_bytes, default_value = "64M", allow_hyphen_values = true)]
     pub max_bytes: u64,
+    /// Run the whole check (probes and program) in a bubblewrap sandbox: its own
+    /// network, processes and /tmp, the system read-only, the current directory
+    /// (the submission) writable at /submission, where the check starts: give the
+    /// command paths inside it (-- python3 tcp_simple.py …). Without bubblewrap or
+    /// user namespaces: an error, never an unsandboxed run.
+    #[arg(long, overrides_with = "no_sandbox")]
+    pub sandbox: bool,
+    /// Run unsandboxed (the default for a single check).
+    #[arg(long, overrides_with = "sandbox")]
+    pub no_sandbox: bool,
+    /// Sandbox limit: CPU time of each process of the program, in seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_limit, allow_hyphen_values = true, default_value_t = Limits::default().cpu_seconds, help_heading = "Sandbox limits")]
+    pub cpu_seconds: u64,
+    /// Sandbox limit: address space of each process of the program.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true, default_value = "2G", help_heading = "Sandbox limits")]
+    pub memory: u64,
+    /// Sandbox limit: processes and threads of the program's user.
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, default_value_t = Limits::default().processes, help_heading = "Sandbox limits")]
+    pub processes: u64,
+    /// Sandbox limit: open files of each process of the program.
+    #[arg(long, value_name = "N", value_parser = parse_limit, allow_hyphen_values = true, default_value_t = Limits::default().open_files, help_heading = "Sandbox limits")]
+    pub open_files: u64,
+    /// Sandbox limit: the largest file the program may write.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true, default_value = "64M", help_heading = "Sandbox limits")]
+    pub file_size: u64,
+}
+
+impl CheckArgs {
+    /// The sandbox limits the flags give.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            cpu_seconds: self.cpu_seconds,
+            memory_bytes: self.memory,
+            processes: self.processes,
+            open_files: self.open_files,
+            file_bytes: self.file_size,
+        }
+    }
 }
 
 /// The programs `tcplab check` grades.

@@ -42,6 +42,21 @@ pub fn parse_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A sandbox limit given as a size: at least 1 byte (0 would stop everything).
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    match parse_bytes(text)? {
+        0 => Err(format!(
+            "'{text}' is no room at all: give a size of at least 1 byte, e.g. 512M"
+        )),
+        n => Ok(n),
+    }
+}
+
+/// A sandbox limit given as a count or whole seconds: at least 1.
+pub fn parse_limit(text: &str) -> Result<u64, String> {
+    parse_count(text).map(|n| n as u64)
+}
+
 /// A duration that must be longer than nothing (a timeout, a run's length).
 pub fn parse_seconds(text: &str) -> Result<f64, String> {
     refuse_minus(text, false)?;
