@@ -3,10 +3,12 @@
 //! passes, or fails saying what it saw, which lesson of the handout it breaks, and
 //! the fix in one sentence. Every wait is bounded by the probe's timeout.
 
+pub mod batch;
 pub mod printed;
 pub mod probe_client;
 pub mod probe_server;
 pub mod program;
+pub mod sandbox;
 
 use std::io::{self, Read};
 use std::net::TcpStream;
