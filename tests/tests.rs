@@ -6,6 +6,7 @@ mod hosts;
 mod util;
 
 mod architecture;
+mod batch;
 mod bad_input;
 mod capture;
 mod chapters;

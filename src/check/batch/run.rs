@@ -99,7 +99,31 @@ fn copied(plan: &Plan, path: &Path, work: &Path) -> (Verdict, Vec<super::Test>) 
     if let Some(running) = RUNNING.locked().as_mut() {
         running.remove(&pid);
     }
-    judged(ended)
+    let (verdict, tests) = judged(ended);
+    let verdict = match verdict {
+        // The same words for the same program in every run: its copy's path and
+        // the port it was given vary.
+        Verdict::NotChecked(why) => Verdict::NotChecked(steady(&why, &dir)),
+        v => v,
+    };
+    (verdict, tests)
+}
+
+/// `why` with the submission's directory written `{dir}` and the port it was
+/// given `{port}`.
+fn steady(why: &str, dir: &Path) -> String {
+    let why = why.replace(&*dir.to_string_lossy(), "{dir}");
+    let port = why.split("port ").skip(1).find_map(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (!digits.is_empty()).then_some(digits)
+    });
+    match port {
+        Some(port) => why
+            .split(&port)
+            .collect::<Vec<_>>()
+            .join("{port}"),
+        None => why,
+    }
 }
 
 /// The path under `{dir}` of the command's first argument that names one, when

@@ -249,10 +249,20 @@ pub fn csv(rows: &[Row], columns: &[Column]) -> String {
         fields.push(format!("{score}"));
         fields.push(format!("{max}"));
         fields.push(format!("{:.3}", row.seconds));
-        fields.push(reason(&row.verdict));
+        fields.push(csv_reason(&row.verdict));
         out += &csv_line(&fields);
     }
     out
+}
+
+/// The reason as the CSV gives it: without what the program printed (in its
+/// results file), which a run may have caught more or less of.
+fn csv_reason(verdict: &Verdict) -> String {
+    let why = reason(verdict);
+    match why.find("; it printed:") {
+        Some(at) => why[..at].to_string(),
+        None => why,
+    }
 }
 
 fn csv_line(fields: &[String]) -> String {

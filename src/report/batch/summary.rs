@@ -35,7 +35,8 @@ pub fn summary(rows: &[Row], columns: &[Column]) -> Vec<String> {
         let mut failed = 0;
         let mut not_made = 0;
         let mut lessons: BTreeMap<&str, usize> = BTreeMap::new();
-        for row in rows.iter().filter(|r| r.verdict != Verdict::NotGraded) {
+        // A submission never checked is listed below, once, with its reason.
+        for row in rows.iter().filter(|r| !r.tests.is_empty()) {
             let Some(t) = row.tests.iter().find(|t| t.name == column.name) else {
                 not_made += 1;
                 continue;
