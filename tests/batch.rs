@@ -199,3 +199,125 @@ fn a_class_gets_every_verdict_right_and_the_same_csv_twice() {
     assert_eq!(strip(&table), strip(&second));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A small class: one correct, one with a bug, one without its program.
+fn small_class(root: &Path) -> PathBuf {
+    let class = root.join("submissions");
+    submission(&class, "alice", None, None);
+    submission(&class, "bob", Some("recv16"), None);
+    std::fs::create_dir_all(class.join("carol")).unwrap();
+    class
+}
+
+fn json_of(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
+}
+
+#[test]
+fn each_format_has_its_documented_names() {
+    let root = scratch("formats");
+    let class = small_class(&root);
+    // Gradescope: score, execution_time, tests[].{name,score,max_score,status,output,visibility}, leaderboard.
+    let out = root.join("gradescope");
+    grade(&root, &class, &out, &["--no-sandbox"]).assert_ok();
+    for name in ["alice", "bob", "carol"] {
+        let r = json_of(&out.join(name).join("results.json"));
+        assert!(r["score"].is_number() && r["execution_time"].is_number(), "{r}");
+        assert!(r["leaderboard"].is_array(), "{r}");
+        for t in r["tests"].as_array().unwrap() {
+            for key in ["name", "score", "max_score", "status", "output", "visibility"] {
+                assert!(!t[key].is_null(), "{key} missing: {t}");
+            }
+            assert!(["passed", "failed"].contains(&t["status"].as_str().unwrap()), "{t}");
+        }
+    }
+    assert_eq!(json_of(&out.join("alice/results.json"))["score"], 6.0);
+    assert_eq!(json_of(&out.join("bob/results.json"))["score"], 5.0);
+    // PrairieLearn: score 0..1, gradable, tests[].{name,points,max_points,message,output}.
+    let out = root.join("prairielearn");
+    grade(&root, &class, &out, &["--no-sandbox", "--format", "prairielearn"]).assert_ok();
+    let bob = json_of(&out.join("bob/results.json"));
+    assert_eq!(bob["gradable"], true, "{bob}");
+    let score = bob["score"].as_f64().unwrap();
+    assert!((score - 5.0 / 6.0).abs() < 1e-9, "{bob}");
+    for t in bob["tests"].as_array().unwrap() {
+        for key in ["name", "points", "max_points", "message", "output"] {
+            assert!(!t[key].is_null(), "{key} missing: {t}");
+        }
+    }
+    assert_eq!(json_of(&out.join("carol/results.json"))["score"], 0.0);
+    // JUnit: Python's own parser reads it; one failure for bob.
+    let out = root.join("junit");
+    grade(&root, &class, &out, &["--no-sandbox", "--format", "junit"]).assert_ok();
+    for name in ["alice", "bob", "carol"] {
+        let path = out.join(name).join("junit.xml");
+        let mut py = Command::new("python3");
+        py.args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; s = E.parse(sys.argv[1]).getroot(); print(s.tag, s.get('tests'), s.get('failures'), len(s.findall('testcase')))",
+        ])
+        .arg(&path);
+        let parsed = run(py);
+        parsed.assert_ok();
+        let want = match name {
+            "alice" => "testsuite 6 0 6",
+            "bob" => "testsuite 6 1 6",
+            _ => "testsuite 6 6 6",
+        };
+        assert_eq!(parsed.stdout.trim(), want, "{name}: {parsed}");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn an_empty_glob_is_a_usage_error() {
+    let root = scratch("empty");
+    let out = grade(&root, &root.join("nothing-here"), &root.join("out"), &["--no-sandbox"]);
+    out.assert_code(2);
+    out.assert_stderr_has("no directory matches");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn ctrl_c_stops_every_check_and_still_writes_the_csv() {
+    let root = scratch("interrupt");
+    let class = root.join("submissions");
+    submission(&class, "a-correct", None, None);
+    for n in 0..3 {
+        submission(&class, &format!("hang-{n}"), None, Some("import time\ntime.sleep(3600)"));
+    }
+    let out = root.join("out");
+    let mut cmd = tcplab();
+    cmd.args(["check", "simple", "server", "--no-sandbox", "--jobs", "2", "--each"])
+        .arg(format!("{}/*/", class.display()))
+        .arg("--out")
+        .arg(&out)
+        .arg("--")
+        .args(COMMAND)
+        .env("TMPDIR", &root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // The correct one is graded in about 2 s; a hang is still waited for.
+    std::thread::sleep(Duration::from_secs(5));
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let until = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "the batch did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let table = csv(&std::fs::read_to_string(out.join("summary.csv")).unwrap());
+    let reason = table[0].iter().position(|h| h == "reason").unwrap();
+    assert_eq!(table[1][0], "a-correct");
+    assert_eq!(table[1][reason], "", "{table:?}");
+    for row in &table[2..] {
+        assert_eq!(row[reason], "not graded: the batch was stopped", "{table:?}");
+    }
+    assert_none_left(&format!("{}/tcplab-batch-", root.display()));
+    let _ = std::fs::remove_dir_all(&root);
+}
