@@ -324,3 +324,106 @@ fn ctrl_c_stops_every_check_and_still_writes_the_csv() {
     assert_none_left(&format!("{}/tcplab-batch-", root.display()));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The batch with its sandbox, or `None` (the reason printed) when this machine
+/// cannot run one (no bubblewrap, user namespaces disabled, or the sandbox not
+/// built in).
+fn sandboxed(root: &Path, class: &Path, out: &Path) -> Option<Output> {
+    let graded = grade(root, class, out, &[]);
+    if graded.code() == 2 && graded.stderr.contains("cannot sandbox") {
+        eprintln!("skipped: {}", graded.stderr.trim());
+        return None;
+    }
+    Some(graded)
+}
+
+#[test]
+fn no_hostile_submission_succeeds_in_its_sandbox() {
+    let root = scratch("hostile");
+    let class = root.join("submissions");
+    let secret = root.join("secret.txt");
+    std::fs::write(&secret, "THE-ANSWERS\n").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    submission(&class, "correct", None, None);
+    let sibling = class.join("correct").join("pwned");
+    // Each tries its action; when it succeeds it says so and never serves.
+    submission(
+        &class,
+        "reads-outside",
+        None,
+        Some(&format!(
+            "try:\n    print('LEAKED', open({:?}).read(), flush=True)\n    sys.exit(3)\nexcept OSError:\n    pass",
+            secret.display().to_string()
+        )),
+    );
+    submission(
+        &class,
+        "connects-to-host",
+        None,
+        Some(&format!(
+            "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'pwned')\n    sys.exit(3)\nexcept OSError:\n    pass"
+        )),
+    );
+    submission(
+        &class,
+        "writes-sibling",
+        None,
+        Some(&format!(
+            "try:\n    open({:?}, 'w').write('pwned')\n    sys.exit(3)\nexcept OSError:\n    pass",
+            sibling.display().to_string()
+        )),
+    );
+    submission(
+        &class,
+        "fork-bomb",
+        None,
+        Some(
+            "import os, time\nkids = 0\nwhile kids < 100000:\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        kids += 1\n    except OSError:\n        break\nprint('forked', kids, flush=True)",
+        ),
+    );
+    let out = root.join("out");
+    let Some(graded) = sandboxed(&root, &class, &out) else {
+        let _ = std::fs::remove_dir_all(&root);
+        return;
+    };
+    graded.assert_ok();
+    let table = csv(&std::fs::read_to_string(out.join("summary.csv")).unwrap());
+    let at = |name: &str| table[0].iter().position(|h| h == name).unwrap();
+    for row in &table[1..] {
+        // Every hostile action failed: each served as the correct one does.
+        if row[0] != "fork-bomb" {
+            assert_eq!(row[at("score")], row[at("max_score")], "{row:?}\n{graded}");
+        }
+    }
+    assert!(!sibling.exists(), "a submission wrote into its sibling's directory");
+    assert!(listener.accept().is_err(), "a submission reached the host's loopback");
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        let results = entry.path().join("results.json");
+        if let Ok(text) = std::fs::read_to_string(results) {
+            assert!(!text.contains("THE-ANSWERS"), "a submission read outside: {text}");
+        }
+    }
+    // The fork bomb was stopped by the process limit, and nothing of it is left.
+    assert_none_left("/submission/tcp_simple.py");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn batch_grading_never_falls_back_to_running_unsandboxed() {
+    let root = scratch("nosandbox");
+    let class = small_class(&root);
+    let graded = grade(&root, &class, &root.join("out"), &[]);
+    match graded.code() {
+        // No sandbox here: one line, exit 2, nothing graded.
+        2 => {
+            graded.assert_stderr_has("cannot sandbox the submissions");
+            assert!(!root.join("out").join("summary.csv").exists());
+        }
+        _ => {
+            graded.assert_ok();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
