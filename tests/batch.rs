@@ -44,14 +44,26 @@ fn submission(class: &Path, name: &str, bug: Option<&str>, body: Option<&str>) -
 /// The simple server's bugs in tests/peers/graded.py, each with the probe that
 /// must fail for it.
 const BUGS: [(&str, &str); 8] = [
-    ("recv16", "16 octets sent in pieces with pauses (receive-all)"),
-    ("noreuse", "restarted on the same port straight after serving clients (SO_REUSEADDR)"),
-    ("nonames", "prints its socket names (where it listens, each connection's peer)"),
+    (
+        "recv16",
+        "16 octets sent in pieces with pauses (receive-all)",
+    ),
+    (
+        "noreuse",
+        "restarted on the same port straight after serving clients (SO_REUSEADDR)",
+    ),
+    (
+        "nonames",
+        "prints its socket names (where it listens, each connection's peer)",
+    ),
     ("noclose", "the exact exchange"),
     ("hangsecond", "two clients in a row"),
     ("flood", "the exact exchange"),
     ("v6only", ""),
-    ("escapes", "prints its socket names (where it listens, each connection's peer)"),
+    (
+        "escapes",
+        "prints its socket names (where it listens, each connection's peer)",
+    ),
 ];
 
 /// The fixture class that runs without a sandbox: correct, each bug, a crasher,
@@ -62,7 +74,12 @@ fn class(root: &Path) -> PathBuf {
     for (bug, _) in BUGS {
         submission(&class, &format!("bug-{bug}"), Some(bug), None);
     }
-    submission(&class, "crasher", None, Some("raise RuntimeError('crashed on purpose')"));
+    submission(
+        &class,
+        "crasher",
+        None,
+        Some("raise RuntimeError('crashed on purpose')"),
+    );
     submission(&class, "hang", None, Some("import time\ntime.sleep(3600)"));
     submission(
         &class,
@@ -88,7 +105,16 @@ fn grade(root: &Path, class: &Path, out: &Path, extra: &[&str]) -> Output {
     let glob = format!("{}/*/", class.display());
     cmd.args(["check", "simple", "server", "--each", &glob, "--out"])
         .arg(out)
-        .args(["--timeout", "2", "--time-limit", "12", "--max-size", "1M", "--jobs", "4"])
+        .args([
+            "--timeout",
+            "2",
+            "--time-limit",
+            "12",
+            "--max-size",
+            "1M",
+            "--jobs",
+            "4",
+        ])
         .args(extra)
         .arg("--")
         .args(COMMAND)
@@ -155,8 +181,18 @@ fn a_class_gets_every_verdict_right_and_the_same_csv_twice() {
     assert_none_left(&format!("{marker}/tcplab-batch-"));
     let table = csv(&std::fs::read_to_string(out.join("summary.csv")).unwrap());
     let header = &table[0];
-    let at = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {header:?}"));
-    let row = |name: &str| table.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("no row {name}: {first}"));
+    let at = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {header:?}"))
+    };
+    let row = |name: &str| {
+        table
+            .iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {first}"))
+    };
     let (score, max, reason) = (at("score"), at("max_score"), at("reason"));
     // One row per submission, sorted by name.
     let names: Vec<&str> = table[1..].iter().map(|r| r[0].as_str()).collect();
@@ -172,18 +208,35 @@ fn a_class_gets_every_verdict_right_and_the_same_csv_twice() {
         let r = row(&format!("bug-{bug}"));
         assert_ne!(r[score], r[max], "{bug} scored full: {r:?}");
         if !probe.is_empty() {
-            assert_eq!(r[at(&format!("simple server: {probe}"))], "fail", "{bug}: {r:?}");
+            assert_eq!(
+                r[at(&format!("simple server: {probe}"))],
+                "fail",
+                "{bug}: {r:?}"
+            );
         }
     }
-    assert!(row("bug-v6only")[reason].contains("never listened") || row("bug-v6only")[reason].contains("::1"), "{:?}", row("bug-v6only"));
-    assert!(row("crasher")[reason].contains("exited (exit status: 1) without listening"), "{:?}", row("crasher"));
+    assert!(
+        row("bug-v6only")[reason].contains("never listened")
+            || row("bug-v6only")[reason].contains("::1"),
+        "{:?}",
+        row("bug-v6only")
+    );
+    assert!(
+        row("crasher")[reason].contains("exited (exit status: 1) without listening"),
+        "{:?}",
+        row("crasher")
+    );
     // What it printed is in its results file.
     let crasher = std::fs::read_to_string(out.join("crasher/results.json")).unwrap();
     assert!(crasher.contains("crashed on purpose"), "{crasher}");
     assert_eq!(row("crasher")[score], "0");
     assert_eq!(row("hang")[reason], "timed out");
     assert_eq!(row("empty")[reason], "program not found: tcp_simple.py");
-    assert!(row("too-big")[reason].starts_with("too large to grade"), "{:?}", row("too-big"));
+    assert!(
+        row("too-big")[reason].starts_with("too large to grade"),
+        "{:?}",
+        row("too-big")
+    );
     // The flooder's output is cut; its answers are still graded.
     assert_eq!(row("flooder")[reason], "", "{:?}", row("flooder"));
     // The class summary: the histogram and the lessons.
@@ -196,7 +249,13 @@ fn a_class_gets_every_verdict_right_and_the_same_csv_twice() {
     let seconds = at("seconds");
     let strip = |t: &[Vec<String>]| -> Vec<Vec<String>> {
         t.iter()
-            .map(|r| r.iter().enumerate().filter(|(i, _)| *i != seconds).map(|(_, f)| f.clone()).collect())
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != seconds)
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            })
             .collect()
     };
     assert_eq!(strip(&table), strip(&second));
@@ -226,20 +285,39 @@ fn each_format_has_its_documented_names() {
     grade(&root, &class, &out, &["--no-sandbox"]).assert_ok();
     for name in ["alice", "bob", "carol"] {
         let r = json_of(&out.join(name).join("results.json"));
-        assert!(r["score"].is_number() && r["execution_time"].is_number(), "{r}");
+        assert!(
+            r["score"].is_number() && r["execution_time"].is_number(),
+            "{r}"
+        );
         assert!(r["leaderboard"].is_array(), "{r}");
         for t in r["tests"].as_array().unwrap() {
-            for key in ["name", "score", "max_score", "status", "output", "visibility"] {
+            for key in [
+                "name",
+                "score",
+                "max_score",
+                "status",
+                "output",
+                "visibility",
+            ] {
                 assert!(!t[key].is_null(), "{key} missing: {t}");
             }
-            assert!(["passed", "failed"].contains(&t["status"].as_str().unwrap()), "{t}");
+            assert!(
+                ["passed", "failed"].contains(&t["status"].as_str().unwrap()),
+                "{t}"
+            );
         }
     }
     assert_eq!(json_of(&out.join("alice/results.json"))["score"], 6.0);
     assert_eq!(json_of(&out.join("bob/results.json"))["score"], 5.0);
     // PrairieLearn: score 0..1, gradable, tests[].{name,points,max_points,message,output}.
     let out = root.join("prairielearn");
-    grade(&root, &class, &out, &["--no-sandbox", "--format", "prairielearn"]).assert_ok();
+    grade(
+        &root,
+        &class,
+        &out,
+        &["--no-sandbox", "--format", "prairielearn"],
+    )
+    .assert_ok();
     let bob = json_of(&out.join("bob/results.json"));
     assert_eq!(bob["gradable"], true, "{bob}");
     let score = bob["score"].as_f64().unwrap();
@@ -276,7 +354,12 @@ fn each_format_has_its_documented_names() {
 #[test]
 fn an_empty_glob_is_a_usage_error() {
     let root = scratch("empty");
-    let out = grade(&root, &root.join("nothing-here"), &root.join("out"), &["--no-sandbox"]);
+    let out = grade(
+        &root,
+        &root.join("nothing-here"),
+        &root.join("out"),
+        &["--no-sandbox"],
+    );
     out.assert_code(2);
     out.assert_stderr_has("no directory matches");
     let _ = std::fs::remove_dir_all(&root);
@@ -288,23 +371,38 @@ fn ctrl_c_stops_every_check_and_still_writes_the_csv() {
     let class = root.join("submissions");
     submission(&class, "a-correct", None, None);
     for n in 0..3 {
-        submission(&class, &format!("hang-{n}"), None, Some("import time\ntime.sleep(3600)"));
+        submission(
+            &class,
+            &format!("hang-{n}"),
+            None,
+            Some("import time\ntime.sleep(3600)"),
+        );
     }
     let out = root.join("out");
     let mut cmd = tcplab();
-    cmd.args(["check", "simple", "server", "--no-sandbox", "--jobs", "2", "--each"])
-        .arg(format!("{}/*/", class.display()))
-        .arg("--out")
-        .arg(&out)
-        .arg("--")
-        .args(COMMAND)
-        .env("TMPDIR", &root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "check",
+        "simple",
+        "server",
+        "--no-sandbox",
+        "--jobs",
+        "2",
+        "--each",
+    ])
+    .arg(format!("{}/*/", class.display()))
+    .arg("--out")
+    .arg(&out)
+    .arg("--")
+    .args(COMMAND)
+    .env("TMPDIR", &root)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     // The correct one is graded in about 2 s; a hang is still waited for.
     std::thread::sleep(Duration::from_secs(5));
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let until = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -319,7 +417,10 @@ fn ctrl_c_stops_every_check_and_still_writes_the_csv() {
     assert_eq!(table[1][0], "a-correct");
     assert_eq!(table[1][reason], "", "{table:?}");
     for row in &table[2..] {
-        assert_eq!(row[reason], "not graded: the batch was stopped", "{table:?}");
+        assert_eq!(
+            row[reason], "not graded: the batch was stopped",
+            "{table:?}"
+        );
     }
     assert_none_left(&format!("{}/tcplab-batch-", root.display()));
     let _ = std::fs::remove_dir_all(&root);
@@ -397,12 +498,21 @@ fn no_hostile_submission_succeeds_in_its_sandbox() {
             assert_eq!(row[at("score")], row[at("max_score")], "{row:?}\n{graded}");
         }
     }
-    assert!(!sibling.exists(), "a submission wrote into its sibling's directory");
-    assert!(listener.accept().is_err(), "a submission reached the host's loopback");
+    assert!(
+        !sibling.exists(),
+        "a submission wrote into its sibling's directory"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a submission reached the host's loopback"
+    );
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
         let results = entry.path().join("results.json");
         if let Ok(text) = std::fs::read_to_string(results) {
-            assert!(!text.contains("THE-ANSWERS"), "a submission read outside: {text}");
+            assert!(
+                !text.contains("THE-ANSWERS"),
+                "a submission read outside: {text}"
+            );
         }
     }
     // The fork bomb was stopped by the process limit, and nothing of it is left.

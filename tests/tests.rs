@@ -6,8 +6,8 @@ mod hosts;
 mod util;
 
 mod architecture;
-mod batch;
 mod bad_input;
+mod batch;
 mod capture;
 mod chapters;
 mod check;

@@ -19,7 +19,12 @@ use super::progress::Counter;
 use super::signals;
 
 /// Grades the class; `service` and `role` are the check's.
-pub fn run(asked: CheckArgs, service: Service, role: &'static str, console: &Console) -> tcplab::Result<()> {
+pub fn run(
+    asked: CheckArgs,
+    service: Service,
+    role: &'static str,
+    console: &Console,
+) -> tcplab::Result<()> {
     let pattern = asked.each.clone().unwrap_or_default();
     let submissions = batch::files::directories(&pattern);
     if submissions.is_empty() {
@@ -99,7 +104,10 @@ pub fn run(asked: CheckArgs, service: Service, role: &'static str, console: &Con
         .for_each(|l| console.say(l));
     console.say(format!(
         "results: {} (one per submission) and {}",
-        asked.out.join(format!("NAME/{}", file_name(asked.format))).display(),
+        asked
+            .out
+            .join(format!("NAME/{}", file_name(asked.format)))
+            .display(),
         asked.out.join("summary.csv").display()
     ));
     if stopped.load(std::sync::atomic::Ordering::SeqCst) {

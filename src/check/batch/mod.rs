@@ -126,8 +126,10 @@ impl Row {
 
 /// A submission's name: its directory's last component.
 pub fn name_of(path: &std::path::Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 static STOPPING: AtomicBool = AtomicBool::new(false);

@@ -92,7 +92,9 @@ fn copied(plan: &Plan, path: &Path, work: &Path) -> (Verdict, Vec<super::Test>) 
             return (Verdict::Failed(why), Vec::new());
         }
     };
-    running.get_or_insert_with(Default::default).insert(child.id());
+    running
+        .get_or_insert_with(Default::default)
+        .insert(child.id());
     drop(running);
     let pid = child.id();
     let ended = wait(child, plan.limit);
@@ -118,10 +120,7 @@ fn steady(why: &str, dir: &Path) -> String {
         (!digits.is_empty()).then_some(digits)
     });
     match port {
-        Some(port) => why
-            .split(&port)
-            .collect::<Vec<_>>()
-            .join("{port}"),
+        Some(port) => why.split(&port).collect::<Vec<_>>().join("{port}"),
         None => why,
     }
 }
@@ -216,7 +215,10 @@ fn judged(ended: Ended) -> (Verdict, Vec<super::Test>) {
                 .find(|l| !l.is_empty())
                 .unwrap_or("no results and nothing on standard error");
             let last = last.strip_prefix("tcplab: ").unwrap_or(last);
-            (Verdict::Failed(format!("the check wrote no results: {last}")), tests)
+            (
+                Verdict::Failed(format!("the check wrote no results: {last}")),
+                tests,
+            )
         }
         [only] if only.name.ends_with(": the program runs and can be reached") => {
             (Verdict::NotChecked(only.output.clone()), Vec::new())

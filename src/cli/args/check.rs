@@ -56,7 +56,12 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "gradescope", requires = "each")]
     pub format: BatchFormat,
     /// With --each: where the results files and summary.csv go (created).
-    #[arg(long, value_name = "DIR", default_value = "tcplab-results", requires = "each")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "tcplab-results",
+        requires = "each"
+    )]
     pub out: PathBuf,
     /// With --each: run each submission's check without a sandbox, with the
     /// instructor's own rights (only for trusted code).

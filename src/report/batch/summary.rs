@@ -61,10 +61,7 @@ pub fn summary(rows: &[Row], columns: &[Column]) -> Vec<String> {
             0 => String::new(),
             n => format!(", {n} not measured or not run"),
         };
-        out.push(format!(
-            "  {failed:>3} failed{unmade}: {}",
-            column.name
-        ));
+        out.push(format!("  {failed:>3} failed{unmade}: {}", column.name));
         // The lesson most of them broke, first.
         let mut lessons: Vec<(&str, usize)> = lessons.into_iter().collect();
         lessons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -75,7 +72,10 @@ pub fn summary(rows: &[Row], columns: &[Column]) -> Vec<String> {
     if !any {
         out.push("  none".into());
     }
-    let odd: Vec<&Row> = rows.iter().filter(|r| r.verdict != Verdict::Graded).collect();
+    let odd: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.verdict != Verdict::Graded)
+        .collect();
     if !odd.is_empty() {
         out.push("Not checked to the end:".into());
         for row in odd {
