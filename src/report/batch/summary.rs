@@ -53,13 +53,14 @@ pub fn summary(rows: &[Row], columns: &[Column]) -> Vec<String> {
                 *lessons.entry(lesson).or_default() += 1;
             }
         }
-        if failed == 0 && not_made == 0 {
+        // A probe no one failed is not news, even if some never reached it.
+        if failed == 0 {
             continue;
         }
         any = true;
         let unmade = match not_made {
             0 => String::new(),
-            n => format!(", {n} not measured or not run"),
+            n => format!(" ({n} more not measured or not run)"),
         };
         out.push(format!("  {failed:>3} failed{unmade}: {}", column.name));
         // The lesson most of them broke, first.
