@@ -89,7 +89,12 @@ pub fn run(
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
             batch::stop();
         },
-        || std::process::exit(130),
+        // A second signal does not wait for the files: every check is killed again
+        // (one may have started in between) and tcplab exits.
+        || {
+            batch::stop();
+            std::process::exit(130)
+        },
     )?;
     let bar = Counter::new(submissions.len() as u64, "submissions", When::Auto);
     let rows = batch::grade(&plan, &submissions, &mut |row: &Row| {

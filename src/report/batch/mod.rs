@@ -278,3 +278,77 @@ fn csv_line(fields: &[String]) -> String {
 
 mod summary;
 pub use summary::summary;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, verdict: Verdict, tests: Vec<Test>) -> Row {
+        Row {
+            name: name.into(),
+            path: name.into(),
+            verdict,
+            tests,
+            seconds: 1.5,
+        }
+    }
+
+    fn columns() -> Vec<Column> {
+        ["a, with a comma", "b"]
+            .map(|n| Column {
+                name: format!("simple server: {n}"),
+                graded: true,
+            })
+            .to_vec()
+    }
+
+    fn passed(name: &str) -> Test {
+        Test {
+            name: format!("simple server: {name}"),
+            score: 1.0,
+            max_score: 1.0,
+            status: "passed".into(),
+            output: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn a_probe_never_reached_is_failed_and_not_run_with_the_reason() {
+        let r = row("x", Verdict::TimedOut, vec![passed("a, with a comma")]);
+        let t = tests(&r, &columns());
+        assert_eq!(t[1].status, "failed");
+        assert_eq!(t[1].output, "Not run: timed out");
+        assert_eq!(score(&r, &columns()), (1.0, 2.0));
+    }
+
+    #[test]
+    fn the_csv_quotes_what_needs_it_and_sorts_by_name() {
+        let rows = [
+            row(
+                "zed",
+                Verdict::Graded,
+                vec![passed("a, with a comma"), passed("b")],
+            ),
+            row("amy", Verdict::ProgramNotFound("p.py".into()), vec![]),
+        ];
+        let text = csv(&rows, &columns());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "submission,\"simple server: a, with a comma\",simple server: b,score,max_score,seconds,reason"
+        );
+        assert_eq!(
+            lines[1],
+            "amy,not run,not run,0,2,1.500,program not found: p.py"
+        );
+        assert_eq!(lines[2], "zed,pass,pass,2,2,1.500,");
+    }
+
+    #[test]
+    fn xml_text_is_escaped_and_controls_replaced() {
+        assert_eq!(
+            xml_escape("<a & 'b'>\"\u{1b}\n"),
+            "&lt;a &amp; &apos;b&apos;&gt;&quot;\u{FFFD}\n"
+        );
+    }
+}
