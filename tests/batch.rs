@@ -476,12 +476,14 @@ fn no_hostile_submission_succeeds_in_its_sandbox() {
             sibling.display().to_string()
         )),
     );
+    // Bounded at 1,000 children all the same, so that a sandbox whose process limit
+    // is missing cannot take the test machine down.
     submission(
         &class,
         "fork-bomb",
         None,
         Some(
-            "import os, time\nkids = 0\nwhile kids < 100000:\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        kids += 1\n    except OSError:\n        break\nprint('forked', kids, flush=True)",
+            "import os, time\nkids = 0\nwhile kids < 1000:\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        kids += 1\n    except OSError:\n        break\nprint('forked', kids, flush=True)",
         ),
     );
     let out = root.join("out");
