@@ -113,9 +113,9 @@ pub struct Row {
 }
 
 impl Row {
-    fn not_graded(path: &std::path::Path) -> Row {
+    fn not_graded(path: &std::path::Path, name: &str) -> Row {
         Row {
-            name: name_of(path),
+            name: name.to_string(),
             path: path.to_path_buf(),
             verdict: Verdict::NotGraded,
             tests: Vec::new(),
@@ -156,11 +156,16 @@ fn stopping() -> bool {
 pub fn grade(plan: &Plan, submissions: &[PathBuf], done: &mut dyn FnMut(&Row)) -> Vec<Row> {
     let queue: Mutex<VecDeque<usize>> = Mutex::new((0..submissions.len()).collect());
     let (tx, rx) = mpsc::channel::<(usize, Row)>();
-    let mut rows: Vec<Row> = submissions.iter().map(|p| Row::not_graded(p)).collect();
+    let names = names(submissions);
+    let mut rows: Vec<Row> = submissions
+        .iter()
+        .zip(&names)
+        .map(|(p, n)| Row::not_graded(p, n))
+        .collect();
     std::thread::scope(|scope| {
         for _ in 0..plan.jobs.max(1).min(submissions.len().max(1)) {
             let tx = tx.clone();
-            let queue = &queue;
+            let (queue, names) = (&queue, &names);
             scope.spawn(move || {
                 loop {
                     let next = queue.locked().pop_front();
@@ -168,9 +173,9 @@ pub fn grade(plan: &Plan, submissions: &[PathBuf], done: &mut dyn FnMut(&Row)) -
                     if stopping() {
                         break;
                     }
-                    let row = run::one(plan, &submissions[i], i);
+                    let row = run::one(plan, &submissions[i], &names[i], i);
                     let row = match stopping() {
-                        true => Row::not_graded(&submissions[i]),
+                        true => Row::not_graded(&submissions[i], &names[i]),
                         false => row,
                     };
                     if tx.send((i, row)).is_err() {
@@ -186,4 +191,19 @@ pub fn grade(plan: &Plan, submissions: &[PathBuf], done: &mut dyn FnMut(&Row)) -
         }
     });
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submissions_sharing_a_last_component_are_told_apart() {
+        let paths = |l: &[&str]| l.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(names(&paths(&["s/alice", "s/bob"])), ["alice", "bob"]);
+        assert_eq!(
+            names(&paths(&["s/alice/lab1", "s/bob/lab1"])),
+            ["alice-lab1", "bob-lab1"]
+        );
+    }
 }

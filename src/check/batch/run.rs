@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::files::{self, CopyError};
-use super::{Plan, RUNNING, Results, Row, Verdict, name_of, stopping};
+use super::{Plan, RUNNING, Results, Row, Verdict, stopping};
 use crate::check::sandbox::Sandbox;
 use crate::sync::Locked;
 
@@ -24,14 +24,15 @@ const MAX_RESULTS: u64 = 16 << 20;
 /// How long a check stopped at its time limit is given to write its results.
 const GRACE: Duration = Duration::from_secs(3);
 
-/// Grades the submission at `path` (the `index`th): always a row, whatever it did.
-pub fn one(plan: &Plan, path: &Path, index: usize) -> Row {
+/// Grades the submission at `path` (the `index`th, called `name`): always a row,
+/// whatever it did.
+pub fn one(plan: &Plan, path: &Path, name: &str, index: usize) -> Row {
     let started = Instant::now();
-    let work = plan.scratch.join(format!("{index}-{}", name_of(path)));
+    let work = plan.scratch.join(format!("{index}-{name}"));
     let (verdict, tests) = copied(plan, path, &work);
     files::remove(&work);
     Row {
-        name: name_of(path),
+        name: name.to_string(),
         path: path.to_path_buf(),
         verdict,
         tests,

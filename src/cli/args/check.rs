@@ -50,7 +50,7 @@ pub struct CheckArgs {
     pub each: Option<String>,
     /// With --each: how many submissions are graded at once [default: the number
     /// of cores].
-    #[arg(long, value_name = "N", value_parser = parse_count, requires = "each")]
+    #[arg(long, value_name = "N", value_parser = parse_count, requires = "each", allow_hyphen_values = true)]
     pub jobs: Option<usize>,
     /// With --each: the results file written for each submission.
     #[arg(long, value_enum, default_value = "gradescope", requires = "each")]
@@ -69,11 +69,11 @@ pub struct CheckArgs {
     pub no_sandbox: bool,
     /// With --each: the longest one submission's whole check may take; then it is
     /// stopped and marked "timed out".
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "300", requires = "each")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "300", requires = "each", allow_hyphen_values = true)]
     pub time_limit: f64,
     /// With --each: the most a submission directory may hold; a larger one is not
     /// graded.
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "100M", requires = "each")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "100M", requires = "each", allow_hyphen_values = true)]
     pub max_size: u64,
 }
 
