@@ -124,12 +124,29 @@ impl Row {
     }
 }
 
-/// A submission's name: its directory's last component.
-pub fn name_of(path: &std::path::Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+/// Each submission's name: its directory's last component, or, when two share it
+/// (`--each 's/*/lab1/'`), the components after the part all share, joined with
+/// `-` (`alice-lab1`), so that no results file overwrites another.
+pub fn names(paths: &[PathBuf]) -> Vec<String> {
+    let last = |p: &PathBuf| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let short: Vec<String> = paths.iter().map(last).collect();
+    let unique: HashSet<&String> = short.iter().collect();
+    if unique.len() == short.len() {
+        return short;
+    }
+    let parts: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| p.iter().map(|c| c.to_string_lossy().into_owned()).collect())
+        .collect();
+    let shared = (0..parts.iter().map(Vec::len).min().unwrap_or(0))
+        .take_while(|&i| parts.iter().all(|p| p[i] == parts[0][i]))
+        .count();
+    parts.iter().map(|p| p[shared..].join("-")).collect()
 }
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
