@@ -7,6 +7,7 @@ mod util;
 
 mod architecture;
 mod bad_input;
+mod batch;
 mod capture;
 mod chapters;
 mod check;

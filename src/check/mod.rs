@@ -3,6 +3,7 @@
 //! passes, or fails saying what it saw, which lesson of the handout it breaks, and
 //! the fix in one sentence. Every wait is bounded by the probe's timeout.
 
+pub mod batch;
 pub mod printed;
 pub mod probe_client;
 pub mod probe_server;

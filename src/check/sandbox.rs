@@ -292,10 +292,35 @@ fn checks_inside(bwrap: u32) -> Vec<u32> {
 /// copy is given to a user of its own (from [`FIRST_UID`]), the user the program
 /// under test then runs as.
 pub fn copy_submission(from: &Path, to: &Path) -> std::io::Result<()> {
+    copy_as(from, to, crate::sys::is_root().then(fresh_uid))
+}
+
+/// A uid of its own for one submission's copy (see [`copy_submission`]).
+fn fresh_uid() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 1000;
-    let uid = FIRST_UID + (std::process::id() % 100_000) * 1000 + n;
-    copy_as(from, to, crate::sys::is_root().then_some(uid))
+    FIRST_UID + (std::process::id() % 100_000) * 1000 + n
+}
+
+/// Gives a copy made otherwise (the batch's bounded copy) a uid of its own, as
+/// [`copy_submission`] does: when running as root, every file and directory under
+/// `dir` is handed to a fresh uid, so that its program's process limit counts its
+/// own processes only. Does nothing for an unprivileged grader.
+pub fn give_own_uid(dir: &Path) -> std::io::Result<()> {
+    if !crate::sys::is_root() {
+        return Ok(());
+    }
+    let uid = fresh_uid();
+    fn chown_all(path: &Path, uid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
+        if std::fs::symlink_metadata(path)?.is_dir() {
+            for entry in std::fs::read_dir(path)? {
+                chown_all(&entry?.path(), uid)?;
+            }
+        }
+        Ok(())
+    }
+    chown_all(dir, uid)
 }
 
 fn copy_as(from: &Path, to: &Path, owner: Option<u32>) -> std::io::Result<()> {

@@ -92,6 +92,9 @@ pub fn run(asked: CheckArgs, console: &Console) -> anyhow::Result<()> {
     let json = asked.json;
     let service = service_of(asked.service);
     let role = role_name(asked.role);
+    if asked.each.is_some() {
+        return Ok(super::batch::run(asked, service, role, console)?);
+    }
     match run_checked(asked, service, console) {
         Ok(Some(tally)) => Err(NotFull(tally).into()),
         Ok(None) => Ok(()),

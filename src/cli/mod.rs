@@ -6,6 +6,7 @@
 //! `--processes`) beside them.
 
 pub mod args;
+mod batch;
 mod check;
 mod clients;
 pub mod console;

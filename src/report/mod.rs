@@ -2,6 +2,7 @@
 //! units, the clients' summaries, JSON reports and plots. Pure: model in,
 //! text, JSON or SVG out; called from the binary, never from the engines.
 
+pub mod batch;
 pub mod check;
 pub mod connection;
 pub mod intervals;

@@ -37,6 +37,14 @@ pub fn plan(service: Service, started: bool, opts: &CheckOptions) -> Vec<String>
         .collect()
 }
 
+/// Every probe's name, in order, with whether it is graded (false: reported only).
+pub fn plan_graded(service: Service, started: bool, opts: &CheckOptions) -> Vec<(String, bool)> {
+    defs(service, started, opts)
+        .into_iter()
+        .map(|d| (d.name, d.graded))
+        .collect()
+}
+
 /// Runs every probe for `service` against the server at HOST:PORT, handing each
 /// to `sink` as it is made. Fails only when the server cannot be reached at all.
 pub fn check(

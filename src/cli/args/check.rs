@@ -3,9 +3,13 @@
 
 use clap::{ArgGroup, Args};
 
+use std::path::PathBuf;
+
 use tcplab::check::sandbox::Limits;
 
-use super::values::{parse_limit, parse_max_bytes, parse_memory, parse_port, parse_seconds};
+use super::values::{
+    parse_bytes, parse_count, parse_limit, parse_max_bytes, parse_memory, parse_port, parse_seconds,
+};
 
 /// `tcplab check`'s arguments: a server at HOST PORT or started from COMMAND, a
 /// client started from COMMAND.
@@ -22,7 +26,7 @@ pub struct CheckArgs {
     #[arg(value_enum)]
     pub role: CheckRole,
     /// The address of a server that is already running.
-    #[arg(value_name = "HOST", requires = "port")]
+    #[arg(value_name = "HOST", requires = "port", conflicts_with = "each")]
     pub host: Option<String>,
     /// Its port.
     #[arg(value_name = "PORT", value_parser = parse_port, allow_hyphen_values = true)]
@@ -34,7 +38,7 @@ pub struct CheckArgs {
     #[arg(last = true, value_name = "COMMAND", required_if_eq("role", "client"))]
     pub command: Vec<String>,
     /// Print the results in Gradescope's autograder format.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "each")]
     pub json: bool,
     /// Longest wait of any one probe (a client frozen this long is diagnosed and
     /// killed).
@@ -69,6 +73,33 @@ pub struct CheckArgs {
     /// Sandbox limit: the largest file the program may write.
     #[arg(long, value_name = "SIZE", value_parser = parse_memory, allow_hyphen_values = true, default_value = "64M", help_heading = "Sandbox limits")]
     pub file_size: u64,
+    /// Grade every directory this glob names (quote it: 'submissions/*/'), each in
+    /// a sandbox of its own; {dir} in the COMMAND is the submission's directory.
+    #[arg(long, value_name = "GLOB", requires = "command")]
+    pub each: Option<String>,
+    /// With --each: how many submissions are graded at once [default: the number
+    /// of cores].
+    #[arg(long, value_name = "N", value_parser = parse_count, requires = "each", allow_hyphen_values = true)]
+    pub jobs: Option<usize>,
+    /// With --each: the results file written for each submission.
+    #[arg(long, value_enum, default_value = "gradescope", requires = "each")]
+    pub format: BatchFormat,
+    /// With --each: where the results files and summary.csv go (created).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "tcplab-results",
+        requires = "each"
+    )]
+    pub out: PathBuf,
+    /// With --each: the longest one submission's whole check may take; then it is
+    /// stopped and marked "timed out".
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "300", requires = "each", allow_hyphen_values = true)]
+    pub time_limit: f64,
+    /// With --each: the most a submission directory may hold; a larger one is not
+    /// graded.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "100M", requires = "each", allow_hyphen_values = true)]
+    pub max_size: u64,
 }
 
 impl CheckArgs {
@@ -82,6 +113,17 @@ impl CheckArgs {
             file_bytes: self.file_size,
         }
     }
+}
+
+/// The results file `tcplab check --each` writes per submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BatchFormat {
+    /// Gradescope's results.json.
+    Gradescope,
+    /// PrairieLearn's results.json.
+    Prairielearn,
+    /// JUnit XML (GitHub Classroom, CI systems).
+    Junit,
 }
 
 /// The programs `tcplab check` grades.

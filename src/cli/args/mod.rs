@@ -17,7 +17,7 @@ use tcplab::proto::lines::DEFAULT_MAX_LINE;
 use tcplab::server::Strategy as ServerStrategy;
 use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 
-pub use check::{CheckArgs, CheckRole, CheckService};
+pub use check::{BatchFormat, CheckArgs, CheckRole, CheckService};
 pub use trace::TraceArgs;
 pub use uppercase::{Mode, Payload, Rr, Shown, Transfer, UppercaseRole};
 use values::{parse_bytes, parse_count, parse_port, parse_seconds, parse_seconds_or_zero};
