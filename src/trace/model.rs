@@ -35,7 +35,8 @@ pub enum Event {
     ZeroWindowProbeAck,
     /// The window grew with nothing else new: the reader made room (tcp.analysis.window_update).
     WindowUpdate,
-    /// Data sent again after a timeout (tcp.analysis.retransmission).
+    /// Data sent again, unacknowledged: after a timeout or a loss probe
+    /// (tcp.analysis.retransmission).
     Retransmission,
     /// Data sent again after duplicate ACKs (tcp.analysis.fast_retransmission).
     FastRetransmission,

@@ -93,7 +93,7 @@ pub fn words(event: Event, t: &Traced) -> &'static str {
         }
         Event::WindowUpdate => "window update: the reader made room (Wireshark: TCP Window Update)",
         Event::Retransmission => {
-            "retransmission: sent again after a timeout (Wireshark: TCP Retransmission)"
+            "retransmission: the same bytes sent again, no ACK having come for them (Wireshark: TCP Retransmission)"
         }
         Event::FastRetransmission => {
             "fast retransmission: sent again after duplicate ACKs (Wireshark: TCP Fast Retransmission)"
