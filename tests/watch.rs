@@ -705,9 +705,12 @@ fn a_healthy_1_gib_transfer_is_watched_at_the_rate_the_transfer_reports() {
         })
         .filter(|&(_, sent, _, _)| sent > 0 && sent < total)
         .collect();
+    // Two samples inside the transfer give one interval wholly inside it: enough
+    // to compare rates. (A loaded CI machine, sampling beside a test's 10,000
+    // connections, took 0.26 s a sample: a 0.5 s gigabyte then gets two.)
     assert!(
-        during.len() >= 3,
-        "fewer than 3 samples during the transfer: {during:?}\n{transfer}"
+        during.len() >= 2,
+        "fewer than 2 samples during the transfer: {during:?}\n{transfer}"
     );
     // Healthy once a rate is known (from its second sample on).
     for &(at, _, _, diagnosis) in &during[1..] {
