@@ -4,32 +4,10 @@
 //! terminal folds into one line, the notes and the summary; with `--json` one JSON
 //! object each (`"type"`: `segment`, `note`, and `summary` last).
 
-use serde::Serialize;
 use tcplab::human;
 use tcplab::trace::model::{ConnectionSummary, Event, Summary, Traced};
 
-/// A JSON line: `{"type": TYPE, ...the object's own keys}`.
-#[derive(Serialize)]
-struct Tagged<'a, T: Serialize> {
-    r#type: &'static str,
-    #[serde(flatten)]
-    inner: &'a T,
-}
-
-fn json<T: Serialize>(kind: &'static str, inner: &T) -> String {
-    serde_json::to_string(&Tagged {
-        r#type: kind,
-        inner,
-    })
-    .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":{:?}}}", e.to_string()))
-}
-
-/// A note as a JSON line.
-#[derive(Serialize)]
-struct Note<'a> {
-    at_seconds: f64,
-    note: &'a str,
-}
+use crate::cli::watch::lines::{Note, json};
 
 /// A segment's line: text, or with `as_json` its JSON object.
 pub fn segment(t: &Traced, as_json: bool) -> String {

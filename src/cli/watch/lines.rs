@@ -15,7 +15,8 @@ struct Tagged<'a, T: Serialize> {
     inner: &'a T,
 }
 
-fn json<T: Serialize>(kind: &'static str, inner: &T) -> String {
+/// `inner` as one JSON line tagged `"type": kind` (also `tcplab trace`'s lines).
+pub fn json<T: Serialize>(kind: &'static str, inner: &T) -> String {
     serde_json::to_string(&Tagged {
         r#type: kind,
         inner,
@@ -23,11 +24,13 @@ fn json<T: Serialize>(kind: &'static str, inner: &T) -> String {
     .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"error\":{:?}}}", e.to_string()))
 }
 
-/// A note as a JSON line.
+/// A note as a JSON line (also `tcplab trace`'s).
 #[derive(Serialize)]
-struct Note<'a> {
-    at_seconds: f64,
-    note: &'a str,
+pub struct Note<'a> {
+    /// Seconds since the watch or trace started.
+    pub at_seconds: f64,
+    /// What is said.
+    pub note: &'a str,
 }
 
 /// A sample's counts as a JSON line (`"type": "sample"`), first of its lines.
