@@ -32,22 +32,11 @@ pub enum DecodeError {
 pub fn decode(frame: &[u8], at: Duration) -> Result<Segment, DecodeError> {
     let packet =
         SlicedPacket::from_ethernet(frame).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let (src_ip, dst_ip, fragmented): (IpAddr, IpAddr, bool) = match &packet.net {
-        Some(NetSlice::Ipv4(ip)) => (
-            ip.header().source_addr().into(),
-            ip.header().destination_addr().into(),
-            ip.is_payload_fragmented(),
-        ),
-        Some(NetSlice::Ipv6(ip)) => (
-            ip.header().source_addr().into(),
-            ip.header().destination_addr().into(),
-            ip.is_payload_fragmented(),
-        ),
+    let (src_ip, dst_ip) = match &packet.net {
+        Some(NetSlice::Ipv4(ip)) => whole(ip.header(), ip.is_payload_fragmented())?,
+        Some(NetSlice::Ipv6(ip)) => whole(ip.header(), ip.is_payload_fragmented())?,
         _ => return Err(DecodeError::NotTcp),
     };
-    if fragmented {
-        return Err(DecodeError::Fragment);
-    }
     let Some(TransportSlice::Tcp(tcp)) = &packet.transport else {
         return Err(DecodeError::NotTcp);
     };
@@ -64,22 +53,11 @@ pub fn decode_cut(prefix: &[u8], wire_len: usize, at: Duration) -> Result<Segmen
     }
     let packet = LaxSlicedPacket::from_ethernet(prefix)
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let (src_ip, dst_ip, fragmented): (IpAddr, IpAddr, bool) = match &packet.net {
-        Some(LaxNetSlice::Ipv4(ip)) => (
-            ip.header().source_addr().into(),
-            ip.header().destination_addr().into(),
-            ip.is_payload_fragmented(),
-        ),
-        Some(LaxNetSlice::Ipv6(ip)) => (
-            ip.header().source_addr().into(),
-            ip.header().destination_addr().into(),
-            ip.is_payload_fragmented(),
-        ),
+    let (src_ip, dst_ip) = match &packet.net {
+        Some(LaxNetSlice::Ipv4(ip)) => whole(ip.header(), ip.is_payload_fragmented())?,
+        Some(LaxNetSlice::Ipv6(ip)) => whole(ip.header(), ip.is_payload_fragmented())?,
         _ => return Err(DecodeError::NotTcp),
     };
-    if fragmented {
-        return Err(DecodeError::Fragment);
-    }
     let Some(TransportSlice::Tcp(tcp)) = &packet.transport else {
         return match packet.stop_err {
             Some((e, _)) => Err(DecodeError::Malformed(e.to_string())),
@@ -90,6 +68,31 @@ pub fn decode_cut(prefix: &[u8], wire_len: usize, at: Duration) -> Result<Segmen
     let headers = prefix.len() - tcp.payload().len();
     let len = u32::try_from(wire_len - headers).unwrap_or(u32::MAX);
     Ok(segment(at, src_ip, dst_ip, tcp, len))
+}
+
+/// An IP header's two addresses, unless its payload is a fragment.
+fn whole<H: Addresses>(header: H, fragmented: bool) -> Result<(IpAddr, IpAddr), DecodeError> {
+    if fragmented {
+        return Err(DecodeError::Fragment);
+    }
+    Ok(header.addresses())
+}
+
+/// The source and destination of an IPv4 or IPv6 header.
+trait Addresses {
+    fn addresses(&self) -> (IpAddr, IpAddr);
+}
+
+impl Addresses for etherparse::Ipv4HeaderSlice<'_> {
+    fn addresses(&self) -> (IpAddr, IpAddr) {
+        (self.source_addr().into(), self.destination_addr().into())
+    }
+}
+
+impl Addresses for etherparse::Ipv6HeaderSlice<'_> {
+    fn addresses(&self) -> (IpAddr, IpAddr) {
+        (self.source_addr().into(), self.destination_addr().into())
+    }
 }
 
 fn segment(at: Duration, src: IpAddr, dst: IpAddr, tcp: &TcpSlice<'_>, len: u32) -> Segment {

@@ -193,33 +193,10 @@ fn query(
     local: SocketAddr,
     remote: SocketAddr,
 ) -> io::Result<Option<DiagSocket>> {
-    let msg = request(family, local, remote);
-    // Unconnected and unaddressed, a netlink socket sends to the kernel.
-    let sent = socket.send(&msg, 0)?;
-    if sent != msg.len() {
-        return Err(invalid(format!(
-            "sent {sent} of {} request bytes",
-            msg.len()
-        )));
-    }
+    send_request(socket, &request(family, local, remote))?;
     let mut buf = vec![0u8; RECV_BUF_LEN];
     for _ in 0..MAX_DATAGRAMS {
-        let n = match socket.recv(&mut &mut buf[..], 0) {
-            Ok(n) => n.min(buf.len()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the kernel did not answer a socket-diagnostics request",
-                ));
-            }
-            Err(e) => return Err(e),
-        };
+        let n = recv_datagram(socket, &mut buf, "answer a socket-diagnostics request")?;
         if let Some(answer) = parse(&buf[..n], local, remote)? {
             return Ok(answer);
         }
@@ -303,6 +280,47 @@ pub(super) fn diag_msg(response: &InetResponse) -> (SocketAddr, SocketAddr, Diag
 /// `NLMSG_ALIGN`: rounded up to a multiple of four.
 pub(super) fn align4(len: usize) -> usize {
     len.saturating_add(3) & !3
+}
+
+/// Sends one request to the kernel (an unconnected, unaddressed netlink socket
+/// sends there), whole or not at all.
+pub(super) fn send_request(socket: &Socket, msg: &[u8]) -> io::Result<()> {
+    let sent = socket.send(msg, 0)?;
+    if sent != msg.len() {
+        return Err(invalid(format!(
+            "sent {sent} of {} request bytes",
+            msg.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Receives the kernel's next datagram into `buf` and says how long it is,
+/// retrying an interrupted call; a socket timeout becomes "the kernel did not
+/// `unfinished`".
+pub(super) fn recv_datagram(
+    socket: &Socket,
+    buf: &mut [u8],
+    unfinished: &str,
+) -> io::Result<usize> {
+    loop {
+        match socket.recv(&mut &mut buf[..], 0) {
+            Ok(n) => return Ok(n.min(buf.len())),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the kernel did not {unfinished}"),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// An error about malformed kernel data.

@@ -20,7 +20,9 @@ use netlink_packet_sock_diag::inet::Timer as DiagTimer;
 use netlink_packet_sock_diag::inet::nlas::Nla;
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 
-use super::sockdiag::{Diag, DiagSocket, SEQ, align4, canonical, diag_msg, invalid};
+use super::sockdiag::{
+    Diag, DiagSocket, SEQ, align4, canonical, diag_msg, invalid, recv_datagram, send_request,
+};
 use crate::sys::{self, TcpInfo};
 
 /// Room for one dump datagram (the kernel fills up to about 32 KiB).
@@ -93,32 +95,10 @@ impl Diag {
     }
 
     fn dump_family(&self, family: u8, out: &mut Vec<TcpSocket>) -> io::Result<()> {
-        let msg = request(family);
-        let sent = self.socket.send(&msg, 0)?;
-        if sent != msg.len() {
-            return Err(invalid(format!(
-                "sent {sent} of {} request bytes",
-                msg.len()
-            )));
-        }
+        send_request(&self.socket, &request(family))?;
         let mut buf = vec![0u8; RECV_BUF_LEN];
         loop {
-            let n = match self.socket.recv(&mut &mut buf[..], 0) {
-                Ok(n) => n.min(buf.len()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the kernel did not finish a socket-diagnostics dump",
-                    ));
-                }
-                Err(e) => return Err(e),
-            };
+            let n = recv_datagram(&self.socket, &mut buf, "finish a socket-diagnostics dump")?;
             if parse_datagram(&buf[..n], out)? {
                 return Ok(());
             }
