@@ -20,6 +20,7 @@ fn demo_list_names_every_chapter_and_an_unknown_one_is_a_usage_error() {
         "deadlock",
         "watch",
         "many-clients",
+        "completion",
         "check",
         "packets-handshake",
         "packets-refused",
@@ -283,4 +284,38 @@ fn demo_plots_creates_only_the_last_directory() {
         ));
     assert!(out.stdout.is_empty(), "a step ran:\n{out}");
     assert!(!top.exists(), "{} was created", top.display());
+}
+
+/// The system calls a server made per transaction, from the chapter's row for it.
+fn syscalls_per_transaction(out: &str, strategy: &str) -> Option<f64> {
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{strategy}: ")))?;
+    let before = row.split(" system calls at the server").next()?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+#[test]
+fn completion_chapter_counts_each_servers_system_calls_per_transaction() {
+    let out = tcplab_run(&["demo", "completion"]);
+    out.assert_ok();
+    for strategy in ["blocking", "async"] {
+        assert!(
+            out.stdout.contains(&format!("{strategy}: 16M round trip ")),
+            "{strategy}: no row\n{out}"
+        );
+    }
+    if out.stdout.contains("are not counted") {
+        eprintln!("skipped: neither perf nor strace is installed");
+        return;
+    }
+    // recv() and send(): the blocking server's two calls per transaction, and the
+    // async server's extra epoll_wait().
+    let blocking = syscalls_per_transaction(&out.stdout, "blocking").expect("blocking counted");
+    let r#async = syscalls_per_transaction(&out.stdout, "async").expect("async counted");
+    assert!((1.9..2.3).contains(&blocking), "blocking {blocking}\n{out}");
+    assert!(r#async > blocking, "async {async} vs blocking {blocking}\n{out}");
+    if let Some(uring) = syscalls_per_transaction(&out.stdout, "uring") {
+        assert!(uring < r#async, "uring {uring} vs async {async}\n{out}");
+    }
 }

@@ -3,6 +3,7 @@
 //! their output, and explains it; [`tour`] holds what they run on.
 
 mod check;
+mod completion;
 mod deadlock;
 mod half_close;
 mod interfaces;
@@ -15,6 +16,7 @@ mod refused;
 mod reuseaddr;
 mod simple;
 mod stream;
+mod syscalls;
 mod tour;
 mod uppercase;
 mod watch;
@@ -51,6 +53,7 @@ pub const CHAPTERS: &[Chapter] = &[
     deadlock::CHAPTER,
     watch::CHAPTER,
     many_clients::CHAPTER,
+    completion::CHAPTER,
     check::CHAPTER,
     packets::HANDSHAKE,
     packets::REFUSED,

@@ -47,6 +47,11 @@ impl Server {
         }
     }
 
+    /// Its process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops a server that has no `--once`, and shows what it said on stderr.
     pub(super) fn stop(mut self) {
         let _ = self.child.kill();
@@ -107,6 +112,13 @@ impl Tour {
     }
 
     pub(super) fn server(&self, args: &[&str]) -> Result<Server> {
+        self.try_server(args)?
+            .map_err(|_| anyhow!("the demo's server did not start"))
+    }
+
+    /// Starts a server that may refuse to start (a strategy this machine does not
+    /// allow): the server, or the error it printed.
+    pub(super) fn try_server(&self, args: &[&str]) -> Result<std::result::Result<Server, String>> {
         let mut child = self
             .command(args)
             .stdin(Stdio::null())
@@ -129,15 +141,18 @@ impl Tour {
             .trim()
             .strip_prefix("Listening at ")
             .and_then(|a| a.rsplit(':').next())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("the demo's server did not start"))?;
+            .map(str::to_string);
+        let Some(port) = port else {
+            let _ = child.wait();
+            return Ok(Err(stderr.join().unwrap_or_default()));
+        };
         say(format!("  server │ {}", first.trim_end()));
-        Ok(Server {
+        Ok(Ok(Server {
             child,
             stdout,
             stderr,
             port,
-        })
+        }))
     }
 
     /// Runs a client that may fail, and returns what it did.
