@@ -14,6 +14,7 @@ mod check;
 mod deadlock;
 mod defects;
 mod demo;
+mod docs_examples;
 mod grading;
 mod hostile;
 mod inprocess;

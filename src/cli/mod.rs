@@ -46,7 +46,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Watch(args) => watch::run(args, &console),
         Command::Trace(args) => trace::run(args, &console),
         Command::Completions { shell } => docs::completions(shell),
-        Command::Man { dir } => docs::man(dir.as_deref()),
+        Command::Man { markdown: true, .. } => docs::markdown(),
+        Command::Man { dir, .. } => docs::man(dir.as_deref()),
         Command::Simple { role } => match role {
             SimpleRole::Server { at, opts } => servers::simple(at, opts),
             SimpleRole::Client {

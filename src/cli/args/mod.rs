@@ -89,6 +89,10 @@ pub enum Command {
         /// ~/.local/share/man/man1.
         #[arg(value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
+        /// Print every command's reference as one Markdown page instead (the guide's
+        /// reference is built from it).
+        #[arg(long, conflicts_with = "dir")]
+        markdown: bool,
     },
 }
 
