@@ -314,7 +314,10 @@ fn completion_chapter_counts_each_servers_system_calls_per_transaction() {
     let blocking = syscalls_per_transaction(&out.stdout, "blocking").expect("blocking counted");
     let r#async = syscalls_per_transaction(&out.stdout, "async").expect("async counted");
     assert!((1.9..2.3).contains(&blocking), "blocking {blocking}\n{out}");
-    assert!(r#async > blocking, "async {async} vs blocking {blocking}\n{out}");
+    assert!(
+        r#async > blocking,
+        "async {async} vs blocking {blocking}\n{out}"
+    );
     if let Some(uring) = syscalls_per_transaction(&out.stdout, "uring") {
         assert!(uring < r#async, "uring {uring} vs async {async}\n{out}");
     }
