@@ -115,19 +115,33 @@ impl Capture {
     /// Starts capturing the TCP segments to or from `port` (every port with
     /// `None`) on the interface `interface` ("lo" for loopback).
     pub fn open(interface: &str, port: Option<u16>) -> Result<Capture, CaptureError> {
+        Self::open_after(interface, port, || {})
+    }
+
+    /// [`open`](Self::open), running `between` after the socket is made and before
+    /// its filter is on: a test's way to send frames into that window.
+    fn open_after(
+        interface: &str,
+        port: Option<u16>,
+        between: impl FnOnce(),
+    ) -> Result<Capture, CaptureError> {
         let info = Interface::find(interface)?;
         let io_error = |source| CaptureError::Io {
             interface: interface.to_string(),
             source,
         };
-        let protocol = Protocol::from(i32::from(ETH_P_ALL.to_be()));
-        let socket = Socket::new(Domain::PACKET, Type::RAW, Some(protocol)).map_err(|e| match e
-            .raw_os_error()
-        {
-            Some(libc::EPERM | libc::EACCES) => CaptureError::NotPermitted,
-            _ => io_error(e),
-        })?;
-        // The filter goes on before the bind, so no unfiltered frame is queued.
+        // Protocol 0: a packet socket made with ETH_P_ALL receives every frame on
+        // every interface from that moment, before its filter is on, and those
+        // frames would stay queued. With 0 it receives nothing until the bind
+        // below names the protocol, by which time the filter is attached.
+        let socket =
+            Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(0))).map_err(|e| match e
+                .raw_os_error()
+            {
+                Some(libc::EPERM | libc::EACCES) => CaptureError::NotPermitted,
+                _ => io_error(e),
+            })?;
+        between();
         let filter: Vec<SockFilter> = program(port)
             .into_iter()
             .map(|(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))

@@ -329,3 +329,26 @@ fn no_traffic_is_none_in_time_and_zero_waits_not_at_all() {
     );
     assert_eq!(capture.stats().unwrap(), Stats::default());
 }
+
+#[test]
+fn no_frame_from_before_the_filter_is_on_is_ever_captured() {
+    if !sys::is_root() {
+        eprintln!("skipped: capturing needs CAP_NET_RAW (run as root)");
+        return;
+    }
+    // UDP on loopback while the socket exists and its filter is not yet on: a
+    // socket made for every protocol would have queued these frames unfiltered.
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut capture = Capture::open_after("lo", Some(port), || {
+        for _ in 0..20 {
+            tx.send_to(b"not tcp, not the port", rx.local_addr().unwrap())
+                .unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!(capture.next(Duration::from_millis(200)).unwrap(), None);
+    assert_eq!(capture.stats().unwrap(), Stats::default());
+}
