@@ -787,7 +787,7 @@ fn a_server_whose_port_another_process_took_is_started_again_on_another() {
 
 #[test]
 fn six_checks_in_parallel_each_grade_their_own_server_even_on_one_first_port() {
-    // As README's `xargs -P 6` loop, and every check first given the same port:
+    // As the guide's `xargs -P 6` loop, and every check first given the same port:
     // one program gets it, the five others find it taken and move to free ports.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

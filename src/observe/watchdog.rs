@@ -388,7 +388,7 @@ pub(crate) mod tests {
     }
 
     /// The `diagnosis` object of the client's `--json` report keeps the keys the
-    /// README documents, `client` and `server` included.
+    /// the guide's JSON reference documents, `client` and `server` included.
     #[test]
     fn diagnosis_json_keys_are_stable() {
         let mut s = situation("threads", 10, 0, Queues::default());

@@ -1,6 +1,6 @@
 //! What `tcplab trace` shows, as data: each segment with its connection, direction,
 //! relative numbers and meanings; each connection's summary. Serialized as the
-//! `--json` lines (README "See the packets").
+//! `--json` lines (docs/src/reference/json.md, "tcplab trace").
 
 use serde::Serialize;
 

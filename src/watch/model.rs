@@ -1,7 +1,7 @@
 //! What `tcplab watch` shows, as data: each connection (both ends when both are
 //! on this machine, paired) with its figures and diagnosis, each listener with its
 //! accept queue, per interval; and the summary at the end. Serialized as the
-//! `--json` lines (README "tcplab watch --json").
+//! `--json` lines (docs/src/reference/json.md, "tcplab watch").
 
 use std::net::SocketAddr;
 

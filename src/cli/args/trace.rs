@@ -33,7 +33,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub svg: Option<PathBuf>,
     /// JSON lines: a "segment" object per segment, "note" objects, a "summary"
-    /// object last (keys in README).
+    /// object last (keys in the guide: docs/src/reference/json.md).
     #[arg(long)]
     pub json: bool,
     /// Stop after SECONDS.

@@ -28,7 +28,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds, allow_hyphen_values = true)]
     pub interval: f64,
     /// JSON lines: per sample a "sample" object (counts), then one per connection and
-    /// listener shown; a "summary" object last (keys in README).
+    /// listener shown; a "summary" object last (keys in the guide: docs/src/reference/json.md).
     #[arg(long)]
     pub json: bool,
     /// Draw the busiest connection's four queues and bytes moved over the watch, its

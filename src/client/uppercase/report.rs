@@ -1,5 +1,5 @@
 //! What one run of the upper-case client did: the report (`--json` prints it as one
-//! object; its keys are documented in the README) and what else the renderers need.
+//! object; its keys are documented in docs/src/reference/json.md) and what else the renderers need.
 
 use std::time::Duration;
 
