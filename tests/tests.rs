@@ -31,5 +31,6 @@ mod simple;
 mod trace;
 mod trace_analysis;
 mod uppercase;
+mod version;
 mod watch;
 mod watch_live;

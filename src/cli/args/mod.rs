@@ -28,7 +28,8 @@ pub use watch::WatchArgs;
 #[derive(Debug, Parser)]
 #[command(
     name = "tcplab",
-    version,
+    // The version, and the git commit when the build knew it (build.rs).
+    version = env!("TCPLAB_VERSION"),
     after_help = "Examples:\n  tcplab demo\n  tcplab simple server \"\" 1234\n  tcplab uppercase server 0.0.0.0 1234 --idle-timeout 30 --max-connections 5000\n  tcplab simple client 127.0.0.1 1234\n  tcplab uppercase client 127.0.0.1 1234 1G\n  tcplab uppercase client 127.0.0.1 1234 --request 64 --connections 4 --duration 10\n  tcplab lines client 127.0.0.1 1234 notes.txt\n  sudo tcplab trace 1234 -- tcplab simple client 127.0.0.1 1234\n\nExit codes: 0 success, 1 runtime error, 2 usage error, 3 the uppercase client stalled (explained on stderr)."
 )]
 pub struct Cli {
