@@ -88,11 +88,16 @@ impl AcceptErrors {
     }
 }
 
-/// Server-wide figures, shared by every connection.
+/// Server-wide figures, shared by every connection. Each is one relaxed atomic
+/// touched once per connection (per line, for lines), never per read: the served
+/// path costs what it did (bench/RESULTS.md, issue 23).
 #[derive(Debug, Default)]
 pub struct Tally {
+    accepted: AtomicU64,
     served: AtomicU64,
     failed: AtomicU64,
+    cut_off: AtomicU64,
+    exchanges: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     open: AtomicUsize,
@@ -126,6 +131,7 @@ impl<S> Drop for Entry<'_, S> {
 impl Tally {
     /// A connection starts; it is counted when the entry is dropped.
     pub fn open<S>(&self, conn: Conn<S>) -> Entry<'_, S> {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
         let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         Entry {
@@ -134,8 +140,28 @@ impl Tally {
             ok: false,
         }
     }
+    /// One exchange done: the simple service's 16 octets answered, an upper-case
+    /// stream capitalized to its end, a line printed.
+    pub fn exchanged(&self) {
+        self.exchanges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The figures as they stand, for a scrape while the server runs.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            open: self.open.load(Ordering::SeqCst) as u64,
+            failed: self.failed.load(Ordering::Relaxed),
+            cut_off: self.cut_off.load(Ordering::Relaxed),
+            exchanges: self.exchanges.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+
     /// The figures so far, with `cut_off` connections closed at the grace period.
     pub fn summary(&self, cut_off: usize) -> Summary {
+        self.cut_off.store(cut_off as u64, Ordering::Relaxed);
         let served = self.served.load(Ordering::Relaxed);
         let failed = self.failed.load(Ordering::Relaxed);
         Summary {
@@ -164,4 +190,25 @@ pub struct Summary {
     pub bytes_out: u64,
     /// The most connections open at once.
     pub peak: u64,
+}
+
+/// The server's figures at one instant, as `--metrics` serves them. Counters only
+/// grow; bytes are counted when a connection ends (a running connection's bytes
+/// are in its own count, not yet here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Connections accepted (and so counted as open) since the start.
+    pub accepted: u64,
+    /// Connections open now.
+    pub open: u64,
+    /// Connections that ended in an error (cut off ones included).
+    pub failed: u64,
+    /// Connections closed at the end of the grace period (set at shutdown).
+    pub cut_off: u64,
+    /// Exchanges done (see [`Tally::exchanged`]).
+    pub exchanges: u64,
+    /// Bytes read from clients, over the connections that have ended.
+    pub bytes_in: u64,
+    /// Bytes sent to clients, over the connections that have ended.
+    pub bytes_out: u64,
 }

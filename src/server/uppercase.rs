@@ -50,6 +50,8 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
         }
         buf.grow_if_full(n);
     }
+    // The whole stream, to its end: what the load generator counts as one exchange.
+    peer.exchanged();
     let elapsed = started.elapsed();
     peer.say(|| format!(
         "  {}: {} bytes capitalized in {} ({}); {}, min/median/max {}/{}/{} bytes; socket closed",

@@ -165,6 +165,11 @@ pub struct ServerOpts {
     /// already in use" while a connection this port served lingers in TIME_WAIT.
     #[arg(long)]
     pub no_reuseaddr: bool,
+    /// Serve the server's figures (connections, bytes, exchanges, CPU, memory) in
+    /// the Prometheus format at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9100
+    /// (:9100 for every interface, port 0 for a free one).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::cli::metrics::parse_metrics_at)]
+    pub metrics: Option<crate::cli::metrics::MetricsAt>,
 }
 
 /// The simple service's roles.
