@@ -10,11 +10,17 @@
 //! over it and its live descendants of user + system time, their reaped children
 //! included, so a server that forks per connection (socat's `fork`, a pipeline to
 //! `tr`) is counted whole.
+//!
+//! A server elsewhere (another machine, another network namespace) is measured the
+//! way netperf's netserver reports its own CPU: from the server itself, here its
+//! Prometheus endpoint (`--server-metrics`, [`RemoteCpu`]), read before and after
+//! the run.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::observe::owners::{self, pids};
+use crate::observe::scrape::{self, Url};
 use crate::observe::{procstat, sockdiag, table};
 /// Fewest clock ticks (`/proc/PID/stat`'s unit, 10 ms at 100 Hz) a server's CPU
 /// time must come to for a figure: fewer is within a tick or two of nothing, a
@@ -123,6 +129,14 @@ pub enum ServerCpu {
     NotLocal,
     /// Not measured: with worker processes, each sees only its share of the servers.
     OverWorkers,
+    /// `--server-metrics` could not be read before the run.
+    MetricsUnreachable,
+    /// `--server-metrics` was read before the run but not after it: the endpoint
+    /// (or the server) went away during the run.
+    MetricsGone,
+    /// `--server-metrics`'s CPU count went down during the run: another process
+    /// (a restarted server) answered the second read.
+    MetricsRestarted,
 }
 
 impl ServerCpu {
@@ -158,7 +172,66 @@ impl ServerCpu {
             ServerCpu::Measured { ticks, .. }
             | ServerCpu::NoTransactions { ticks }
             | ServerCpu::TooShort { ticks } => Some(*ticks),
-            ServerCpu::NotLocal | ServerCpu::OverWorkers => None,
+            ServerCpu::NotLocal
+            | ServerCpu::OverWorkers
+            | ServerCpu::MetricsUnreachable
+            | ServerCpu::MetricsGone
+            | ServerCpu::MetricsRestarted => None,
+        }
+    }
+}
+
+/// A server's CPU read from its Prometheus endpoint (`process_cpu_seconds_total`)
+/// before and after a run.
+#[derive(Debug, Clone)]
+pub struct RemoteCpu {
+    url: Url,
+    /// CPU seconds at the start; `None` when the endpoint could not be read then.
+    start: Option<f64>,
+}
+
+impl RemoteCpu {
+    /// Reads the endpoint now; when it cannot be read, also says why (a warning
+    /// for the user: the run goes on without the server's CPU).
+    pub fn start(url: Url) -> (RemoteCpu, Option<String>) {
+        match scrape::cpu_seconds(&url) {
+            Ok(seconds) => (
+                RemoteCpu {
+                    url,
+                    start: Some(seconds),
+                },
+                None,
+            ),
+            Err(why) => {
+                let warning = format!(
+                    "could not read the server's figures at {url}: {why}; the run goes on without the server's CPU"
+                );
+                (RemoteCpu { url, start: None }, Some(warning))
+            }
+        }
+    }
+
+    /// Reads the endpoint again and gives the server's CPU over `transactions`;
+    /// when it cannot be read now (it was before), also says why.
+    pub fn finish(&self, transactions: u64) -> (ServerCpu, Option<String>) {
+        let Some(start) = self.start else {
+            return (ServerCpu::MetricsUnreachable, None);
+        };
+        match scrape::cpu_seconds(&self.url) {
+            Ok(end) if end < start => (ServerCpu::MetricsRestarted, None),
+            Ok(end) => {
+                // process_cpu_seconds_total is /proc's clock ticks over their rate:
+                // the same ticks, and the same floor of MIN_TICKS for a figure.
+                let ticks = ((end - start) * crate::sys::clock_ticks_per_second() as f64).round();
+                (ServerCpu::of(Some(ticks as u64), transactions), None)
+            }
+            Err(why) => (
+                ServerCpu::MetricsGone,
+                Some(format!(
+                    "could not read the server's figures at {} after the run: {why}; no server CPU for this run",
+                    self.url
+                )),
+            ),
         }
     }
 }

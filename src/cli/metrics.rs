@@ -3,10 +3,17 @@
 //! generator's `--server-metrics`) to read while it serves. tiny_http answers on
 //! threads of its own, beside whatever strategy serves the clients; each scrape
 //! reads the server's figures and this process's CPU time and memory then.
+//!
+//! And the other end: `--server-metrics URL` reads a server's CPU from such an
+//! endpoint before and after a load run, for its service demand when it is
+//! elsewhere.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use crate::cli::console::Console;
+use tcplab::cpu::{RemoteCpu, ServerCpu};
+use tcplab::observe::scrape::Url;
 use tcplab::report::metrics::{self, Format, Scrape};
 use tcplab::server::{Service, Strategy, Tally};
 
@@ -100,4 +107,29 @@ pub fn serve(
         })
         .map_err(|e| tcplab::Error::io("could not start --metrics's thread", e))?;
     Ok(at)
+}
+
+/// `--server-metrics`: reads the server's CPU before a run; when it cannot, says so
+/// in one warning and the run goes on.
+pub fn remote_start(url: Option<Url>, console: &Console) -> Option<RemoteCpu> {
+    let (remote, warning) = RemoteCpu::start(url?);
+    if let Some(warning) = warning {
+        console.warn(warning);
+    }
+    Some(remote)
+}
+
+/// `--server-metrics` after the run: the server's CPU over `transactions`, or why
+/// there is none (said in a warning too when the endpoint went away meanwhile);
+/// `None` without `--server-metrics`.
+pub fn remote_finish(
+    remote: Option<RemoteCpu>,
+    transactions: u64,
+    console: &Console,
+) -> Option<ServerCpu> {
+    let (cpu, warning) = remote?.finish(transactions);
+    if let Some(warning) = warning {
+        console.warn(warning);
+    }
+    Some(cpu)
 }

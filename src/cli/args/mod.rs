@@ -234,6 +234,11 @@ pub struct ScaleOpts {
     /// for "go" on standard input, prints its report as one JSON line).
     #[arg(long, hide = true, requires = "connections")]
     pub worker: bool,
+    /// Read the server's CPU from its Prometheus endpoint (a tcplab server's
+    /// --metrics) before and after the run, for its CPU per transaction when it is
+    /// on another machine, e.g. http://10.0.0.2:9100/metrics.
+    #[arg(long, value_name = "URL", value_parser = tcplab::observe::scrape::Url::parse, requires = "connections")]
+    pub server_metrics: Option<tcplab::observe::scrape::Url>,
 }
 
 /// Progress display options.
