@@ -429,3 +429,20 @@ fn an_endpoint_gone_mid_run_leaves_the_run_whole_and_the_server_cpu_null_with_wh
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("after the run"), "{stderr}");
 }
+
+#[test]
+fn the_deployed_scrape_config_is_one_prometheus_takes() {
+    if !have("promtool") {
+        return;
+    }
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/prometheus.yml"
+    );
+    let out = crate::util::run({
+        let mut cmd = Command::new("promtool");
+        cmd.args(["check", "config", config]);
+        cmd
+    });
+    out.assert_ok();
+}
