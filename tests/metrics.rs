@@ -446,3 +446,34 @@ fn the_deployed_scrape_config_is_one_prometheus_takes() {
     });
     out.assert_ok();
 }
+
+/// Worker processes each see a share of the servers, so /proc gives no figure over
+/// them; the endpoint, read around the whole run, does.
+#[test]
+fn server_metrics_measures_a_run_over_worker_processes() {
+    let server = Server::of("simple", &["--quiet", "--metrics", "127.0.0.1:0"]);
+    let url = metrics_url(&server);
+    let port = server.port_arg();
+    let out = tcplab_run(&[
+        "simple",
+        "client",
+        "127.0.0.1",
+        &port,
+        "--connections",
+        "4",
+        "--processes",
+        "2",
+        "--duration",
+        "2",
+        "--json",
+        "--server-metrics",
+        &url,
+    ]);
+    out.assert_ok();
+    let report = json(&out);
+    assert!(
+        report["server_cpu_ticks"].as_u64().is_some_and(|t| t > 0),
+        "{out}"
+    );
+    assert!(out.stderr.is_empty(), "{out}");
+}
