@@ -350,6 +350,12 @@ fn a_metrics_port_in_use_exits_2_before_serving() {
     out.assert_code(2).assert_one_error_line();
     out.assert_stderr_has("already in use");
     assert!(!out.stdout.contains("Listening at"), "{out}");
+    for bad in ["9100", "127.0.0.1:65536", "10.255.255.1:0"] {
+        let out = tcplab_run(&["simple", "server", "127.0.0.1", "0", "--metrics", bad]);
+        out.assert_code(2).assert_one_error_line();
+        out.assert_stderr_has("--metrics");
+        assert!(!out.stdout.contains("Listening at"), "{out}");
+    }
 }
 
 #[test]
@@ -476,4 +482,32 @@ fn server_metrics_measures_a_run_over_worker_processes() {
         "{out}"
     );
     assert!(out.stderr.is_empty(), "{out}");
+}
+
+/// A line printed is the lines service's exchange.
+#[test]
+fn the_lines_server_counts_each_line_as_an_exchange() {
+    let server = Server::of("lines", &["--metrics", "127.0.0.1:0"]);
+    let url = metrics_url(&server);
+    let port = server.port_arg();
+    let mut client = crate::util::tcplab();
+    client.args(["lines", "client", "127.0.0.1", &port]);
+    crate::util::run_with_input(client, b"one\ntwo\nthree\n").assert_ok();
+    server.wait_for_line("three");
+    // The connection's end (and its bytes) is counted just after its last line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let labels = "{service=\"lines\",strategy=\"async\"}";
+    loop {
+        let text = get(&url).unwrap().1;
+        let done = text.contains(&format!("tcplab_bytes_received_total{labels} 14"));
+        if done || Instant::now() > deadline {
+            assert!(
+                text.contains(&format!("tcplab_exchanges_total{labels} 3")),
+                "{text}"
+            );
+            assert!(done, "{text}");
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }

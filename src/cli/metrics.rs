@@ -41,18 +41,22 @@ pub fn parse_metrics_at(text: &str) -> Result<MetricsAt, String> {
     })
 }
 
-/// Binds `--metrics`'s address, before the server says it is listening: a port
-/// already taken is a usage error (exit 2), and nothing is served.
+/// Binds `--metrics`'s address, before the server says it is listening: an
+/// address taken (or not this machine's, or unknown) is a usage error (exit 2)
+/// naming `--metrics`, and nothing is served.
 pub fn bind(at: &MetricsAt) -> tcplab::Result<TcpListener> {
     let how = tcplab::addr::Bind {
         reuse_address: true,
         reuse_port: false,
     };
-    tcplab::addr::bind_with(&at.host, at.port, how).map_err(|e| match e {
-        tcplab::Error::AddrInUse { addr } => tcplab::Error::Usage(format!(
-            "--metrics {addr}: that address is already in use (pick another port; 0 picks a free one)"
-        )),
-        other => other,
+    tcplab::addr::bind_with(&at.host, at.port, how).map_err(|e| {
+        let why = match e {
+            tcplab::Error::AddrInUse { addr } => format!(
+                "{addr}: that address is already in use (pick another port; 0 picks a free one)"
+            ),
+            other => other.to_string(),
+        };
+        tcplab::Error::Usage(format!("--metrics {why}"))
     })
 }
 
