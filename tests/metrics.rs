@@ -385,17 +385,21 @@ fn an_unreachable_server_metrics_warns_once_and_the_run_goes_on() {
     );
 }
 
-#[test]
-fn an_endpoint_gone_mid_run_leaves_the_run_whole_and_the_server_cpu_null_with_why() {
-    let served = Server::of("uppercase", &["--quiet"]);
-    // The endpoint is another server's, so that it can go while the run goes on.
-    let endpoint = Server::of("simple", &["--quiet", "--metrics", "127.0.0.1:0"]);
-    let url = metrics_url(&endpoint);
+/// A TCP_RR run of one connection against `port`, with an interval line every
+/// 0.25 s: the child, and its standard output's lines as they come.
+fn rr_run(port: &str, seconds: &str, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = crate::util::tcplab()
-        .args(["uppercase", "client", "127.0.0.1", &served.port_arg()])
-        .args(["--request", "64", "--connections", "1", "--duration", "1.5"])
+        .args(["uppercase", "client", "127.0.0.1", port])
+        .args([
+            "--request",
+            "64",
+            "--connections",
+            "1",
+            "--duration",
+            seconds,
+        ])
         .args(["--interval", "0.25"])
-        .args(["--server-metrics", &url])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -408,25 +412,39 @@ fn an_endpoint_gone_mid_run_leaves_the_run_whole_and_the_server_cpu_null_with_wh
             let _ = tx.send(line);
         }
     });
-    // The first interval line: the run has started, its first read is done.
-    let first = lines
+    (child, lines)
+}
+
+/// The run's first interval line: it has started (and read its endpoint).
+fn first_line(lines: &mpsc::Receiver<String>) -> String {
+    lines
         .recv_timeout(Duration::from_secs(30))
-        .expect("no interval line");
-    drop(endpoint.stop());
-    let mut stdout = vec![first];
+        .expect("no interval line")
+}
+
+/// Waits for the run's end: its exit status, standard output and error.
+fn rr_end(mut child: Child, lines: mpsc::Receiver<String>) -> (bool, String, String) {
+    let mut stdout = Vec::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
         stdout.push(line);
     }
     let status = child.wait().unwrap();
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let stdout = stdout.join("\n");
-    assert!(status.success(), "{status}\n{stdout}\n{stderr}");
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (status.success(), stdout.join("\n"), stderr)
+}
+
+#[test]
+fn an_endpoint_gone_mid_run_leaves_the_run_whole_and_the_server_cpu_null_with_why() {
+    let served = Server::of("uppercase", &["--quiet"]);
+    // The endpoint is another server's, so that it can go while the run goes on.
+    let endpoint = Server::of("simple", &["--quiet", "--metrics", "127.0.0.1:0"]);
+    let url = metrics_url(&endpoint);
+    let (child, lines) = rr_run(&served.port_arg(), "1.5", &["--server-metrics", &url]);
+    first_line(&lines);
+    drop(endpoint.stop());
+    let (ok, stdout, stderr) = rr_end(child, lines);
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("every reply verified"), "{stdout}");
     assert!(
         stdout.contains("n/a at the server (its metrics endpoint went away during the run)"),
@@ -434,6 +452,48 @@ fn an_endpoint_gone_mid_run_leaves_the_run_whole_and_the_server_cpu_null_with_wh
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("after the run"), "{stderr}");
+}
+
+/// A kept connection's bytes show while it runs (every 64 KiB), not only at its end.
+#[test]
+fn a_long_connections_bytes_show_while_it_runs() {
+    let server = Server::of("uppercase", &["--quiet", "--metrics", "127.0.0.1:0"]);
+    let url = metrics_url(&server);
+    let (child, lines) = rr_run(&server.port_arg(), "3", &[]);
+    first_line(&lines);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (received, open) = loop {
+        let text = get(&url).unwrap().1;
+        let received = sample(&text, "tcplab_bytes_received_total");
+        if received > 0.0 || Instant::now() > deadline {
+            break (received, sample(&text, "tcplab_connections_open"));
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(received >= 65536.0, "{received} bytes");
+    assert_eq!(open, 1.0, "the connection is still running");
+    let (ok, stdout, stderr) = rr_end(child, lines);
+    assert!(ok, "{stdout}\n{stderr}");
+    // At the end, every byte is in: the report's and the server's counts agree.
+    let report_line = stdout
+        .lines()
+        .find(|l| l.contains("transactions of 64 bytes"))
+        .unwrap();
+    let transactions: f64 = report_line.split(' ').nth(4).unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get(&url).unwrap().1;
+        let done = sample(&text, "tcplab_bytes_received_total") == transactions * 64.0;
+        if done || Instant::now() > deadline {
+            assert!(done, "{transactions} transactions:\n{text}");
+            assert_eq!(
+                sample(&text, "tcplab_bytes_sent_total"),
+                transactions * 64.0
+            );
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

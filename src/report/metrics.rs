@@ -129,12 +129,12 @@ impl Collector for Scrape {
             ),
             (
                 "tcplab_bytes_received",
-                "Bytes read from clients, counted when each connection ends.",
+                "Bytes read from clients, added every 64 KiB of a connection and at its end.",
                 f.bytes_in,
             ),
             (
                 "tcplab_bytes_sent",
-                "Bytes sent to clients, counted when each connection ends.",
+                "Bytes sent to clients, added every 64 KiB of a connection and at its end.",
                 f.bytes_out,
             ),
         ];

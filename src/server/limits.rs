@@ -10,6 +10,11 @@ use crate::sink::Sink;
 
 use crate::stream::Conn;
 
+/// A long connection's bytes are added to the server's counters each time this
+/// many more have crossed it (and the rest at its end): two atomics per 64 KiB, so
+/// a scrape sees a long TCP_RR run's bytes grow while the requests cost nothing more.
+pub const PUBLISH_EVERY: u64 = 64 * 1024;
+
 /// Default cap on connections served at once (`--max-connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
@@ -89,8 +94,9 @@ impl AcceptErrors {
 }
 
 /// Server-wide figures, shared by every connection. Each is one relaxed atomic
-/// touched once per connection (per line, for lines), never per read: the served
-/// path costs what it did (bench/RESULTS.md, issue 23).
+/// touched once per connection (per line, for lines; bytes once per
+/// [`PUBLISH_EVERY`]), never per read: the served path costs what it did
+/// (bench/RESULTS.md, issue 23).
 #[derive(Debug, Default)]
 pub struct Tally {
     accepted: AtomicU64,
@@ -119,9 +125,8 @@ pub struct Entry<'a, S> {
 
 impl<S> Drop for Entry<'_, S> {
     fn drop(&mut self) {
-        let (t, traffic) = (self.tally, self.conn.traffic);
-        t.bytes_in.fetch_add(traffic.bytes_in, Ordering::Relaxed);
-        t.bytes_out.fetch_add(traffic.bytes_out, Ordering::Relaxed);
+        let t = self.tally;
+        t.publish(&mut self.conn, 0);
         let outcome = if self.ok { &t.served } else { &t.failed };
         outcome.fetch_add(1, Ordering::Relaxed);
         t.open.fetch_sub(1, Ordering::SeqCst);
@@ -140,6 +145,24 @@ impl Tally {
             ok: false,
         }
     }
+    /// Adds the bytes that crossed `conn` since it was last published to the
+    /// server's counters, once they come to `at_least` bytes (0: whatever there
+    /// is). Handlers of long connections call it as they go (see [`PUBLISH_EVERY`]),
+    /// and the entry at the end.
+    pub fn publish<S>(&self, conn: &mut Conn<S>, at_least: u64) {
+        let (now, before) = (conn.traffic, conn.published);
+        let (bytes_in, bytes_out) = (
+            now.bytes_in - before.bytes_in,
+            now.bytes_out - before.bytes_out,
+        );
+        if bytes_in + bytes_out < at_least.max(1) {
+            return;
+        }
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        conn.published = now;
+    }
+
     /// One exchange done: the simple service's 16 octets answered, an upper-case
     /// stream capitalized to its end, a line printed.
     pub fn exchanged(&self) {
@@ -193,8 +216,8 @@ pub struct Summary {
 }
 
 /// The server's figures at one instant, as `--metrics` serves them. Counters only
-/// grow; bytes are counted when a connection ends (a running connection's bytes
-/// are in its own count, not yet here).
+/// grow; a connection's bytes are added every [`PUBLISH_EVERY`] and at its end, so
+/// up to that much of each open connection's is not in them yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Figures {
     /// Connections accepted (and so counted as open) since the start.
@@ -207,8 +230,8 @@ pub struct Figures {
     pub cut_off: u64,
     /// Exchanges done (see [`Tally::exchanged`]).
     pub exchanges: u64,
-    /// Bytes read from clients, over the connections that have ended.
+    /// Bytes read from clients (see [`PUBLISH_EVERY`]).
     pub bytes_in: u64,
-    /// Bytes sent to clients, over the connections that have ended.
+    /// Bytes sent to clients (see [`PUBLISH_EVERY`]).
     pub bytes_out: u64,
 }

@@ -144,6 +144,12 @@ impl Peer<'_> {
         self.tally.exchanged();
     }
 
+    /// Adds the bytes that crossed `conn` to the server's figures, once they come to
+    /// [`limits::PUBLISH_EVERY`]: a long connection's handler calls it as it goes.
+    pub fn publish<S>(&self, conn: &mut Conn<S>) {
+        self.tally.publish(conn, limits::PUBLISH_EVERY);
+    }
+
     /// A per-connection status line, unless the server is quiet (then the line is
     /// not even formatted: a server under load is quiet).
     pub fn say<S: AsRef<str>>(&self, line: impl FnOnce() -> S) {

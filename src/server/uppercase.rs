@@ -45,6 +45,7 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
             .await
             .map_err(|e| peer.send_error(e, sent))?;
         sizes.record(n);
+        peer.publish(conn);
         if peer.opts.verbose {
             peer.say(|| format!("  {} bytes already capitalized", sizes.bytes()));
         }
