@@ -365,4 +365,48 @@ mod tests {
         assert_eq!(measured.ticks(), Some(MIN_TICKS));
         assert!(measured.us_per_transaction().unwrap() > 0.0);
     }
+
+    /// An endpoint that answers each GET with the next of `values` as its
+    /// process_cpu_seconds_total, then goes away.
+    fn endpoint(values: &'static [f64]) -> Url {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for value in values {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut request = [0; 1024];
+                let _ = s.read(&mut request);
+                let body = format!("process_cpu_seconds_total {value}\n");
+                let reply = format!("HTTP/1.0 200 OK\r\n\r\n{body}");
+                let _ = s.write_all(reply.as_bytes());
+            }
+        });
+        Url::parse(&format!("http://127.0.0.1:{port}/metrics")).unwrap()
+    }
+
+    #[test]
+    fn a_remote_server_is_measured_from_its_endpoint_or_said_why_not() {
+        let hz = crate::sys::clock_ticks_per_second() as f64;
+        let (remote, warning) = RemoteCpu::start(endpoint(&[1.0, 3.0]));
+        assert_eq!(warning, None);
+        let (cpu, warning) = remote.finish(1000);
+        assert_eq!(warning, None);
+        assert_eq!(cpu.ticks(), Some((2.0 * hz) as u64));
+        assert_eq!(cpu.us_per_transaction(), Some(2000.0));
+        let (remote, _) = RemoteCpu::start(endpoint(&[5.0, 4.0]));
+        assert_eq!(remote.finish(10).0, ServerCpu::MetricsRestarted);
+        let (remote, _) = RemoteCpu::start(endpoint(&[5.0]));
+        let (cpu, warning) = remote.finish(10);
+        assert_eq!(cpu, ServerCpu::MetricsGone);
+        assert!(warning.is_some_and(|w| w.contains("after the run")));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = Url::parse(&format!("http://{closed}/metrics")).unwrap();
+        let (remote, warning) = RemoteCpu::start(url);
+        assert!(warning.is_some_and(|w| w.contains("the run goes on")));
+        assert_eq!(remote.finish(10), (ServerCpu::MetricsUnreachable, None));
+    }
 }
