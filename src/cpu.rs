@@ -10,11 +10,17 @@
 //! over it and its live descendants of user + system time, their reaped children
 //! included, so a server that forks per connection (socat's `fork`, a pipeline to
 //! `tr`) is counted whole.
+//!
+//! A server elsewhere (another machine, another network namespace) is measured the
+//! way netperf's netserver reports its own CPU: from the server itself, here its
+//! Prometheus endpoint (`--server-metrics`, [`RemoteCpu`]), read before and after
+//! the run.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::observe::owners::{self, pids};
+use crate::observe::scrape::{self, Url};
 use crate::observe::{procstat, sockdiag, table};
 /// Fewest clock ticks (`/proc/PID/stat`'s unit, 10 ms at 100 Hz) a server's CPU
 /// time must come to for a figure: fewer is within a tick or two of nothing, a
@@ -123,6 +129,14 @@ pub enum ServerCpu {
     NotLocal,
     /// Not measured: with worker processes, each sees only its share of the servers.
     OverWorkers,
+    /// `--server-metrics` could not be read before the run.
+    MetricsUnreachable,
+    /// `--server-metrics` was read before the run but not after it: the endpoint
+    /// (or the server) went away during the run.
+    MetricsGone,
+    /// `--server-metrics`'s CPU count went down during the run: another process
+    /// (a restarted server) answered the second read.
+    MetricsRestarted,
 }
 
 impl ServerCpu {
@@ -158,7 +172,66 @@ impl ServerCpu {
             ServerCpu::Measured { ticks, .. }
             | ServerCpu::NoTransactions { ticks }
             | ServerCpu::TooShort { ticks } => Some(*ticks),
-            ServerCpu::NotLocal | ServerCpu::OverWorkers => None,
+            ServerCpu::NotLocal
+            | ServerCpu::OverWorkers
+            | ServerCpu::MetricsUnreachable
+            | ServerCpu::MetricsGone
+            | ServerCpu::MetricsRestarted => None,
+        }
+    }
+}
+
+/// A server's CPU read from its Prometheus endpoint (`process_cpu_seconds_total`)
+/// before and after a run.
+#[derive(Debug, Clone)]
+pub struct RemoteCpu {
+    url: Url,
+    /// CPU seconds at the start; `None` when the endpoint could not be read then.
+    start: Option<f64>,
+}
+
+impl RemoteCpu {
+    /// Reads the endpoint now; when it cannot be read, also says why (a warning
+    /// for the user: the run goes on without the server's CPU).
+    pub fn start(url: Url) -> (RemoteCpu, Option<String>) {
+        match scrape::cpu_seconds(&url) {
+            Ok(seconds) => (
+                RemoteCpu {
+                    url,
+                    start: Some(seconds),
+                },
+                None,
+            ),
+            Err(why) => {
+                let warning = format!(
+                    "could not read the server's figures at {url}: {why}; the run goes on without the server's CPU"
+                );
+                (RemoteCpu { url, start: None }, Some(warning))
+            }
+        }
+    }
+
+    /// Reads the endpoint again and gives the server's CPU over `transactions`;
+    /// when it cannot be read now (it was before), also says why.
+    pub fn finish(&self, transactions: u64) -> (ServerCpu, Option<String>) {
+        let Some(start) = self.start else {
+            return (ServerCpu::MetricsUnreachable, None);
+        };
+        match scrape::cpu_seconds(&self.url) {
+            Ok(end) if end < start => (ServerCpu::MetricsRestarted, None),
+            Ok(end) => {
+                // process_cpu_seconds_total is /proc's clock ticks over their rate:
+                // the same ticks, and the same floor of MIN_TICKS for a figure.
+                let ticks = ((end - start) * crate::sys::clock_ticks_per_second() as f64).round();
+                (ServerCpu::of(Some(ticks as u64), transactions), None)
+            }
+            Err(why) => (
+                ServerCpu::MetricsGone,
+                Some(format!(
+                    "could not read the server's figures at {} after the run: {why}; no server CPU for this run",
+                    self.url
+                )),
+            ),
         }
     }
 }
@@ -291,5 +364,49 @@ mod tests {
         let measured = ServerCpu::of(Some(MIN_TICKS), 1000);
         assert_eq!(measured.ticks(), Some(MIN_TICKS));
         assert!(measured.us_per_transaction().unwrap() > 0.0);
+    }
+
+    /// An endpoint that answers each GET with the next of `values` as its
+    /// process_cpu_seconds_total, then goes away.
+    fn endpoint(values: &'static [f64]) -> Url {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for value in values {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut request = [0; 1024];
+                let _ = s.read(&mut request);
+                let body = format!("process_cpu_seconds_total {value}\n");
+                let reply = format!("HTTP/1.0 200 OK\r\n\r\n{body}");
+                let _ = s.write_all(reply.as_bytes());
+            }
+        });
+        Url::parse(&format!("http://127.0.0.1:{port}/metrics")).unwrap()
+    }
+
+    #[test]
+    fn a_remote_server_is_measured_from_its_endpoint_or_said_why_not() {
+        let hz = crate::sys::clock_ticks_per_second() as f64;
+        let (remote, warning) = RemoteCpu::start(endpoint(&[1.0, 3.0]));
+        assert_eq!(warning, None);
+        let (cpu, warning) = remote.finish(1000);
+        assert_eq!(warning, None);
+        assert_eq!(cpu.ticks(), Some((2.0 * hz) as u64));
+        assert_eq!(cpu.us_per_transaction(), Some(2000.0));
+        let (remote, _) = RemoteCpu::start(endpoint(&[5.0, 4.0]));
+        assert_eq!(remote.finish(10).0, ServerCpu::MetricsRestarted);
+        let (remote, _) = RemoteCpu::start(endpoint(&[5.0]));
+        let (cpu, warning) = remote.finish(10);
+        assert_eq!(cpu, ServerCpu::MetricsGone);
+        assert!(warning.is_some_and(|w| w.contains("after the run")));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = Url::parse(&format!("http://{closed}/metrics")).unwrap();
+        let (remote, warning) = RemoteCpu::start(url);
+        assert!(warning.is_some_and(|w| w.contains("the run goes on")));
+        assert_eq!(remote.finish(10), (ServerCpu::MetricsUnreachable, None));
     }
 }

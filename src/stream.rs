@@ -343,6 +343,9 @@ pub struct Conn<S> {
     inner: S,
     /// What has crossed the connection so far.
     pub traffic: Traffic,
+    /// The part of `traffic` already added to a server's figures (its owner keeps
+    /// this; nothing here reads it).
+    pub published: Traffic,
     idle: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -353,6 +356,7 @@ impl<S> Conn<S> {
         Conn {
             inner,
             traffic: Traffic::default(),
+            published: Traffic::default(),
             idle: None,
             timer: None,
         }

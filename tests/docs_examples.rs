@@ -240,22 +240,24 @@ fn run(example: &Example) -> Result<(), String> {
             .map(|l| {
                 ports
                     .iter()
-                    .fold(l, |l, (doc, real)| l.replace(real.as_str(), doc))
+                    .fold(l, |l, (doc, real)| replace_number(&l, real, doc))
             })
             .collect()
     };
     for (i, step) in example.steps.iter().enumerate() {
         if step.background {
             for word in step.command.split_whitespace() {
-                if word.parse::<u16>().is_ok_and(|p| p >= 1024)
-                    && !ports.iter().any(|(d, _)| d == word)
+                // PORT, or the port of HOST:PORT (`--metrics 127.0.0.1:9100`).
+                let port = word.rsplit(':').next().unwrap_or(word);
+                if port.parse::<u16>().is_ok_and(|p| p >= 1024)
+                    && !ports.iter().any(|(d, _)| d == port)
                 {
-                    ports.push((word.to_string(), free_port().to_string()));
+                    ports.push((port.to_string(), free_port().to_string()));
                 }
             }
         }
         let command = ports.iter().fold(step.command.clone(), |c, (doc, real)| {
-            replace_word(&c, doc, real)
+            replace_number(&c, doc, real)
         });
         if step.background {
             servers.push((i, Background::start(&command, &dir)?));
@@ -281,11 +283,24 @@ fn run(example: &Example) -> Result<(), String> {
     }
 }
 
-fn replace_word(text: &str, word: &str, by: &str) -> String {
-    text.split(' ')
-        .map(|w| if w == word { by } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// `text` with every `number` that is not part of a longer number replaced by `by`.
+fn replace_number(text: &str, number: &str, by: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(number) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + number.len()..].chars().next();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
+        out.push_str(&rest[..at]);
+        out.push_str(if digit(before) || digit(after) {
+            number
+        } else {
+            by
+        });
+        rest = &rest[at + number.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn difference(step: &Step, actual: &[String], code: i32) -> String {
@@ -385,7 +400,7 @@ fn examples_are_read_and_matched_by_the_documented_rules() {
     assert!(line_matches("[..]:[..] ms", "127.0.0.1:42 3 ms"));
     assert!(!line_matches("x[..]", "y"));
     assert_eq!(
-        replace_word("tcplab x 1060 1060x", "1060", "4242"),
-        "tcplab x 4242 1060x"
+        replace_number("x 1060 http://h:1060/m 11060 10601", "1060", "4242"),
+        "x 4242 http://h:4242/m 11060 10601"
     );
 }

@@ -99,6 +99,7 @@ fn serve_over_duplex(opts: &Options, capacity: usize, chunk: usize, input: &[u8]
     let peer = Peer {
         name: PEER.into(),
         opts,
+        tally: &opts.tally,
     };
     let (result, traffic, reply) = runtime().block_on(async {
         let serving = async {
@@ -199,6 +200,7 @@ fn serve_scripted(opts: &Options, pieces: &[&[u8]]) -> Served {
     let peer = Peer {
         name: PEER.into(),
         opts,
+        tally: &opts.tally,
     };
     let written = Arc::default();
     let mut conn = Conn::new(Scripted::new(pieces, Arc::clone(&written)));

@@ -20,6 +20,7 @@ mod hostile;
 mod inprocess;
 mod lines;
 mod load;
+mod metrics;
 mod network;
 mod props;
 mod python_peer;

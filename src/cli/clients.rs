@@ -76,7 +76,8 @@ pub fn load(
     };
     capacity::check(plan, &capacity::Limits::of_this_machine())?;
     let at_once = opts.connections;
-    let load = if scale.processes > 1 {
+    let remote = super::metrics::remote_start(scale.server_metrics.clone(), console);
+    let mut load = if scale.processes > 1 {
         if shown.interval.is_some() {
             return Err(tcplab::Error::Usage(
                 "--interval reports one process's run: leave it out with --processes".into(),
@@ -94,6 +95,11 @@ pub fn load(
         let sink = measure::interval_sink(shown.interval, shown.json, When::Never, console);
         client::load::run_measured(&at.host, at.port, opts, sink)?
     };
+    if let Some(cpu) = super::metrics::remote_finish(remote, load.exchanges, console) {
+        load.server_cpu = cpu;
+        load.server_cpu_us_per_transaction = cpu.us_per_transaction();
+        load.server_cpu_ticks = cpu.ticks();
+    }
     if shown.json && shown.interval.is_some() {
         console.say(report::json::line(&load));
     } else if shown.json {

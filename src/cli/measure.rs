@@ -72,7 +72,13 @@ pub fn rr_client(at: &Endpoint, o: Rr, shown: Shown, console: &Console) -> tcpla
         interrupt: signals::interrupt_client()?,
         sources: o.sources,
     };
-    let report = rr::run(&at.host, at.port, rr_opts)?;
+    let remote = super::metrics::remote_start(o.server_metrics, console);
+    let mut report = rr::run(&at.host, at.port, rr_opts)?;
+    if let Some(cpu) = super::metrics::remote_finish(remote, report.transactions, console) {
+        report.server_cpu = cpu;
+        report.server_cpu_us_per_transaction = cpu.us_per_transaction();
+        report.server_cpu_ticks = cpu.ticks();
+    }
     if shown.json && shown.interval.is_some() {
         console.say(report::json::line(&report));
     } else if shown.json {

@@ -1,6 +1,7 @@
 //! The binary's command line: the definitions (`args`), then a file per command
 //! family that runs the library and shows what it returns — `servers`, `clients`
-//! (simple and lines, and the load generator), `uppercase` (the upper-case client's
+//! (simple and lines, and the load generator), `metrics` (a server's `--metrics`
+//! endpoint and the load generator's `--server-metrics` reads), `uppercase` (the upper-case client's
 //! three modes), `measure` (request/response and intervals), `check`, `watch`, `trace`, `docs`
 //! (completions and the manual) — with `signals` and `workers` (the processes of
 //! `--processes`) beside them.
@@ -12,6 +13,7 @@ mod clients;
 pub mod console;
 mod docs;
 mod measure;
+mod metrics;
 pub mod narrator;
 mod paths;
 pub mod progress;

@@ -60,6 +60,17 @@ fn serve(
         ..server::Options::new(service)
     };
     extra(&mut options);
+    // Bound before the server says it listens: a port taken stops it here.
+    if let Some(at) = &opts.metrics {
+        let listener = super::metrics::bind(at)?;
+        let tally = options.tally.clone();
+        options.metrics_at = Some(super::metrics::serve(
+            listener,
+            service,
+            options.strategy,
+            tally,
+        )?);
+    }
     let once = options.once;
     let console = options.console.clone();
     let shutdown = tcplab::stop::Stop::new();

@@ -27,6 +27,7 @@ const PARENT_ONLY: &[(&str, bool)] = &[
     ("--processes", true),
     ("--connections", true),
     ("--hold", true),
+    ("--server-metrics", true),
     ("--json", false),
     ("--progress", false),
     ("--no-progress", false),

@@ -7,6 +7,13 @@ pub fn peak_rss() -> Option<u64> {
     kib_field(&status, "VmHWM:")
 }
 
+/// The resident memory this process uses now (`VmRSS`), in bytes; `None` where
+/// /proc is not there.
+pub fn rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    kib_field(&status, "VmRSS:")
+}
+
 fn kib_field(status: &str, name: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(name))?;
     let kib: u64 = line[name.len()..]
@@ -29,5 +36,6 @@ mod tests {
             Some(2 << 20)
         );
         assert!(peak_rss().is_some_and(|b| b > 0));
+        assert!(rss().is_some_and(|b| b > 0));
     }
 }

@@ -12,11 +12,21 @@ pub struct Stat {
     /// CPU time in clock ticks, user and system, its reaped children's included
     /// (fields 14 to 17).
     pub cpu_ticks: u64,
+    /// Its own CPU time in clock ticks, user and system (fields 14 and 15): what
+    /// Prometheus's `process_cpu_seconds_total` counts.
+    pub own_cpu_ticks: u64,
 }
 
 /// Process `pid`'s figures; `None` when it is gone or its line cannot be read.
 pub fn read(pid: u32) -> Option<Stat> {
     parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// This process's own CPU time in seconds (user and system, all threads), as
+/// `process_cpu_seconds_total` has it; `None` where /proc is not there.
+pub fn own_cpu_seconds() -> Option<f64> {
+    let ticks = read(std::process::id())?.own_cpu_ticks;
+    Some(ticks as f64 / crate::sys::clock_ticks_per_second() as f64)
 }
 
 /// Parses one `/proc/PID/stat` line.
@@ -28,6 +38,7 @@ pub fn parse(text: &str) -> Option<Stat> {
         ppid: u32::try_from(field(4)?).ok()?,
         pgrp: u32::try_from(field(5)?).ok()?,
         cpu_ticks: field(14)? + field(15)? + field(16)? + field(17)?,
+        own_cpu_ticks: field(14)? + field(15)?,
     })
 }
 
@@ -43,7 +54,8 @@ mod tests {
             Some(Stat {
                 ppid: 7,
                 pgrp: 40,
-                cpu_ticks: 100
+                cpu_ticks: 100,
+                own_cpu_ticks: 30
             })
         );
         assert_eq!(parse("garbage"), None);

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod intervals;
 pub mod json;
 pub mod load;
+pub mod metrics;
 pub mod plot;
 pub mod rr;
 pub mod server;

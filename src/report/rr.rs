@@ -25,6 +25,16 @@ pub fn server_cpu(server: &ServerCpu, noun: &str) -> String {
         ),
         ServerCpu::NotLocal => "n/a at the server (not a process on this machine)".into(),
         ServerCpu::OverWorkers => "n/a at the server (not measured over worker processes)".into(),
+        ServerCpu::MetricsUnreachable => {
+            "n/a at the server (its metrics endpoint could not be read before the run)".into()
+        }
+        ServerCpu::MetricsGone => {
+            "n/a at the server (its metrics endpoint went away during the run)".into()
+        }
+        ServerCpu::MetricsRestarted => {
+            "n/a at the server (its CPU count went back during the run: the server restarted)"
+                .into()
+        }
     }
 }
 

@@ -44,8 +44,8 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Sum
     }
     let shared = Shared {
         slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
+        tally: Arc::clone(&opts.tally),
         opts: Arc::new(opts),
-        tally: Arc::new(Tally::default()),
         shutdown,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -27,7 +27,7 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Sum
     shutdown
         .wake_accept(&listener)
         .ctx(|| "could not watch the listening socket")?;
-    let tally = Tally::default();
+    let tally = &*opts.tally;
     let threads = opts.strategy == Strategy::Threads && !opts.once;
     let slots = Slots::new(if threads { opts.max_connections } else { 1 });
     // Connection threads end with the scope, so the tally is read after it.
@@ -37,7 +37,7 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Sum
             shutdown.wait_blocking();
             slots.close_after(opts.grace, || shutdown.is_hurried())
         });
-        let served = accept_loop(scope, &listener, &opts, &tally, &slots, &shutdown);
+        let served = accept_loop(scope, &listener, &opts, tally, &slots, &shutdown);
         shutdown.trigger();
         (served, grace.join().unwrap_or(0))
     });

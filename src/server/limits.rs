@@ -10,6 +10,11 @@ use crate::sink::Sink;
 
 use crate::stream::Conn;
 
+/// A long connection's bytes are added to the server's counters each time this
+/// many more have crossed it (and the rest at its end): two atomics per 64 KiB, so
+/// a scrape sees a long TCP_RR run's bytes grow while the requests cost nothing more.
+pub const PUBLISH_EVERY: u64 = 64 * 1024;
+
 /// Default cap on connections served at once (`--max-connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
@@ -88,11 +93,17 @@ impl AcceptErrors {
     }
 }
 
-/// Server-wide figures, shared by every connection.
+/// Server-wide figures, shared by every connection. Each is one relaxed atomic
+/// touched once per connection (per line, for lines; bytes once per
+/// [`PUBLISH_EVERY`]), never per read: the served path costs what it did
+/// (bench/RESULTS.md, issue 23).
 #[derive(Debug, Default)]
 pub struct Tally {
+    accepted: AtomicU64,
     served: AtomicU64,
     failed: AtomicU64,
+    cut_off: AtomicU64,
+    exchanges: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     open: AtomicUsize,
@@ -114,9 +125,8 @@ pub struct Entry<'a, S> {
 
 impl<S> Drop for Entry<'_, S> {
     fn drop(&mut self) {
-        let (t, traffic) = (self.tally, self.conn.traffic);
-        t.bytes_in.fetch_add(traffic.bytes_in, Ordering::Relaxed);
-        t.bytes_out.fetch_add(traffic.bytes_out, Ordering::Relaxed);
+        let t = self.tally;
+        t.publish(&mut self.conn, 0);
         let outcome = if self.ok { &t.served } else { &t.failed };
         outcome.fetch_add(1, Ordering::Relaxed);
         t.open.fetch_sub(1, Ordering::SeqCst);
@@ -126,6 +136,7 @@ impl<S> Drop for Entry<'_, S> {
 impl Tally {
     /// A connection starts; it is counted when the entry is dropped.
     pub fn open<S>(&self, conn: Conn<S>) -> Entry<'_, S> {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
         let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         Entry {
@@ -134,8 +145,46 @@ impl Tally {
             ok: false,
         }
     }
+    /// Adds the bytes that crossed `conn` since it was last published to the
+    /// server's counters, once they come to `at_least` bytes (0: whatever there
+    /// is). Handlers of long connections call it as they go (see [`PUBLISH_EVERY`]),
+    /// and the entry at the end.
+    pub fn publish<S>(&self, conn: &mut Conn<S>, at_least: u64) {
+        let (now, before) = (conn.traffic, conn.published);
+        let (bytes_in, bytes_out) = (
+            now.bytes_in - before.bytes_in,
+            now.bytes_out - before.bytes_out,
+        );
+        if bytes_in + bytes_out < at_least.max(1) {
+            return;
+        }
+        self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        conn.published = now;
+    }
+
+    /// One exchange done: the simple service's 16 octets answered, an upper-case
+    /// stream capitalized to its end, a line printed.
+    pub fn exchanged(&self) {
+        self.exchanges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The figures as they stand, for a scrape while the server runs.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            open: self.open.load(Ordering::SeqCst) as u64,
+            failed: self.failed.load(Ordering::Relaxed),
+            cut_off: self.cut_off.load(Ordering::Relaxed),
+            exchanges: self.exchanges.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
+
     /// The figures so far, with `cut_off` connections closed at the grace period.
     pub fn summary(&self, cut_off: usize) -> Summary {
+        self.cut_off.store(cut_off as u64, Ordering::Relaxed);
         let served = self.served.load(Ordering::Relaxed);
         let failed = self.failed.load(Ordering::Relaxed);
         Summary {
@@ -164,4 +213,25 @@ pub struct Summary {
     pub bytes_out: u64,
     /// The most connections open at once.
     pub peak: u64,
+}
+
+/// The server's figures at one instant, as `--metrics` serves them. Counters only
+/// grow; a connection's bytes are added every [`PUBLISH_EVERY`] and at its end, so
+/// up to that much of each open connection's is not in them yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Connections accepted (and so counted as open) since the start.
+    pub accepted: u64,
+    /// Connections open now.
+    pub open: u64,
+    /// Connections that ended in an error (cut off ones included).
+    pub failed: u64,
+    /// Connections closed at the end of the grace period (set at shutdown).
+    pub cut_off: u64,
+    /// Exchanges done (see [`Tally::exchanged`]).
+    pub exchanges: u64,
+    /// Bytes read from clients (see [`PUBLISH_EVERY`]).
+    pub bytes_in: u64,
+    /// Bytes sent to clients (see [`PUBLISH_EVERY`]).
+    pub bytes_out: u64,
 }

@@ -44,6 +44,8 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
             return Err(too_long.into());
         }
         printer.line(text);
+        peer.exchanged();
+        peer.publish(reader.get_mut());
         // Print what has come in one write before the next line has to be waited
         // for: nothing received is held back, or lost if the client goes away.
         if memchr::memchr(b'\n', reader.buffer()).is_none() {

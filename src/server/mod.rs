@@ -36,6 +36,17 @@ pub enum Strategy {
     Async,
 }
 
+impl Strategy {
+    /// Its name on the command line: `blocking`, `threads` or `async`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Blocking => "blocking",
+            Strategy::Threads => "threads",
+            Strategy::Async => "async",
+        }
+    }
+}
+
 /// Which of the lab's programs a server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -85,6 +96,11 @@ pub struct Options {
     pub grace: Duration,
     /// Where status lines and errors go.
     pub console: std::sync::Arc<dyn Sink>,
+    /// The server's figures, shared with whoever reads them while it runs
+    /// (`--metrics`); the shutdown summary is cut from them.
+    pub tally: std::sync::Arc<Tally>,
+    /// Where `--metrics` serves the figures: said after the listening line.
+    pub metrics_at: Option<SocketAddr>,
 }
 
 impl Options {
@@ -104,6 +120,8 @@ impl Options {
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             grace: Duration::from_secs(5),
             console: std::sync::Arc::new(crate::sink::Quiet),
+            tally: std::sync::Arc::default(),
+            metrics_at: None,
         }
     }
 }
@@ -116,9 +134,22 @@ pub struct Peer<'a> {
     pub name: String,
     /// The server's options.
     pub opts: &'a Options,
+    /// The server's figures.
+    pub tally: &'a Tally,
 }
 
 impl Peer<'_> {
+    /// One exchange done on this connection (see [`Tally::exchanged`]).
+    pub fn exchanged(&self) {
+        self.tally.exchanged();
+    }
+
+    /// Adds the bytes that crossed `conn` to the server's figures, once they come to
+    /// [`limits::PUBLISH_EVERY`]: a long connection's handler calls it as it goes.
+    pub fn publish<S>(&self, conn: &mut Conn<S>) {
+        self.tally.publish(conn, limits::PUBLISH_EVERY);
+    }
+
     /// A per-connection status line, unless the server is quiet (then the line is
     /// not even formatted: a server under load is quiet).
     pub fn say<S: AsRef<str>>(&self, line: impl FnOnce() -> S) {
@@ -156,10 +187,16 @@ impl Peer<'_> {
 impl<'a> Peer<'a> {
     /// A connection just accepted from `peer`: prints the lab's lines for it (its
     /// peer and the connection socket's own name) unless the server is quiet.
-    fn accepted(stream: &TcpStream, peer: SocketAddr, opts: &'a Options) -> Result<Self> {
+    fn accepted(
+        stream: &TcpStream,
+        peer: SocketAddr,
+        opts: &'a Options,
+        tally: &'a Tally,
+    ) -> Result<Self> {
         let accepted = Peer {
             name: addr::show(peer),
             opts,
+            tally,
         };
         if !opts.quiet {
             // Read only to be printed: a system call per connection saved with --quiet.
@@ -199,7 +236,7 @@ pub async fn serve_accepted<S: Stream>(
     tally: &Tally,
     ended_well: impl FnOnce() -> bool,
 ) -> Result<()> {
-    let accepted = Peer::accepted(&stream, peer, opts);
+    let accepted = Peer::accepted(&stream, peer, opts, tally);
     let mut entry = tally.open(Conn::new(drive(stream)));
     let peer = accepted?;
     let result = serve_connection(&mut entry.conn, &peer).await;
@@ -231,6 +268,14 @@ pub fn announce(listener: &TcpListener, console: &dyn Sink) -> Result<()> {
     output_gone(console).map_or(Ok(()), Err)
 }
 
+/// Says where `--metrics` serves the figures, after the listening line.
+fn announce_metrics(at: Option<SocketAddr>, console: &dyn Sink) -> Result<()> {
+    if let Some(at) = at {
+        console.say(&format!("Metrics at http://{}/metrics", addr::show(at)));
+    }
+    output_gone(console).map_or(Ok(()), Err)
+}
+
 /// A connection has ended with `result`: its error is said, unless the server's
 /// output is gone — then the server stops (every service alike: a server that
 /// cannot print what it serves has nowhere to say it), and [`run`] says why.
@@ -257,6 +302,7 @@ fn output_gone(console: &dyn Sink) -> Option<Error> {
 /// connection's). Returns the figures of the shutdown summary.
 pub fn run(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
     announce(&listener, &*opts.console)?;
+    announce_metrics(opts.metrics_at, &*opts.console)?;
     let console = opts.console.clone();
     let summary = match opts.strategy {
         Strategy::Blocking | Strategy::Threads => blocking::serve(listener, opts, shutdown),

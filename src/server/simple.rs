@@ -19,6 +19,7 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
     conn.write_all(FAREWELL)
         .await
         .map_err(|e| peer.send_error(e, 0))?;
+    peer.exchanged();
     peer.say(|| "  Reply sent, socket closed");
     Ok(())
 }

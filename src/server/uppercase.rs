@@ -45,11 +45,14 @@ pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()>
             .await
             .map_err(|e| peer.send_error(e, sent))?;
         sizes.record(n);
+        peer.publish(conn);
         if peer.opts.verbose {
             peer.say(|| format!("  {} bytes already capitalized", sizes.bytes()));
         }
         buf.grow_if_full(n);
     }
+    // The whole stream, to its end: what the load generator counts as one exchange.
+    peer.exchanged();
     let elapsed = started.elapsed();
     peer.say(|| format!(
         "  {}: {} bytes capitalized in {} ({}); {}, min/median/max {}/{}/{} bytes; socket closed",

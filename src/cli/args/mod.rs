@@ -170,6 +170,11 @@ pub struct ServerOpts {
     /// already in use" while a connection this port served lingers in TIME_WAIT.
     #[arg(long)]
     pub no_reuseaddr: bool,
+    /// Serve the server's figures (connections, bytes, exchanges, CPU, memory) in
+    /// the Prometheus format at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9100
+    /// (:9100 for every interface, port 0 for a free one).
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::cli::metrics::parse_metrics_at)]
+    pub metrics: Option<crate::cli::metrics::MetricsAt>,
 }
 
 /// The simple service's roles.
@@ -234,6 +239,11 @@ pub struct ScaleOpts {
     /// for "go" on standard input, prints its report as one JSON line).
     #[arg(long, hide = true, requires = "connections")]
     pub worker: bool,
+    /// Read the server's CPU from its Prometheus endpoint (a tcplab server's
+    /// --metrics) before and after the run, for its CPU per transaction when it is
+    /// on another machine, e.g. http://10.0.0.2:9100/metrics.
+    #[arg(long, value_name = "URL", value_parser = tcplab::observe::scrape::Url::parse, requires = "connections")]
+    pub server_metrics: Option<tcplab::observe::scrape::Url>,
 }
 
 /// Progress display options.

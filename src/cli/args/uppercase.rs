@@ -22,8 +22,9 @@ const PAYLOAD: [&str; 3] = ["bytes", "input", "request"];
 /// What a transfer's own options conflict with: the options that make (or shape)
 /// the other two modes. Conflicts are set on each argument, not on a group: clap
 /// names then only the argument given, not every member of the group.
-const NOT_TRANSFER: [&str; 10] = [
+const NOT_TRANSFER: [&str; 11] = [
     "connections",
+    "server_metrics",
     "processes",
     "source",
     "hold",
@@ -195,6 +196,7 @@ pub struct Rr {
     pub in_flight: Option<usize>,
     pub rate: Option<f64>,
     pub sources: Vec<std::net::IpAddr>,
+    pub server_metrics: Option<tcplab::observe::scrape::Url>,
 }
 
 /// How every mode shows its outcome.
@@ -225,6 +227,7 @@ impl UppercaseClientOpts {
                 in_flight: self.rr.in_flight,
                 rate: self.rr.rate,
                 sources: self.scale.sources(),
+                server_metrics: self.scale.server_metrics,
             }),
             // BYTES: --input is a transfer's alone.
             (None, Some(connections)) => Mode::Load(Load {
