@@ -20,7 +20,8 @@ fn demo_runs_every_step_and_exits_zero() {
         .assert_stdout_has("Step 11. Watching any program's connections: tcplab watch")
         .assert_stdout_has("(The two frozen scripts are killed now")
         .assert_stdout_has("Step 12. One client at a time, or many")
-        .assert_stdout_has("Step 13. Grading a program: tcplab check")
+        .assert_stdout_has("Step 13. Readiness or completion: system calls per transaction")
+        .assert_stdout_has("Step 14. Grading a program: tcplab check")
         .assert_stdout_has("check │ ✗ no deadlock up to 64.00 MiB")
         .assert_stdout_has("tcplab's server is blocked sending back")
         .assert_stdout_has("Every step behaved as the lab says");

@@ -22,9 +22,9 @@ Servers (one client at a time on 127.0.0.1 until killed; they print
 Another program on the port (not a student's: what tcplab must never grade):
 
     graded.py hold PORT [MARKER]
-        listens on 127.0.0.1:PORT, then leaves in a session of its own (its own
-        process group) and exits: the listener serves the simple exchange
-        correctly, silently, for 30 s
+        leaves in a session of its own (its own process group), listens on
+        127.0.0.1:PORT and lets the first process exit: the listener serves the
+        simple exchange correctly, silently, for 30 s
 
 Clients (of 127.0.0.1 PORT):
 
@@ -123,10 +123,19 @@ def lines(conn, bug):
 
 
 def hold(port):
-    sock = listen(port, None)
+    # The child leaves the program's process group *before* it listens, and the
+    # parent exits once it does: the listener is never held by the program's group,
+    # not even for an instant, so a check must never grade it.
+    ready_r, ready_w = os.pipe()
     if os.fork():
+        os.close(ready_w)
+        os.read(ready_r, 1)
         os._exit(0)
+    os.close(ready_r)
     os.setsid()
+    sock = listen(port, None)
+    os.write(ready_w, b"!")
+    os.close(ready_w)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
