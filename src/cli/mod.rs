@@ -2,8 +2,9 @@
 //! family that runs the library and shows what it returns — `servers`, `clients`
 //! (simple and lines, and the load generator), `uppercase` (the upper-case client's
 //! three modes), `measure` (request/response and intervals), `check`, `watch`, `trace`, `docs`
-//! (completions and the manual) — with `signals` and `workers` (the processes of
-//! `--processes`) beside them.
+//! (completions and the manual) — with `signals`, `workers` (the processes of
+//! `--processes`) and `multihost` (a worker of a run past one machine, and
+//! `merge`) beside them.
 
 pub mod args;
 mod batch;
@@ -12,6 +13,7 @@ mod clients;
 pub mod console;
 mod docs;
 mod measure;
+mod multihost;
 pub mod narrator;
 mod paths;
 pub mod progress;
@@ -45,6 +47,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Check(args) => return check::run(args, &console),
         Command::Watch(args) => watch::run(args, &console),
         Command::Trace(args) => trace::run(args, &console),
+        Command::Merge(args) => multihost::merge(args, &console),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
         Command::Simple { role } => match role {

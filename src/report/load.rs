@@ -2,6 +2,7 @@
 //! turned out to serve one connection at a time.
 
 use crate::client::many::load::{LoadReport, PROBE_WAIT, Percentiles};
+use crate::client::many::multihost::Workers;
 use crate::human::{self, count};
 use crate::report::intervals::ms;
 
@@ -69,6 +70,41 @@ pub fn scale_line(r: &LoadReport, at_once: u64) -> String {
     )
 }
 
+/// For a merged run: the workers merged, and how their first exchanges fell
+/// against `--start-at` (each worker's delay, and the spread from first to last).
+pub fn workers_line(w: &Workers) -> String {
+    let mut line = format!(
+        "Merged {} of {} (run {})",
+        w.merged,
+        count(w.of, "worker", "workers"),
+        w.run_id
+    );
+    let lates: Vec<f64> = w.each.iter().filter_map(|e| e.late_seconds).collect();
+    if let (Some(start), false) = (&w.start_at, lates.is_empty()) {
+        let min = lates.iter().copied().fold(f64::MAX, f64::min);
+        let max = lates.iter().copied().fold(f64::MIN, f64::max);
+        line += &format!(
+            "; first exchanges {:.3} s to {:.3} s after --start-at {start}",
+            min, max
+        );
+    }
+    if let Some(spread) = w.first_exchange_spread_seconds {
+        line += &format!(" (spread {:.1} ms)", spread * 1000.0);
+    }
+    let each: Vec<String> = w
+        .each
+        .iter()
+        .map(|e| {
+            format!(
+                "#{} {}",
+                e.index,
+                count(e.exchanges, "exchange", "exchanges")
+            )
+        })
+        .collect();
+    line + "; " + &each.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +144,7 @@ mod tests {
             ending: Default::default(),
             still_running: None,
             histograms: None,
+            first_exchange_at: None,
         }
     }
 

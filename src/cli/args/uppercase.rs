@@ -34,9 +34,18 @@ const NOT_TRANSFER: [&str; 10] = [
     "in_flight",
     "rate",
 ];
-/// What request/response has no use for: a payload of its own, worker processes, a
-/// hold before the start.
-const NOT_RR: [&str; 4] = ["bytes", "processes", "hold", "worker"];
+/// What request/response has no use for (a payload of its own), or does not take
+/// yet: worker processes, a hold before the start, a run past one machine.
+const NOT_RR: [&str; 8] = [
+    "bytes",
+    "processes",
+    "hold",
+    "worker",
+    "start_at",
+    "report",
+    "workers",
+    "worker_index",
+];
 
 /// The upper-case service's roles.
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,7 @@
 use crate::sync::Locked;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -85,6 +85,13 @@ pub struct LoadOptions {
     /// For a worker process of a larger run: says when its connections are made,
     /// and waits for the word to start.
     pub gate: Option<Gate>,
+    /// With every connection made, start the exchanges at this instant of the wall
+    /// clock (`--start-at`); the probe is then not made, so that no exchange runs
+    /// before it.
+    pub start_at: Option<SystemTime>,
+    /// Put the latency histograms, the moment of the first exchange and (when
+    /// interrupted) the connections still running in the report, for a merge.
+    pub keep_histograms: bool,
 }
 
 /// What the probe found (see [`LoadReport::one_at_a_time`]).
@@ -128,6 +135,8 @@ struct Shared {
     cpu: Mutex<CpuMeter>,
     /// Set once the first connection has looked for the server's process.
     server_looked_for: AtomicBool,
+    /// When the first exchange started.
+    first_exchange: OnceLock<SystemTime>,
 }
 
 impl Shared {
@@ -171,6 +180,7 @@ impl Shared {
     /// One exchange on `stream`, counting a failure.
     async fn exchange(&self, stream: TcpStream) -> Result<()> {
         let started = Instant::now();
+        self.first_exchange.get_or_init(SystemTime::now);
         let exchanged = match self.job {
             Job::Simple { .. } => self.simple(stream).await,
             Job::Uppercase { total } => self.uppercase(stream, total).await,
@@ -298,6 +308,7 @@ async fn load(
         progress: opts.sink.counter(n as u64, "connections", opts.progress),
         cpu: Mutex::new(CpuMeter::start()),
         server_looked_for: AtomicBool::new(false),
+        first_exchange: OnceLock::new(),
     });
     let started_at = Instant::now();
     // Without --interval, a bar on a terminal shows the last second's figures.
@@ -320,7 +331,7 @@ async fn load(
     let mut tasks = tokio::task::JoinSet::new();
     let setup = async {
         let mut rest = n;
-        if n > 1 {
+        if n > 1 && opts.start_at.is_none() {
             rest -= 1;
             if let Ok(probe) = shared.connect().await {
                 rest -= 1;
@@ -351,9 +362,9 @@ async fn load(
         () = opts.interrupt.wait() => {}
     }
     let connected_in = started_at.elapsed();
-    let worker = opts.gate.is_some();
+    let worker = opts.gate.is_some() || opts.keep_histograms;
     let made = shared.made.load(Ordering::Relaxed);
-    let waited = pass(opts.gate, made, opts.hold, &opts.interrupt).await;
+    let waited = pass(opts.gate, made, opts.hold, opts.start_at, &opts.interrupt).await;
     *shared.held.locked() += waited;
     // A SIGINT or SIGTERM stops the connections still running; the report then
     // says how far the run got. One that came before the start (while connecting,
@@ -391,6 +402,10 @@ async fn load(
             &shared.connect_latency.lock(),
         ));
         report.still_running = interrupted.map(|_| running);
+        report.first_exchange_at = shared
+            .first_exchange
+            .get()
+            .map(|&t| super::instant::unix_seconds(t));
     }
     report
 }
@@ -513,6 +528,7 @@ fn report(shared: &Shared, elapsed: Duration, interrupted: Option<Option<u64>>) 
         ending,
         still_running: None,
         histograms: None,
+        first_exchange_at: None,
     }
 }
 
@@ -545,6 +561,8 @@ mod tests {
             sources: Vec::new(),
             hold: None,
             gate: None,
+            start_at: None,
+            keep_histograms: false,
         };
         let report = run("127.0.0.1", port, opts).unwrap();
         server.join().unwrap();
@@ -572,6 +590,8 @@ mod tests {
             sources: Vec::new(),
             hold: None,
             gate: None,
+            start_at: None,
+            keep_histograms: false,
         };
         let report = run("127.0.0.1", port, opts).unwrap();
         // Connections tried, and failed of them: the JSON and the error line agree.

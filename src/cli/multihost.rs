@@ -1,0 +1,300 @@
+//! The binary's side of a load run past one machine: a worker's share, its start
+//! instant and its report file (`--workers`, `--worker-index`, `--start-at`,
+//! `--report`), and `tcplab merge` over the report files.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::cli::console::Console;
+use tcplab::client::load::{Job, LoadReport};
+use tcplab::client::many::instant::{to_rfc3339, unix_seconds};
+use tcplab::client::many::multihost::{
+    self, FORMAT, MAX_REPORT_BYTES, RunSettings, WorkerReport, share, source_share, sources_text,
+};
+use tcplab::{Error, Result, report};
+
+use super::args::{Endpoint, MergeArgs, ScaleOpts};
+
+/// The variable a Kubernetes Indexed Job sets to each pod's index.
+const INDEX_VARIABLE: &str = "JOB_COMPLETION_INDEX";
+/// A start further away than this is taken for a mistake.
+const FURTHEST_START: Duration = Duration::from_secs(24 * 3600);
+
+/// This worker's part of a run past one machine.
+#[derive(Debug)]
+pub struct Plan {
+    /// Its share of the connections.
+    pub connections: usize,
+    /// Its share of the source addresses.
+    pub sources: Vec<IpAddr>,
+    /// When the exchanges start.
+    pub start_at: Option<SystemTime>,
+    index: u64,
+    settings: RunSettings,
+    run_id: String,
+    report: Option<ReportFile>,
+}
+
+/// The report file, written beside its final name and renamed into place: a reader
+/// never sees half a report.
+#[derive(Debug)]
+struct ReportFile {
+    path: PathBuf,
+    partial: PathBuf,
+    file: Option<File>,
+}
+
+impl Drop for ReportFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// The plan of a worker given `--workers`, `--start-at` or `--report`; `None`
+/// without any of them. Checks, before anything connects, the index, the shares,
+/// the start (still to come) and that the report file can be created.
+pub fn plan(
+    at: &Endpoint,
+    connections: usize,
+    job: Job,
+    scale: &ScaleOpts,
+) -> Result<Option<Plan>> {
+    if scale.workers.is_none() && scale.start_at.is_none() && scale.report.is_none() {
+        return Ok(None);
+    }
+    let usage = |m: String| Err(Error::Usage(m));
+    let workers = scale.workers.unwrap_or(1) as u64;
+    let (index, named) = match (scale.worker_index, scale.workers) {
+        (Some(i), _) => (i, format!("--worker-index {i}")),
+        (None, Some(_)) => match std::env::var(INDEX_VARIABLE) {
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(i) => (i, format!("{INDEX_VARIABLE}={v}")),
+                Err(_) => {
+                    return usage(format!(
+                        "{INDEX_VARIABLE} is '{v}', not a worker index: a whole number, 0 or more"
+                    ));
+                }
+            },
+            Err(_) => {
+                return usage(format!(
+                    "--workers {workers} needs this worker's --worker-index I (0 to {}), or {INDEX_VARIABLE} set as a Kubernetes Indexed Job sets it",
+                    workers - 1
+                ));
+            }
+        },
+        (None, None) => (0, String::new()),
+    };
+    if index >= workers {
+        return usage(format!(
+            "{named} is not below --workers {workers}: the workers are numbered 0 to {}",
+            workers - 1
+        ));
+    }
+    if (connections as u64) < workers {
+        return usage(format!(
+            "--connections {connections} is fewer than --workers {workers}: each worker needs a connection of its own"
+        ));
+    }
+    let all_sources = scale.sources();
+    if !all_sources.is_empty() && (all_sources.len() as u64) < workers {
+        return usage(format!(
+            "--source gives {} addresses for --workers {workers}: each worker needs one of its own",
+            all_sources.len()
+        ));
+    }
+    if let Some(start) = scale.start_at {
+        let now = SystemTime::now();
+        match start.duration_since(now) {
+            Err(past) => {
+                return usage(format!(
+                    "--start-at {} is {:.1} s in the past: give an instant still to come, e.g. $(( $(date +%s) + 10 ))",
+                    to_rfc3339(start),
+                    past.duration().as_secs_f64()
+                ));
+            }
+            Ok(ahead) if ahead > FURTHEST_START => {
+                return usage(format!(
+                    "--start-at {} is more than a day away: give an instant within a day",
+                    to_rfc3339(start)
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    let (service, bytes, duration) = match job {
+        Job::Simple { duration } => ("simple", None, duration.map(|d| d.as_secs_f64())),
+        Job::Uppercase { total } => ("uppercase", Some(total), None),
+    };
+    let settings = RunSettings {
+        service: service.into(),
+        mode: "load".into(),
+        server: tcplab::addr::host_port(&at.host, at.port),
+        bytes_per_connection: bytes,
+        duration_seconds: duration,
+        connections: connections as u64,
+        workers,
+        sources: sources_text(&all_sources),
+        hold_seconds: scale.hold,
+        start_at: scale.start_at.map(to_rfc3339),
+    };
+    let report = match &scale.report {
+        Some(path) => Some(ReportFile::create(path)?),
+        None => None,
+    };
+    Ok(Some(Plan {
+        connections: share(connections as u64, index, workers) as usize,
+        sources: if all_sources.is_empty() {
+            Vec::new()
+        } else {
+            source_share(&all_sources, index, workers)
+        },
+        start_at: scale.start_at,
+        index,
+        run_id: settings.run_id(SystemTime::now()),
+        settings,
+        report,
+    }))
+}
+
+impl ReportFile {
+    fn create(path: &Path) -> Result<ReportFile> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = File::create(&partial)
+            .map_err(|e| Error::file("create the report", path.to_path_buf(), &e))?;
+        Ok(ReportFile {
+            path: path.to_path_buf(),
+            partial,
+            file: Some(file),
+        })
+    }
+}
+
+impl Plan {
+    /// Whether a report file is to be written.
+    pub fn wants_report(&self) -> bool {
+        self.report.is_some()
+    }
+
+    /// Writes the report file, when asked for (whatever the run's outcome).
+    pub fn write(&mut self, load: &LoadReport) -> Result<()> {
+        let Some(out) = &mut self.report else {
+            return Ok(());
+        };
+        let whole = WorkerReport {
+            format: FORMAT.into(),
+            run_id: self.run_id.clone(),
+            worker_index: self.index,
+            settings: self.settings.clone(),
+            report: load.clone(),
+        };
+        let text = report::json::pretty(&whole) + "\n";
+        let failed = |e: std::io::Error| Error::file("write the report to", out.path.clone(), &e);
+        let mut file = out.file.take().expect("written once");
+        file.write_all(text.as_bytes()).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
+        std::fs::rename(&out.partial, &out.path).map_err(failed)
+    }
+
+    /// One line on this worker's part: its index, run id, share, and when its first
+    /// exchange started against `--start-at`.
+    pub fn line(&self, load: &LoadReport) -> String {
+        let mut line = format!(
+            "Worker {} of {}, run {}: {} of {} connections",
+            self.index,
+            self.settings.workers,
+            self.run_id,
+            self.connections,
+            self.settings.connections
+        );
+        if let [first, .., last] = &self.sources[..] {
+            line += &format!(" from {first}-{last}");
+        } else if let [one] = &self.sources[..] {
+            line += &format!(" from {one}");
+        }
+        if let (Some(start), Some(first)) = (self.start_at, load.first_exchange_at) {
+            line += &format!(
+                "; first exchange {:.3} s after --start-at {}",
+                first - unix_seconds(start),
+                to_rfc3339(start)
+            );
+        }
+        if let Some(out) = &self.report {
+            line += &format!("; report in {}", out.path.display());
+        }
+        line
+    }
+}
+
+/// `tcplab merge FILE...`: one report over the workers' reports, percentiles exact.
+pub fn merge(args: MergeArgs, console: &Console) -> Result<()> {
+    let mut parts = Vec::new();
+    for path in &args.files {
+        let name = path.display().to_string();
+        let text = read_report(path, &name)?;
+        parts.push((name.clone(), WorkerReport::parse(&name, &text)?));
+    }
+    let merged = multihost::merge(parts)?;
+    if !merged.workers.missing.is_empty() {
+        let missing: Vec<String> = merged.workers.missing.iter().map(u64::to_string).collect();
+        console.warn(format!(
+            "merged {} of the run's {} workers: no report from worker {}",
+            merged.workers.merged,
+            merged.workers.of,
+            missing.join(", ")
+        ));
+    }
+    if args.json {
+        console.say(report::json::pretty(&merged));
+    } else {
+        for line in report::load::summary(&merged.report) {
+            console.say(line);
+        }
+        console.say(report::load::workers_line(&merged.workers));
+    }
+    match merged.report.failure() {
+        None => Ok(()),
+        Some(e) => {
+            for other in merged.report.errors.iter().skip(1) {
+                console.warn(other);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A report file's text, at most [`MAX_REPORT_BYTES`] of it.
+fn read_report(path: &Path, name: &str) -> Result<String> {
+    let bad = |why: String| Error::BadReport {
+        file: name.to_string(),
+        why,
+    };
+    let file = File::open(path).map_err(|e| {
+        bad(format!(
+            "could not be read: {}",
+            tcplab::error::plain_io(&e)
+        ))
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            bad(format!(
+                "could not be read: {}",
+                tcplab::error::plain_io(&e)
+            ))
+        })?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        return Err(bad(format!(
+            "is larger than {} MiB: not a tcplab load report",
+            MAX_REPORT_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| bad("not a tcplab load report (not UTF-8 text)".into()))
+}
