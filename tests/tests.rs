@@ -19,6 +19,7 @@ mod hostile;
 mod inprocess;
 mod lines;
 mod load;
+mod multihost;
 mod network;
 mod props;
 mod python_peer;
