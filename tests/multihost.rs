@@ -477,3 +477,84 @@ fn a_worker_index_past_the_workers_and_a_start_already_past_are_usage_errors() {
     .assert_one_error_line()
     .assert_stderr_has("--start-at");
 }
+
+#[test]
+fn a_report_is_written_when_the_run_is_interrupted_before_its_start_or_fails() {
+    use std::process::Stdio;
+    let dir = scratch("interrupted");
+    let server = Server::of("uppercase", &[]);
+    let port = server.port_arg();
+    let file = dir.join("w0.json");
+    let start = format!("{:.0}", now() + 60.0);
+    let child = crate::util::tcplab()
+        .args([
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &port,
+            "4K",
+            "--connections",
+            "6",
+        ])
+        .args([
+            "--workers",
+            "2",
+            "--worker-index",
+            "0",
+            "--start-at",
+            &start,
+        ])
+        .arg("--report")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its share, 3 of 6, connected: then it waits for --start-at, and a Ctrl-C
+    // comes first.
+    for _ in 0..3 {
+        server.wait_for_line("Accepted a connection");
+    }
+    tcplab::sys::signal_process(child.id(), libc::SIGINT).expect("kill");
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    let report = json_file(&file);
+    assert_eq!(report["worker_index"], 0);
+    assert_eq!(
+        report["report"]["exchanges"], 0,
+        "no exchange before the start"
+    );
+    assert_eq!(report["report"]["still_running"], 3);
+    assert_eq!(report["report"]["exit_code"], 1);
+    // Merged alone: worker 1 said missing, the interruption said.
+    let merged = tcplab_run(&["merge", file.to_str().unwrap()]);
+    merged
+        .assert_code(1)
+        .assert_stderr_has("no report from worker 1")
+        .assert_stderr_has("interrupted before the end, with 3 connections still running");
+
+    // Refused: the run fails, and its report says how.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port().to_string()
+    };
+    let failed = dir.join("failed.json");
+    let f = failed.to_str().unwrap();
+    tcplab_run(&[
+        "uppercase",
+        "client",
+        "127.0.0.1",
+        &closed,
+        "4K",
+        "--connections",
+        "2",
+        "--report",
+        f,
+    ])
+    .assert_code(1);
+    let report = json_file(&failed);
+    assert_eq!(report["report"]["failed"], 2);
+    assert_eq!(report["report"]["connections"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

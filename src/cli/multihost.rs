@@ -261,7 +261,10 @@ pub fn merge(args: MergeArgs, console: &Console) -> Result<()> {
     match merged.report.failure() {
         None => Ok(()),
         Some(e) => {
-            for other in merged.report.errors.iter().skip(1) {
+            // The failure's line names the first error, but not an interruption's
+            // count of connections still running: that is said here.
+            let said = usize::from(!merged.report.ending.is_interrupted());
+            for other in merged.report.errors.iter().skip(said) {
                 console.warn(other);
             }
             Err(e)
