@@ -126,6 +126,9 @@ pub fn load(
             console.say(plan.line(&load));
         }
     }
+    if let Some(late) = worker.as_ref().and_then(|p| p.late_start(&load)) {
+        console.warn(late);
+    }
     written?;
     match load.failure() {
         None => Ok(()),

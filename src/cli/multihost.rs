@@ -20,6 +20,8 @@ use super::args::{Endpoint, MergeArgs, ScaleOpts};
 
 /// The variable a Kubernetes Indexed Job sets to each pod's index.
 const INDEX_VARIABLE: &str = "JOB_COMPLETION_INDEX";
+/// A first exchange later than this after `--start-at` is warned of.
+const LATE_START: Duration = Duration::from_secs(1);
 /// A start further away than this is taken for a mistake.
 const FURTHEST_START: Duration = Duration::from_secs(24 * 3600);
 
@@ -202,17 +204,34 @@ impl Plan {
         std::fs::rename(&out.partial, &out.path).map_err(failed)
     }
 
+    /// A warning when the first exchange came more than [`LATE_START`] after
+    /// `--start-at`: the connections were still being made (a busy server drops
+    /// handshakes, and the kernel retries them after 1 s, 2 s, 4 s...).
+    pub fn late_start(&self, load: &LoadReport) -> Option<String> {
+        let late = load.first_exchange_at? - unix_seconds(self.start_at?);
+        (late > LATE_START.as_secs_f64()).then(|| {
+            format!(
+                "the first exchange came {late:.1} s after --start-at: the connections were not all made by then (connected in {:.1} s); start further ahead",
+                load.connected_in_seconds
+            )
+        })
+    }
+
     /// One line on this worker's part: its index, run id, share, and when its first
     /// exchange started against `--start-at`.
     pub fn line(&self, load: &LoadReport) -> String {
-        let mut line = format!(
-            "Worker {} of {}, run {}: {} of {} connections",
-            self.index,
-            self.settings.workers,
-            self.run_id,
-            self.connections,
-            self.settings.connections
-        );
+        let mut line = if self.settings.workers == 1 {
+            format!("Run {}: {} connections", self.run_id, self.connections)
+        } else {
+            format!(
+                "Worker {} of {}, run {}: {} of {} connections",
+                self.index,
+                self.settings.workers,
+                self.run_id,
+                self.connections,
+                self.settings.connections
+            )
+        };
         if let [first, .., last] = &self.sources[..] {
             line += &format!(" from {first}-{last}");
         } else if let [one] = &self.sources[..] {

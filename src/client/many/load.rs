@@ -402,6 +402,8 @@ async fn load(
             &shared.connect_latency.lock(),
         ));
         report.still_running = interrupted.map(|_| running);
+    }
+    if worker || opts.start_at.is_some() {
         report.first_exchange_at = shared
             .first_exchange
             .get()

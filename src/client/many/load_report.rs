@@ -77,8 +77,8 @@ pub struct LoadReport {
     /// only in a worker's report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<Histograms>,
-    /// When this run's first exchange started, in unix seconds; only in a report
-    /// kept for a merge (`--report`, or a worker's).
+    /// When this run's first exchange started, in unix seconds; only with
+    /// `--start-at`, or in a report kept for a merge (`--report`, or a worker's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_exchange_at: Option<f64>,
 }
