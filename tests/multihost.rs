@@ -360,6 +360,11 @@ fn merge_refuses_no_file_another_run_a_corrupt_histogram_and_a_truncated_file_na
     tcplab_run(&["merge"])
         .assert_code(2)
         .assert_one_error_line();
+    // The same worker twice would count its exchanges twice.
+    tcplab_run(&["merge", good.to_str().unwrap(), good.to_str().unwrap()])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("is worker 0 again");
 
     // Same settings, run at another moment: another run id.
     let again = loopback_report(&server, &dir, "again.json", &[]);
