@@ -467,20 +467,15 @@ fn a_worker_index_past_the_workers_and_a_start_already_past_are_usage_errors() {
         .assert_code(2)
         .assert_one_error_line()
         .assert_stderr_has("is not a time");
-    // Request/response does not take them: said, not ignored.
-    tcplab_run(&[
-        "uppercase",
-        "client",
-        "127.0.0.1",
-        &port,
-        "--request",
-        "16",
-        "--start-at",
-        &soon,
-    ])
-    .assert_code(2)
-    .assert_one_error_line()
-    .assert_stderr_has("--start-at");
+    // Request/response: --requests is shared too, so each worker needs one.
+    let args = ["uppercase", "client", "127.0.0.1", &port, "--request", "16"];
+    let mut rr = args.to_vec();
+    rr.extend(["--connections", "3", "--requests", "2", "--workers", "3"]);
+    rr.extend(["--worker-index", "0", "--start-at", &soon]);
+    tcplab_run(&rr)
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("--requests 2 is fewer than --workers 3");
 }
 
 #[test]
@@ -561,5 +556,79 @@ fn a_report_is_written_when_the_run_is_interrupted_before_its_start_or_fails() {
     let report = json_file(&failed);
     assert_eq!(report["report"]["failed"], 2);
     assert_eq!(report["report"]["connections"], 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn request_response_workers_share_the_requests_and_merge_exactly() {
+    use std::process::Stdio;
+    let server = Server::of("uppercase", &["--quiet"]);
+    let port = server.port_arg();
+    let dir = scratch("rr");
+    let start = format!("{:.3}", now() + 3.0);
+    // Three workers on this machine, each from its own two source addresses.
+    let workers: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            let report = dir.join(format!("r{i}.json"));
+            // Bounded: a worker that hung would fail the test, not hold it.
+            Command::new("timeout")
+                .args(["60", env!("CARGO_BIN_EXE_tcplab")])
+                .args(["uppercase", "client", "127.0.0.1", &port, "--request", "64"])
+                .args(["--connections", "6", "--requests", "3001", "--workers", "3"])
+                .args(["--worker-index", &i.to_string(), "--start-at", &start])
+                .args(["--source", "127.0.0.2-127.0.0.7", "--report"])
+                .arg(report)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let done = worker.wait_with_output().unwrap();
+        assert!(done.status.success(), "{done:?}");
+    }
+    let files: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("r{i}.json"))).collect();
+    let reports: Vec<Value> = files.iter().map(|f| json_file(f)).collect();
+    let mut merge = crate::util::tcplab();
+    merge.arg("merge").arg("--json").args(&files);
+    let out = run(merge);
+    out.assert_ok();
+    let merged: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(merged["mode"], "rr");
+    // --requests is a total over the workers: 1001, 1000, 1000.
+    let each: Vec<u64> = reports
+        .iter()
+        .map(|r| r["report"]["transactions"].as_u64().unwrap())
+        .collect();
+    assert_eq!(each, [1001, 1000, 1000]);
+    assert_eq!(merged["transactions"], 3001);
+    assert_eq!(merged["connections"], 6);
+    assert_eq!(merged["bytes_received"], 3001 * 64);
+    assert_eq!(merged["verified"], true);
+    for (i, r) in reports.iter().enumerate() {
+        let late =
+            r["report"]["first_exchange_at"].as_f64().unwrap() - start.parse::<f64>().unwrap();
+        assert!((-0.01..1.0).contains(&late), "worker {i}: {late:.3} s late");
+    }
+    let mut all = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    for r in &reports {
+        all.add(histogram(&r["report"]["histogram"])).unwrap();
+    }
+    assert_eq!(all.len(), 3001);
+    for (key, q) in [("p50", 0.5), ("p99", 0.99), ("p99_9", 0.999)] {
+        assert_eq!(
+            merged["latency_us"][key].as_u64(),
+            Some(all.value_at_quantile(q)),
+            "{key}"
+        );
+    }
+    // A load report is of another run.
+    let load = loopback_report(&server, &dir, "load.json", &[]);
+    tcplab_run(&["merge", files[0].to_str().unwrap(), load.to_str().unwrap()])
+        .assert_code(2)
+        .assert_one_error_line()
+        .assert_stderr_has("another run");
     let _ = std::fs::remove_dir_all(&dir);
 }

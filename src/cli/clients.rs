@@ -58,7 +58,7 @@ pub fn load(
         keep_histograms: false,
     };
     // A worker of a run past one machine: its share, its start, its report file.
-    let mut worker = multihost::plan(at, connections, job, scale)?;
+    let mut worker = multihost::plan(at, connections, multihost::Kind::Load(job), scale)?;
     if let Some(plan) = &worker {
         opts.connections = plan.connections;
         opts.sources = plan.sources.clone();
@@ -123,10 +123,13 @@ pub fn load(
             console.say(report::load::scale_line(&load, at_once as u64));
         }
         if let Some(plan) = &worker {
-            console.say(plan.line(&load));
+            console.say(plan.line(load.first_exchange_at));
         }
     }
-    if let Some(late) = worker.as_ref().and_then(|p| p.late_start(&load)) {
+    if let Some(late) = worker
+        .as_ref()
+        .and_then(|p| p.late_start(load.first_exchange_at))
+    {
         console.warn(late);
     }
     written?;

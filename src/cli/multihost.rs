@@ -12,8 +12,10 @@ use crate::cli::console::Console;
 use tcplab::client::load::{Job, LoadReport};
 use tcplab::client::many::instant::{to_rfc3339, unix_seconds};
 use tcplab::client::many::multihost::{
-    self, FORMAT, MAX_REPORT_BYTES, RunSettings, WorkerReport, share, source_share, sources_text,
+    self, FORMAT, MAX_REPORT_BYTES, Part, RunSettings, WorkerReport, share, source_share,
+    sources_text,
 };
+use tcplab::client::rr::{RrReport, Stop};
 use tcplab::{Error, Result, report};
 
 use super::args::{Endpoint, MergeArgs, ScaleOpts};
@@ -25,6 +27,24 @@ const LATE_START: Duration = Duration::from_secs(1);
 /// A start further away than this is taken for a mistake.
 const FURTHEST_START: Duration = Duration::from_secs(24 * 3600);
 
+/// What a worker runs: the load generator's job, or request/response.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// `--connections N` with a job.
+    Load(Job),
+    /// `--request SIZE`.
+    Rr {
+        /// Bytes per request.
+        request: u64,
+        /// Requests outstanding per connection.
+        in_flight: usize,
+        /// Requests per second per connection.
+        rate: Option<f64>,
+        /// When it stops: over all the workers.
+        stop: Stop,
+    },
+}
+
 /// This worker's part of a run past one machine.
 #[derive(Debug)]
 pub struct Plan {
@@ -34,6 +54,8 @@ pub struct Plan {
     pub sources: Vec<IpAddr>,
     /// When the exchanges start.
     pub start_at: Option<SystemTime>,
+    /// Request/response: its share of `--requests`.
+    pub requests: Option<u64>,
     index: u64,
     settings: RunSettings,
     run_id: String,
@@ -63,7 +85,7 @@ impl Drop for ReportFile {
 pub fn plan(
     at: &Endpoint,
     connections: usize,
-    job: Job,
+    kind: Kind,
     scale: &ScaleOpts,
 ) -> Result<Option<Plan>> {
     if scale.workers.is_none() && scale.start_at.is_none() && scale.report.is_none() {
@@ -128,22 +150,49 @@ pub fn plan(
             Ok(_) => {}
         }
     }
-    let (service, bytes, duration) = match job {
-        Job::Simple { duration } => ("simple", None, duration.map(|d| d.as_secs_f64())),
-        Job::Uppercase { total } => ("uppercase", Some(total), None),
-    };
-    let settings = RunSettings {
-        service: service.into(),
+    let mut settings = RunSettings {
+        service: "uppercase".into(),
         mode: "load".into(),
         server: tcplab::addr::host_port(&at.host, at.port),
-        bytes_per_connection: bytes,
-        duration_seconds: duration,
+        bytes_per_connection: None,
+        duration_seconds: None,
+        request_bytes: None,
+        requests: None,
+        in_flight: None,
+        rate: None,
         connections: connections as u64,
         workers,
         sources: sources_text(&all_sources),
         hold_seconds: scale.hold,
         start_at: scale.start_at.map(to_rfc3339),
     };
+    match kind {
+        Kind::Load(Job::Simple { duration }) => {
+            settings.service = "simple".into();
+            settings.duration_seconds = duration.map(|d| d.as_secs_f64());
+        }
+        Kind::Load(Job::Uppercase { total }) => settings.bytes_per_connection = Some(total),
+        Kind::Rr {
+            request,
+            in_flight,
+            rate,
+            stop,
+        } => {
+            settings.mode = "rr".into();
+            settings.request_bytes = Some(request);
+            settings.in_flight = Some(in_flight as u64);
+            settings.rate = rate;
+            match stop {
+                Stop::Duration(d) => settings.duration_seconds = Some(d.as_secs_f64()),
+                Stop::Requests(k) if k < workers => {
+                    return usage(format!(
+                        "--requests {k} is fewer than --workers {workers}: each worker needs a request of its own"
+                    ));
+                }
+                Stop::Requests(k) => settings.requests = Some(k),
+            }
+        }
+    }
     let report = match &scale.report {
         Some(path) => Some(ReportFile::create(path)?),
         None => None,
@@ -156,6 +205,7 @@ pub fn plan(
             source_share(&all_sources, index, workers)
         },
         start_at: scale.start_at,
+        requests: settings.requests.map(|k| share(k, index, workers)),
         index,
         run_id: settings.run_id(SystemTime::now()),
         settings,
@@ -185,7 +235,7 @@ impl Plan {
     }
 
     /// Writes the report file, when asked for (whatever the run's outcome).
-    pub fn write(&mut self, load: &LoadReport) -> Result<()> {
+    pub fn write<R: Part>(&mut self, load: &R) -> Result<()> {
         let Some(out) = &mut self.report else {
             return Ok(());
         };
@@ -207,19 +257,18 @@ impl Plan {
     /// A warning when the first exchange came more than [`LATE_START`] after
     /// `--start-at`: the connections were still being made (a busy server drops
     /// handshakes, and the kernel retries them after 1 s, 2 s, 4 s...).
-    pub fn late_start(&self, load: &LoadReport) -> Option<String> {
-        let late = load.first_exchange_at? - unix_seconds(self.start_at?);
+    pub fn late_start(&self, first_exchange_at: Option<f64>) -> Option<String> {
+        let late = first_exchange_at? - unix_seconds(self.start_at?);
         (late > LATE_START.as_secs_f64()).then(|| {
             format!(
-                "the first exchange came {late:.1} s after --start-at: the connections were not all made by then (connected in {:.1} s); start further ahead",
-                load.connected_in_seconds
+                "the first exchange came {late:.1} s after --start-at: the connections were not all made by then; start further ahead"
             )
         })
     }
 
     /// One line on this worker's part: its index, run id, share, and when its first
     /// exchange started against `--start-at`.
-    pub fn line(&self, load: &LoadReport) -> String {
+    pub fn line(&self, first_exchange_at: Option<f64>) -> String {
         let mut line = if self.settings.workers == 1 {
             format!("Run {}: {} connections", self.run_id, self.connections)
         } else {
@@ -237,7 +286,7 @@ impl Plan {
         } else if let [one] = &self.sources[..] {
             line += &format!(" from {one}");
         }
-        if let (Some(start), Some(first)) = (self.start_at, load.first_exchange_at) {
+        if let (Some(start), Some(first)) = (self.start_at, first_exchange_at) {
             line += &format!(
                 "; first exchange {:.3} s after --start-at {}",
                 first - unix_seconds(start),
@@ -251,13 +300,66 @@ impl Plan {
     }
 }
 
-/// `tcplab merge FILE...`: one report over the workers' reports, percentiles exact.
+/// `tcplab merge FILE...`: one report over the workers' reports, percentiles exact,
+/// of the load generator or of request/response (as the first file says).
 pub fn merge(args: MergeArgs, console: &Console) -> Result<()> {
-    let mut parts = Vec::new();
+    let mut texts = Vec::new();
     for path in &args.files {
         let name = path.display().to_string();
         let text = read_report(path, &name)?;
-        parts.push((name.clone(), WorkerReport::parse(&name, &text)?));
+        texts.push((name, text));
+    }
+    let Some((first, text)) = texts.first() else {
+        return Err(Error::Usage("merge needs at least one report file".into()));
+    };
+    let mode = multihost::mode_of(first, text)?;
+    for (name, text) in &texts[1..] {
+        let other = multihost::mode_of(name, text)?;
+        if other != mode {
+            return Err(Error::BadReport {
+                file: name.clone(),
+                why: format!(
+                    "is of another run than {first}: a report of mode {other}, not {mode}"
+                ),
+            });
+        }
+    }
+    match mode.as_str() {
+        "rr" => merge_as::<RrReport>(texts, args.json, console, |r| {
+            (
+                tcplab::report::rr::summary(r),
+                r.failure(),
+                &r.errors,
+                false,
+            )
+        }),
+        _ => merge_as::<LoadReport>(texts, args.json, console, |r| {
+            let interrupted = r.ending.is_interrupted();
+            (
+                report::load::summary(r),
+                r.failure(),
+                &r.errors,
+                interrupted,
+            )
+        }),
+    }
+}
+
+/// The summary lines, the failure, the errors, and whether the failure's line
+/// leaves the first error unsaid (an interruption's count).
+type Shown<'a> = (Vec<String>, Option<Error>, &'a Vec<String>, bool);
+
+/// [`merge`] for reports of mode `R`, shown by `show`.
+fn merge_as<R: Part>(
+    texts: Vec<(String, String)>,
+    json: bool,
+    console: &Console,
+    show: impl for<'a> Fn(&'a R) -> Shown<'a>,
+) -> Result<()> {
+    let mut parts = Vec::new();
+    for (name, text) in texts {
+        let part = WorkerReport::<R>::parse(&name, &text)?;
+        parts.push((name, part));
     }
     let merged = multihost::merge(parts)?;
     if !merged.workers.missing.is_empty() {
@@ -269,21 +371,21 @@ pub fn merge(args: MergeArgs, console: &Console) -> Result<()> {
             missing.join(", ")
         ));
     }
-    if args.json {
+    let (lines, failure, errors, unsaid) = show(&merged.report);
+    if json {
         console.say(report::json::pretty(&merged));
     } else {
-        for line in report::load::summary(&merged.report) {
+        for line in lines {
             console.say(line);
         }
         console.say(report::load::workers_line(&merged.workers));
     }
-    match merged.report.failure() {
+    match failure {
         None => Ok(()),
         Some(e) => {
             // The failure's line names the first error, but not an interruption's
             // count of connections still running: that is said here.
-            let said = usize::from(!merged.report.ending.is_interrupted());
-            for other in merged.report.errors.iter().skip(said) {
+            for other in errors.iter().skip(usize::from(!unsaid)) {
                 console.warn(other);
             }
             Err(e)

@@ -34,18 +34,9 @@ const NOT_TRANSFER: [&str; 10] = [
     "in_flight",
     "rate",
 ];
-/// What request/response has no use for (a payload of its own), or does not take
-/// yet: worker processes, a hold before the start, a run past one machine.
-const NOT_RR: [&str; 8] = [
-    "bytes",
-    "processes",
-    "hold",
-    "worker",
-    "start_at",
-    "report",
-    "workers",
-    "worker_index",
-];
+/// What request/response has no use for: a payload of its own, worker processes, a
+/// hold before the start.
+const NOT_RR: [&str; 4] = ["bytes", "processes", "hold", "worker"];
 
 /// The upper-case service's roles.
 #[derive(Debug, Subcommand)]
@@ -204,6 +195,8 @@ pub struct Rr {
     pub in_flight: Option<usize>,
     pub rate: Option<f64>,
     pub sources: Vec<std::net::IpAddr>,
+    /// `--source`, `--start-at`, `--report`, `--workers`, `--worker-index`.
+    pub scale: ScaleOpts,
 }
 
 /// How every mode shows its outcome.
@@ -234,6 +227,7 @@ impl UppercaseClientOpts {
                 in_flight: self.rr.in_flight,
                 rate: self.rr.rate,
                 sources: self.scale.sources(),
+                scale: self.scale,
             }),
             // BYTES: --input is a transfer's alone.
             (None, Some(connections)) => Mode::Load(Load {

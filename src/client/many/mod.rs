@@ -24,5 +24,6 @@ pub mod load;
 pub mod load_report;
 pub mod multihost;
 pub mod rr;
+pub mod rr_report;
 pub mod start;
 pub mod tally;

@@ -14,11 +14,13 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::histograms;
 use super::instant::to_rfc3339;
 use super::load_report::LoadReport;
+use super::rr_report::RrReport;
 use crate::error::{Error, Result};
 
 /// The `format` of a report file: a file without it is not one.
@@ -32,14 +34,23 @@ pub const MAX_REPORT_BYTES: u64 = 16 << 20;
 pub struct RunSettings {
     /// `simple` or `uppercase`.
     pub service: String,
-    /// `load` (the load generator; request/response does not take these options).
+    /// `load` (the load generator) or `rr` (request/response).
     pub mode: String,
     /// HOST:PORT as given.
     pub server: String,
     /// Bytes each connection sends (uppercase).
     pub bytes_per_connection: Option<u64>,
-    /// How long each client repeats (simple with `--duration`).
+    /// How long each client repeats (simple with `--duration`), or how long
+    /// request/response runs.
     pub duration_seconds: Option<f64>,
+    /// Request/response: bytes per request.
+    pub request_bytes: Option<u64>,
+    /// Request/response: transactions over all the workers (`--requests`).
+    pub requests: Option<u64>,
+    /// Request/response: requests outstanding per connection.
+    pub in_flight: Option<u64>,
+    /// Request/response: requests per second per connection.
+    pub rate: Option<f64>,
     /// Connections over all the workers.
     pub connections: u64,
     /// Workers in the run (1 without `--workers`).
@@ -108,10 +119,92 @@ pub fn source_share(sources: &[IpAddr], index: u64, workers: u64) -> Vec<IpAddr>
     sources[from as usize..to as usize].to_vec()
 }
 
+/// A mode's report, as a worker's report file holds it and a merge adds it up.
+pub trait Part: Clone + Serialize + DeserializeOwned {
+    /// The mode, as the settings name it.
+    const MODE: &'static str;
+    /// The histograms to merge, each with what it measures; `None` without them.
+    fn histograms(&self) -> Option<Vec<(&'static str, &str)>>;
+    /// Exchanges (transactions) done: one latency each in the first histogram.
+    fn exchanges(&self) -> u64;
+    /// Connections tried, failed, bytes back, all verified, first exchange.
+    fn counts(&self) -> (u64, u64, u64, bool, Option<f64>);
+    /// The reports of a run's workers as one.
+    fn merge(parts: Vec<Self>) -> Result<Self>;
+}
+
+impl Part for LoadReport {
+    const MODE: &'static str = "load";
+    fn histograms(&self) -> Option<Vec<(&'static str, &str)>> {
+        let h = self.histograms.as_ref()?;
+        Some(vec![("exchange", &h.exchange), ("connect", &h.connect)])
+    }
+    fn exchanges(&self) -> u64 {
+        self.exchanges
+    }
+    fn counts(&self) -> (u64, u64, u64, bool, Option<f64>) {
+        let r = self;
+        (
+            r.connections,
+            r.failed,
+            r.bytes_received,
+            r.verified,
+            r.first_exchange_at,
+        )
+    }
+    fn merge(parts: Vec<Self>) -> Result<Self> {
+        LoadReport::merge(parts)
+    }
+}
+
+impl Part for RrReport {
+    const MODE: &'static str = "rr";
+    fn histograms(&self) -> Option<Vec<(&'static str, &str)>> {
+        Some(vec![("transaction", self.histogram.as_deref()?)])
+    }
+    fn exchanges(&self) -> u64 {
+        self.transactions
+    }
+    fn counts(&self) -> (u64, u64, u64, bool, Option<f64>) {
+        let r = self;
+        (
+            r.connections,
+            r.failed,
+            r.bytes_received,
+            r.verified,
+            r.first_exchange_at,
+        )
+    }
+    fn merge(parts: Vec<Self>) -> Result<Self> {
+        RrReport::merge(parts)
+    }
+}
+
+/// `text` as JSON of `T`, or why not, naming `file`.
+fn parse_json<T: DeserializeOwned>(file: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::BadReport {
+        file: file.to_string(),
+        why: if e.is_eof() {
+            format!(
+                "truncated: its JSON stops at line {} before the report ends",
+                e.line()
+            )
+        } else {
+            format!("not a tcplab load report ({e})")
+        },
+    })
+}
+
+/// The mode of the report file `file` holds (`load` or `rr`).
+pub fn mode_of(file: &str, text: &str) -> Result<String> {
+    let head: WorkerReport<serde::de::IgnoredAny> = parse_json(file, text)?;
+    Ok(head.settings.mode)
+}
+
 /// What `--report FILE` holds: the run, the worker, and its full report with its
 /// latency histograms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkerReport {
+pub struct WorkerReport<R> {
     /// Always [`FORMAT`].
     pub format: String,
     /// The same for every worker of the run.
@@ -121,32 +214,30 @@ pub struct WorkerReport {
     /// What the run's workers share.
     pub settings: RunSettings,
     /// This worker's report, histograms and `first_exchange_at` included.
-    pub report: LoadReport,
+    pub report: R,
 }
 
-impl WorkerReport {
+impl<R: Part> WorkerReport<R> {
     /// The report file's text of `file`, read and checked: complete JSON of this
     /// format, an index inside the run, histograms that decode and agree with the
     /// counts. Every refusal names the file.
-    pub fn parse(file: &str, text: &str) -> Result<WorkerReport> {
+    pub fn parse(file: &str, text: &str) -> Result<WorkerReport<R>> {
         let bad = |why: String| Error::BadReport {
             file: file.to_string(),
             why,
         };
-        let parsed: WorkerReport = serde_json::from_str(text).map_err(|e| {
-            bad(if e.is_eof() {
-                format!(
-                    "truncated: its JSON stops at line {} before the report ends",
-                    e.line()
-                )
-            } else {
-                format!("not a tcplab load report ({e})")
-            })
-        })?;
+        let parsed: WorkerReport<R> = parse_json(file, text)?;
         if parsed.format != FORMAT {
             return Err(bad(format!(
                 "not a tcplab load report: format '{}', not '{FORMAT}'",
                 parsed.format
+            )));
+        }
+        if parsed.settings.mode != R::MODE {
+            return Err(bad(format!(
+                "is a report of mode {}, not {}: of another run",
+                parsed.settings.mode,
+                R::MODE
             )));
         }
         if parsed.worker_index >= parsed.settings.workers {
@@ -157,20 +248,23 @@ impl WorkerReport {
         }
         let h = parsed
             .report
-            .histograms
-            .as_ref()
+            .histograms()
             .ok_or_else(|| bad("has no latency histograms to merge".into()))?;
-        let exchange = histograms::deserialize(&h.exchange)
-            .map_err(|why| bad(format!("its exchange latency histogram is corrupt: {why}")))?;
-        histograms::deserialize(&h.connect)
-            .map_err(|why| bad(format!("its connect latency histogram is corrupt: {why}")))?;
+        let mut decoded = Vec::new();
+        for (what, text) in &h {
+            decoded.push(
+                histograms::deserialize(text).map_err(|why| {
+                    bad(format!("its {what} latency histogram is corrupt: {why}"))
+                })?,
+            );
+        }
         // Every exchange done records one latency: a histogram that decodes but
         // holds another count was changed.
-        if exchange.len() != parsed.report.exchanges {
+        let (what, exchanges) = (h[0].0, parsed.report.exchanges());
+        if decoded[0].len() != exchanges {
             return Err(bad(format!(
-                "its exchange latency histogram is corrupt: it holds {} latencies for {} exchanges",
-                exchange.len(),
-                parsed.report.exchanges
+                "its {what} latency histogram is corrupt: it holds {} latencies for {exchanges} {what}s",
+                decoded[0].len(),
             )));
         }
         Ok(parsed)
@@ -221,10 +315,10 @@ pub struct Workers {
 
 /// The merged report: a single run's keys, plus `workers`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Merged {
+pub struct Merged<R> {
     /// The run as one report, percentiles over every worker's samples.
     #[serde(flatten)]
-    pub report: LoadReport,
+    pub report: R,
     /// Who took part.
     pub workers: Workers,
 }
@@ -232,7 +326,7 @@ pub struct Merged {
 /// Merges the checked reports of one run (`(file, report)` each): counts added,
 /// histograms added (percentiles exact). Reports of another run than the first
 /// one's, or a worker given twice, are refused, naming the file.
-pub fn merge(files: Vec<(String, WorkerReport)>) -> Result<Merged> {
+pub fn merge<R: Part>(files: Vec<(String, WorkerReport<R>)>) -> Result<Merged<R>> {
     let Some((first_file, first)) = files.first() else {
         return Err(Error::Usage("merge needs at least one report file".into()));
     };
@@ -271,17 +365,17 @@ pub fn merge(files: Vec<(String, WorkerReport)>) -> Result<Merged> {
     let mut each: Vec<WorkerLine> = files
         .iter()
         .map(|(file, w)| {
-            let r = &w.report;
+            let (connections, failed, bytes_received, verified, first) = w.report.counts();
             WorkerLine {
                 index: w.worker_index,
                 file: file.clone(),
-                connections: r.connections,
-                failed: r.failed,
-                exchanges: r.exchanges,
-                bytes_received: r.bytes_received,
-                verified: r.verified,
-                first_exchange_at: r.first_exchange_at,
-                late_seconds: r.first_exchange_at.zip(start_at).map(|(f, s)| f - s),
+                connections,
+                failed,
+                exchanges: w.report.exchanges(),
+                bytes_received,
+                verified,
+                first_exchange_at: first,
+                late_seconds: first.zip(start_at).map(|(f, s)| f - s),
             }
         })
         .collect();
@@ -303,7 +397,7 @@ pub fn merge(files: Vec<(String, WorkerReport)>) -> Result<Merged> {
         first_exchange_spread_seconds: spread,
         each,
     };
-    let report = LoadReport::merge(files.into_iter().map(|(_, w)| w.report).collect())?;
+    let report = R::merge(files.into_iter().map(|(_, w)| w.report).collect())?;
     Ok(Merged { report, workers })
 }
 
@@ -318,6 +412,10 @@ mod tests {
             server: "10.0.0.9:4000".into(),
             bytes_per_connection: Some(4096),
             duration_seconds: None,
+            request_bytes: None,
+            requests: None,
+            in_flight: None,
+            rate: None,
             connections: 30,
             workers: 3,
             sources: Some("10.0.0.1-10.0.0.3".into()),
