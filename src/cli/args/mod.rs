@@ -257,7 +257,8 @@ pub struct ScaleOpts {
     #[arg(long, value_name = "FILE", requires = "connections", conflicts_with_all = ONE_PROCESS)]
     pub report: Option<PathBuf>,
     /// The run has N workers (one command line for every machine, only the index
-    /// changing): this one takes its share of --connections and of --source.
+    /// changing): this one takes its share of --connections, of --requests, and of
+    /// --source.
     #[arg(long, value_name = "N", value_parser = parse_count, requires_all = ["connections", "start_at"], conflicts_with_all = ONE_PROCESS, allow_hyphen_values = true)]
     pub workers: Option<usize>,
     /// This worker's index, 0 to N-1 [default: $JOB_COMPLETION_INDEX, a Kubernetes

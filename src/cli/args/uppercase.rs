@@ -124,7 +124,8 @@ pub struct UppercaseClientOpts {
 pub struct RrOpts {
     /// Request/response (netperf's TCP_RR): each connection sends SIZE bytes, waits
     /// for them upper-cased, verifies them, and repeats on the same connection
-    /// (with --connections and --source; not over --processes, nor with --hold).
+    /// (with --connections, --source, and --start-at, --report, --workers for a run past
+    /// one machine; not over --processes, nor with --hold).
     #[arg(long, conflicts_with_all = NOT_RR, value_name = "SIZE", value_parser = parse_request, allow_hyphen_values = true)]
     pub request: Option<u64>,
     /// With --request: run this many seconds [default: 10].

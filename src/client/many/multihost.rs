@@ -1,7 +1,8 @@
 //! A load run past one machine: the settings its workers share and the run id
 //! derived from them, each worker's share of the connections and of the source
-//! addresses (`--worker-index I --workers N`), the report a worker writes
-//! (`--report FILE`), and the exact merge of such reports (`tcplab merge`).
+//! addresses, and of `--requests` (`--worker-index I --workers N`), the report a
+//! worker writes (`--report FILE`: the load generator's or request/response's,
+//! each a [`Part`]), and the exact merge of such reports (`tcplab merge`).
 //!
 //! The run id needs no word between the workers: it is a hash (64-bit FNV-1a,
 //! the same on every machine and build) of the settings each worker of a run is
