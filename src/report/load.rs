@@ -91,16 +91,14 @@ pub fn workers_line(w: &Workers) -> String {
     if let Some(spread) = w.first_exchange_spread_seconds {
         line += &format!(" (spread {:.1} ms)", spread * 1000.0);
     }
+    let (one, many) = match w.mode.as_str() {
+        "rr" => ("transaction", "transactions"),
+        _ => ("exchange", "exchanges"),
+    };
     let each: Vec<String> = w
         .each
         .iter()
-        .map(|e| {
-            format!(
-                "#{} {}",
-                e.index,
-                count(e.exchanges, "exchange", "exchanges")
-            )
-        })
+        .map(|e| format!("#{} {}", e.index, count(e.exchanges, one, many)))
         .collect();
     line + "; " + &each.join(", ")
 }
@@ -146,6 +144,36 @@ mod tests {
             histograms: None,
             first_exchange_at: None,
         }
+    }
+
+    #[test]
+    fn the_workers_line_gives_each_workers_delay_and_the_spread() {
+        use crate::client::many::multihost::{WorkerLine, Workers};
+        let worker = |index, late: f64| WorkerLine {
+            index,
+            file: format!("w{index}.json"),
+            connections: 2,
+            failed: 0,
+            exchanges: 1,
+            bytes_received: 64,
+            verified: true,
+            first_exchange_at: Some(100.0 + late),
+            late_seconds: Some(late),
+        };
+        let w = Workers {
+            run_id: "0123456789abcdef".into(),
+            mode: "rr".into(),
+            of: 3,
+            merged: 2,
+            missing: vec![1],
+            start_at: Some("1970-01-01T00:01:40Z".into()),
+            first_exchange_spread_seconds: Some(0.012),
+            each: vec![worker(0, 0.002), worker(2, 0.014)],
+        };
+        assert_eq!(
+            workers_line(&w),
+            "Merged 2 of 3 workers (run 0123456789abcdef); first exchanges 0.002 s to 0.014 s after --start-at 1970-01-01T00:01:40Z (spread 12.0 ms); #0 1 transaction, #2 1 transaction"
+        );
     }
 
     #[test]

@@ -300,6 +300,8 @@ pub struct WorkerLine {
 pub struct Workers {
     /// The run id they share.
     pub run_id: String,
+    /// `load` or `rr`.
+    pub mode: String,
     /// Workers in the run.
     pub of: u64,
     /// Reports merged.
@@ -389,6 +391,7 @@ pub fn merge<R: Part>(files: Vec<(String, WorkerReport<R>)>) -> Result<Merged<R>
     });
     let workers = Workers {
         run_id: first.run_id.clone(),
+        mode: first.settings.mode.clone(),
         of: first.settings.workers,
         merged: files.len() as u64,
         missing: (0..first.settings.workers)
