@@ -207,6 +207,15 @@ pub enum Error {
     /// (exit code 2). The line says which, and how to get the permission.
     #[error("{0}")]
     CannotCapture(String),
+    /// A load report given to `tcplab merge` that cannot be merged: unreadable,
+    /// truncated, corrupt, or of another run (exit code 2). The line names the file.
+    #[error("{file}: {why}")]
+    BadReport {
+        /// The file, as given.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The command line asks for something that cannot be done (exit code 2).
     #[error("{0} (see 'tcplab --help')")]
     Usage(String),
@@ -270,7 +279,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Stalled(_) | Error::ConnectionStalled(_) => 3,
-            Error::Usage(_) | Error::CannotCapture(_) => 2,
+            Error::Usage(_) | Error::CannotCapture(_) | Error::BadReport { .. } => 2,
             Error::Connection { source, .. } => source.exit_code(),
             _ => 1,
         }

@@ -23,7 +23,7 @@ pub struct Hosts {
     veth_b: String,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()

@@ -21,6 +21,7 @@ mod inprocess;
 mod lines;
 mod load;
 mod metrics;
+mod multihost;
 mod network;
 mod props;
 mod python_peer;

@@ -13,7 +13,7 @@ use tcplab::proto::simple::repr;
 use tcplab::{client, report};
 
 use super::args::{Endpoint, ScaleOpts, Shown};
-use super::{measure, signals, workers};
+use super::{measure, multihost, signals, workers};
 
 /// `simple client`: one exchange, and the server's 16 octets said.
 pub fn simple(at: &Endpoint, console: &Console) -> tcplab::Result<()> {
@@ -54,7 +54,17 @@ pub fn load(
         hold: scale.hold.map(Duration::from_secs_f64),
         gate: None,
         sink: std::sync::Arc::new(*console),
+        start_at: None,
+        keep_histograms: false,
     };
+    // A worker of a run past one machine: its share, its start, its report file.
+    let mut worker = multihost::plan(at, connections, multihost::Kind::Load(job), scale)?;
+    if let Some(plan) = &worker {
+        opts.connections = plan.connections;
+        opts.sources = plan.sources.clone();
+        opts.start_at = plan.start_at;
+        opts.keep_histograms = plan.wants_report();
+    }
     if scale.worker {
         // One worker of a --processes run: its report, histograms and all, as one
         // line for its parent (which has checked the plan and shows the result).
@@ -100,6 +110,11 @@ pub fn load(
         load.server_cpu_us_per_transaction = cpu.us_per_transaction();
         load.server_cpu_ticks = cpu.ticks();
     }
+    // The report file first, so that nothing shown afterwards can lose it.
+    let written = worker.as_mut().map_or(Ok(()), |p| p.write(&load));
+    // What is shown keeps a single run's keys: the histograms are the file's.
+    load.histograms = None;
+    load.still_running = None;
     if shown.json && shown.interval.is_some() {
         console.say(report::json::line(&load));
     } else if shown.json {
@@ -112,7 +127,17 @@ pub fn load(
         if (scale.processes > 1 || scale.hold.is_some()) && load.failed < load.connections {
             console.say(report::load::scale_line(&load, at_once as u64));
         }
+        if let Some(plan) = &worker {
+            console.say(plan.line(load.first_exchange_at));
+        }
     }
+    if let Some(late) = worker
+        .as_ref()
+        .and_then(|p| p.late_start(load.first_exchange_at))
+    {
+        console.warn(late);
+    }
+    written?;
     match load.failure() {
         None => Ok(()),
         Some(e) => {

@@ -13,7 +13,7 @@ use tcplab::client::rr::{self, RrOptions, Stop};
 use tcplab::report;
 
 use super::args::{Endpoint, Rr, Shown};
-use super::signals;
+use super::{multihost, signals};
 
 /// A run's length when neither --duration nor --requests is given (netperf's).
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ pub fn rr_client(at: &Endpoint, o: Rr, shown: Shown, console: &Console) -> tcpla
         (None, Some(s)) => Stop::Duration(Duration::from_secs_f64(s)),
         (None, None) => Stop::Duration(DEFAULT_DURATION),
     };
-    let rr_opts = RrOptions {
+    let mut rr_opts = RrOptions {
         connections: o.connections,
         request: o.request,
         stop,
@@ -71,14 +71,36 @@ pub fn rr_client(at: &Endpoint, o: Rr, shown: Shown, console: &Console) -> tcpla
         interval: interval_sink(shown.interval, shown.json, shown.progress, console),
         interrupt: signals::interrupt_client()?,
         sources: o.sources,
+        start_at: None,
+        keep_histogram: false,
     };
-    let remote = super::metrics::remote_start(o.server_metrics, console);
+    // A worker of a run past one machine: its share, its start, its report file.
+    let kind = multihost::Kind::Rr {
+        request: o.request,
+        in_flight: rr_opts.in_flight,
+        rate: o.rate,
+        stop,
+    };
+    let mut worker = multihost::plan(at, o.connections, kind, &o.scale)?;
+    if let Some(plan) = &worker {
+        rr_opts.connections = plan.connections;
+        rr_opts.sources = plan.sources.clone();
+        rr_opts.start_at = plan.start_at;
+        rr_opts.keep_histogram = plan.wants_report();
+        if let Some(k) = plan.requests {
+            rr_opts.stop = Stop::Requests(k);
+        }
+    }
+    let remote = super::metrics::remote_start(o.scale.server_metrics.clone(), console);
     let mut report = rr::run(&at.host, at.port, rr_opts)?;
     if let Some(cpu) = super::metrics::remote_finish(remote, report.transactions, console) {
         report.server_cpu = cpu;
         report.server_cpu_us_per_transaction = cpu.us_per_transaction();
         report.server_cpu_ticks = cpu.ticks();
     }
+    // The report file first; what is shown keeps a single run's keys.
+    let written = worker.as_mut().map_or(Ok(()), |p| p.write(&report));
+    report.histogram = None;
     if shown.json && shown.interval.is_some() {
         console.say(report::json::line(&report));
     } else if shown.json {
@@ -87,7 +109,17 @@ pub fn rr_client(at: &Endpoint, o: Rr, shown: Shown, console: &Console) -> tcpla
         for line in report::rr::summary(&report) {
             console.say(line);
         }
+        if let Some(plan) = &worker {
+            console.say(plan.line(report.first_exchange_at));
+        }
     }
+    if let Some(late) = worker
+        .as_ref()
+        .and_then(|p| p.late_start(report.first_exchange_at))
+    {
+        console.warn(late);
+    }
+    written?;
     match report.failure() {
         None => Ok(()),
         Some(e) => {

@@ -3,8 +3,9 @@
 //! (simple and lines, and the load generator), `metrics` (a server's `--metrics`
 //! endpoint and the load generator's `--server-metrics` reads), `uppercase` (the upper-case client's
 //! three modes), `measure` (request/response and intervals), `check`, `watch`, `trace`, `docs`
-//! (completions and the manual) — with `signals` and `workers` (the processes of
-//! `--processes`) beside them.
+//! (completions and the manual) — with `signals`, `workers` (the processes of
+//! `--processes`) and `multihost` (a worker of a run past one machine, and
+//! `merge`) beside them.
 
 pub mod args;
 mod batch;
@@ -14,6 +15,7 @@ pub mod console;
 mod docs;
 mod measure;
 mod metrics;
+mod multihost;
 pub mod narrator;
 mod paths;
 pub mod progress;
@@ -47,6 +49,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Check(args) => return check::run(args, &console),
         Command::Watch(args) => watch::run(args, &console),
         Command::Trace(args) => trace::run(args, &console),
+        Command::Merge(args) => multihost::merge(args, &console),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { markdown: true, .. } => docs::markdown(),
         Command::Man { dir, .. } => docs::man(dir.as_deref()),

@@ -2,6 +2,7 @@
 //! turned out to serve one connection at a time.
 
 use crate::client::many::load::{LoadReport, PROBE_WAIT, Percentiles};
+use crate::client::many::multihost::Workers;
 use crate::human::{self, count};
 use crate::report::intervals::ms;
 
@@ -69,6 +70,39 @@ pub fn scale_line(r: &LoadReport, at_once: u64) -> String {
     )
 }
 
+/// For a merged run: the workers merged, and how their first exchanges fell
+/// against `--start-at` (each worker's delay, and the spread from first to last).
+pub fn workers_line(w: &Workers) -> String {
+    let mut line = format!(
+        "Merged {} of {} (run {})",
+        w.merged,
+        count(w.of, "worker", "workers"),
+        w.run_id
+    );
+    let lates: Vec<f64> = w.each.iter().filter_map(|e| e.late_seconds).collect();
+    if let (Some(start), false) = (&w.start_at, lates.is_empty()) {
+        let min = lates.iter().copied().fold(f64::MAX, f64::min);
+        let max = lates.iter().copied().fold(f64::MIN, f64::max);
+        line += &format!(
+            "; first exchanges {:.3} s to {:.3} s after --start-at {start}",
+            min, max
+        );
+    }
+    if let Some(spread) = w.first_exchange_spread_seconds {
+        line += &format!(" (spread {:.1} ms)", spread * 1000.0);
+    }
+    let (one, many) = match w.mode.as_str() {
+        "rr" => ("transaction", "transactions"),
+        _ => ("exchange", "exchanges"),
+    };
+    let each: Vec<String> = w
+        .each
+        .iter()
+        .map(|e| format!("#{} {}", e.index, count(e.exchanges, one, many)))
+        .collect();
+    line + "; " + &each.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,7 +142,38 @@ mod tests {
             ending: Default::default(),
             still_running: None,
             histograms: None,
+            first_exchange_at: None,
         }
+    }
+
+    #[test]
+    fn the_workers_line_gives_each_workers_delay_and_the_spread() {
+        use crate::client::many::multihost::{WorkerLine, Workers};
+        let worker = |index, late: f64| WorkerLine {
+            index,
+            file: format!("w{index}.json"),
+            connections: 2,
+            failed: 0,
+            exchanges: 1,
+            bytes_received: 64,
+            verified: true,
+            first_exchange_at: Some(100.0 + late),
+            late_seconds: Some(late),
+        };
+        let w = Workers {
+            run_id: "0123456789abcdef".into(),
+            mode: "rr".into(),
+            of: 3,
+            merged: 2,
+            missing: vec![1],
+            start_at: Some("1970-01-01T00:01:40Z".into()),
+            first_exchange_spread_seconds: Some(0.012),
+            each: vec![worker(0, 0.002), worker(2, 0.014)],
+        };
+        assert_eq!(
+            workers_line(&w),
+            "Merged 2 of 3 workers (run 0123456789abcdef); first exchanges 0.002 s to 0.014 s after --start-at 1970-01-01T00:01:40Z (spread 12.0 ms); #0 1 transaction, #2 1 transaction"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ use tcplab::server::limits::DEFAULT_MAX_CONNECTIONS;
 pub use check::{BatchFormat, CheckArgs, CheckRole, CheckService};
 pub use trace::TraceArgs;
 pub use uppercase::{Mode, Payload, Rr, Shown, Transfer, UppercaseRole};
-use values::{parse_bytes, parse_count, parse_port, parse_seconds, parse_seconds_or_zero};
+use values::{
+    parse_bytes, parse_count, parse_index, parse_instant, parse_port, parse_seconds,
+    parse_seconds_or_zero,
+};
 pub use watch::WatchArgs;
 
 /// Client/server communication using TCP: the lab's three programs, wire-compatible
@@ -77,6 +80,10 @@ pub enum Command {
     /// their probes, retransmissions, FIN and RST; a summary per connection, and on
     /// request a pcap file and a sequence diagram.
     Trace(TraceArgs),
+    /// Merges the reports that load workers wrote (`--report FILE`) into one report,
+    /// latency percentiles exact (their histograms added). Exit status 2 naming the
+    /// file for a report that is truncated, corrupt or of another run.
+    Merge(MergeArgs),
     /// Prints a shell completion script, e.g. `tcplab completions bash > /etc/bash_completion.d/tcplab`.
     Completions {
         /// The shell.
@@ -95,6 +102,17 @@ pub enum Command {
         #[arg(long, conflicts_with = "dir")]
         markdown: bool,
     },
+}
+
+/// `tcplab merge`'s arguments.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The workers' report files (written with --report), any number, one run.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON object: a load run's keys, plus `workers`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tcplab demo`'s arguments.
@@ -244,7 +262,29 @@ pub struct ScaleOpts {
     /// on another machine, e.g. http://10.0.0.2:9100/metrics.
     #[arg(long, value_name = "URL", value_parser = tcplab::observe::scrape::Url::parse, requires = "connections")]
     pub server_metrics: Option<tcplab::observe::scrape::Url>,
+    /// Once every connection is made, start the exchanges at TIME (RFC 3339 with a
+    /// zone, e.g. 2026-12-06T10:30:00Z, or unix seconds, e.g. 1796553000.5): workers
+    /// on several machines start together. A time already past is a usage error.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant, requires = "connections", conflicts_with_all = ONE_PROCESS, allow_hyphen_values = true)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Also write the whole report to FILE as JSON, latency histograms included, for
+    /// `tcplab merge` (written when the run fails or is interrupted too).
+    #[arg(long, value_name = "FILE", requires = "connections", conflicts_with_all = ONE_PROCESS)]
+    pub report: Option<PathBuf>,
+    /// The run has N workers (one command line for every machine, only the index
+    /// changing): this one takes its share of --connections, of --requests, and of
+    /// --source.
+    #[arg(long, value_name = "N", value_parser = parse_count, requires_all = ["connections", "start_at"], conflicts_with_all = ONE_PROCESS, allow_hyphen_values = true)]
+    pub workers: Option<usize>,
+    /// This worker's index, 0 to N-1 [default: $JOB_COMPLETION_INDEX, a Kubernetes
+    /// Indexed Job's].
+    #[arg(long, value_name = "I", value_parser = parse_index, requires = "workers", allow_hyphen_values = true)]
+    pub worker_index: Option<u64>,
 }
+
+/// What a run past one machine does not combine with (yet): worker processes on
+/// each machine.
+const ONE_PROCESS: [&str; 2] = ["processes", "worker"];
 
 /// Progress display options.
 #[derive(Debug, Args)]
@@ -310,7 +350,9 @@ mod tests {
     use clap::CommandFactory;
 
     /// Value names of the numeric arguments.
-    const NUMERIC: [&str; 9] = ["PORT", "BYTES", "SIZE", "SECONDS", "N", "K", "M", "R", "P"];
+    const NUMERIC: [&str; 10] = [
+        "PORT", "BYTES", "SIZE", "SECONDS", "N", "K", "M", "R", "P", "I",
+    ];
 
     /// Walks every command and subcommand, calling `f` with each argument.
     fn each_arg(cmd: &clap::Command, f: &mut impl FnMut(&clap::Command, &clap::Arg)) {

@@ -125,7 +125,8 @@ pub struct UppercaseClientOpts {
 pub struct RrOpts {
     /// Request/response (netperf's TCP_RR): each connection sends SIZE bytes, waits
     /// for them upper-cased, verifies them, and repeats on the same connection
-    /// (with --connections and --source; not over --processes, nor with --hold).
+    /// (with --connections, --source, and --start-at, --report, --workers for a run past
+    /// one machine; not over --processes, nor with --hold).
     #[arg(long, conflicts_with_all = NOT_RR, value_name = "SIZE", value_parser = parse_request, allow_hyphen_values = true)]
     pub request: Option<u64>,
     /// With --request: run this many seconds [default: 10].
@@ -196,7 +197,8 @@ pub struct Rr {
     pub in_flight: Option<usize>,
     pub rate: Option<f64>,
     pub sources: Vec<std::net::IpAddr>,
-    pub server_metrics: Option<tcplab::observe::scrape::Url>,
+    /// `--source`, `--start-at`, `--report`, `--workers`, `--worker-index`.
+    pub scale: ScaleOpts,
 }
 
 /// How every mode shows its outcome.
@@ -227,7 +229,7 @@ impl UppercaseClientOpts {
                 in_flight: self.rr.in_flight,
                 rate: self.rr.rate,
                 sources: self.scale.sources(),
-                server_metrics: self.scale.server_metrics,
+                scale: self.scale,
             }),
             // BYTES: --input is a transfer's alone.
             (None, Some(connections)) => Mode::Load(Load {

@@ -145,6 +145,19 @@ pub fn parse_chunk(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--start-at`: RFC 3339 with a zone, or unix seconds.
+pub fn parse_instant(text: &str) -> Result<std::time::SystemTime, String> {
+    tcplab::client::many::instant::parse(text)
+}
+
+/// A worker's index: 0 or more.
+pub fn parse_index(text: &str) -> Result<u64, String> {
+    refuse_minus(text, true)?;
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("'{text}' is not an index: give a whole number, 0 or more"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -81,17 +81,21 @@ pub fn serialize(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Adds the histogram `text` (as [`serialize`] wrote it, by a worker) into `into`.
-pub fn add_serialized(into: &mut Histogram<u64>, text: &str) -> Result<()> {
+/// The histogram `text` (as [`serialize`] wrote it), or why it cannot be read.
+pub fn deserialize(text: &str) -> std::result::Result<Histogram<u64>, String> {
     use base64::Engine;
-    let bad =
-        |why: String| Error::Worker(format!("sent a histogram that could not be read: {why}"));
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| bad(e.to_string()))?;
-    let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .map_err(|e| format!("not base64 ({e})"))?;
+    hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| bad(format!("{e:?}")))?;
+        .map_err(|e| format!("not an hdrhistogram V2 serialization ({e:?})"))
+}
+
+/// Adds the histogram `text` (as [`serialize`] wrote it, by a worker) into `into`.
+pub fn add_serialized(into: &mut Histogram<u64>, text: &str) -> Result<()> {
+    let h = deserialize(text)
+        .map_err(|why| Error::Worker(format!("sent a histogram that could not be read: {why}")))?;
     into.add(h)
         .map_err(|e| Error::Worker(format!("sent a histogram that does not add up: {e:?}")))
 }

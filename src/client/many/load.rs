@@ -16,7 +16,7 @@
 use crate::sync::Locked;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -85,6 +85,13 @@ pub struct LoadOptions {
     /// For a worker process of a larger run: says when its connections are made,
     /// and waits for the word to start.
     pub gate: Option<Gate>,
+    /// With every connection made, start the exchanges at this instant of the wall
+    /// clock (`--start-at`); the probe is then not made, so that no exchange runs
+    /// before it.
+    pub start_at: Option<SystemTime>,
+    /// Put the latency histograms, the moment of the first exchange and (when
+    /// interrupted) the connections still running in the report, for a merge.
+    pub keep_histograms: bool,
 }
 
 /// What the probe found (see [`LoadReport::one_at_a_time`]).
@@ -128,6 +135,8 @@ struct Shared {
     cpu: Mutex<CpuMeter>,
     /// Set once the first connection has looked for the server's process.
     server_looked_for: AtomicBool,
+    /// When the first exchange started.
+    first_exchange: OnceLock<SystemTime>,
 }
 
 impl Shared {
@@ -171,6 +180,7 @@ impl Shared {
     /// One exchange on `stream`, counting a failure.
     async fn exchange(&self, stream: TcpStream) -> Result<()> {
         let started = Instant::now();
+        self.first_exchange.get_or_init(SystemTime::now);
         let exchanged = match self.job {
             Job::Simple { .. } => self.simple(stream).await,
             Job::Uppercase { total } => self.uppercase(stream, total).await,
@@ -298,6 +308,7 @@ async fn load(
         progress: opts.sink.counter(n as u64, "connections", opts.progress),
         cpu: Mutex::new(CpuMeter::start()),
         server_looked_for: AtomicBool::new(false),
+        first_exchange: OnceLock::new(),
     });
     let started_at = Instant::now();
     // Without --interval, a bar on a terminal shows the last second's figures.
@@ -320,7 +331,7 @@ async fn load(
     let mut tasks = tokio::task::JoinSet::new();
     let setup = async {
         let mut rest = n;
-        if n > 1 {
+        if n > 1 && opts.start_at.is_none() {
             rest -= 1;
             if let Ok(probe) = shared.connect().await {
                 rest -= 1;
@@ -351,9 +362,9 @@ async fn load(
         () = opts.interrupt.wait() => {}
     }
     let connected_in = started_at.elapsed();
-    let worker = opts.gate.is_some();
+    let worker = opts.gate.is_some() || opts.keep_histograms;
     let made = shared.made.load(Ordering::Relaxed);
-    let waited = pass(opts.gate, made, opts.hold, &opts.interrupt).await;
+    let waited = pass(opts.gate, made, opts.hold, opts.start_at, &opts.interrupt).await;
     *shared.held.locked() += waited;
     // A SIGINT or SIGTERM stops the connections still running; the report then
     // says how far the run got. One that came before the start (while connecting,
@@ -391,6 +402,12 @@ async fn load(
             &shared.connect_latency.lock(),
         ));
         report.still_running = interrupted.map(|_| running);
+    }
+    if worker || opts.start_at.is_some() {
+        report.first_exchange_at = shared
+            .first_exchange
+            .get()
+            .map(|&t| super::instant::unix_seconds(t));
     }
     report
 }
@@ -513,83 +530,10 @@ fn report(shared: &Shared, elapsed: Duration, interrupted: Option<Option<u64>>) 
         ending,
         still_running: None,
         histograms: None,
+        first_exchange_at: None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
-
-    use super::*;
-
-    #[test]
-    fn simple_load_against_a_lab_server_thread_verifies() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            for _ in 0..3 {
-                let (mut conn, _) = listener.accept().unwrap();
-                let mut greeting = [0u8; 16];
-                conn.read_exact(&mut greeting).unwrap();
-                assert_eq!(&greeting, GREETING);
-                conn.write_all(FAREWELL).unwrap();
-            }
-        });
-        let opts = LoadOptions {
-            connections: 3,
-            job: Job::Simple { duration: None },
-            progress: When::Never,
-            sink: Arc::new(crate::sink::Quiet),
-            interrupt: Default::default(),
-            sources: Vec::new(),
-            hold: None,
-            gate: None,
-        };
-        let report = run("127.0.0.1", port, opts).unwrap();
-        server.join().unwrap();
-        assert!(report.failure().is_none(), "{:?}", report.errors);
-        assert_eq!((report.connections, report.exchanges), (3, 3));
-        assert_eq!((report.bytes_sent, report.bytes_received), (48, 48));
-        // A server that serves one connection at a time: said so.
-        assert_eq!(report.one_at_a_time, Some(true));
-        let json = crate::report::json::pretty(&report);
-        assert!(json.contains("\"exit_code\": 0") && !json.contains("attempted"));
-    }
-
-    #[test]
-    fn refused_connections_make_the_run_fail_with_counts() {
-        let port = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let opts = LoadOptions {
-            connections: 2,
-            job: Job::Uppercase { total: 64 },
-            progress: When::Never,
-            sink: Arc::new(crate::sink::Quiet),
-            interrupt: Default::default(),
-            sources: Vec::new(),
-            hold: None,
-            gate: None,
-        };
-        let report = run("127.0.0.1", port, opts).unwrap();
-        // Connections tried, and failed of them: the JSON and the error line agree.
-        assert_eq!(
-            (report.connections, report.failed, report.ending),
-            (2, 2, Ending::Failed)
-        );
-        assert_eq!((report.latency_us, report.connect_latency_us), (None, None));
-        assert_eq!(report.one_at_a_time, None);
-        let json = crate::report::json::pretty(&report);
-        assert!(json.contains("\"latency_us\": null"), "{json}");
-        match report.failure() {
-            Some(Error::LoadFailed {
-                failed: 2,
-                attempted: 2,
-                first,
-            }) => assert!(first.starts_with("connection refused"), "{first}"),
-            other => panic!("{other:?}"),
-        }
-    }
-}
+#[path = "load_tests.rs"]
+mod tests;

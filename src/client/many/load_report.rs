@@ -77,6 +77,10 @@ pub struct LoadReport {
     /// only in a worker's report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub histograms: Option<Histograms>,
+    /// When this run's first exchange started, in unix seconds; only with
+    /// `--start-at`, or in a report kept for a merge (`--report`, or a worker's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_exchange_at: Option<f64>,
 }
 
 /// A run's latency histograms in hdrhistogram's V2 serialization, base64.
@@ -184,6 +188,7 @@ impl LoadReport {
             ending,
             still_running: None,
             histograms: None,
+            first_exchange_at: None,
         })
     }
 }
@@ -226,6 +231,7 @@ mod merge_tests {
             ending: Ending::Verified,
             still_running: None,
             histograms: Some(Histograms::of(&h, &h)),
+            first_exchange_at: None,
         }
     }
 

@@ -12,13 +12,18 @@
 //!
 //! The modes: [`load`] (the load generator: a job per connection, repeated with a
 //! duration; its report in [`load_report`], merged across worker processes) and
-//! [`rr`] (request/response on kept connections, netperf's TCP_RR).
+//! [`rr`] (request/response on kept connections, netperf's TCP_RR). A load run
+//! past one machine — workers started by any orchestrator at one wall-clock
+//! [`instant`], each writing its report, merged exactly — is [`multihost`].
 
 pub mod connect;
 pub mod failures;
 pub mod histograms;
+pub mod instant;
 pub mod load;
 pub mod load_report;
+pub mod multihost;
 pub mod rr;
+pub mod rr_report;
 pub mod start;
 pub mod tally;

@@ -15,11 +15,10 @@
 //! belongs to another request (out of order) fails verification. Buffers are
 //! fixed ([`IO_SIZE`] per direction per connection), whatever SIZE.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
@@ -28,9 +27,11 @@ use super::connect::{Target, on_runtime};
 use super::failures::Ending;
 use super::tally::{Tally, Ticker};
 use crate::client::interval::{IntervalSink, Latency};
-use crate::cpu::{CpuMeter, ServerCpu};
+use crate::cpu::CpuMeter;
 use crate::error::{Error, IoContext, Result};
 use crate::stop::Stop as Interrupt;
+
+pub use super::rr_report::{Fairness, RrReport};
 
 /// Bytes per read and per write on each connection.
 pub const IO_SIZE: usize = 16 * 1024;
@@ -76,79 +77,12 @@ pub struct RrOptions {
     pub interrupt: Interrupt,
     /// Local addresses to connect from, in turn (empty: the kernel's choice).
     pub sources: Vec<std::net::IpAddr>,
-}
-
-/// Fewest and most transactions any connection completed.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct Fairness {
-    /// Fewest.
-    pub min_transactions: u64,
-    /// Most.
-    pub max_transactions: u64,
-}
-
-/// The report; `--json` prints it as one object.
-#[derive(Debug, Clone, Serialize)]
-pub struct RrReport {
-    /// Always `"rr"`.
-    pub mode: &'static str,
-    /// The server's address.
-    pub server: String,
-    /// Connections tried.
-    pub connections: u64,
-    /// Of those, the ones that failed (could not connect, a wrong byte, no reply).
-    pub failed: u64,
-    /// Bytes per request and per reply.
-    pub request_bytes: u64,
-    /// Requests outstanding per connection.
-    pub in_flight: usize,
-    /// Requests per second per connection, or null (as fast as it goes).
-    pub rate_per_connection: Option<f64>,
-    /// From the start (every connection made) to the last reply or the end of the
-    /// schedule (see [`Stop`]), whichever is later; the rates are over it.
-    pub seconds: f64,
-    /// Transactions completed and verified.
-    pub transactions: u64,
-    /// `transactions / seconds`.
-    pub transactions_per_sec: f64,
-    /// Bytes sent.
-    pub bytes_sent: u64,
-    /// Bytes received.
-    pub bytes_received: u64,
-    /// Every reply was right, and no connection failed.
-    pub verified: bool,
-    /// Transaction latency in microseconds; null when none completed.
-    pub latency_us: Option<Latency>,
-    /// What latency counts from: `first_byte_written`, or `scheduled_send` with a
-    /// rate.
-    pub latency_from: &'static str,
-    /// Fewest and most transactions of any connection; null without a connection.
-    pub fairness: Option<Fairness>,
-    /// This process's CPU time per transaction, in microseconds.
-    pub client_cpu_us_per_transaction: Option<f64>,
-    /// The server's, when it is a process on this machine that used at least
-    /// [`crate::cpu::MIN_TICKS`] clock ticks; else null.
-    pub server_cpu_us_per_transaction: Option<f64>,
-    /// The clock ticks of CPU the server used, when it is a process on this
-    /// machine; else null.
-    pub server_cpu_ticks: Option<u64>,
-    /// The server's CPU, or why there is no figure (for the summary).
-    #[serde(skip)]
-    pub server_cpu: ServerCpu,
-    /// The first few distinct errors.
-    pub errors: Vec<String>,
-    /// How the run ended; in JSON, `exit_code`: 0 when every transaction verified
-    /// and no connection failed, else 1.
-    #[serde(rename = "exit_code")]
-    pub ending: Ending,
-}
-
-impl RrReport {
-    /// The error the run ends with; `None` when it succeeded.
-    pub fn failure(&self) -> Option<Error> {
-        self.ending
-            .failure(self.failed, self.connections, &self.errors)
-    }
+    /// With every connection made, start the transactions at this instant of the
+    /// wall clock (`--start-at`).
+    pub start_at: Option<SystemTime>,
+    /// Put the latency histogram and the moment of the first request in the
+    /// report, for a merge.
+    pub keep_histogram: bool,
 }
 
 /// The `i`th byte of request `n`: the alphabet, rotated by `n`.
@@ -163,6 +97,8 @@ struct Shared {
     budget: AtomicU64,
     tally: Arc<Tally>,
     stop: AtomicBool,
+    /// When the first request was sent.
+    first_sent: OnceLock<SystemTime>,
 }
 
 impl Shared {
@@ -230,6 +166,7 @@ async fn rr(target: Target, opts: RrOptions) -> RrReport {
         opts,
         tally: Arc::default(),
         stop: AtomicBool::new(false),
+        first_sent: OnceLock::new(),
     });
     // Every connection is made first; the transactions start together.
     let streams = connect_all(&shared, n).await;
@@ -237,6 +174,16 @@ async fn rr(target: Target, opts: RrOptions) -> RrReport {
         && let (Ok(local), Ok(remote)) = (first.local_addr(), first.peer_addr())
     {
         cpu.find_server(local, remote);
+    }
+    // The start instant: by the wall clock read once, then the monotonic one.
+    let interrupt = &shared.opts.interrupt;
+    if let Some(left) =
+        (shared.opts.start_at).and_then(|at| at.duration_since(SystemTime::now()).ok())
+    {
+        tokio::select! {
+            () = tokio::time::sleep(left) => {}
+            () = interrupt.wait() => {}
+        }
     }
     cpu.restart();
     let started = Instant::now();
@@ -296,8 +243,11 @@ async fn rr(target: Target, opts: RrOptions) -> RrReport {
     let interrupted = interrupted.then_some(None);
     let ending = Ending::of(interrupted, failed);
     let secs = elapsed.as_secs_f64().max(1e-9);
+    // Read before the report: its latency takes the histogram's lock too.
+    let histogram =
+        (shared.opts.keep_histogram).then(|| super::histograms::serialize(&tally.latency.lock()));
     RrReport {
-        mode: "rr",
+        mode: "rr".into(),
         server: shared.target.peer.clone(),
         connections: n as u64,
         failed,
@@ -315,7 +265,8 @@ async fn rr(target: Target, opts: RrOptions) -> RrReport {
             "scheduled_send"
         } else {
             "first_byte_written"
-        },
+        }
+        .into(),
         fairness: (!counts.is_empty()).then(|| Fairness {
             min_transactions: counts.iter().copied().min().unwrap_or(0),
             max_transactions: counts.iter().copied().max().unwrap_or(0),
@@ -326,6 +277,15 @@ async fn rr(target: Target, opts: RrOptions) -> RrReport {
         server_cpu: cost.server,
         errors: tally.failures.lines(interrupted),
         ending,
+        histogram,
+        first_exchange_at: (shared.opts.keep_histogram || shared.opts.start_at.is_some())
+            .then(|| {
+                shared
+                    .first_sent
+                    .get()
+                    .map(|&t| super::instant::unix_seconds(t))
+            })
+            .flatten(),
     }
 }
 
@@ -384,6 +344,7 @@ async fn connection(
             {
                 break;
             }
+            shared.first_sent.get_or_init(SystemTime::now);
             let _ = outstanding.send((n, from));
             let mut offset = 0;
             while offset < opts.request {

@@ -1,8 +1,10 @@
 //! The start of a run: every connection is made first, then all start together —
 //! but the wait is bounded, a worker process waits for its parent's word (the
-//! [`Gate`]), and a hold keeps them all open and idle before the start.
+//! [`Gate`]), a hold keeps them all open and idle before the start, and a start
+//! instant on the wall clock (`--start-at`) lets workers on several machines start
+//! together with no word between them.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -125,13 +127,15 @@ impl Barrier {
 }
 
 /// Every connection made: a worker says so (`made` of them) through its `gate` and
-/// waits for its parent's word; a `hold` keeps them all open and idle meanwhile.
+/// waits for its parent's word; a `hold` keeps them all open and idle meanwhile;
+/// then the start waits for the instant `start_at` (at once when it has passed).
 /// Returns how long that took (not part of a run's seconds). A parent's stop, or
 /// one that is gone, triggers `interrupt`.
 pub async fn pass(
     gate: Option<Gate>,
     made: u64,
     hold: Option<Duration>,
+    start_at: Option<SystemTime>,
     interrupt: &Stop,
 ) -> Duration {
     let waited = Instant::now();
@@ -147,6 +151,14 @@ pub async fn pass(
     if let Some(hold) = hold {
         tokio::select! {
             () = tokio::time::sleep(hold) => {}
+            () = interrupt.wait() => {}
+        }
+    }
+    // The wall clock is read once, the wait then timed by the monotonic clock: a
+    // clock stepped meanwhile (NTP) moves the start by its step, no more.
+    if let Some(left) = start_at.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
+        tokio::select! {
+            () = tokio::time::sleep(left) => {}
             () = interrupt.wait() => {}
         }
     }
