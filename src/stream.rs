@@ -4,6 +4,8 @@
 //! reads and writes are always ready, with [`BlockOn`] (or [`block_on`]). *What* is
 //! said on a socket stays apart from *how* the socket is driven, as the lab teaches.
 
+pub mod uring;
+
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

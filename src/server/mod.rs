@@ -11,6 +11,7 @@ pub mod line_printer;
 pub mod lines;
 pub mod simple;
 pub mod uppercase;
+pub mod uring;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -34,6 +35,9 @@ pub enum Strategy {
     /// tokio on one thread: thousands of connections, each joining the event loop
     /// only when it has to wait.
     Async,
+    /// io_uring on one thread (Linux 6.0+): completion-based, a reply's send and
+    /// the next receive in one system call.
+    Uring,
 }
 
 /// Which of the lab's programs a server runs.
@@ -261,6 +265,7 @@ pub fn run(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summa
     let summary = match opts.strategy {
         Strategy::Blocking | Strategy::Threads => blocking::serve(listener, opts, shutdown),
         Strategy::Async => r#async::serve(listener, opts, shutdown),
+        Strategy::Uring => uring::serve(listener, opts, shutdown),
     };
     match output_gone(&*console) {
         Some(e) => Err(e),

@@ -141,7 +141,7 @@ pub struct ServerOpts {
     #[arg(long)]
     pub once: bool,
     /// blocking: one client at a time, as in the lab; threads: a thread per client;
-    /// async: thousands of clients on one thread (the default).
+    /// async: thousands of clients on one thread (the default); uring: io_uring, one system call per request and reply.
     #[arg(long, value_enum, default_value = "async")]
     pub strategy: ServerStrategy,
     /// Serve at most N clients at once; more wait in the backlog until a slot frees.

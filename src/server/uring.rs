@@ -1,0 +1,192 @@
+//! The uring lifecycle (`--strategy uring`): completion-based I/O. One thread, one
+//! io_uring, its own small executor ([`crate::stream::uring`]): a multishot accept
+//! hands over each new connection, and each connection is a task running its
+//! service's handler, the same as under the other drivers, over a [`UringStream`].
+//! A reply's send and the receive of the next request go to the kernel together,
+//! with the wait, in one system call.
+//!
+//! As the async server: a semaphore caps the connections served at once (past it,
+//! the multishot accept is cancelled and new clients wait in the backlog), and on
+//! shutdown the server stops accepting, gives connections in flight `--grace` to
+//! finish, then closes the rest. Where io_uring is refused (an old kernel,
+//! `kernel.io_uring_disabled`, a seccomp filter), it says so and exits 2: it never
+//! falls back to another strategy by itself.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
+use super::{Options, Service, ended, serve_accepted};
+use crate::error::{Error, IoContext, Result};
+use crate::stop::Stop;
+use crate::stream::uring::{self, Config, Driver, Listener, UringStream};
+
+/// Environment variable: receive buffers in the ring (a power of two), for tests
+/// that run the ring out of buffers.
+pub const BUFFERS_ENV: &str = "TCPLAB_URING_BUFFERS";
+
+/// The error for a ring that could not be made: io_uring refused is a usage error
+/// (exit 2) that names the strategy to use instead.
+pub fn setup_error(e: io::Error) -> Error {
+    if crate::sys::uring::is_unavailable(&e) {
+        Error::Usage(format!(
+            "io_uring is not available here ({}: an old kernel, kernel.io_uring_disabled, or a seccomp filter); use --strategy async",
+            crate::error::plain_io(&e)
+        ))
+    } else {
+        Error::io("could not set up io_uring", e)
+    }
+}
+
+/// The ring's shape: the defaults, with [`BUFFERS_ENV`] if set.
+fn config() -> Config {
+    let mut config = Config::default();
+    if let Some(n) = std::env::var(BUFFERS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u16>().ok())
+        .filter(|n| n.is_power_of_two())
+    {
+        config.buffers = n;
+    }
+    config
+}
+
+/// Serves connections until `shutdown` (or one, with `--once`).
+pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
+    if opts.service == Service::Simple {
+        // As the async server: the connection is handed over with its 16 octets.
+        let _ = crate::sys::set_defer_accept(&listener, 1);
+    }
+    let driver = Driver::new(config()).map_err(setup_error)?;
+    let shared = Shared {
+        slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
+        opts: Arc::new(opts),
+        tally: Arc::new(Tally::default()),
+        shutdown,
+    };
+    let cut_off = uring::run(driver, accept_loop(listener, &shared))
+        .ctx(|| "the uring loop failed")??;
+    Ok(shared.tally.summary(cut_off))
+}
+
+/// What the accept loop hands to each connection.
+struct Shared {
+    opts: Arc<Options>,
+    tally: Arc<Tally>,
+    slots: Arc<Semaphore>,
+    shutdown: Stop,
+}
+
+/// Accepts and serves until shutdown; returns how many connections it cut off at
+/// the end of the grace period.
+async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
+    let listener = Listener::new(listener).ctx(|| "could not start accepting")?;
+    let Shared {
+        opts,
+        tally,
+        slots,
+        shutdown,
+    } = shared;
+    let console = &*opts.console;
+    let mut accept_errors = AcceptErrors::default();
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    accept_errors.succeeded(console);
+                    stream
+                }
+                Err(e) if transient_accept_error(&e) => {
+                    accept_errors.failed(&e, console);
+                    uring::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+                Err(e) if shutdown.is_triggered() => {
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(Error::io("could not accept a connection", e)),
+            },
+            () = &mut stop => break,
+        };
+        let Ok(peer) = stream.peer_addr() else {
+            // Reset before it was served: nothing to serve.
+            continue;
+        };
+        let (opts_, tally) = (Arc::clone(opts), Arc::clone(tally));
+        let task = connection(stream, peer, opts_, tally, permit);
+        if opts.once {
+            tokio::pin!(task);
+            let result = tokio::select! {
+                result = &mut task => result,
+                () = &mut stop => tokio::select! {
+                    result = &mut task => result,
+                    () = grace_over(opts.grace, shutdown) => return Ok(1),
+                },
+            };
+            shutdown.trigger();
+            return result.map(|()| 0);
+        }
+        let (opts, shutdown) = (Arc::clone(opts), shutdown.clone());
+        uring::spawn(async move { ended(task.await, &opts, &shutdown) });
+    }
+    drop(listener);
+    let finished = tokio::select! {
+        () = uring::all_ended() => true,
+        () = grace_over(opts.grace, shutdown) => false,
+    };
+    Ok(match finished {
+        true => 0,
+        false => uring::abort_all(),
+    })
+}
+
+/// Completes when the grace period is over: after `grace`, or at once when the
+/// shutdown is hurried (a second SIGINT).
+async fn grace_over(grace: std::time::Duration, shutdown: &Stop) {
+    tokio::select! {
+        () = uring::sleep(grace) => {}
+        () = shutdown.hurried() => {}
+    }
+}
+
+/// Serves one connection to its end, holding its slot; counted in the tally however
+/// it ends, even when its task is dropped at the end of the grace period.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    opts: Arc<Options>,
+    tally: Arc<Tally>,
+    permit: OwnedSemaphorePermit,
+) -> Result<()> {
+    let _permit = permit;
+    serve_accepted(stream, peer, UringStream::new, &opts, &tally, || true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_uring_refused_is_a_usage_error_naming_the_way_out() {
+        for errno in [libc::ENOSYS, libc::EPERM] {
+            let e = setup_error(io::Error::from_raw_os_error(errno));
+            assert_eq!(e.exit_code(), 2, "{e}");
+            let text = e.to_string();
+            assert!(text.contains("io_uring is not available"), "{text}");
+            assert!(text.contains("--strategy async"), "{text}");
+            assert!(!text.contains('\n'), "one line: {text}");
+        }
+        let e = setup_error(io::Error::from_raw_os_error(libc::ENOMEM));
+        assert_ne!(e.exit_code(), 2, "{e}");
+    }
+}
