@@ -21,7 +21,7 @@ use crate::addr;
 use crate::error::{Error, Result, Waiting};
 use crate::sink::Sink;
 use crate::stop::Stop;
-use crate::stream::{Conn, Stream};
+use crate::stream::{Conn, SendStalled, Stream};
 
 pub use limits::{Summary, Tally};
 
@@ -150,6 +150,11 @@ impl Peer<'_> {
     fn io_error(&self, e: io::Error, waiting: Waiting, context: impl FnOnce() -> String) -> Error {
         match (e.kind(), self.opts.idle_timeout) {
             (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(after)) => {
+                // A read that was waiting for an earlier write to go out.
+                let waiting = match SendStalled::is(&e) {
+                    true => Waiting::ForClientToRead,
+                    false => waiting,
+                };
                 Error::IdleTimeout { after, waiting }
             }
             _ => Error::io(context(), e),

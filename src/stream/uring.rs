@@ -39,6 +39,9 @@ const MAX_SEND: usize = 256 * 1024;
 /// at most this).
 const KEEP_SEND: usize = 4 * 1024;
 
+/// How long a dropped stream's last send may take before it is cancelled.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// How a driver's ring is made.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -134,6 +137,9 @@ pub struct Driver {
     stats: Stats,
     /// When the receives waiting for a buffer are all retried next.
     retry_at: std::time::Instant,
+    /// Dropped streams whose last send is still in flight, and when it is
+    /// cancelled (a peer that never reads must not keep the socket open).
+    lingering: Vec<(u32, std::time::Instant)>,
 }
 
 /// The key of the listener's multishot accept.
@@ -208,6 +214,7 @@ impl Driver {
             accept: Acceptor::default(),
             stats: Stats::default(),
             retry_at: std::time::Instant::now(),
+            lingering: Vec::new(),
         })
     }
 
@@ -253,7 +260,24 @@ impl Driver {
 
     /// The loop needs to wake without a completion: for a retry.
     fn wants_tick(&self) -> bool {
-        !self.no_buffer.is_empty()
+        !self.no_buffer.is_empty() || !self.lingering.is_empty()
+    }
+
+    /// Cancels the last sends of dropped streams that have lingered too long.
+    fn end_lingering(&mut self, now: std::time::Instant) {
+        let mut i = 0;
+        while i < self.lingering.len() {
+            let (key, until) = self.lingering[i];
+            let done = self.slot(key).is_none_or(|s| !s.orphan || !s.busy());
+            if done || now >= until {
+                self.lingering.swap_remove(i);
+                if !done {
+                    let _ = self.ring.cancel(key, Op::Send);
+                }
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Submits the sends written during a task's poll that no receive took along.
@@ -302,6 +326,9 @@ impl Driver {
         // A buffer that comes back lets one waiting receive go again
         // (`buffer_back`); all of them are retried every tick as well.
         let now = std::time::Instant::now();
+        if !self.lingering.is_empty() {
+            self.end_lingering(now);
+        }
         if self.no_buffer.is_empty() || now < self.retry_at {
             return;
         }
@@ -373,6 +400,13 @@ impl Driver {
         }
         slot.send = Send::Empty(data);
         if let Some(w) = slot.writer.take() {
+            w.wake();
+        }
+        // A task waiting to read learns of the failed send at once: the
+        // connection is broken, and its receive may never complete.
+        if slot.send_error.is_some()
+            && let Some(w) = slot.reader.take()
+        {
             w.wake();
         }
     }
@@ -450,6 +484,9 @@ impl Driver {
         let Some(slot) = self.slot(key) else {
             return Poll::Ready(Err(gone()));
         };
+        if let Some(e) = slot.send_error.take() {
+            return Poll::Ready(Err(e));
+        }
         if !slot.spill.is_empty() {
             let n = slot.spill.len().min(buf.remaining());
             buf.put_slice(&slot.spill[..n]);
@@ -590,13 +627,27 @@ impl Driver {
         }
         let Some(slot) = self.slot(key) else { return };
         let recv_in_flight = matches!(slot.recv, Recv::InFlight);
-        let deferred = matches!(slot.send, Send::Deferred(_));
-        if deferred {
-            // What the handler wrote is sent before the socket closes.
-            self.submit_send(key, false);
-        }
+        let send = match slot.send {
+            Send::Empty(_) => None,
+            Send::Deferred(_) => Some(true),
+            Send::InFlight(_) => Some(false),
+        };
         if recv_in_flight {
             let _ = self.ring.cancel(key, Op::Recv);
+        }
+        match send {
+            // What the handler wrote last is sent before the socket closes, if the
+            // peer takes it within LINGER.
+            Some(true) => {
+                self.submit_send(key, false);
+                self.lingering
+                    .push((key, std::time::Instant::now() + LINGER));
+            }
+            // A send the handler gave up waiting for (an error, a timeout).
+            Some(false) => {
+                let _ = self.ring.cancel(key, Op::Send);
+            }
+            None => {}
         }
         self.release_if_done(key);
     }
@@ -689,6 +740,12 @@ impl AsyncWrite for UringStream {
 }
 
 impl Stream for UringStream {
+    fn read_waits_for_send(&self) -> bool {
+        let key = self.key;
+        with_driver(|d| d.slot(key).is_some_and(|s| matches!(s.send, Send::InFlight(_))))
+            .unwrap_or(false)
+    }
+
     fn set_idle(&mut self, idle: Option<Duration>) {
         // Conn times the waits with tokio's Sleep: the loop must wake to fire it.
         let key = self.key;

@@ -252,7 +252,11 @@ pub fn run<F: Future>(driver: Driver, main: F) -> std::io::Result<F::Output> {
         let mut main = std::pin::pin!(main);
         let mut woken = vec![MAIN];
         poll_fn(|cx| {
-            while !woken.is_empty() {
+            loop {
+                woken.append(&mut ready.ids.locked());
+                if woken.is_empty() {
+                    break;
+                }
                 for id in woken.drain(..) {
                     if id == MAIN {
                         main_task.queued.store(false, Ordering::Release);
@@ -265,11 +269,9 @@ pub fn run<F: Future>(driver: Driver, main: F) -> std::io::Result<F::Output> {
                     }
                     with_driver(Driver::flush_deferred);
                 }
-                std::mem::swap(&mut woken, &mut *ready.ids.locked());
             }
             ready.sleeping.store(true, Ordering::SeqCst);
-            std::mem::swap(&mut woken, &mut *ready.ids.locked());
-            let timeout = if !woken.is_empty() {
+            let timeout = if !ready.ids.locked().is_empty() {
                 Some(Duration::ZERO)
             } else if TIMERS.get() > 0 || with_driver(|d| d.wants_tick()).unwrap_or(false) {
                 Some(TICK)
@@ -285,10 +287,9 @@ pub fn run<F: Future>(driver: Driver, main: F) -> std::io::Result<F::Output> {
                 None => return Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
             }
             with_driver(Driver::dispatch);
-            std::mem::swap(&mut woken, &mut *ready.ids.locked());
             // tokio fires the timers that are due, then polls this again.
             cx.waker().wake_by_ref();
-            return Poll::Pending;
+            Poll::Pending
         })
         .await
     });
