@@ -30,5 +30,6 @@ mod simple;
 mod trace;
 mod trace_analysis;
 mod uppercase;
+mod uring;
 mod watch;
 mod watch_live;

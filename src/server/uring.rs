@@ -67,9 +67,30 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Sum
         tally: Arc::new(Tally::default()),
         shutdown,
     };
-    let cut_off = uring::run(driver, accept_loop(listener, &shared))
-        .ctx(|| "the uring loop failed")??;
+    let (cut_off, stats) = uring::run(driver, async {
+        let cut_off = accept_loop(listener, &shared).await;
+        (cut_off, uring::stats())
+    })
+    .ctx(|| "the uring loop failed")?;
+    let cut_off = cut_off?;
+    if let Some(line) = ring_figures(&stats) {
+        shared.opts.console.say(&line);
+    }
     Ok(shared.tally.summary(cut_off))
+}
+
+/// The ring's shortages, for the shutdown: nothing was lost, but they cost retries.
+fn ring_figures(stats: &uring::Stats) -> Option<String> {
+    let uring::Stats {
+        buffers_exhausted,
+        sq_full,
+        cq_overflow,
+    } = *stats;
+    (buffers_exhausted + sq_full + cq_overflow > 0).then(|| {
+        format!(
+            "io_uring: {buffers_exhausted} receives found no free buffer and were retried, the submission queue was full {sq_full} times, the completion queue overflowed {cq_overflow} times (kept by the kernel); nothing was lost"
+        )
+    })
 }
 
 /// What the accept loop hands to each connection.
