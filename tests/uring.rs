@@ -28,7 +28,9 @@ fn an_exhausted_buffer_ring_is_counted_and_loses_nothing() {
             thread::spawn(move || {
                 let mut s = TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                let sent: Vec<u8> = (0..64 * 1024).map(|j| b'a' + ((i as usize + j) % 26) as u8).collect();
+                let sent: Vec<u8> = (0..64 * 1024)
+                    .map(|j| b'a' + ((i as usize + j) % 26) as u8)
+                    .collect();
                 let writer = {
                     let mut s = s.try_clone().unwrap();
                     let sent = sent.clone();

@@ -5,10 +5,12 @@
 //! A reply's send and the receive of the next request go to the kernel together,
 //! with the wait, in one system call.
 //!
-//! As the async server: a semaphore caps the connections served at once (past it,
-//! the multishot accept is cancelled and new clients wait in the backlog), and on
-//! shutdown the server stops accepting, gives connections in flight `--grace` to
-//! finish, then closes the rest. Where io_uring is refused (an old kernel,
+//! A semaphore caps the connections served at once; past it, the connections the
+//! multishot accept keeps taking wait unserved in the driver's queue (bounded by the
+//! open-files limit, as the backlog is by `somaxconn`): cancelling the accept when
+//! that queue grew and arming it again stalled the accept loop under a burst of
+//! 10,000 connections (bench/NOTES.md). On shutdown the server stops accepting,
+//! gives connections in flight `--grace` to finish, then closes the rest. Where io_uring is refused (an old kernel,
 //! `kernel.io_uring_disabled`, a seccomp filter), it says so and exits 2: it never
 //! falls back to another strategy by itself.
 

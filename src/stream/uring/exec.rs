@@ -209,7 +209,10 @@ fn poll_task(id: usize) {
         return;
     };
     let waker = Waker::from(waker);
-    let done = task.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+    let done = task
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_ready();
     let ended = TASKS.with_borrow_mut(|t| {
         // The slot may have been cleared by `abort_all` during the poll.
         let Some(Some(slot)) = t.slots.get_mut(id) else {
