@@ -32,6 +32,14 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
     fn read_waits_for_send(&self) -> bool {
         false
     }
+
+    /// Ready once a read would not wait (or, for a stream that cannot tell, at
+    /// once): lets a handler allocate its read buffer only when bytes have come, so
+    /// that an idle connection holds none. A driver whose kernel picks the buffer at
+    /// completion (uring's provided buffers) waits here for real.
+    fn poll_readable(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// The error of a read whose idle timeout ran out while an earlier write was still
@@ -480,6 +488,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Stream> Conn<S> {
+    /// Waits until a read would not wait (see [`Stream::poll_readable`]), timed by
+    /// the idle timeout as a read is.
+    pub async fn readable(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let polled = self.inner.poll_readable(cx);
+            self.watch(cx, polled)
+        })
+        .await
     }
 }
 

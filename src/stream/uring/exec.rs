@@ -106,7 +106,8 @@ pub fn spawn(future: impl Future<Output = ()> + 'static) {
             queued: AtomicBool::new(false),
         });
         let slot = Slot {
-            task: Some(Box::pin(future)),
+            // Out of tokio's cooperative budget: see `run`.
+            task: Some(Box::pin(tokio::task::unconstrained(future))),
             waker,
         };
         if id == tasks.slots.len() {
@@ -252,7 +253,12 @@ pub fn run<F: Future>(driver: Driver, main: F) -> std::io::Result<F::Output> {
     });
     let main_waker = Waker::from(Arc::clone(&main_task));
     let output = runtime.block_on(async {
-        let mut main = std::pin::pin!(main);
+        // Every task runs outside tokio's cooperative budget: the loop is one tokio
+        // task, so past 128 operations (a burst of accepts) tokio's semaphores and
+        // timers would answer Pending and defer the wake to tokio's next park, while
+        // the loop waits in the kernel: the accept loop stalled with 4,096
+        // connections in the backlog.
+        let mut main = std::pin::pin!(tokio::task::unconstrained(main));
         let mut woken = vec![MAIN];
         poll_fn(|cx| {
             loop {

@@ -86,6 +86,39 @@ impl Driver {
         }
     }
 
+    /// Ready once a read would not wait: bytes (or an end, or an error) have come.
+    fn poll_readable(&mut self, key: u32, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(slot) = self.slot(key) else {
+            return Poll::Ready(Err(gone()));
+        };
+        if slot.send_error.is_some() || !slot.spill.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        match slot.recv {
+            Recv::Done(..) => Poll::Ready(Ok(())),
+            Recv::InFlight | Recv::NoBuffer => {
+                slot.reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Recv::Idle => {
+                slot.reader = Some(cx.waker().clone());
+                if matches!(slot.send, Send::Deferred(_)) {
+                    self.submit_send(key, true);
+                } else {
+                    let fd = slot.fd();
+                    slot.recv = Recv::InFlight;
+                    if let Err(e) = self.ring.recv(fd, key) {
+                        if let Some(slot) = self.slot(key) {
+                            slot.recv = Recv::Idle;
+                        }
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
     /// A receive buffer came back: one waiting receive may go again.
     fn buffer_back(&mut self) {
         while let Some(key) = self.no_buffer.pop_front() {
@@ -292,6 +325,11 @@ impl AsyncWrite for UringStream {
 }
 
 impl Stream for UringStream {
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let key = self.key;
+        with_driver(|d| d.poll_readable(key, cx)).unwrap_or_else(|| Poll::Ready(Err(gone())))
+    }
+
     fn read_waits_for_send(&self) -> bool {
         let key = self.key;
         with_driver(|d| {
