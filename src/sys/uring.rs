@@ -138,6 +138,9 @@ impl std::fmt::Debug for Ring {
     }
 }
 
+/// `IORING_RECVSEND_POLL_FIRST`.
+const POLL_FIRST: u16 = 1;
+
 /// The buffer group of the receive buffers.
 const GROUP: u16 = 0;
 
@@ -260,9 +263,13 @@ impl Ring {
         Ok(())
     }
 
-    fn recv_entry(fd: RawFd, key: u32) -> squeue::Entry {
+    /// A receive; with `poll_first`, it waits for data before trying (the request
+    /// after a reply cannot have come yet: a first try would fail).
+    fn recv_entry(fd: RawFd, key: u32, poll_first: bool) -> squeue::Entry {
+        let ioprio = if poll_first { POLL_FIRST } else { 0 };
         opcode::Recv::new(Fd(fd), std::ptr::null_mut(), 0)
             .buf_group(GROUP)
+            .ioprio(ioprio)
             .build()
             .flags(squeue::Flags::BUFFER_SELECT)
             .user_data(user_data(key, Op::Recv))
@@ -270,7 +277,7 @@ impl Ring {
 
     /// Receives into one of the provided buffers.
     pub fn recv(&mut self, fd: RawFd, key: u32) -> io::Result<()> {
-        self.push(&[Self::recv_entry(fd, key)])?;
+        self.push(&[Self::recv_entry(fd, key, false)])?;
         self.in_flight += 1;
         Ok(())
     }
@@ -294,7 +301,7 @@ impl Ring {
         // The heap buffer does not move when the Vec moves into the map.
         let pushed = if then_recv {
             let send = send.flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS);
-            self.push(&[send, Self::recv_entry(fd, key)])
+            self.push(&[send, Self::recv_entry(fd, key, true)])
         } else {
             self.push(&[send])
         };

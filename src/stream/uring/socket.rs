@@ -69,19 +69,7 @@ impl Driver {
             }
             Recv::Idle => {
                 slot.reader = Some(cx.waker().clone());
-                if matches!(slot.send, Send::Deferred(_)) {
-                    self.submit_send(key, true);
-                } else {
-                    let fd = slot.fd();
-                    slot.recv = Recv::InFlight;
-                    if let Err(e) = self.ring.recv(fd, key) {
-                        if let Some(slot) = self.slot(key) {
-                            slot.recv = Recv::Idle;
-                        }
-                        return Poll::Ready(Err(e));
-                    }
-                }
-                Poll::Pending
+                self.start_recv(key)
             }
         }
     }
@@ -102,21 +90,30 @@ impl Driver {
             }
             Recv::Idle => {
                 slot.reader = Some(cx.waker().clone());
-                if matches!(slot.send, Send::Deferred(_)) {
-                    self.submit_send(key, true);
-                } else {
-                    let fd = slot.fd();
-                    slot.recv = Recv::InFlight;
-                    if let Err(e) = self.ring.recv(fd, key) {
-                        if let Some(slot) = self.slot(key) {
-                            slot.recv = Recv::Idle;
-                        }
-                        return Poll::Ready(Err(e));
-                    }
-                }
-                Poll::Pending
+                self.start_recv(key)
             }
         }
+    }
+
+    /// Submits slot `key`'s receive: linked after its deferred send if it has one
+    /// (the reply and the wait for the next request in one system call).
+    fn start_recv(&mut self, key: u32) -> Poll<io::Result<()>> {
+        let Some(slot) = self.slot(key) else {
+            return Poll::Ready(Err(gone()));
+        };
+        if matches!(slot.send, Send::Deferred(_)) {
+            self.submit_send(key, true);
+            return Poll::Pending;
+        }
+        let fd = slot.fd();
+        slot.recv = Recv::InFlight;
+        if let Err(e) = self.ring.recv(fd, key) {
+            if let Some(slot) = self.slot(key) {
+                slot.recv = Recv::Idle;
+            }
+            return Poll::Ready(Err(e));
+        }
+        Poll::Pending
     }
 
     /// A receive buffer came back: one waiting receive may go again.
