@@ -305,9 +305,7 @@ impl Ring {
         } else {
             self.push(&[send])
         };
-        if let Err(e) = pushed {
-            return Err(e);
-        }
+        pushed?;
         // A linked send's success has no completion of its own: only the receive's.
         self.in_flight += 1;
         let linked = then_recv;
