@@ -14,7 +14,6 @@
 //! `kernel.io_uring_disabled`, a seccomp filter), it says so and exits 2: it never
 //! falls back to another strategy by itself.
 
-use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 
@@ -24,24 +23,11 @@ use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_acce
 use super::{Options, Service, ended, serve_accepted};
 use crate::error::{Error, IoContext, Result};
 use crate::stop::Stop;
-use crate::stream::uring::{self, Config, Driver, Listener, UringStream};
+use crate::stream::uring::{self, Config, Driver, Listener, UringStream, setup_error};
 
 /// Environment variable: receive buffers in the ring (a power of two), for tests
 /// that run the ring out of buffers.
 pub const BUFFERS_ENV: &str = "TCPLAB_URING_BUFFERS";
-
-/// The error for a ring that could not be made: io_uring refused is a usage error
-/// (exit 2) that names the strategy to use instead.
-pub fn setup_error(e: io::Error) -> Error {
-    if crate::sys::uring::is_unavailable(&e) {
-        Error::Usage(format!(
-            "io_uring is not available here ({}: an old kernel, kernel.io_uring_disabled, or a seccomp filter); use --strategy async",
-            crate::error::plain_io(&e)
-        ))
-    } else {
-        Error::io("could not set up io_uring", e)
-    }
-}
 
 /// The ring's shape: the defaults, with [`BUFFERS_ENV`] if set.
 fn config() -> Config {
@@ -198,6 +184,7 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[test]
     fn io_uring_refused_is_a_usage_error_naming_the_way_out() {

@@ -25,6 +25,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::sys::uring::{Completion, Op, Ring};
 
 pub use exec::{TimerGuard, abort_all, all_ended, live, run, sleep, spawn};
@@ -36,6 +37,19 @@ const MAX_SEND: usize = 256 * 1024;
 /// A send buffer kept between sends up to this capacity (an idle connection keeps
 /// at most this).
 const KEEP_SEND: usize = 4 * 1024;
+
+/// The error for a ring that could not be made: io_uring refused is a usage error
+/// (exit 2) that names the strategy to use instead.
+pub fn setup_error(e: io::Error) -> Error {
+    if crate::sys::uring::is_unavailable(&e) {
+        Error::Usage(format!(
+            "io_uring is not available here ({}: an old kernel, kernel.io_uring_disabled, or a seccomp filter); use --strategy async",
+            crate::error::plain_io(&e)
+        ))
+    } else {
+        Error::io("could not set up io_uring", e)
+    }
+}
 
 /// How long a dropped stream's last send may take before it is cancelled.
 const LINGER: Duration = Duration::from_secs(5);
