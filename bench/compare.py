@@ -479,12 +479,13 @@ def bench_rr_sockperf():
     log(f"7b. TCP_RR 64 B, 1 connection, against sockperf: {seconds} s runs, {rounds} rounds")
     peer = rr_peer()
     tps = {k: [] for k in ["sockperf", "tcplab", "peer:sockperf", "peer:async", "peer:blocking",
-                           "peer:uring"]}
-    cpu = {k: [] for k in ["peer:sockperf", "peer:async", "peer:blocking", "peer:uring"]}
+                           "peer:uring", "peer:uring --sqpoll"]}
+    cpu = {k: [] for k in ["peer:sockperf", "peer:async", "peer:blocking", "peer:uring",
+                           "peer:uring --sqpoll"]}
 
     def tcplab_server(strategy):
         return Server(pinned(0, [BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet",
-                                 "--strategy", strategy]))
+                                 "--strategy", *strategy.split()]))
 
     def with_peer(key, srv):
         try:
@@ -518,8 +519,9 @@ def bench_rr_sockperf():
         with_peer("peer:async", tcplab_server("async"))
         with_peer("peer:blocking", tcplab_server("blocking"))
         with_peer("peer:uring", tcplab_server("uring"))
+        with_peer("peer:uring --sqpoll", tcplab_server("uring --sqpoll"))
     calls = {"peer:sockperf": syscalls_per_transaction(sockperf_server(), peer, seconds)}
-    for strategy in ["async", "blocking", "uring"]:
+    for strategy in ["async", "blocking", "uring", "uring --sqpoll"]:
         calls[f"peer:{strategy}"] = syscalls_per_transaction(tcplab_server(strategy), peer, seconds)
     log(f"  system calls per transaction (perf stat -e raw_syscalls:sys_enter): "
         f"{ {k: round(v, 2) for k, v in calls.items()} }")
@@ -529,7 +531,8 @@ def bench_rr_sockperf():
     record("TCP_RR 64 B, 1 connection, pinned: tcplab client + async server (default)",
            median(tps["tcplab"]), median(tps["sockperf"]), "transactions/s",
            "sockperf pp + sockperf sr", 1.0)
-    for strategy, target in [("async", 1.0), ("blocking", None), ("uring", 1.2)]:
+    for strategy, target in [("async", 1.0), ("blocking", None), ("uring", 1.2),
+                             ("uring --sqpoll", 1.2)]:
         record(f"TCP_RR 64 B, 1 connection, pinned, one client for both (bench/rr_peer.c): "
                f"tcplab {strategy} server{' (default)' if strategy == 'async' else ''}",
                median(tps[f"peer:{strategy}"]), median(tps["peer:sockperf"]), "transactions/s",

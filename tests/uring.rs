@@ -63,3 +63,24 @@ fn an_exhausted_buffer_ring_is_counted_and_loses_nothing() {
         .unwrap_or(0);
     assert!(retried > 0, "no receive found the ring empty:\n{out}");
 }
+
+#[test]
+fn sqpoll_serves_under_uring_and_is_refused_elsewhere() {
+    let server = Server::tcplab(&[
+        "uppercase",
+        "server",
+        "127.0.0.1",
+        "0",
+        "--strategy",
+        "uring",
+        "--sqpoll",
+        "--once",
+    ]);
+    crate::util::tcplab_run(&["uppercase", "client", "127.0.0.1", &server.port_arg(), "1M"])
+        .assert_ok()
+        .assert_stdout_has("Verified: all 1048576 bytes");
+    server.wait().assert_ok();
+    crate::util::tcplab_run(&["uppercase", "server", "127.0.0.1", "0", "--sqpoll"])
+        .assert_code(2)
+        .assert_stderr_has("--sqpoll works only with --strategy uring");
+}

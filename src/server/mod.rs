@@ -89,6 +89,8 @@ pub struct Options {
     pub grace: Duration,
     /// Where status lines and errors go.
     pub console: std::sync::Arc<dyn Sink>,
+    /// Uring: a kernel thread polls the submission queue (`--sqpoll`).
+    pub sqpoll: bool,
 }
 
 impl Options {
@@ -108,6 +110,7 @@ impl Options {
             max_connections: limits::DEFAULT_MAX_CONNECTIONS,
             grace: Duration::from_secs(5),
             console: std::sync::Arc::new(crate::sink::Quiet),
+            sqpoll: false,
         }
     }
 }

@@ -30,8 +30,11 @@ use crate::stream::uring::{self, Config, Driver, Listener, UringStream, setup_er
 pub const BUFFERS_ENV: &str = "TCPLAB_URING_BUFFERS";
 
 /// The ring's shape: the defaults, with [`BUFFERS_ENV`] if set.
-fn config() -> Config {
-    let mut config = Config::default();
+fn config(opts: &Options) -> Config {
+    let mut config = Config {
+        sqpoll: opts.sqpoll,
+        ..Config::default()
+    };
     if let Some(n) = std::env::var(BUFFERS_ENV)
         .ok()
         .and_then(|v| v.parse::<u16>().ok())
@@ -48,7 +51,7 @@ pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Sum
         // As the async server: the connection is handed over with its 16 octets.
         let _ = crate::sys::set_defer_accept(&listener, 1);
     }
-    let driver = Driver::new(config()).map_err(setup_error)?;
+    let driver = Driver::new(config(&opts)).map_err(setup_error)?;
     let shared = Shared {
         slots: Arc::new(Semaphore::new(opts.max_connections.max(1))),
         opts: Arc::new(opts),
