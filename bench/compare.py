@@ -478,12 +478,14 @@ def bench_rr_sockperf():
     rounds = 1 if QUICK else 7
     log(f"7b. TCP_RR 64 B, 1 connection, against sockperf: {seconds} s runs, {rounds} rounds")
     peer = rr_peer()
-    tps = {k: [] for k in ["sockperf", "tcplab", "peer:sockperf", "peer:async", "peer:blocking"]}
-    cpu = {k: [] for k in ["peer:sockperf", "peer:async", "peer:blocking"]}
+    tps = {k: [] for k in ["sockperf", "tcplab", "peer:sockperf", "peer:async", "peer:blocking",
+                           "peer:uring", "peer:uring --sqpoll"]}
+    cpu = {k: [] for k in ["peer:sockperf", "peer:async", "peer:blocking", "peer:uring",
+                           "peer:uring --sqpoll"]}
 
     def tcplab_server(strategy):
         return Server(pinned(0, [BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet",
-                                 "--strategy", strategy]))
+                                 "--strategy", *strategy.split()]))
 
     def with_peer(key, srv):
         try:
@@ -516,19 +518,127 @@ def bench_rr_sockperf():
         with_peer("peer:sockperf", sockperf_server())
         with_peer("peer:async", tcplab_server("async"))
         with_peer("peer:blocking", tcplab_server("blocking"))
+        with_peer("peer:uring", tcplab_server("uring"))
+        with_peer("peer:uring --sqpoll", tcplab_server("uring --sqpoll"))
+    calls = {"peer:sockperf": syscalls_per_transaction(sockperf_server(), peer, seconds)}
+    for strategy in ["async", "blocking", "uring", "uring --sqpoll"]:
+        calls[f"peer:{strategy}"] = syscalls_per_transaction(tcplab_server(strategy), peer, seconds)
+    log(f"  system calls per transaction (perf stat -e raw_syscalls:sys_enter): "
+        f"{ {k: round(v, 2) for k, v in calls.items()} }")
     log(f"  transactions/s: { {k: [round(v) for v in vs] for k, vs in tps.items()} }")
     log(f"  server µs/transaction: { {k: [round(v, 1) for v in vs] for k, vs in cpu.items()} }")
     cost = {k: median(v) for k, v in cpu.items()}
     record("TCP_RR 64 B, 1 connection, pinned: tcplab client + async server (default)",
            median(tps["tcplab"]), median(tps["sockperf"]), "transactions/s",
            "sockperf pp + sockperf sr", 1.0)
-    for strategy, target in [("async", 1.0), ("blocking", None)]:
+    for strategy, target in [("async", 1.0), ("blocking", None), ("uring", 1.2),
+                             ("uring --sqpoll", 1.2)]:
         record(f"TCP_RR 64 B, 1 connection, pinned, one client for both (bench/rr_peer.c): "
                f"tcplab {strategy} server{' (default)' if strategy == 'async' else ''}",
                median(tps[f"peer:{strategy}"]), median(tps["peer:sockperf"]), "transactions/s",
                "sockperf sr", target,
                note=f"server CPU per transaction {cost[f'peer:{strategy}']:.1f} µs against "
-                    f"sockperf sr's {cost['peer:sockperf']:.1f}")
+                    f"sockperf sr's {cost['peer:sockperf']:.1f}; system calls per transaction "
+                    f"{calls[f'peer:{strategy}']:.2f} against {calls['peer:sockperf']:.2f}")
+
+
+def syscalls_per_transaction(srv, peer, seconds):
+    """The server's system calls per transaction under bench/rr_peer.c, counted by
+    `perf stat -e raw_syscalls:sys_enter` attached to it (NaN without perf)."""
+    try:
+        if not shutil.which("perf"):
+            return float("nan")
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p",
+                                 str(srv.proc.pid)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        out = subprocess.run(pinned(1, [peer, "127.0.0.1", str(srv.port), str(seconds)]),
+                             capture_output=True, text=True, check=True,
+                             timeout=seconds + 60).stdout
+        perf.send_signal(signal.SIGINT)
+        err = perf.communicate(timeout=30)[1]
+        m = re.search(r"^(\d+),", err, re.M)
+        return int(m.group(1)) / int(out.split()[0]) if m else float("nan")
+    finally:
+        srv.stop()
+
+
+def bench_rr_uring():
+    """TCP_RR 64 B with 16 connections, the uring server against the async one
+    (issue 25), interleaved rounds, server on processor 0 and tcplab's client on 1:
+    transactions/s and the server's CPU per transaction."""
+    seconds = 2 if QUICK else 3
+    rounds = 1 if QUICK else 5
+    log(f"7c. TCP_RR 64 B, 16 connections, uring server against async: {seconds} s runs, "
+        f"{rounds} rounds")
+    tps = {"async": [], "uring": []}
+    cpu = {"async": [], "uring": []}
+    for _ in range(rounds):
+        for strategy in ["async", "uring"]:
+            srv = Server(pinned(0, [BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet",
+                                    "--strategy", strategy]))
+            try:
+                before = cpu_seconds(srv.proc.pid)
+                r = run_json(pinned(1, [BIN, "uppercase", "client", "127.0.0.1", str(srv.port),
+                                        "--request", "64", "--connections", "16", "--duration",
+                                        str(seconds), "--json", "--no-progress"]))
+                if not r["verified"]:
+                    raise RuntimeError(f"RR run not verified: {r['errors']}")
+                tps[strategy].append(r["transactions_per_sec"])
+                n = r["transactions"]
+                cpu[strategy].append((cpu_seconds(srv.proc.pid) - before) / n * 1e6)
+            finally:
+                srv.stop()
+    log(f"  transactions/s: { {k: [round(v) for v in vs] for k, vs in tps.items()} }")
+    log(f"  server µs/transaction: { {k: [round(v, 2) for v in vs] for k, vs in cpu.items()} }")
+    record("TCP_RR 64 B, 16 connections, pinned: tcplab uring server",
+           median(tps["uring"]), median(tps["async"]), "transactions/s",
+           "tcplab async server (default)", 1.3)
+    record("TCP_RR 64 B, 16 connections, pinned: server CPU per transaction, uring server",
+           median(cpu["uring"]), median(cpu["async"]), "µs", "tcplab async server (default)",
+           1.0, at_most=True)
+
+
+def bench_idle():
+    """Memory per idle connection (connected, nothing sent), uring against async:
+    the server's resident memory with 10,000 idle uppercase connections, less its
+    memory before them, divided by 10,000."""
+    n = 2000 if QUICK else 10000
+    log(f"5c. {n:,} idle uppercase connections: server memory per connection")
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    per = {"async": [], "uring": []}
+    for _ in range(1 if QUICK else 3):
+        for strategy in ["async", "uring"]:
+            srv = Server([BIN, "uppercase", "server", "127.0.0.1", "0", "--quiet",
+                          "--strategy", strategy])
+            socks = []
+            try:
+                time.sleep(0.2)
+                before = rss(srv.proc.pid)
+                for _ in range(n):
+                    socks.append(socket.create_connection(("127.0.0.1", srv.port)))
+                time.sleep(1.0)
+                per[strategy].append((rss(srv.proc.pid) - before) / n)
+            finally:
+                for s_ in socks:
+                    s_.close()
+                srv.stop()
+    log(f"  KiB per idle connection: { {k: [round(v / 1024, 1) for v in vs] for k, vs in per.items()} }")
+    u, a = median(per["uring"]), median(per["async"])
+    results.append((f"{n:,} idle connections: uring server memory per connection (RSS added)",
+                    u / 1024, 8, "KiB", "the budget", (u / 1024) / 8, None,
+                    "yes" if u <= 8 * 1024 else "**no**",
+                    f"the async server: {a / 1024:.1f} KiB per connection"))
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def bench_observing():
@@ -628,7 +738,8 @@ def main():
     if not os.path.exists(BIN):
         sys.exit(f"build tcplab first: {BIN} is missing (bench/run does it)")
     benches = [bench_uppercase, bench_chunk16, bench_server_strategies, bench_simple, bench_lines,
-               bench_many, bench_fifty_thousand, bench_rr, bench_rr_sockperf, bench_observing]
+               bench_many, bench_fifty_thousand, bench_idle, bench_rr, bench_rr_sockperf,
+               bench_rr_uring, bench_observing]
     only = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--only=")]
     if only:
         # A developer's look at some rows: printed, RESULTS.md left as it is.

@@ -4,6 +4,8 @@
 //! reads and writes are always ready, with [`BlockOn`] (or [`block_on`]). *What* is
 //! said on a socket stays apart from *how* the socket is driven, as the lab teaches.
 
+pub mod uring;
+
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -23,6 +25,41 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {
     /// waits for ever. A stream that waits by returning `Pending` needs nothing
     /// here: [`Conn`] times its waits.
     fn set_idle(&mut self, _idle: Option<Duration>) {}
+
+    /// True if a read that waits is in fact waiting for an earlier write to go out
+    /// (a driver that sends after the write returned, as uring does): its timeout
+    /// is then the peer reading nothing, not sending nothing.
+    fn read_waits_for_send(&self) -> bool {
+        false
+    }
+
+    /// Ready once a read would not wait (or, for a stream that cannot tell, at
+    /// once): lets a handler allocate its read buffer only when bytes have come, so
+    /// that an idle connection holds none. A driver whose kernel picks the buffer at
+    /// completion (uring's provided buffers) waits here for real.
+    fn poll_readable(&mut self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The error of a read whose idle timeout ran out while an earlier write was still
+/// going out (see [`Stream::read_waits_for_send`]): kind `TimedOut`.
+#[derive(Debug)]
+pub struct SendStalled;
+
+impl std::fmt::Display for SendStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the peer read nothing")
+    }
+}
+
+impl std::error::Error for SendStalled {}
+
+impl SendStalled {
+    /// True if `e` is this error.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<SendStalled>())
+    }
 }
 
 impl Stream for Lazy {}
@@ -404,7 +441,7 @@ impl<S> Conn<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
+impl<S: Stream> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -414,7 +451,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Conn<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         this.traffic.bytes_in += (buf.filled().len() - before) as u64;
-        this.watch(cx, polled)
+        let for_send = polled.is_pending() && this.inner.read_waits_for_send();
+        match this.watch(cx, polled) {
+            Poll::Ready(Err(e)) if for_send && e.kind() == io::ErrorKind::TimedOut => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, SendStalled)))
+            }
+            other => other,
+        }
     }
 }
 
@@ -449,6 +492,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Conn<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Stream> Conn<S> {
+    /// Waits until a read would not wait (see [`Stream::poll_readable`]), timed by
+    /// the idle timeout as a read is.
+    pub async fn readable(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let polled = self.inner.poll_readable(cx);
+            self.watch(cx, polled)
+        })
+        .await
     }
 }
 

@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use tokio::io::unix::AsyncFd;
 
 mod packet;
+pub mod uring;
 
 pub use packet::{
     ETH_P_ALL, Frame, PACKET_OUTGOING, PacketStats, bind_packet, packet_statistics, recv_frame,

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::util::{Server, python_peer, run, run_with_input, tcplab, tcplab_run};
 
-const FIXED: [&str; 3] = ["threads", "nonblocking", "async"];
-const ALL: [&str; 4] = ["naive", "threads", "nonblocking", "async"];
+const FIXED: [&str; 4] = ["threads", "nonblocking", "async", "uring"];
+const ALL: [&str; 5] = ["naive", "threads", "nonblocking", "async", "uring"];
 
 fn temp_path(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tcplab-test-{}", std::process::id()));
@@ -113,7 +113,7 @@ fn each_fixed_strategy_moves_1_gib_byte_exact() {
     let out = server.stop();
     assert_eq!(
         out.stdout.matches("1073741824 bytes capitalized").count(),
-        3,
+        FIXED.len(),
         "{out}"
     );
     out.assert_stdout_has("reads, min/median/max");

@@ -268,7 +268,7 @@ fn the_deadlock_report_counts_bytes_sent_once_with_the_queues() {
 /// --strategy, async included, is clap's conflict (a mode's options are its own).
 #[test]
 fn connections_with_a_client_strategy_is_a_usage_error() {
-    for strategy in ["naive", "threads", "nonblocking", "async"] {
+    for strategy in ["naive", "threads", "nonblocking", "async", "uring"] {
         tcplab_run(&[
             "uppercase",
             "client",

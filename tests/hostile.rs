@@ -107,7 +107,7 @@ fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
 
 #[test]
 fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one() {
-    for strategy in ["threads", "async"] {
+    for strategy in ["threads", "async", "uring"] {
         let server = Server::under(strategy, "uppercase", &[]);
         let silent: Vec<TcpStream> = (0..20)
             .map(|_| TcpStream::connect(server.addr).unwrap())
@@ -161,7 +161,7 @@ fn a_100_mb_line_is_refused_in_bounded_memory() {
 
 #[test]
 fn a_flood_past_the_open_files_limit_is_survived_without_spinning() {
-    for strategy in ["threads", "async"] {
+    for strategy in ["threads", "async", "uring"] {
         // The shell's `ulimit -n 64` sets the hard limit too, so the server cannot
         // raise it: it runs out of descriptors after about 50 connections.
         let mut cmd = Command::new("sh");

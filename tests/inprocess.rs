@@ -31,7 +31,12 @@ const PEER: &str = "client:1";
 /// writes apart, and reads that gather many writes.
 const PIPES: [(usize, usize); 3] = [(1, 1), (16, 5), (64 * 1024, 4096)];
 
-const ALL_STRATEGIES: [Strategy; 3] = [Strategy::Blocking, Strategy::Threads, Strategy::Async];
+const ALL_STRATEGIES: [Strategy; 4] = [
+    Strategy::Blocking,
+    Strategy::Threads,
+    Strategy::Async,
+    Strategy::Uring,
+];
 
 /// The captures behind the sinks that [`options`] made, by the sink's address.
 static CAPTURES: std::sync::Mutex<Vec<(usize, Capture)>> = std::sync::Mutex::new(Vec::new());

@@ -10,18 +10,36 @@ fn py_server(program: &str, host: &str) -> Server {
     Server::start(cmd)
 }
 
+/// The server strategies the Python clients are run against: the default, and the
+/// completion-based one (its reads and writes differ most from the lab's).
+const SERVER_STRATEGIES: [&str; 2] = ["async", "uring"];
+
+fn tcplab_server(service: &str, strategy: &str) -> Server {
+    Server::tcplab(&[
+        service,
+        "server",
+        "127.0.0.1",
+        "0",
+        "--once",
+        "--strategy",
+        strategy,
+    ])
+}
+
 #[test]
 fn python_client_against_tcplab_simple_server() {
-    let server = Server::tcplab(&["simple", "server", "127.0.0.1", "0", "--once"]);
-    let mut cmd = python_peer();
-    cmd.args(["simple", "client", "127.0.0.1", &server.port_arg()]);
-    run(cmd)
-        .assert_ok()
-        .assert_stdout_has("The server said b'Goodbye for now!'");
-    server
-        .wait()
-        .assert_ok()
-        .assert_stdout_has("Incoming 16-octet message: b'Hello world!!!!!'");
+    for strategy in SERVER_STRATEGIES {
+        let server = tcplab_server("simple", strategy);
+        let mut cmd = python_peer();
+        cmd.args(["simple", "client", "127.0.0.1", &server.port_arg()]);
+        run(cmd)
+            .assert_ok()
+            .assert_stdout_has("The server said b'Goodbye for now!'");
+        server
+            .wait()
+            .assert_ok()
+            .assert_stdout_has("Incoming 16-octet message: b'Hello world!!!!!'");
+    }
 }
 
 #[test]
@@ -40,24 +58,26 @@ fn tcplab_client_against_python_simple_server() {
 
 #[test]
 fn python_client_against_tcplab_uppercase_server() {
-    let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0", "--once"]);
-    let mut cmd = python_peer();
-    cmd.args([
-        "uppercase",
-        "client",
-        "127.0.0.1",
-        &server.port_arg(),
-        "100000",
-    ]);
-    run(cmd)
-        .assert_ok()
-        .assert_stdout_has("100000 bytes sent")
-        .assert_stdout_has("100000 bytes received")
-        .assert_stdout_has("verified");
-    server
-        .wait()
-        .assert_ok()
-        .assert_stdout_has("100000 bytes capitalized");
+    for strategy in SERVER_STRATEGIES {
+        let server = tcplab_server("uppercase", strategy);
+        let mut cmd = python_peer();
+        cmd.args([
+            "uppercase",
+            "client",
+            "127.0.0.1",
+            &server.port_arg(),
+            "100000",
+        ]);
+        run(cmd)
+            .assert_ok()
+            .assert_stdout_has("100000 bytes sent")
+            .assert_stdout_has("100000 bytes received")
+            .assert_stdout_has("verified");
+        server
+            .wait()
+            .assert_ok()
+            .assert_stdout_has("100000 bytes capitalized");
+    }
 }
 
 #[test]
@@ -82,13 +102,15 @@ fn tcplab_client_against_python_uppercase_server() {
 
 #[test]
 fn python_lines_client_against_tcplab_lines_server() {
-    let server = Server::tcplab(&["lines", "server", "127.0.0.1", "0", "--once"]);
-    let mut cmd = python_peer();
-    cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);
-    run_with_input(cmd, b"from python\nsecond\n").assert_ok();
-    let out = server.wait();
-    out.assert_ok()
-        .assert_stdout_has("\nfrom python\nsecond\n")
-        .assert_stdout_has(": 2 lines;");
+    for strategy in SERVER_STRATEGIES {
+        let server = tcplab_server("lines", strategy);
+        let mut cmd = python_peer();
+        cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);
+        run_with_input(cmd, b"from python\nsecond\n").assert_ok();
+        let out = server.wait();
+        out.assert_ok()
+            .assert_stdout_has("\nfrom python\nsecond\n")
+            .assert_stdout_has(": 2 lines;");
+    }
     let _ = tcplab; // the same server also serves tcplab's own client (tests/lines.rs)
 }

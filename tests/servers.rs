@@ -60,7 +60,7 @@ fn ten_thousand_uppercase_connections_verify_within_64_kib_of_server_memory_each
 
 #[test]
 fn max_connections_makes_extra_clients_wait_not_fail() {
-    for strategy in ["threads", "async"] {
+    for strategy in ["threads", "async", "uring"] {
         let server = Server::under(strategy, "simple", &["--quiet", "--max-connections", "10"]);
         let out = tcplab_run(&[
             "uppercase",
@@ -215,6 +215,7 @@ fn sigterm_and_sigint_exit_zero_with_the_summary() {
         ("blocking", libc::SIGTERM),
         ("threads", libc::SIGINT),
         ("async", libc::SIGTERM),
+        ("uring", libc::SIGINT),
     ] {
         let server = Server::under(strategy, "simple", &[]);
         tcplab_run(&["simple", "client", "127.0.0.1", &server.port_arg()]).assert_ok();

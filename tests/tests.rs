@@ -33,6 +33,7 @@ mod simple;
 mod trace;
 mod trace_analysis;
 mod uppercase;
+mod uring;
 mod version;
 mod watch;
 mod watch_live;

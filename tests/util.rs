@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The server strategies, as `--strategy` spells them.
-pub const STRATEGIES: [&str; 3] = ["blocking", "threads", "async"];
+pub const STRATEGIES: [&str; 4] = ["blocking", "threads", "async", "uring"];
 
 /// The built `tcplab` binary.
 pub fn tcplab() -> Command {

@@ -49,7 +49,13 @@ fn serve(
             reuse_port: opts.reuse_port,
         },
     )?;
+    if opts.sqpoll && opts.strategy != server::Strategy::Uring {
+        return Err(tcplab::Error::Usage(
+            "--sqpoll works only with --strategy uring".into(),
+        ));
+    }
     let mut options = server::Options {
+        sqpoll: opts.sqpoll,
         strategy: opts.strategy,
         once: opts.once,
         quiet: opts.quiet,

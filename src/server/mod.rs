@@ -11,6 +11,7 @@ pub mod line_printer;
 pub mod lines;
 pub mod simple;
 pub mod uppercase;
+pub mod uring;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,7 +21,7 @@ use crate::addr;
 use crate::error::{Error, Result, Waiting};
 use crate::sink::Sink;
 use crate::stop::Stop;
-use crate::stream::{Conn, Stream};
+use crate::stream::{Conn, SendStalled, Stream};
 
 pub use limits::{Summary, Tally};
 
@@ -34,15 +35,19 @@ pub enum Strategy {
     /// tokio on one thread: thousands of connections, each joining the event loop
     /// only when it has to wait.
     Async,
+    /// io_uring on one thread (Linux 6.0+): completion-based, a reply's send and
+    /// the next receive in one system call.
+    Uring,
 }
 
 impl Strategy {
-    /// Its name on the command line: `blocking`, `threads` or `async`.
+    /// Its name on the command line: `blocking`, `threads`, `async` or `uring`.
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Blocking => "blocking",
             Strategy::Threads => "threads",
             Strategy::Async => "async",
+            Strategy::Uring => "uring",
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct Options {
     pub tally: std::sync::Arc<Tally>,
     /// Where `--metrics` serves the figures: said after the listening line.
     pub metrics_at: Option<SocketAddr>,
+    /// Uring: a kernel thread polls the submission queue (`--sqpoll`).
+    pub sqpoll: bool,
 }
 
 impl Options {
@@ -122,6 +129,7 @@ impl Options {
             console: std::sync::Arc::new(crate::sink::Quiet),
             tally: std::sync::Arc::default(),
             metrics_at: None,
+            sqpoll: false,
         }
     }
 }
@@ -177,6 +185,11 @@ impl Peer<'_> {
     fn io_error(&self, e: io::Error, waiting: Waiting, context: impl FnOnce() -> String) -> Error {
         match (e.kind(), self.opts.idle_timeout) {
             (io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut, Some(after)) => {
+                // A read that was waiting for an earlier write to go out.
+                let waiting = match SendStalled::is(&e) {
+                    true => Waiting::ForClientToRead,
+                    false => waiting,
+                };
                 Error::IdleTimeout { after, waiting }
             }
             _ => Error::io(context(), e),
@@ -307,6 +320,7 @@ pub fn run(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summa
     let summary = match opts.strategy {
         Strategy::Blocking | Strategy::Threads => blocking::serve(listener, opts, shutdown),
         Strategy::Async => r#async::serve(listener, opts, shutdown),
+        Strategy::Uring => uring::serve(listener, opts, shutdown),
     };
     match output_gone(&*console) {
         Some(e) => Err(e),

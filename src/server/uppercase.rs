@@ -29,6 +29,11 @@ pub const GROWTH_BUDGET: usize = 64 << 20;
 /// Serves one client until it shuts down its sending side.
 pub async fn serve<S: Stream>(conn: &mut Conn<S>, peer: &Peer<'_>) -> Result<()> {
     let started = Instant::now();
+    // The buffer is taken once bytes come: an idle connection holds none (where the
+    // driver can wait without one: uring).
+    conn.readable()
+        .await
+        .map_err(|e| peer.recv_error(e, conn.traffic.bytes_in))?;
     let mut buf = GrowingBuffer::new();
     let mut sizes = ReadSizes::default();
     loop {

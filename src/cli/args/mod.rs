@@ -164,9 +164,13 @@ pub struct ServerOpts {
     #[arg(long)]
     pub once: bool,
     /// blocking: one client at a time, as in the lab; threads: a thread per client;
-    /// async: thousands of clients on one thread (the default).
+    /// async: thousands of clients on one thread (the default); uring: io_uring, one system call per request and reply.
     #[arg(long, value_enum, default_value = "async")]
     pub strategy: ServerStrategy,
+    /// With --strategy uring: a kernel thread polls the ring for submissions
+    /// (SQPOLL), sparing the submitting system calls at the cost of its CPU.
+    #[arg(long)]
+    pub sqpoll: bool,
     /// Serve at most N clients at once; more wait in the backlog until a slot frees.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_count, allow_hyphen_values = true)]
     pub max_connections: usize,

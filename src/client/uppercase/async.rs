@@ -1,7 +1,7 @@
 //! The async fix: tokio drives the sending half and the receiving half of the
 //! connection concurrently on one thread; each awaits only its own direction.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Counters, Inbound, Outbound, READ_SIZE, Transfer, settle};
 use crate::error::{IoContext, Result};
@@ -33,7 +33,20 @@ pub async fn drive(
     counters: &Counters,
     read_size: usize,
 ) -> Result<()> {
-    let (mut reader, mut writer) = socket.split();
+    let (reader, writer) = socket.split();
+    drive_halves(reader, writer, peer, outbound, inbound, counters, read_size).await
+}
+
+/// [`drive`] over any stream's two halves (uring's too).
+pub async fn drive_halves<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut reader: R,
+    mut writer: W,
+    peer: &str,
+    outbound: &mut Outbound,
+    inbound: &mut Inbound,
+    counters: &Counters,
+    read_size: usize,
+) -> Result<()> {
     let send = async {
         loop {
             let messages = outbound.next_messages(counters)?;

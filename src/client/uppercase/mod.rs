@@ -23,6 +23,7 @@ pub mod piped;
 pub mod report;
 pub mod threads;
 pub mod transfer;
+pub mod uring;
 pub mod watch;
 
 use std::net::TcpStream;
@@ -165,6 +166,7 @@ fn transfer_watched(
             Strategy::Threads => threads::transfer(transfer),
             Strategy::Nonblocking => nonblocking::transfer(transfer),
             Strategy::Async => r#async::transfer(transfer),
+            Strategy::Uring => uring::transfer(transfer),
         },
     )
 }

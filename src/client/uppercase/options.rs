@@ -30,6 +30,8 @@ pub enum Strategy {
     Nonblocking,
     /// tokio: the sending and receiving halves driven concurrently.
     Async,
+    /// io_uring: the async client's halves, completion-based (Linux 6.0+).
+    Uring,
 }
 
 impl Strategy {
@@ -40,6 +42,7 @@ impl Strategy {
             Strategy::Threads => "threads",
             Strategy::Nonblocking => "nonblocking",
             Strategy::Async => "async",
+            Strategy::Uring => "uring",
         }
     }
 }

@@ -60,6 +60,7 @@ fn every_strategy_verifies_a_round_trip_and_says_what_it_does() {
         Strategy::Threads,
         Strategy::Nonblocking,
         Strategy::Async,
+        Strategy::Uring,
     ] {
         let (port, server) = server(crate::proto::uppercase::capitalize);
         let (outcome, said) = run_captured(port, &options(strategy, 64 * 1024));
