@@ -21,11 +21,11 @@ use std::task::{Context, Poll, Waker};
 
 use socket2::SockRef;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Service, ended, serve_accepted};
+use super::{Options, Service, ended};
 use crate::error::{Error, IoContext, Result};
 use crate::stop::Stop;
 use crate::stream::Lazy;
@@ -104,7 +104,7 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
         };
         let (opts_, tally) = (Arc::clone(opts), Arc::clone(tally));
         if opts.once {
-            let task = connection(stream, peer, opts_, tally, permit);
+            let task = super::connection(stream, peer, Lazy::new, opts_, tally, permit);
             tokio::pin!(task);
             let result = tokio::select! {
                 result = &mut task => result,
@@ -118,7 +118,14 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
             return result.map(|()| 0);
         }
         // Served at once if it never has to wait; a task only if it does.
-        let mut task = Box::pin(connection(stream, peer, opts_, tally, permit));
+        let mut task = Box::pin(super::connection(
+            stream,
+            peer,
+            Lazy::new,
+            opts_,
+            tally,
+            permit,
+        ));
         match task.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(result) => ended(result, opts, shutdown),
             Poll::Pending => {
@@ -170,19 +177,6 @@ async fn accept(listener: &AsyncFd<TcpListener>) -> io::Result<(TcpStream, Socke
     }
 }
 
-/// Serves one connection to its end, holding its slot; counted in the tally however
-/// it ends, even when the task is aborted at the end of the grace period.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    opts: Arc<Options>,
-    tally: Arc<Tally>,
-    permit: OwnedSemaphorePermit,
-) -> Result<()> {
-    let _permit = permit;
-    serve_accepted(stream, peer, Lazy::new, &opts, &tally, || true).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,9 +191,10 @@ mod tests {
         for service in [Service::Simple, Service::Uppercase, Service::Lines] {
             let opts = Arc::new(Options::new(service));
             let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-            let task = connection(
+            let task = crate::server::connection(
                 stream.try_clone().unwrap(),
                 peer,
+                Lazy::new,
                 opts,
                 Arc::default(),
                 permit,

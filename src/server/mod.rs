@@ -237,6 +237,22 @@ impl<'a> Peer<'a> {
     }
 }
 
+/// One connection of an event-loop driver (async, uring) served to its end while it
+/// holds its slot: counted in the tally however it ends, even when its task is
+/// dropped at the end of the grace period. `drive` wraps the socket in the
+/// driver's stream.
+pub(crate) async fn connection<S: Stream>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    drive: fn(TcpStream) -> S,
+    opts: std::sync::Arc<Options>,
+    tally: std::sync::Arc<Tally>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<()> {
+    let _permit = permit;
+    serve_accepted(stream, peer, drive, &opts, &tally, || true).await
+}
+
 /// Serves a connection just accepted from `peer`, driven as `drive` makes it (a
 /// blocking socket, or one for the event loop), and counts it in `tally`: the
 /// per-connection part of both lifecycles. `ended_well` is asked at the end

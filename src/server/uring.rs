@@ -14,13 +14,13 @@
 //! `kernel.io_uring_disabled`, a seccomp filter), it says so and exits 2: it never
 //! falls back to another strategy by itself.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::limits::{ACCEPT_BACKOFF, AcceptErrors, Summary, Tally, transient_accept_error};
-use super::{Options, Service, ended, serve_accepted};
+use super::{Options, Service, ended};
 use crate::error::{Error, IoContext, Result};
 use crate::stop::Stop;
 use crate::stream::uring::{self, Config, Driver, Listener, UringStream, setup_error};
@@ -135,7 +135,7 @@ async fn accept_loop(listener: TcpListener, shared: &Shared) -> Result<usize> {
             continue;
         };
         let (opts_, tally) = (Arc::clone(opts), Arc::clone(tally));
-        let task = connection(stream, peer, opts_, tally, permit);
+        let task = super::connection(stream, peer, UringStream::new, opts_, tally, permit);
         if opts.once {
             tokio::pin!(task);
             let result = tokio::select! {
@@ -169,19 +169,6 @@ async fn grace_over(grace: std::time::Duration, shutdown: &Stop) {
         () = uring::sleep(grace) => {}
         () = shutdown.hurried() => {}
     }
-}
-
-/// Serves one connection to its end, holding its slot; counted in the tally however
-/// it ends, even when its task is dropped at the end of the grace period.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    opts: Arc<Options>,
-    tally: Arc<Tally>,
-    permit: OwnedSemaphorePermit,
-) -> Result<()> {
-    let _permit = permit;
-    serve_accepted(stream, peer, UringStream::new, &opts, &tally, || true).await
 }
 
 #[cfg(test)]

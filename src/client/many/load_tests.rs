@@ -18,18 +18,7 @@ fn simple_load_against_a_lab_server_thread_verifies() {
             conn.write_all(FAREWELL).unwrap();
         }
     });
-    let opts = LoadOptions {
-        connections: 3,
-        job: Job::Simple { duration: None },
-        progress: When::Never,
-        sink: Arc::new(crate::sink::Quiet),
-        interrupt: Default::default(),
-        sources: Vec::new(),
-        hold: None,
-        gate: None,
-        start_at: None,
-        keep_histograms: false,
-    };
+    let opts = quiet(3, Job::Simple { duration: None });
     let report = run("127.0.0.1", port, opts).unwrap();
     server.join().unwrap();
     assert!(report.failure().is_none(), "{:?}", report.errors);
@@ -47,18 +36,7 @@ fn refused_connections_make_the_run_fail_with_counts() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let opts = LoadOptions {
-        connections: 2,
-        job: Job::Uppercase { total: 64 },
-        progress: When::Never,
-        sink: Arc::new(crate::sink::Quiet),
-        interrupt: Default::default(),
-        sources: Vec::new(),
-        hold: None,
-        gate: None,
-        start_at: None,
-        keep_histograms: false,
-    };
+    let opts = quiet(2, Job::Uppercase { total: 64 });
     let report = run("127.0.0.1", port, opts).unwrap();
     // Connections tried, and failed of them: the JSON and the error line agree.
     assert_eq!(
@@ -76,5 +54,21 @@ fn refused_connections_make_the_run_fail_with_counts() {
             first,
         }) => assert!(first.starts_with("connection refused"), "{first}"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// Options for a run of `connections` connections doing `job`, silent.
+fn quiet(connections: usize, job: Job) -> LoadOptions {
+    LoadOptions {
+        connections,
+        job,
+        progress: When::Never,
+        sink: Arc::new(crate::sink::Quiet),
+        interrupt: Default::default(),
+        sources: Vec::new(),
+        hold: None,
+        gate: None,
+        start_at: None,
+        keep_histograms: false,
     }
 }

@@ -134,6 +134,21 @@ pub trait Part: Clone + Serialize + DeserializeOwned {
     fn merge(parts: Vec<Self>) -> Result<Self>;
 }
 
+/// `Part::counts` of a report with the keys both modes share.
+macro_rules! counts {
+    () => {
+        fn counts(&self) -> (u64, u64, u64, bool, Option<f64>) {
+            (
+                self.connections,
+                self.failed,
+                self.bytes_received,
+                self.verified,
+                self.first_exchange_at,
+            )
+        }
+    };
+}
+
 impl Part for LoadReport {
     const MODE: &'static str = "load";
     fn histograms(&self) -> Option<Vec<(&'static str, &str)>> {
@@ -143,16 +158,7 @@ impl Part for LoadReport {
     fn exchanges(&self) -> u64 {
         self.exchanges
     }
-    fn counts(&self) -> (u64, u64, u64, bool, Option<f64>) {
-        let r = self;
-        (
-            r.connections,
-            r.failed,
-            r.bytes_received,
-            r.verified,
-            r.first_exchange_at,
-        )
-    }
+    counts!();
     fn merge(parts: Vec<Self>) -> Result<Self> {
         LoadReport::merge(parts)
     }
@@ -166,16 +172,7 @@ impl Part for RrReport {
     fn exchanges(&self) -> u64 {
         self.transactions
     }
-    fn counts(&self) -> (u64, u64, u64, bool, Option<f64>) {
-        let r = self;
-        (
-            r.connections,
-            r.failed,
-            r.bytes_received,
-            r.verified,
-            r.first_exchange_at,
-        )
-    }
+    counts!();
     fn merge(parts: Vec<Self>) -> Result<Self> {
         RrReport::merge(parts)
     }
