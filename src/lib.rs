@@ -12,12 +12,15 @@
 //!   diagnosed (`tcplab watch`); the captured segments of a port's connections given
 //!   their meaning (`tcplab trace`).
 //! - [`server`], [`client`]: the engines. One handler per service (`server/simple.rs`,
-//!   `uppercase.rs`, `lines.rs`) and two lifecycles that run them; the clients, with
+//!   `uppercase.rs`, `lines.rs`) and the lifecycles that run them (blocking,
+//!   threads, async on epoll, uring on io_uring); the clients, with
 //!   `client::uppercase` one module per I/O strategy and `client::many` one engine
-//!   for many connections (the load generator and TCP_RR are its modes). They
-//!   return reports, and speak while they run only through a [`sink::Sink`].
+//!   for many connections (the load generator and TCP_RR are its modes; a worker's
+//!   share, report file and merge past one machine). They return reports, and
+//!   speak while they run only through a [`sink::Sink`].
 //! - [`addr`], [`stream`], [`cpu`]: HOST/PORT rules, binding and connecting; how a
-//!   socket is driven, apart from what is said on it; CPU per transaction.
+//!   socket is driven, apart from what is said on it (the io_uring driver under
+//!   `stream::uring`); CPU per transaction, here or read from a server's endpoint.
 //! - [`sink`], [`stop`]: the trait the engines speak through, and the switch that
 //!   stops a server or a client run.
 //! - [`error`]: the library's error type and the exit code each error maps to.
