@@ -74,8 +74,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
                 .map(str::trim)
                 .collect();
             let line = first.join(" ");
+            let args: Vec<String> = std::env::args().collect();
             let line = line.strip_prefix("error: ").unwrap_or(&line);
-            if let Some((service, role)) = cli::json_wanted(&std::env::args().collect::<Vec<_>>()) {
+            let line = cli::reworded_usage(&args, line).unwrap_or_else(|| line.to_string());
+            if let Some((service, role)) = cli::json_wanted(&args) {
                 cli::usage_error_json(&service, &role, &format!("usage error: {line}"));
             }
             fatal(format!("{line} (see 'tcplab --help')"), USAGE_ERROR)

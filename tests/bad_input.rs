@@ -378,7 +378,15 @@ fn an_option_of_another_uppercase_client_mode_is_a_usage_error() {
 #[test]
 fn a_check_of_the_wrong_shape_is_a_usage_error() {
     for (args, said) in [
-        ("simple server", "not provided: <HOST|COMMAND>"),
+        (
+            "simple server",
+            "a server check needs HOST PORT of a server already running, or the command that starts it after --, e.g. tcplab check simple server -- python3 tcp_simple.py server {host} {port}",
+        ),
+        (
+            "uppercase client",
+            "a client is checked by starting it: give its command after --, e.g. tcplab check uppercase client -- python3 tcp_uppercase.py client {host} {port} {bytes}",
+        ),
+        ("simple client --json", "a client is checked by starting it"),
         ("simple server 127.0.0.1", "not provided: <PORT>"),
         (
             "simple server 127.0.0.1 1 -- x {port}",

@@ -225,6 +225,42 @@ fn interrupted() {
 /// For a usage error of `tcplab check ... --json`: the service and role asked for
 /// (as typed), so that the autograder still gets a results file.
 pub fn json_wanted(args: &[String]) -> Option<(String, String)> {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+        .then(|| service_and_role(args))?
+}
+
+/// A check's usage error in the words of what it needs, where clap's would name
+/// arguments the role does not take: a check with neither a server's HOST PORT
+/// nor a COMMAND is told what each role wants (`<HOST|COMMAND>` alone says
+/// nothing of `--`, and a client takes no HOST).
+pub fn reworded_usage(args: &[String], line: &str) -> Option<String> {
+    line.contains("<HOST|COMMAND>").then_some(())?;
+    let (service, role) = service_and_role(args)?;
+    let script = match service.as_str() {
+        "uppercase" => "tcp_uppercase.py",
+        "lines" => "tcp_lines.py",
+        _ => "tcp_simple.py",
+    };
+    let bytes = if service == "uppercase" && role == "client" {
+        " {bytes}"
+    } else {
+        ""
+    };
+    Some(match role.as_str() {
+        "client" => format!(
+            "a client is checked by starting it: give its command after --, e.g. tcplab check {service} client -- python3 {script} client {{host}} {{port}}{bytes}"
+        ),
+        _ => format!(
+            "a server check needs HOST PORT of a server already running, or the command that starts it after --, e.g. tcplab check {service} server -- python3 {script} server {{host}} {{port}}"
+        ),
+    })
+}
+
+/// The service and role words of `tcplab check SERVICE ROLE ...` as typed ("?" when
+/// missing), options and their values left out.
+fn service_and_role(args: &[String]) -> Option<(String, String)> {
     let args: Vec<&str> = args
         .iter()
         .skip(1)
@@ -232,7 +268,6 @@ pub fn json_wanted(args: &[String]) -> Option<(String, String)> {
         .take_while(|a| *a != "--")
         .collect();
     let at = args.iter().position(|a| *a == "check")?;
-    args.contains(&"--json").then_some(())?;
     let mut words = Vec::new();
     let mut rest = args[at + 1..].iter();
     while let Some(arg) = rest.next() {

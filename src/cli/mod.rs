@@ -33,7 +33,7 @@ use tcplab::client::load::Job;
 
 pub use args::Cli;
 use args::{Command, LinesRole, Shown, SimpleRole, UppercaseRole};
-pub use check::{json_wanted, usage_error_json};
+pub use check::{json_wanted, reworded_usage, usage_error_json};
 
 /// Runs the command that was parsed.
 pub fn run(command: Command) -> anyhow::Result<()> {
