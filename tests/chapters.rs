@@ -210,7 +210,7 @@ fn watch_chapter_names_the_python_programs_deadlock_and_both_processes_in_under_
 #[test]
 fn no_half_close_stalls_under_every_strategy_and_is_named() {
     let server = crate::util::Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
-    for strategy in ["naive", "threads", "nonblocking", "async", "uring"] {
+    for strategy in crate::util::runnable(["naive", "threads", "nonblocking", "async", "uring"]) {
         let out = tcplab_run(&[
             "uppercase",
             "client",

@@ -87,7 +87,7 @@ fn assert_valid_svg(path: &std::path::Path) {
 #[test]
 fn each_fixed_strategy_moves_1_gib_byte_exact() {
     let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
-    for strategy in FIXED {
+    for strategy in crate::util::runnable(FIXED) {
         let out = tcplab_run(&[
             "uppercase",
             "client",
@@ -121,7 +121,7 @@ fn each_fixed_strategy_moves_1_gib_byte_exact() {
 
 #[test]
 fn each_strategy_works_against_a_python_server_like_the_labs() {
-    for strategy in ALL {
+    for strategy in crate::util::runnable(ALL) {
         // The lab's server reads 1024 bytes at a time; small enough for naive.
         let bytes = if strategy == "naive" { "100000" } else { "4M" };
         let mut cmd = python_peer();
@@ -148,7 +148,7 @@ fn every_byte_value_round_trips_from_a_file_with_each_strategy() {
     std::fs::write(&input, &data).unwrap();
     let want: Vec<u8> = data.iter().map(u8::to_ascii_uppercase).collect();
     let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
-    for strategy in ALL {
+    for strategy in crate::util::runnable(ALL) {
         let output = temp_path(&format!("all-bytes-{strategy}.out"));
         tcplab_run(&[
             "uppercase",
@@ -208,7 +208,7 @@ fn a_pipe_as_input_is_sent_whole_not_as_zero_bytes() {
 #[test]
 fn a_local_failure_is_reported_as_itself_not_as_a_stall() {
     let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
-    for strategy in ALL {
+    for strategy in crate::util::runnable(ALL) {
         tcplab_run(&[
             "uppercase",
             "client",

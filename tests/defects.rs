@@ -213,7 +213,7 @@ fn json_lines_keep_numbers_exactly_as_sent() {
 
 #[test]
 fn a_second_sigint_ends_the_grace_period_at_once_under_each_strategy() {
-    for strategy in crate::util::STRATEGIES {
+    for strategy in crate::util::runnable(crate::util::STRATEGIES) {
         // A grace period longer than the test's bound: only the second signal can
         // end it in time.
         let server = Server::under(strategy, "lines", &["--grace", "3600"]);
@@ -268,7 +268,7 @@ fn the_deadlock_report_counts_bytes_sent_once_with_the_queues() {
 /// --strategy, async included, is clap's conflict (a mode's options are its own).
 #[test]
 fn connections_with_a_client_strategy_is_a_usage_error() {
-    for strategy in ["naive", "threads", "nonblocking", "async", "uring"] {
+    for strategy in crate::util::runnable(["naive", "threads", "nonblocking", "async", "uring"]) {
         tcplab_run(&[
             "uppercase",
             "client",

@@ -41,7 +41,7 @@ fn stop(server: Server) -> crate::util::Output {
 
 #[test]
 fn a_client_that_resets_while_the_server_writes_is_logged_and_forgotten() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "uppercase", &[]);
         {
             let mut s = TcpStream::connect(server.addr).unwrap();
@@ -68,7 +68,7 @@ fn a_client_that_resets_while_the_server_writes_is_logged_and_forgotten() {
 
 #[test]
 fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "uppercase", &["--quiet"]);
         let mut victim = tcplab()
             .args([
@@ -107,7 +107,7 @@ fn a_client_killed_mid_transfer_does_not_hurt_the_server() {
 
 #[test]
 fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one() {
-    for strategy in ["threads", "async", "uring"] {
+    for strategy in crate::util::runnable(["threads", "async", "uring"]) {
         let server = Server::under(strategy, "uppercase", &[]);
         let silent: Vec<TcpStream> = (0..20)
             .map(|_| TcpStream::connect(server.addr).unwrap())
@@ -126,7 +126,7 @@ fn silent_clients_do_not_stop_a_concurrent_server_and_time_out_on_a_blocking_one
 
 #[test]
 fn a_100_mb_line_is_refused_in_bounded_memory() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "lines", &["--quiet"]);
         let addr = server.addr;
         let flood = thread::spawn(move || {
@@ -161,7 +161,7 @@ fn a_100_mb_line_is_refused_in_bounded_memory() {
 
 #[test]
 fn a_flood_past_the_open_files_limit_is_survived_without_spinning() {
-    for strategy in ["threads", "async", "uring"] {
+    for strategy in crate::util::runnable(["threads", "async", "uring"]) {
         // The shell's `ulimit -n 64` sets the hard limit too, so the server cannot
         // raise it: it runs out of descriptors after about 50 connections.
         let mut cmd = Command::new("sh");
@@ -201,7 +201,7 @@ fn a_flood_past_the_open_files_limit_is_survived_without_spinning() {
 
 #[test]
 fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(
             strategy,
             "uppercase",

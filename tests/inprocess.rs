@@ -659,7 +659,7 @@ fn accepted(client: &str, server: SocketAddr) -> String {
 
 #[test]
 fn each_strategy_serves_real_clients_and_returns_its_summary_on_shutdown() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Simple, |_| {});
         let mut want_out = format!("Listening at {}\n", server.addr);
         for _ in 0..3 {
@@ -711,7 +711,7 @@ fn each_strategy_serves_real_clients_and_returns_its_summary_on_shutdown() {
 
 #[test]
 fn threads_and_async_serve_clients_at_once_and_blocking_one_at_a_time() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Simple, |_| {});
         // Three clients, each with a part of its message sent.
         let mut clients: Vec<TcpStream> = (0..3)
@@ -752,7 +752,7 @@ fn threads_and_async_serve_clients_at_once_and_blocking_one_at_a_time() {
 #[test]
 fn each_strategy_counts_uppercase_traffic_both_ways() {
     let input = every_byte(4096);
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Uppercase, |o| o.quiet = true);
         let mut s = TcpStream::connect(server.addr).unwrap();
         s.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -790,7 +790,7 @@ fn each_strategy_counts_uppercase_traffic_both_ways() {
 
 #[test]
 fn a_connection_in_flight_at_shutdown_finishes_within_the_grace_period() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Lines, |o| {
             o.grace = TIMEOUT;
         });
@@ -852,7 +852,7 @@ fn cut_off_at_the_grace_period(strategy: Strategy) -> (Summary, String) {
 
 #[test]
 fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let (summary, out) = cut_off_at_the_grace_period(strategy);
         // `failed` and `bytes_in` are checked by the two ignored tests below.
         assert_eq!(
@@ -872,7 +872,7 @@ fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
 /// where `ok` does not hold.
 #[track_caller]
 fn each_cut_off(rule: &str, ok: impl Fn(&Summary, &str) -> bool) {
-    let wrong: Vec<String> = ALL_STRATEGIES
+    let wrong: Vec<String> = crate::util::runnable(ALL_STRATEGIES)
         .into_iter()
         .filter_map(|strategy| {
             let (summary, out) = cut_off_at_the_grace_period(strategy);
@@ -901,7 +901,7 @@ fn the_bytes_of_a_connection_cut_off_at_the_grace_period_are_counted_under_each_
 
 #[test]
 fn once_serves_exactly_one_connection_under_each_strategy() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Simple, |o| o.once = true);
         let mut first = TcpStream::connect(server.addr).unwrap();
         first.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -950,7 +950,7 @@ fn once_serves_exactly_one_connection_under_each_strategy() {
 
 #[test]
 fn once_returns_the_connection_error_of_a_short_client_under_each_strategy() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Simple, |o| o.once = true);
         let (name, reply) = simple_client(server.addr, b"Hello");
         assert_eq!(reply, b"", "{strategy:?}");
@@ -983,7 +983,7 @@ fn once_returns_the_connection_error_of_a_short_client_under_each_strategy() {
 /// hold back (or take with it) the lines it already sent.
 #[test]
 fn lines_received_are_printed_before_the_server_waits_for_the_rest_of_a_line() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Lines, |o| o.quiet = true);
         let mut client = TcpStream::connect(server.addr).unwrap();
         client.write_all(b"first\nsecond\npart").unwrap();
@@ -1010,7 +1010,7 @@ fn lines_received_are_printed_before_the_server_waits_for_the_rest_of_a_line() {
 /// grace period, not never.
 #[test]
 fn once_stops_on_shutdown_after_the_grace_period_under_each_strategy() {
-    for strategy in ALL_STRATEGIES {
+    for strategy in crate::util::runnable(ALL_STRATEGIES) {
         let server = InProcess::start_with(strategy, Service::Lines, |o| {
             o.once = true;
             o.grace = Duration::from_millis(200);

@@ -97,7 +97,7 @@ fn load_beyond_the_blocking_servers_backlog_completes_without_failures() {
 
 #[test]
 fn load_against_concurrent_servers_does_not_say_one_at_a_time() {
-    for strategy in STRATEGIES.into_iter().filter(|s| *s != "blocking") {
+    for strategy in crate::util::runnable(STRATEGIES.into_iter().filter(|s| *s != "blocking")) {
         let server = Server::under(strategy, "simple", &["--quiet"]);
         let out = load("simple", server.port(), 20, &["--json"]);
         let report = assert_all_served(&out, 20);

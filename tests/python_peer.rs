@@ -28,7 +28,7 @@ fn tcplab_server(service: &str, strategy: &str) -> Server {
 
 #[test]
 fn python_client_against_tcplab_simple_server() {
-    for strategy in SERVER_STRATEGIES {
+    for strategy in crate::util::runnable(SERVER_STRATEGIES) {
         let server = tcplab_server("simple", strategy);
         let mut cmd = python_peer();
         cmd.args(["simple", "client", "127.0.0.1", &server.port_arg()]);
@@ -58,7 +58,7 @@ fn tcplab_client_against_python_simple_server() {
 
 #[test]
 fn python_client_against_tcplab_uppercase_server() {
-    for strategy in SERVER_STRATEGIES {
+    for strategy in crate::util::runnable(SERVER_STRATEGIES) {
         let server = tcplab_server("uppercase", strategy);
         let mut cmd = python_peer();
         cmd.args([
@@ -102,7 +102,7 @@ fn tcplab_client_against_python_uppercase_server() {
 
 #[test]
 fn python_lines_client_against_tcplab_lines_server() {
-    for strategy in SERVER_STRATEGIES {
+    for strategy in crate::util::runnable(SERVER_STRATEGIES) {
         let server = tcplab_server("lines", strategy);
         let mut cmd = python_peer();
         cmd.args(["lines", "client", "127.0.0.1", &server.port_arg()]);

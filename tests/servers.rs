@@ -60,7 +60,7 @@ fn ten_thousand_uppercase_connections_verify_within_64_kib_of_server_memory_each
 
 #[test]
 fn max_connections_makes_extra_clients_wait_not_fail() {
-    for strategy in ["threads", "async", "uring"] {
+    for strategy in crate::util::runnable(["threads", "async", "uring"]) {
         let server = Server::under(strategy, "simple", &["--quiet", "--max-connections", "10"]);
         let out = tcplab_run(&[
             "uppercase",
@@ -106,7 +106,7 @@ fn max_connections_makes_extra_clients_wait_not_fail() {
 
 #[test]
 fn an_idle_client_is_closed_after_the_idle_timeout() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "lines", &["--idle-timeout", "0.5"]);
         let mut idle = TcpStream::connect(server.addr).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(20)))
@@ -133,7 +133,7 @@ fn an_idle_client_is_closed_after_the_idle_timeout() {
 
 #[test]
 fn an_overlong_line_closes_only_its_own_connection_under_each_strategy() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "lines", &["--max-line", "1K"]);
         let mut long = TcpStream::connect(server.addr).unwrap();
         long.write_all(b"fine\n").unwrap();
@@ -211,12 +211,12 @@ fn lines_from_200_concurrent_clients_are_printed_whole() {
 
 #[test]
 fn sigterm_and_sigint_exit_zero_with_the_summary() {
-    for (strategy, signal) in [
+    for (strategy, signal) in crate::util::runnable([
         ("blocking", libc::SIGTERM),
         ("threads", libc::SIGINT),
         ("async", libc::SIGTERM),
         ("uring", libc::SIGINT),
-    ] {
+    ]) {
         let server = Server::under(strategy, "simple", &[]);
         tcplab_run(&["simple", "client", "127.0.0.1", &server.port_arg()]).assert_ok();
         server.wait_for_line("Reply sent");
@@ -231,7 +231,7 @@ fn sigterm_and_sigint_exit_zero_with_the_summary() {
 
 #[test]
 fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "lines", &["--grace", "0.5"]);
         let mut open = TcpStream::connect(server.addr).unwrap();
         open.write_all(b"still here\n").unwrap();
@@ -252,7 +252,7 @@ fn a_connection_still_open_at_the_end_of_the_grace_period_is_cut_off() {
 
 #[test]
 fn the_blocking_server_serves_one_client_at_a_time_and_the_others_do_not() {
-    for strategy in STRATEGIES {
+    for strategy in crate::util::runnable(STRATEGIES) {
         let server = Server::under(strategy, "lines", &[]);
         let mut first = TcpStream::connect(server.addr).unwrap();
         first.write_all(b"from the first client\n").unwrap();

@@ -135,7 +135,7 @@ fn a_client_that_disconnects_or_sends_garbage_does_not_stop_the_server() {
 
 #[test]
 fn each_server_strategy_answers_octets_that_arrive_late_and_in_pieces() {
-    for strategy in ["blocking", "threads", "async", "uring"] {
+    for strategy in crate::util::runnable(["blocking", "threads", "async", "uring"]) {
         let server =
             Server::tcplab(&["simple", "server", "127.0.0.1", "0", "--strategy", strategy]);
         let mut s = TcpStream::connect(server.addr).unwrap();

@@ -282,7 +282,7 @@ fn bytes_bound_an_endless_pipe_which_is_streamed_in_bounded_memory_never_spooled
 #[test]
 fn bytes_bound_a_device_exactly_with_each_strategy() {
     let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
-    for strategy in ["naive", "threads", "nonblocking", "async", "uring"] {
+    for strategy in crate::util::runnable(["naive", "threads", "nonblocking", "async", "uring"]) {
         // 1M + 5 is not a multiple of 16: with --input, BYTES is exact.
         tcplab_run(&[
             "uppercase",
@@ -369,7 +369,7 @@ fn an_endless_input_without_bytes_streams_with_progress_until_interrupted() {
 fn a_trickling_pipe_is_sent_as_it_comes_and_waiting_for_it_is_not_a_stall() {
     let server = Server::tcplab(&["uppercase", "server", "127.0.0.1", "0"]);
     let port = server.port_arg();
-    for strategy in ["threads", "nonblocking", "async", "uring"] {
+    for strategy in crate::util::runnable(["threads", "nonblocking", "async", "uring"]) {
         let run = watch_client(
             &[
                 "uppercase",

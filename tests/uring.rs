@@ -10,6 +10,9 @@ use crate::util::{Server, tcplab};
 
 #[test]
 fn an_exhausted_buffer_ring_is_counted_and_loses_nothing() {
+    if !crate::util::uring_allowed() {
+        return;
+    }
     // Two receive buffers of 16 KiB for 40 connections that each send 64 KiB at once.
     let mut cmd = tcplab();
     cmd.env("TCPLAB_URING_BUFFERS", "2").args([
@@ -66,6 +69,9 @@ fn an_exhausted_buffer_ring_is_counted_and_loses_nothing() {
 
 #[test]
 fn sqpoll_serves_under_uring_and_is_refused_elsewhere() {
+    if !crate::util::uring_allowed() {
+        return;
+    }
     let server = Server::tcplab(&[
         "uppercase",
         "server",

@@ -14,6 +14,35 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The server strategies, as `--strategy` spells them.
 pub const STRATEGIES: [&str; 4] = ["blocking", "threads", "async", "uring"];
 
+/// Whether this kernel lets a program use io_uring (`--strategy uring`): asked once,
+/// by making a small ring. Where it is refused (an old kernel,
+/// `kernel.io_uring_disabled`, a container's seccomp filter) the uring runs of every
+/// test are skipped, and said so once; on CI, which runs where io_uring is allowed,
+/// a refusal fails instead, so that the uring tests cannot vanish unseen.
+pub fn uring_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| match tcplab::sys::uring::Ring::new(8, 2, 4096, false) {
+        Ok(_) => true,
+        Err(e) if tcplab::sys::uring::is_unavailable(&e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "io_uring is refused on CI ({e}): the uring tests would be skipped"
+            );
+            eprintln!("skipped: the uring runs of every test: io_uring is refused here ({e})");
+            false
+        }
+        Err(e) => panic!("could not make an io_uring: {e}"),
+    })
+}
+
+/// `all` without its io_uring strategy where this kernel refuses io_uring; the
+/// strategies are named as `--strategy` spells them, or as `Strategy`'s variants.
+pub fn runnable<T: std::fmt::Debug>(all: impl IntoIterator<Item = T>) -> Vec<T> {
+    all.into_iter()
+        .filter(|s| uring_allowed() || !format!("{s:?}").to_lowercase().contains("uring"))
+        .collect()
+}
+
 /// The built `tcplab` binary.
 pub fn tcplab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tcplab"))

@@ -330,6 +330,10 @@ fn output_gone(console: &dyn Sink) -> Option<Error> {
 /// triggered, or after one connection with `once` (the result is then that
 /// connection's). Returns the figures of the shutdown summary.
 pub fn run(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
+    if opts.strategy == Strategy::Uring {
+        // Refused io_uring is said before the server says it listens.
+        uring::check_allowed()?;
+    }
     announce(&listener, &*opts.console)?;
     announce_metrics(opts.metrics_at, &*opts.console)?;
     let console = opts.console.clone();

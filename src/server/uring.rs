@@ -45,6 +45,14 @@ fn config(opts: &Options) -> Config {
     config
 }
 
+/// Whether this kernel lets the server make its ring: a usage error naming
+/// `--strategy async` where io_uring is refused.
+pub fn check_allowed() -> Result<()> {
+    crate::sys::uring::Ring::new(8, 2, 4096, false)
+        .map(drop)
+        .map_err(setup_error)
+}
+
 /// Serves connections until `shutdown` (or one, with `--once`).
 pub fn serve(listener: TcpListener, opts: Options, shutdown: Stop) -> Result<Summary> {
     if opts.service == Service::Simple {
