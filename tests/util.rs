@@ -21,7 +21,14 @@ pub const STRATEGIES: [&str; 4] = ["blocking", "threads", "async", "uring"];
 /// a refusal fails instead, so that the uring tests cannot vanish unseen.
 pub fn uring_allowed() -> bool {
     static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| match tcplab::sys::uring::Ring::new(8, 2, 4096, false) {
+    // In a thread of its own: a ring's teardown runs as task work on the thread
+    // that made it, and interrupts that thread's next blocking call (EINTR).
+    let made = || {
+        std::thread::spawn(|| tcplab::sys::uring::Ring::new(8, 2, 4096, false).map(drop))
+            .join()
+            .expect("the probe thread")
+    };
+    *ALLOWED.get_or_init(|| match made() {
         Ok(_) => true,
         Err(e) if tcplab::sys::uring::is_unavailable(&e) => {
             assert!(

@@ -48,8 +48,12 @@ fn config(opts: &Options) -> Config {
 /// Whether this kernel lets the server make its ring: a usage error naming
 /// `--strategy async` where io_uring is refused.
 pub fn check_allowed() -> Result<()> {
-    crate::sys::uring::Ring::new(8, 2, 4096, false)
-        .map(drop)
+    // Made and dropped on a thread of its own: a ring's teardown runs as task work
+    // on the thread that made it and would interrupt that thread's next blocking
+    // call (EINTR).
+    std::thread::spawn(|| crate::sys::uring::Ring::new(8, 2, 4096, false).map(drop))
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the io_uring probe panicked")))
         .map_err(setup_error)
 }
 
