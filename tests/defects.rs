@@ -383,7 +383,6 @@ fn interrupted(
     client: std::process::Child,
     signal: i32,
 ) -> (Option<i32>, serde_json::Value, String) {
-    // SAFETY: kill(2) with a pid we started.
     tcplab::sys::signal_process(client.id(), signal).expect("kill");
     let out = client.wait_with_output().expect("the client ends");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -300,7 +300,6 @@ fn an_interrupted_rr_run_still_reports_how_far_it_got() {
     // The run is going once its first interval is out: then SIGINT.
     let first = lines.next().expect("a first line").unwrap();
     assert!(first.contains("\"event\":\"interval\""), "{first}");
-    // SAFETY: kill(2) with the pid of a child we started and have not waited for.
     tcplab::sys::signal_process(child.id(), libc::SIGINT).expect("kill");
     let last = lines.last().expect("a final line").unwrap();
     let status = child.wait().unwrap();

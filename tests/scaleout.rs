@@ -516,7 +516,6 @@ pub fn interrupted_during_hold(
     for _ in 0..n {
         server.wait_for_line("Accepted a connection");
     }
-    // SAFETY: kill(2) with the pid of a child we started and have not waited for.
     tcplab::sys::signal_process(child.id(), libc::SIGINT).expect("kill");
     let done = child.wait_with_output().unwrap();
     Output {

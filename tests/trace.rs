@@ -293,33 +293,7 @@ fn five_percent_loss_is_retransmitted_and_every_byte_arrives() {
             );
         }
     }
-    let server = Hosts::server(
-        &hosts.a,
-        &["uppercase", "server", A_ADDR, "0", "--once", "--quiet"],
-    );
-    let port = server.port_arg();
-    let Some(t) = Trace::run(Hosts::command(
-        &hosts.a,
-        TCPLAB,
-        &[
-            "trace",
-            &port,
-            "--interface",
-            hosts.veth_a(),
-            "--json",
-            "--",
-            "ip",
-            "netns",
-            "exec",
-            &hosts.b,
-            TCPLAB,
-            "uppercase",
-            "client",
-            A_ADDR,
-            &port,
-            "4M",
-        ],
-    )) else {
+    let Some(t) = trace_across(&hosts, "4M") else {
         return;
     };
     let again = t.with("retransmission").len() + t.with("fast_retransmission").len();
@@ -348,19 +322,15 @@ fn five_percent_loss_is_retransmitted_and_every_byte_arrives() {
     );
 }
 
-#[test]
-fn over_mtu_1500_no_segment_carries_more_than_1448_bytes_and_they_add_up() {
-    let Some(hosts) = Hosts::create() else { return };
-    // One segment per packet, as on a wire (no 64 KB TSO/GSO super-segments).
-    for (ns, dev) in [(&hosts.a, hosts.veth_a()), (&hosts.b, hosts.veth_b())] {
-        Hosts::setup(ns, "ip", &["link", "set", dev, "gso_max_segs", "1"]);
-    }
+/// `tcplab trace` on host A's end of the link while host B's upper-case client
+/// sends `bytes` to a server on A and reads them back.
+fn trace_across(hosts: &Hosts, bytes: &str) -> Option<Trace> {
     let server = Hosts::server(
         &hosts.a,
         &["uppercase", "server", A_ADDR, "0", "--once", "--quiet"],
     );
     let port = server.port_arg();
-    let Some(t) = Trace::run(Hosts::command(
+    Trace::run(Hosts::command(
         &hosts.a,
         TCPLAB,
         &[
@@ -379,9 +349,19 @@ fn over_mtu_1500_no_segment_carries_more_than_1448_bytes_and_they_add_up() {
             "client",
             A_ADDR,
             &port,
-            "1M",
+            bytes,
         ],
-    )) else {
+    ))
+}
+
+#[test]
+fn over_mtu_1500_no_segment_carries_more_than_1448_bytes_and_they_add_up() {
+    let Some(hosts) = Hosts::create() else { return };
+    // One segment per packet, as on a wire (no 64 KB TSO/GSO super-segments).
+    for (ns, dev) in [(&hosts.a, hosts.veth_a()), (&hosts.b, hosts.veth_b())] {
+        Hosts::setup(ns, "ip", &["link", "set", dev, "gso_max_segs", "1"]);
+    }
+    let Some(t) = trace_across(&hosts, "1M") else {
         return;
     };
     for from_client in [true, false] {

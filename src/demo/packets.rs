@@ -4,7 +4,6 @@
 //! the lab's deadlock. [`super::packets_net`] holds the chapters on a virtual link.
 //! Capturing needs CAP_NET_RAW: without it each chapter says so and is skipped.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -305,15 +304,7 @@ impl LabPy {
             .stderr(Stdio::null())
             .spawn()
             .context("could not start python3 (the lab's server)")?;
-        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-        let mut first = String::new();
-        let _ = stdout.read_line(&mut first);
-        let port = first
-            .trim()
-            .strip_prefix("Listening at ")
-            .and_then(|a| a.rsplit(':').next())
-            .map(str::to_string);
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let (first, port) = super::tour::announced(&mut child)?;
         let mut server = PyServer {
             child,
             port: String::new(),

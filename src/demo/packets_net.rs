@@ -3,7 +3,6 @@
 //! where data is cut into segments of at most 1448 bytes, and where 5% of the
 //! packets are lost and retransmitted.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use crate::cli::console::say;
@@ -203,15 +202,7 @@ impl NsServer {
             .stderr(Stdio::null())
             .spawn()
             .context("could not start the server")?;
-        let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-        let mut first = String::new();
-        let _ = stdout.read_line(&mut first);
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let port = first
-            .trim()
-            .strip_prefix("Listening at ")
-            .and_then(|a| a.rsplit(':').next())
-            .map(str::to_string);
+        let (first, port) = super::tour::announced(&mut child)?;
         let mut server = NsServer {
             child,
             port: String::new(),

@@ -137,12 +137,7 @@ impl Tour {
         stdout
             .read_line(&mut first)
             .context("could not read the server's output")?;
-        let port = first
-            .trim()
-            .strip_prefix("Listening at ")
-            .and_then(|a| a.rsplit(':').next())
-            .map(str::to_string);
-        let Some(port) = port else {
+        let Some(port) = listening_port(&first) else {
             let _ = child.wait();
             return Ok(Err(stderr.join().unwrap_or_default()));
         };
@@ -208,6 +203,26 @@ impl Tour {
         }
         Ok(rest)
     }
+}
+
+/// The port of a server's first line, `Listening at ADDR`.
+pub(super) fn listening_port(first: &str) -> Option<String> {
+    first
+        .trim()
+        .strip_prefix("Listening at ")
+        .and_then(|a| a.rsplit(':').next())
+        .map(str::to_string)
+}
+
+/// Reads a started server's first line and lets the rest of its standard output
+/// go: that line, and the port it names (None when it is not `Listening at`).
+pub(super) fn announced(child: &mut Child) -> Result<(String, Option<String>)> {
+    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+    let mut first = String::new();
+    let _ = stdout.read_line(&mut first);
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let port = listening_port(&first);
+    Ok((first, port))
 }
 
 /// Waits for a child up to `limit`; its status, or None if it is still running.
